@@ -1,0 +1,168 @@
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { objectKeyProblem, presignObjectUrl, S3Method } from "./s3";
+
+/** SigV4 caps presigned URL lifetime at seven days. */
+export const PRESIGN_MAX_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
+
+export interface PresignedUrlArgs {
+    /** S3 endpoint URL with scheme and optional port, no path. */
+    endpoint: pulumi.Input<string>;
+    /** SigV4 signing region. */
+    region: pulumi.Input<string>;
+    bucket: pulumi.Input<string>;
+    /** Object key; any UTF-8 except "." / ".." segments and control characters. */
+    key: pulumi.Input<string>;
+    /** GET to fetch the object, PUT to upload it. */
+    method: pulumi.Input<"GET" | "PUT">;
+    /** Lifetime in seconds, 1 to 604800. */
+    expiresInSeconds: pulumi.Input<number>;
+    accessKeyId: pulumi.Input<string>;
+    secretAccessKey: pulumi.Input<string>;
+    /**
+     * Values that force a fresh signature when they change. A URL is otherwise
+     * stable across `up`s: re-signing every run would change user-data and
+     * replace instances. Pass whatever replaces the URL's consumer, so a
+     * replacement instance never boots with an expired URL.
+     */
+    keepers?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/** What the provider receives: the args, resolved, with secrets unwrapped by the engine. */
+export interface PresignedUrlInputs {
+    endpoint: string;
+    region: string;
+    bucket: string;
+    key: string;
+    method: "GET" | "PUT";
+    expiresInSeconds: number;
+    accessKeyId: string;
+    secretAccessKey: string;
+    keepers?: Record<string, string>;
+}
+
+/** State kept for the resource. The secret key is not kept, only a digest to notice its rotation. */
+export interface PresignedUrlOutputs {
+    endpoint: string;
+    region: string;
+    bucket: string;
+    key: string;
+    method: "GET" | "PUT";
+    expiresInSeconds: number;
+    keepers: Record<string, string>;
+    credentialsDigest: string;
+    signedAt: string;
+    expiresAt: string;
+    url: string;
+}
+
+export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): { property: string; reason: string }[] {
+    const problems: { property: string; reason: string }[] = [];
+    const expiry = inputs.expiresInSeconds;
+    if (typeof expiry !== "number" || !Number.isInteger(expiry) || expiry < 1 || expiry > PRESIGN_MAX_EXPIRY_SECONDS) {
+        problems.push({
+            property: "expiresInSeconds",
+            reason: `got ${JSON.stringify(expiry)}; allowed: an integer from 1 to ${PRESIGN_MAX_EXPIRY_SECONDS} (SigV4's seven days)`,
+        });
+    }
+    if (inputs.method !== "GET" && inputs.method !== "PUT") {
+        problems.push({ property: "method", reason: `got ${JSON.stringify(inputs.method)}; allowed: GET or PUT` });
+    }
+    const keyProblem = typeof inputs.key === "string" ? objectKeyProblem(inputs.key) : "the object key is missing";
+    if (keyProblem) problems.push({ property: "key", reason: keyProblem });
+    if (typeof inputs.endpoint !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(inputs.endpoint)) {
+        problems.push({ property: "endpoint", reason: `got ${JSON.stringify(inputs.endpoint)}; allowed: an http(s) URL with no path` });
+    }
+    for (const property of ["bucket", "region", "accessKeyId", "secretAccessKey"] as const) {
+        if (typeof inputs[property] !== "string" || inputs[property] === "") {
+            problems.push({ property, reason: "is required" });
+        }
+    }
+    return problems;
+}
+
+function credentialsDigest(inputs: PresignedUrlInputs): string {
+    return crypto.createHash("sha256").update(`${inputs.accessKeyId}\n${inputs.secretAccessKey}`).digest("hex");
+}
+
+async function sign(inputs: PresignedUrlInputs): Promise<PresignedUrlOutputs> {
+    // Whole seconds: SigV4 dates have no sub-second part, and a stored date
+    // must reproduce the same URL on read.
+    const signedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const url = await presignObjectUrl(
+        { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.bucket, key: inputs.key },
+        { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey },
+        inputs.method as S3Method,
+        inputs.expiresInSeconds,
+        signedAt,
+    );
+    return {
+        endpoint: inputs.endpoint,
+        region: inputs.region,
+        bucket: inputs.bucket,
+        key: inputs.key,
+        method: inputs.method,
+        expiresInSeconds: inputs.expiresInSeconds,
+        keepers: inputs.keepers ?? {},
+        credentialsDigest: credentialsDigest(inputs),
+        signedAt: signedAt.toISOString(),
+        expiresAt: new Date(signedAt.getTime() + inputs.expiresInSeconds * 1000).toISOString(),
+        url,
+    };
+}
+
+const SIGNED_FIELDS = ["endpoint", "region", "bucket", "key", "method", "expiresInSeconds"] as const;
+
+export const presignedUrlProvider: pulumi.dynamic.ResourceProvider = {
+    async check(_olds: PresignedUrlInputs, news: PresignedUrlInputs) {
+        return { inputs: news, failures: presignedUrlInputProblems(news) };
+    },
+
+    async create(inputs: PresignedUrlInputs) {
+        return { id: crypto.randomUUID(), outs: await sign(inputs) };
+    },
+
+    async diff(_id: string, olds: PresignedUrlOutputs, news: PresignedUrlInputs) {
+        const changed: string[] = SIGNED_FIELDS.filter((field) => olds[field] !== news[field]);
+        if (JSON.stringify(olds.keepers ?? {}) !== JSON.stringify(news.keepers ?? {})) changed.push("keepers");
+        if (olds.credentialsDigest !== credentialsDigest(news)) changed.push("accessKeyId");
+        return { changes: changed.length > 0, replaces: [], deleteBeforeReplace: false };
+    },
+
+    async update(_id: string, _olds: PresignedUrlOutputs, news: PresignedUrlInputs) {
+        return { outs: await sign(news) };
+    },
+
+    async read(id: string, props: PresignedUrlOutputs) {
+        return { id, props };
+    },
+
+    // A presigned URL cannot be revoked; it lapses at expiresAt. Nothing to delete.
+    async delete() {},
+};
+
+export class PresignedUrl extends pulumi.dynamic.Resource {
+    /** The presigned URL. Secret: it grants access to the object until it expires. */
+    public readonly url!: pulumi.Output<string>;
+    public readonly signedAt!: pulumi.Output<string>;
+    public readonly expiresAt!: pulumi.Output<string>;
+
+    constructor(name: string, args: PresignedUrlArgs, opts?: pulumi.CustomResourceOptions) {
+        super(
+            presignedUrlProvider,
+            name,
+            {
+                ...args,
+                accessKeyId: pulumi.secret(args.accessKeyId),
+                secretAccessKey: pulumi.secret(args.secretAccessKey),
+                keepers: args.keepers ?? {},
+                url: undefined,
+                signedAt: undefined,
+                expiresAt: undefined,
+            },
+            pulumi.mergeOptions(opts, { additionalSecretOutputs: ["url"] }),
+            "meshstack",
+            "PresignedUrl",
+        );
+    }
+}

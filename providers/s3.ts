@@ -1,0 +1,131 @@
+/**
+ * Minimal S3 access for dynamic providers: path-style object URLs, SigV4
+ * presigning and signed requests, done by @smithy/signature-v4 (the AWS SDK's
+ * own signer) so the canonicalization rules of seed 002 (RFC 3986 encoding,
+ * uppercase hex, slashes kept, empty path = "/") are the SDK's, not ours.
+ *
+ * This module is captured by value into serialized dynamic providers, so it
+ * keeps no module-level state and only requires packages from node_modules.
+ */
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { HttpRequest } from "@smithy/protocol-http";
+import { SignatureV4 } from "@smithy/signature-v4";
+
+export interface S3Location {
+    /** Endpoint URL with scheme and optional port, no path: https://us-east-1.linodeobjects.com */
+    endpoint: string;
+    /** SigV4 signing region. */
+    region: string;
+    bucket: string;
+    key: string;
+}
+
+export interface S3Credentials {
+    accessKeyId: string;
+    secretAccessKey: string;
+}
+
+export type S3Method = "GET" | "PUT" | "DELETE" | "HEAD";
+
+const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
+
+/**
+ * Why a key cannot be addressed, or undefined. HTTP clients (curl, fetch)
+ * resolve "." and ".." path segments before sending, so such keys would be
+ * signed for one path and requested at another.
+ */
+export function objectKeyProblem(key: string): string | undefined {
+    if (key.length === 0) return "the object key is empty";
+    if (Buffer.byteLength(key, "utf8") > 1024) return "the object key is longer than 1024 bytes";
+    if (key.split("/").some((segment) => segment === "." || segment === "..")) {
+        return 'the object key has a "." or ".." path segment, which HTTP clients rewrite';
+    }
+    if (/[\u0000-\u001f\u007f]/.test(key)) return "the object key has a control character";
+    return undefined;
+}
+
+/** RFC 3986 percent-encoding with uppercase hex; "/" is kept between segments. */
+export function encodeObjectPath(bucket: string, key: string): string {
+    const encode = (segment: string) =>
+        encodeURIComponent(segment).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+    return "/" + [bucket, ...key.split("/")].map(encode).join("/");
+}
+
+function buildRequest(location: S3Location, method: S3Method, payloadHash: string, body?: Uint8Array): HttpRequest {
+    const problem = objectKeyProblem(location.key);
+    if (problem) throw new Error(`${problem}: ${JSON.stringify(location.key)}`);
+    const url = new URL(location.endpoint);
+    return new HttpRequest({
+        method,
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port ? Number(url.port) : undefined,
+        path: encodeObjectPath(location.bucket, location.key),
+        headers: { host: url.host, "x-amz-content-sha256": payloadHash },
+        body,
+    });
+}
+
+function signer(location: S3Location, credentials: S3Credentials): SignatureV4 {
+    // uriEscapePath=false: S3 signs the path as sent, already encoded once above.
+    return new SignatureV4({ credentials, region: location.region, service: "s3", sha256: Sha256, uriEscapePath: false });
+}
+
+function toUrl(request: { protocol: string; hostname: string; port?: number; path: string; query?: Record<string, unknown> }): string {
+    const port = request.port ? `:${request.port}` : "";
+    const query = Object.entries(request.query ?? {})
+        .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+        .join("&");
+    return `${request.protocol}//${request.hostname}${port}${request.path}${query ? `?${query}` : ""}`;
+}
+
+/** A presigned URL for one object; deterministic for the same inputs and signing date. */
+export async function presignObjectUrl(
+    location: S3Location,
+    credentials: S3Credentials,
+    method: S3Method,
+    expiresInSeconds: number,
+    signingDate: Date,
+): Promise<string> {
+    const request = buildRequest(location, method, UNSIGNED_PAYLOAD);
+    const signed = await signer(location, credentials).presign(request, {
+        expiresIn: expiresInSeconds,
+        signingDate,
+        // The header only carries UNSIGNED-PAYLOAD into the canonical request;
+        // the URL's user (curl on a node) never sends it.
+        unhoistableHeaders: new Set(["x-amz-content-sha256"]),
+        unsignableHeaders: new Set(["x-amz-content-sha256"]),
+    });
+    return toUrl(signed);
+}
+
+export interface S3Response {
+    status: number;
+    body: Buffer;
+    /** The S3 error code (`<Code>` of the XML body) when the request failed. */
+    errorCode?: string;
+}
+
+/** A request signed with the key pair in the Authorization header. */
+export async function signedObjectRequest(
+    location: S3Location,
+    credentials: S3Credentials,
+    method: S3Method,
+    body?: Uint8Array,
+    timeoutMs = 30_000,
+): Promise<S3Response> {
+    const hash = new Sha256();
+    hash.update(body ?? new Uint8Array());
+    const payloadHash = Buffer.from(await hash.digest()).toString("hex");
+    const signed = await signer(location, credentials).sign(buildRequest(location, method, payloadHash, body));
+    const { host: _host, ...headers } = signed.headers;
+    const response = await fetch(toUrl(signed), {
+        method,
+        headers,
+        body: body && body.length ? body : undefined,
+        signal: AbortSignal.timeout(timeoutMs),
+    });
+    const responseBody = Buffer.from(await response.arrayBuffer());
+    const errorCode = response.ok ? undefined : /<Code>([^<]+)<\/Code>/.exec(responseBody.toString("utf8"))?.[1];
+    return { status: response.status, body: responseBody, errorCode };
+}

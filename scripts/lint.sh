@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# shellcheck over every shell script in the repo, actionlint over workflows.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mapfile -t scripts < <(git ls-files --cached --others --exclude-standard -- '*.sh' '.ci/run')
+shellcheck -x "${scripts[@]}"
+if [ -d .github/workflows ]; then
+  actionlint
+fi

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs everything the offline plan and the test suite need: npm packages,
+# the Debian tools the tests drive (cloud-init, wireguard-tools, shellcheck,
+# systemd for systemd-analyze), and pinned Go builds of the real servers
+# (MinIO, nats-server, the nats CLI, actionlint). Safe to re-run: each step
+# is skipped when the pinned version is already present.
+set -euo pipefail
+
+readonly MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
+readonly NATS_SERVER_VERSION="v2.14.7"
+readonly NATSCLI_VERSION="v0.3.0"
+readonly ACTIONLINT_VERSION="v1.7.12"
+readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 openssl curl)
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools_dir="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}"
+mkdir -p "$tools_dir"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+install_apt_packages() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "Debian packages present"
+    return
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# go_tool NAME PACKAGE@VERSION [via-module]: builds into $tools_dir/NAME-VERSION
+# and links $tools_dir/bin/NAME to it, so changing a pin rebuilds and nothing
+# stale runs. `via-module` builds inside a throwaway module instead of
+# `go install pkg@version`, for modules whose version list the proxy refuses
+# (go install reads it for deprecation notices; go get of an exact version
+# does not).
+go_tool() {
+  local name=$1 spec=$2 mode=${3:-install}
+  local version=${spec##*@} package=${spec%@*}
+  local target="$tools_dir/$name-$version"
+  mkdir -p "$tools_dir/bin"
+  if [ ! -x "$target" ]; then
+    log "building $spec (first run only)"
+    local work
+    work=$(mktemp -d)
+    if [ "$mode" = via-module ]; then
+      (cd "$work" && go mod init meshstack-tool >/dev/null 2>&1 && go get "$spec" && go build -o "$target" "$package")
+    else
+      GOBIN="$work" go install "$spec"
+      mv "$work/$(basename "$package")" "$target"
+    fi
+    rm -rf "$work"
+  fi
+  ln -sf "$target" "$tools_dir/bin/$name"
+}
+
+install_apt_packages
+go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+go_tool nats "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" via-module
+go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+go_tool minio "github.com/minio/minio@$MINIO_VERSION"
+
+cd "$repo_root"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+log "tools in $tools_dir/bin"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole suite: type-check, lint the shell and workflows, then every mocha
+# test (unit tests under mocks and integration tests against real servers).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}/bin:$PATH"
+npx tsc --noEmit -p .
+bash scripts/lint.sh
+npx mocha "$@"

@@ -1,0 +1,198 @@
+/**
+ * The serialized-provider harness. A dynamic provider only works in
+ * production if the text Pulumi stores in `__provider` works on its own in
+ * the engine's provider host, a different process with no access to the
+ * program's live objects. So tests never call a provider object directly:
+ * they capture the serialized text under the mock runtime and drive it in a
+ * fresh Node process through `ProviderHost`.
+ *
+ * Host rules the tests rely on (and providers must respect):
+ * - `cancel` is a no-op in the dynamic-provider host: every wait needs its
+ *   own deadline. On Ctrl-C the engine ends the process; `kill` does that.
+ * - `update` must return the full outputs; `delete` runs the code stored in
+ *   state; inputs arrive as plain JSON with secrets unwrapped.
+ */
+import { ChildProcess, spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as readline from "readline";
+import * as pulumi from "@pulumi/pulumi";
+
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+const RPC_SECRET_KEY = "4dabf18193072939515e22adb298388d";
+const RPC_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface CapturedDynamicResource {
+    type: string;
+    name: string;
+    /** Inputs as the provider host receives them: resolved, secrets unwrapped, no `__provider`. */
+    inputs: Record<string, any>;
+    /** Top-level input names the program marked secret. */
+    secretInputs: string[];
+    /** The serialized provider text the engine stores in state. */
+    serializedProvider: string;
+}
+
+function isRpcSecret(value: unknown): value is { value: unknown } {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[RPC_SECRET_KEY] === RPC_SECRET_SIG;
+}
+
+/** Removes RPC secret wrappers, as the engine does for a host that does not accept secrets. */
+export function unwrapSecrets(value: unknown): any {
+    if (isRpcSecret(value)) return unwrapSecrets(value.value);
+    if (Array.isArray(value)) return value.map(unwrapSecrets);
+    if (value && typeof value === "object") {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
+}
+
+/**
+ * Runs `factory` under the mock runtime and returns every dynamic resource it
+ * registered. `factory` returns the resources to wait for.
+ */
+export async function captureDynamicResources(
+    factory: () => pulumi.Resource | pulumi.Resource[],
+    options: { project?: string; stack?: string } = {},
+): Promise<CapturedDynamicResource[]> {
+    const captured: CapturedDynamicResource[] = [];
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                if (args.type.startsWith("pulumi-nodejs:dynamic")) {
+                    const { __provider, ...rest } = args.inputs;
+                    captured.push({
+                        type: args.type,
+                        name: args.name,
+                        inputs: unwrapSecrets(rest),
+                        secretInputs: Object.keys(rest).filter((k) => isRpcSecret(rest[k])),
+                        serializedProvider: unwrapSecrets(__provider),
+                    });
+                }
+                return { id: `${args.name}-id`, state: args.inputs };
+            },
+            call(args) {
+                return args.inputs;
+            },
+        },
+        options.project ?? "meshstack",
+        options.stack ?? "test",
+        false,
+    );
+    const made = factory();
+    const resources = Array.isArray(made) ? made : [made];
+    await Promise.all(resources.map((r) => new Promise((resolve) => r.urn.apply(resolve))));
+    return captured;
+}
+
+/** Captures exactly one dynamic resource; fails when the factory made none or several. */
+export async function captureDynamicResource(factory: () => pulumi.Resource): Promise<CapturedDynamicResource> {
+    const captured = await captureDynamicResources(factory);
+    if (captured.length !== 1) throw new Error(`expected one dynamic resource, captured ${captured.length}`);
+    return captured[0];
+}
+
+export class ProviderHostError extends Error {
+    constructor(message: string, public readonly hostStack?: string) {
+        super(message);
+    }
+}
+
+/** One serialized provider running in its own Node process. */
+export class ProviderHost {
+    /** Every line the provider printed on stdout or stderr: its progress log during `pulumi up`. */
+    public readonly logs: string[] = [];
+    private seq = 0;
+    private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+    private exited?: Promise<number | null>;
+
+    private constructor(private readonly child: ChildProcess, private readonly tempDir: string) {}
+
+    static async start(serializedProvider: string, env: NodeJS.ProcessEnv = {}): Promise<ProviderHost> {
+        const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-provider-"));
+        const file = path.join(tempDir, "provider.js");
+        fs.writeFileSync(file, serializedProvider);
+        const child = spawn(process.execPath, [path.join(__dirname, "providerHostMain.js"), file], {
+            cwd: REPO_ROOT,
+            env: { ...process.env, ...env },
+            stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
+        });
+        const host = new ProviderHost(child, tempDir);
+        host.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+        for (const stream of [child.stdout!, child.stderr!]) {
+            readline.createInterface({ input: stream }).on("line", (line) => host.logs.push(line));
+        }
+        readline.createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).on("line", (line) => {
+            const message = JSON.parse(line);
+            const waiter = host.pending.get(message.seq);
+            host.pending.delete(message.seq);
+            if (!waiter) return;
+            if (message.error) waiter.reject(new ProviderHostError(message.error.message, message.error.stack));
+            else waiter.resolve(message.result);
+        });
+        host.exited.then((code) => {
+            for (const waiter of host.pending.values()) waiter.reject(new ProviderHostError(`provider host exited (${code})`));
+            host.pending.clear();
+        });
+        await host.call("configure", {});
+        return host;
+    }
+
+    call(method: string, args: Record<string, unknown>): Promise<any> {
+        const seq = ++this.seq;
+        return new Promise((resolve, reject) => {
+            this.pending.set(seq, { resolve, reject });
+            (this.child.stdio[4] as NodeJS.WritableStream).write(JSON.stringify({ seq, method, args }) + "\n");
+        });
+    }
+
+    check(olds: object, news: object): Promise<{ inputs: any; failures?: { property: string; reason: string }[] }> {
+        return this.call("check", { olds, news });
+    }
+
+    create(inputs: object): Promise<{ id: string; outs: any }> {
+        return this.call("create", { inputs });
+    }
+
+    /** What the engine does on `up` for a new resource: check, refuse on failures, then create. */
+    async checkAndCreate(inputs: object): Promise<{ id: string; outs: any }> {
+        const checked = await this.check({}, inputs);
+        if (checked.failures?.length) {
+            throw new ProviderHostError(checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; "));
+        }
+        return this.create(checked.inputs);
+    }
+
+    read(id: string, props: object): Promise<{ id: string; props: any }> {
+        return this.call("read", { id, props });
+    }
+
+    diff(id: string, olds: object, news: object): Promise<{ changes?: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }> {
+        return this.call("diff", { id, olds, news });
+    }
+
+    update(id: string, olds: object, news: object): Promise<{ outs: any }> {
+        return this.call("update", { id, olds, news });
+    }
+
+    delete(id: string, props: object): Promise<void> {
+        return this.call("delete", { id, props });
+    }
+
+    /** Ends the process as the engine does when a user cancels `pulumi up`. Resolves with the exit code. */
+    kill(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+        this.child.kill(signal);
+        return this.exited!;
+    }
+
+    async close(): Promise<void> {
+        if (this.child.exitCode === null && this.child.signalCode === null) {
+            (this.child.stdio[4] as NodeJS.WritableStream).end();
+            const timer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
+            await this.exited;
+            clearTimeout(timer);
+        }
+        fs.rmSync(this.tempDir, { recursive: true, force: true });
+    }
+}

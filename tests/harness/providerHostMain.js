@@ -1,0 +1,52 @@
+// A fresh Node process that hosts one serialized dynamic provider the way
+// @pulumi/pulumi/cmd/dynamic-provider does: require-from-string on the
+// `__provider` text, `.handler()`, then CRUD calls with JSON-shaped
+// properties (the engine passes protobuf Structs, so undefined vanishes and
+// every value is plain JSON). The harness speaks to it over fd 3 so the
+// provider's own stdout/stderr (its progress log) stay separate.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const readline = require("readline");
+// Resolve exactly as the engine's host does: from @pulumi/pulumi's own deps.
+const hostDir = path.dirname(require.resolve("@pulumi/pulumi/cmd/dynamic-provider/index.js", { paths: [process.cwd()] }));
+const requireFromString = require(require.resolve("require-from-string", { paths: [hostDir] }));
+
+const [serializedPath] = process.argv.slice(2);
+const provider = requireFromString(fs.readFileSync(serializedPath, "utf8")).handler();
+const protocolOut = fs.createWriteStream(null, { fd: 3 });
+const protocolIn = readline.createInterface({ input: fs.createReadStream(null, { fd: 4 }) });
+
+const jsonShaped = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
+
+async function call(method, args) {
+  switch (method) {
+    case "configure":
+      return provider.configure ? provider.configure({ config: { get: () => undefined, require: (k) => { throw new Error(`no config ${k}`); } } }) : undefined;
+    case "check":
+      return provider.check ? provider.check(jsonShaped(args.olds), jsonShaped(args.news)) : { inputs: args.news };
+    case "create":
+      return provider.create(jsonShaped(args.inputs));
+    case "read":
+      return provider.read ? provider.read(args.id, jsonShaped(args.props)) : { id: args.id, props: args.props };
+    case "diff":
+      return provider.diff ? provider.diff(args.id, jsonShaped(args.olds), jsonShaped(args.news)) : {};
+    case "update":
+      return provider.update ? provider.update(args.id, jsonShaped(args.olds), jsonShaped(args.news)) : {};
+    case "delete":
+      return provider.delete ? provider.delete(args.id, jsonShaped(args.props)) : undefined;
+    default:
+      throw new Error(`unknown method ${method}`);
+  }
+}
+
+protocolIn.on("line", async (line) => {
+  const { seq, method, args } = JSON.parse(line);
+  try {
+    const result = await call(method, args);
+    protocolOut.write(JSON.stringify({ seq, result: jsonShaped(result) ?? null }) + "\n");
+  } catch (err) {
+    protocolOut.write(JSON.stringify({ seq, error: { message: String(err && err.message ? err.message : err), stack: err && err.stack } }) + "\n");
+  }
+});
+protocolIn.on("close", () => process.exit(0));
