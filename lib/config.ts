@@ -43,6 +43,8 @@ interface KeySpec {
     default?: ConfigValue;
     /** The value must be supplied with `pulumi config set --secret`. */
     secret?: boolean;
+    /** What the offline plan uses for this key, since it never decrypts secrets. */
+    offlineStandIn?: string;
     check?: Check;
 }
 
@@ -207,6 +209,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     },
     natsClientCaKeyPem: {
         type: "string", secret: true, check: matches(/^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/),
+        offlineStandIn: "-----BEGIN PRIVATE KEY-----\noffline plan stand-in\n-----END PRIVATE KEY-----\n",
         description: "Private key of natsClientCaCertPem.",
         allowed: "a PEM private key set with --secret, together with natsClientCaCertPem",
     },

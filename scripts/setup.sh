@@ -53,7 +53,8 @@ go_tool() {
       (cd "$work" && go mod init meshstack-tool >/dev/null 2>&1 && go get "$spec" && go build -o "$target" "$package")
     else
       GOBIN="$work" go install "$spec"
-      mv "$work/$(basename "$package")" "$target"
+      # One binary lands in $work; its name drops a /vN major-version suffix.
+      mv "$work"/* "$target"
     fi
     rm -rf "$work"
   fi

@@ -6,4 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}/bin:$PATH"
 npx tsc --noEmit -p .
 bash scripts/lint.sh
+if [ "$#" -eq 0 ]; then
+  set -- 'tests/**/*.test.ts'
+fi
 npx mocha "$@"

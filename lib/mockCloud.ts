@@ -1,0 +1,226 @@
+/**
+ * A stand-in cloud for Pulumi's mock runtime, shared by the unit tests and
+ * the offline plan. It answers each resource registration with plausible
+ * provider outputs (addresses, endpoints, keys) so components that compute
+ * on outputs run the same code paths as in a real `pulumi up`, and it records
+ * what was registered, with parent and dependencies, for assertions and for
+ * the plan's resource list and topology diagram.
+ */
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+
+export const RPC_SECRET_KEY = "4dabf18193072939515e22adb298388d";
+export const RPC_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface RecordedResource {
+    type: string;
+    name: string;
+    /** Name of the parent resource, when it has one. */
+    parent?: string;
+    /**
+     * Names of resources whose outputs this resource's inputs use, plus
+     * explicit dependsOn. Filled as outputs resolve: read it after the program settles.
+     */
+    dependencies: ReadonlySet<string>;
+    /** Inputs as the engine sees them; secrets remain wrapped (see isRpcSecret). */
+    inputs: Record<string, unknown>;
+    /** The mock state returned as outputs. */
+    outputs: Record<string, unknown>;
+    custom: boolean;
+}
+
+export function isRpcSecret(value: unknown): value is { value: unknown } {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[RPC_SECRET_KEY] === RPC_SECRET_SIG;
+}
+
+/** Deterministic stand-in for a random value, so plans and tests are repeatable. */
+function fakeToken(seed: string, length: number, alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"): string {
+    const bytes = crypto.createHash("sha256").update(seed).digest();
+    return Array.from({ length }, (_, i) => alphabet[bytes[i % bytes.length] % alphabet.length]).join("");
+}
+
+function unwrap(value: unknown): any {
+    return isRpcSecret(value) ? unwrap(value.value) : value;
+}
+
+function fakeIpv4(seed: string, base: string): string {
+    const bytes = crypto.createHash("sha256").update(seed).digest();
+    return `${base}.${(bytes[0] % 250) + 2}`;
+}
+
+const PEM_BODY = "MIIBmockmockmockmockmockmockmockmockmockmockmockmock";
+
+/** Outputs a provider would add to the inputs, per resource type. */
+type OutputFaker = (name: string, inputs: Record<string, any>) => Record<string, unknown>;
+
+const FAKE_OUTPUTS: Record<string, OutputFaker> = {
+    "linode:index/instance:Instance": (name) => {
+        const publicIp = fakeIpv4(name, "203.0.113");
+        const privateIp = fakeIpv4(name, "192.168.139");
+        return { ipv4s: [privateIp, publicIp], ipAddress: publicIp, privateIpAddress: privateIp, status: "running" };
+    },
+    "linode:index/objectStorageBucket:ObjectStorageBucket": (_name, inputs) => ({
+        endpoint: `${unwrap(inputs.region)}-1.linodeobjects.com`,
+        hostname: `${unwrap(inputs.label)}.${unwrap(inputs.region)}-1.linodeobjects.com`,
+    }),
+    "linode:index/objectStorageKey:ObjectStorageKey": (name) => ({
+        accessKey: fakeToken(`${name}-access`, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
+        secretKey: fakeToken(`${name}-secret`, 40),
+    }),
+    "linode:index/firewall:Firewall": () => ({}),
+    "random:index/randomString:RandomString": (name, inputs) => ({ result: fakeToken(name, Number(unwrap(inputs.length) ?? 16)) }),
+    "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: fakeToken(name, Number(unwrap(inputs.length) ?? 32)) }),
+    "random:index/randomId:RandomId": (name) => ({ hex: fakeToken(name, 16, "0123456789abcdef"), b64Url: fakeToken(name, 11) }),
+    "tls:index/privateKey:PrivateKey": (name) => ({
+        privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END PRIVATE KEY-----\n`,
+        publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END PUBLIC KEY-----\n`,
+    }),
+    "tls:index/selfSignedCert:SelfSignedCert": (name) => ({
+        certPem: `-----BEGIN CERTIFICATE-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END CERTIFICATE-----\n`,
+    }),
+    "tls:index/locallySignedCert:LocallySignedCert": (name) => ({
+        certPem: `-----BEGIN CERTIFICATE-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END CERTIFICATE-----\n`,
+    }),
+    "tls:index/certRequest:CertRequest": (name) => ({
+        certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END CERTIFICATE REQUEST-----\n`,
+    }),
+    "pulumi-nodejs:dynamic/meshstack:PresignedUrl": (name, inputs) => ({
+        url: `${unwrap(inputs.endpoint)}/${unwrap(inputs.bucket)}/${unwrap(inputs.key)}?X-Amz-Signature=mock-${fakeToken(name, 8)}`,
+        signedAt: "2026-01-01T00:00:00.000Z",
+        expiresAt: new Date(Date.parse("2026-01-01T00:00:00.000Z") + Number(unwrap(inputs.expiresInSeconds)) * 1000).toISOString(),
+    }),
+};
+
+/**
+ * Registers outputs for a resource type the table does not know yet (a new
+ * dynamic provider, say). Components' tests call this next to the provider.
+ */
+export function registerFakeOutputs(type: string, faker: OutputFaker): void {
+    FAKE_OUTPUTS[type] = faker;
+}
+
+function fakeId(type: string, name: string): string {
+    // Linode ids are numbers; everything else gets a readable id.
+    return type.startsWith("linode:") ? String(10_000_000 + parseInt(fakeToken(name, 6, "0123456789"), 10)) : `${name}-id`;
+}
+
+export interface MockCloud {
+    resources: RecordedResource[];
+    /** Tokens of provider functions the program invoked (data sources, account lookups). */
+    calls: string[];
+    /**
+     * Runs a program as `pulumi up` does: inside a root Stack resource,
+     * recording parents and dependencies. Resolves with the stack outputs.
+     */
+    runProgram(init: () => unknown): Promise<Record<string, unknown>>;
+    /** The recorded resource with this logical name; throws when absent. */
+    byName(name: string): RecordedResource;
+    ofType(type: string): RecordedResource[];
+}
+
+interface PendingMeta {
+    parent?: string;
+    dependencies: Set<string>;
+}
+
+const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
+// The runtime exports this from its stack module but not from its index.
+const { runInPulumiStack } = require("@pulumi/pulumi/runtime/stack") as { runInPulumiStack: (init: () => Promise<unknown>) => Promise<unknown> };
+
+function observeRegistrations(meta: Map<string, PendingMeta>): void {
+    // Legacy stack transformations run inside the SDK (mocks included) and
+    // see parent and dependsOn, which the mock monitor does not pass on.
+    pulumi.runtime.registerStackTransformation((args) => {
+        const dependencies = new Set<string>();
+        const dependsOn = args.opts.dependsOn;
+        for (const dep of ([] as unknown[]).concat(dependsOn ?? [])) {
+            if (dep instanceof pulumi.Resource && resourceName(dep)) dependencies.add(resourceName(dep)!);
+        }
+        const parent = args.opts.parent;
+        const parentName = parent && !(parent as unknown as { [k: string]: unknown }).__pulumiType?.toString().startsWith(ROOT_STACK_TYPE) ? resourceName(parent) : undefined;
+        const entry: PendingMeta = { parent: parentName, dependencies };
+        meta.set(args.name, entry);
+        void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));
+        return undefined;
+    });
+}
+
+function resourceName(resource: pulumi.Resource): string | undefined {
+    return (resource as unknown as { __name?: string }).__name;
+}
+
+async function outputDependencies(value: unknown, seen = new Set<unknown>()): Promise<string[]> {
+    if (value === null || typeof value !== "object" || seen.has(value)) return [];
+    seen.add(value);
+    if (pulumi.Output.isInstance(value)) {
+        const resources = await (value as unknown as { allResources?: () => Promise<Set<pulumi.Resource>> }).allResources?.();
+        return [...(resources ?? [])].map(resourceName).filter((n): n is string => !!n);
+    }
+    const nested = await Promise.all(Object.values(value as Record<string, unknown>).map((v) => outputDependencies(v, seen)));
+    return nested.flat();
+}
+
+/**
+ * Installs the mock runtime with the given stack config. Call before the
+ * program (or component under test) is imported or constructed.
+ */
+export async function startMockCloud(options: {
+    project: string;
+    stack: string;
+    config?: Record<string, string>;
+    secretKeys?: string[];
+    preview?: boolean;
+}): Promise<MockCloud> {
+    pulumi.runtime.setAllConfig(options.config ?? {}, options.secretKeys ?? []);
+    const resources: RecordedResource[] = [];
+    const calls: string[] = [];
+    const meta = new Map<string, PendingMeta>();
+
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                if (args.type === ROOT_STACK_TYPE) return { id: `${args.name}-id`, state: {} };
+                const faker = FAKE_OUTPUTS[args.type];
+                const outputs = { ...args.inputs, ...(faker ? faker(args.name, args.inputs) : {}) };
+                const info = meta.get(args.name);
+                resources.push({
+                    type: args.type,
+                    name: args.name,
+                    parent: info?.parent,
+                    dependencies: info?.dependencies ?? new Set(),
+                    inputs: args.inputs,
+                    outputs,
+                    custom: args.custom ?? true,
+                });
+                return { id: args.id || fakeId(args.type, args.name), state: outputs };
+            },
+            call(args) {
+                calls.push(args.token);
+                return args.inputs;
+            },
+        },
+        options.project,
+        options.stack,
+        options.preview ?? false,
+    );
+    return {
+        resources,
+        calls,
+        async runProgram(init) {
+            const outputs = await runInPulumiStack(async () => {
+                observeRegistrations(meta);
+                return init();
+            });
+            await pulumi.runtime.disconnect();
+            return (outputs ?? {}) as Record<string, unknown>;
+        },
+        byName(name) {
+            const found = resources.find((r) => r.name === name);
+            if (!found) throw new Error(`no resource named ${name}; have: ${resources.map((r) => r.name).join(", ")}`);
+            return found;
+        },
+        ofType(type) {
+            return resources.filter((r) => r.type === type);
+        },
+    };
+}

@@ -1,0 +1,177 @@
+/**
+ * Pure pieces of the offline plan: reading a stack file into raw config,
+ * redacting secrets from recorded inputs, pulling rendered artifacts out of
+ * user-data, and drawing the component topology. scripts/plan.ts runs the
+ * program under the mock cloud and feeds these.
+ */
+import * as zlib from "zlib";
+import * as YAML from "yaml";
+import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "./config";
+import { isRpcSecret, RecordedResource } from "./mockCloud";
+
+const SECRET_MARK = "[secret]";
+
+/**
+ * A stack file's `config:` as Pulumi hands it to a program: every value a
+ * string (structured values as JSON). `secure:` values cannot be decrypted
+ * offline; they become the key's stand-in and stay marked secret.
+ */
+export function rawConfigFromStackFile(text: string): RawConfig {
+    const doc = (YAML.parse(text) ?? {}) as { config?: Record<string, unknown> };
+    const values: Record<string, string> = {};
+    const secretKeys = new Set<string>();
+    for (const [key, value] of Object.entries(doc.config ?? {})) {
+        if (value && typeof value === "object" && !Array.isArray(value) && "secure" in value) {
+            const [namespace, name] = key.split(":");
+            const spec = namespace === CONFIG_NAMESPACE ? CONFIG_KEYS[name] : undefined;
+            values[key] = spec?.offlineStandIn ?? "offline-plan-stand-in";
+            secretKeys.add(key);
+        } else {
+            values[key] = typeof value === "string" ? value : JSON.stringify(value);
+        }
+    }
+    return { values, secretKeys };
+}
+
+/** Inputs with every secret replaced by a marker and serialized providers summarized. */
+export function redactInputs(value: unknown, key?: string): unknown {
+    if (isRpcSecret(value)) return SECRET_MARK;
+    if (key === "__provider" && typeof value === "string") return `[serialized dynamic provider, ${value.length} bytes]`;
+    if (Array.isArray(value)) return value.map((v) => redactInputs(v));
+    if (value && typeof value === "object") {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactInputs(v, k)]));
+    }
+    return value;
+}
+
+function unwrapSecret(value: unknown): unknown {
+    return isRpcSecret(value) ? unwrapSecret(value.value) : value;
+}
+
+export interface Artifact {
+    /** Relative path under out/<stack>/artifacts/. */
+    path: string;
+    content: string;
+}
+
+function safeSegment(text: string): string {
+    return text.replace(/^\/+/, "").replace(/[^A-Za-z0-9._/-]+/g, "_").replace(/\.\.+/g, "_");
+}
+
+/** user-data as the node receives it from Linode Metadata: base64, possibly gzip. */
+export function decodeUserData(base64: string): { text: string; gzipped: boolean } {
+    const bytes = Buffer.from(base64, "base64");
+    const gzipped = bytes[0] === 0x1f && bytes[1] === 0x8b;
+    return { text: (gzipped ? zlib.gunzipSync(bytes) : bytes).toString("utf8"), gzipped };
+}
+
+interface WriteFile {
+    path: string;
+    content?: string;
+    encoding?: string;
+}
+
+function writeFileContent(file: WriteFile): string {
+    const content = file.content ?? "";
+    switch (file.encoding) {
+        case "b64":
+        case "base64":
+            return Buffer.from(content, "base64").toString("utf8");
+        case "gz+b64":
+        case "gzip+base64":
+        case "gz+base64":
+            return zlib.gunzipSync(Buffer.from(content, "base64")).toString("utf8");
+        default:
+            return content;
+    }
+}
+
+/** A cloud-config and each file it writes, as separate artifacts. */
+export function cloudConfigArtifacts(dir: string, cloudConfig: string): Artifact[] {
+    const artifacts: Artifact[] = [{ path: `${dir}/cloud-config.yaml`, content: cloudConfig }];
+    const doc = YAML.parse(cloudConfig) as { write_files?: WriteFile[] } | null;
+    for (const file of doc?.write_files ?? []) {
+        artifacts.push({ path: `${dir}/files/${safeSegment(file.path)}`, content: writeFileContent(file) });
+    }
+    return artifacts;
+}
+
+/**
+ * Every rendered artifact the program produced: each instance's delivered
+ * user-data, and every cloud-config (inline, or stored in the bucket by a
+ * bootstrap object) with the files it writes.
+ */
+export function extractArtifacts(resources: RecordedResource[]): Artifact[] {
+    const artifacts: Artifact[] = [];
+    for (const resource of resources) {
+        const dir = safeSegment(resource.name);
+        if (resource.type === "linode:index/instance:Instance") {
+            const metadatas = unwrapSecret(resource.inputs.metadatas) as { userData?: unknown }[] | undefined;
+            const userData = unwrapSecret(metadatas?.[0]?.userData);
+            if (typeof userData !== "string") continue;
+            const { text, gzipped } = decodeUserData(userData);
+            artifacts.push({ path: `${dir}/user-data${gzipped ? ".gunzipped" : ""}.txt`, content: text });
+            if (text.startsWith("#cloud-config")) artifacts.push(...cloudConfigArtifacts(dir, text).slice(1));
+            continue;
+        }
+        for (const [key, value] of Object.entries(resource.inputs)) {
+            const text = unwrapSecret(value);
+            if (typeof text === "string" && text.startsWith("#cloud-config")) {
+                artifacts.push(...cloudConfigArtifacts(`${dir}/${key}`, text));
+            }
+        }
+    }
+    return artifacts;
+}
+
+function mermaidId(name: string): string {
+    return name.replace(/[^A-Za-z0-9_]/g, "_");
+}
+
+function shortType(type: string): string {
+    // linode:index/objectStorageBucket:ObjectStorageBucket -> linode:ObjectStorageBucket
+    const [pkg, , member] = type.split(":");
+    return `${pkg.replace(/^pulumi-nodejs$/, "dynamic")}:${member ?? type}`;
+}
+
+/**
+ * A Mermaid flowchart: components as nested subgraphs holding their
+ * resources, and one edge per pair of top-level components where one's
+ * inputs use the other's outputs.
+ */
+export function topologyMermaid(resources: RecordedResource[]): string {
+    const byName = new Map(resources.map((r) => [r.name, r]));
+    const children = new Map<string | undefined, RecordedResource[]>();
+    for (const r of resources) {
+        const parent = r.parent && byName.has(r.parent) ? r.parent : undefined;
+        children.set(parent, [...(children.get(parent) ?? []), r]);
+    }
+    const topLevel = (name: string): string => {
+        let current = byName.get(name);
+        while (current?.parent && byName.has(current.parent)) current = byName.get(current.parent);
+        return current?.name ?? name;
+    };
+    const lines = ["flowchart LR"];
+    const render = (parent: string | undefined, indent: string) => {
+        for (const r of children.get(parent) ?? []) {
+            const label = `${shortType(r.type)}<br/>${r.name}`;
+            if (!r.custom) {
+                lines.push(`${indent}subgraph ${mermaidId(r.name)}["${label}"]`);
+                render(r.name, indent + "  ");
+                lines.push(`${indent}end`);
+            } else {
+                lines.push(`${indent}${mermaidId(r.name)}["${label}"]`);
+            }
+        }
+    };
+    render(undefined, "  ");
+    const edges = new Set<string>();
+    for (const r of resources) {
+        for (const dep of r.dependencies) {
+            if (!byName.has(dep)) continue;
+            const [from, to] = [topLevel(r.name), topLevel(dep)];
+            if (from !== to) edges.add(`  ${mermaidId(from)} -->|uses| ${mermaidId(to)}`);
+        }
+    }
+    return [...lines, ...[...edges].sort()].join("\n") + "\n";
+}

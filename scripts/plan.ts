@@ -1,0 +1,82 @@
+/**
+ * The offline plan (dry run): runs the real program under the mock cloud
+ * with a stack's config file. No Pulumi CLI, no credentials, no network.
+ *
+ *   npm run plan -- --stack dev
+ *
+ * Writes out/<stack>/: resources.json (type, name, parent, dependencies,
+ * inputs with secrets redacted), artifacts/ (every rendered file), and
+ * topology.mmd (Mermaid). Invalid config exits 1 with the validation report.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import * as YAML from "yaml";
+import { formatConfigErrors, parseStackConfig } from "../lib/config";
+import { startMockCloud } from "../lib/mockCloud";
+import { extractArtifacts, rawConfigFromStackFile, redactInputs, topologyMermaid } from "../lib/plan";
+
+const REPO_ROOT = path.resolve(__dirname, "..");
+
+function stackArgument(argv: string[]): string {
+    const index = argv.indexOf("--stack");
+    const stack = index >= 0 ? argv[index + 1] : "dev";
+    if (!stack || !/^[A-Za-z0-9_.-]+$/.test(stack)) {
+        throw new Error(`--stack needs a stack name (letters, digits, . _ -); got ${JSON.stringify(stack)}`);
+    }
+    return stack;
+}
+
+async function main(): Promise<number> {
+    const started = process.hrtime.bigint();
+    const stack = stackArgument(process.argv.slice(2));
+    const stackFile = path.join(REPO_ROOT, `Pulumi.${stack}.yaml`);
+    if (!fs.existsSync(stackFile)) {
+        console.error(`no stack file ${path.relative(REPO_ROOT, stackFile)}; create it or pass --stack NAME`);
+        return 1;
+    }
+    const project = (YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;
+    const raw = rawConfigFromStackFile(fs.readFileSync(stackFile, "utf8"));
+    const parsed = parseStackConfig(raw);
+    if (!parsed.ok) {
+        console.error(`${path.basename(stackFile)}: ${formatConfigErrors(parsed.errors)}`);
+        return 1;
+    }
+
+    const cloud = await startMockCloud({ project, stack, config: raw.values, secretKeys: [...raw.secretKeys], preview: true });
+    const outputs = await cloud.runProgram(() => ({ ...require(path.join(REPO_ROOT, "index.ts")) }));
+
+    const outDir = path.join(REPO_ROOT, "out", stack);
+    fs.rmSync(outDir, { recursive: true, force: true });
+    fs.mkdirSync(path.join(outDir, "artifacts"), { recursive: true });
+    const resources = cloud.resources.map((r) => ({
+        type: r.type,
+        name: r.name,
+        parent: r.parent ?? null,
+        dependencies: [...r.dependencies].sort(),
+        inputs: redactInputs(r.inputs),
+    }));
+    fs.writeFileSync(path.join(outDir, "resources.json"), JSON.stringify(resources, null, 2) + "\n");
+    fs.writeFileSync(path.join(outDir, "outputs.json"), JSON.stringify(redactInputs(outputs), null, 2) + "\n");
+    const artifacts = extractArtifacts(cloud.resources);
+    for (const artifact of artifacts) {
+        const file = path.join(outDir, "artifacts", artifact.path);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, artifact.content);
+    }
+    fs.writeFileSync(path.join(outDir, "topology.mmd"), topologyMermaid(cloud.resources));
+
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    const custom = cloud.resources.filter((r) => r.custom).length;
+    const components = cloud.resources.length - custom;
+    console.log(`offline plan of stack ${stack}: ${custom} resources in ${components} component${components === 1 ? "" : "s"}, ${artifacts.length} artifacts`);
+    console.log(`wrote ${path.relative(REPO_ROOT, outDir)}/ (resources.json, outputs.json, artifacts/, topology.mmd) in ${elapsedMs.toFixed(0)} ms`);
+    return 0;
+}
+
+main().then(
+    (code) => process.exit(code),
+    (err: Error) => {
+        console.error(err.message);
+        process.exit(1);
+    },
+);

@@ -1,0 +1,87 @@
+import * as assert from "assert";
+import { ObjectStore, ObjectStoreArgs } from "../components/objectStore";
+import { isRpcSecret, MockCloud, startMockCloud } from "../lib/mockCloud";
+import { isSecret, resolve } from "./support/outputs";
+
+const naming = { project: "meshstack", stack: "test" };
+const base: Omit<ObjectStoreArgs, "kind" | "region"> = { naming, bootstrapPrefix: "bootstrap/", bootstrapObjectExpiryDays: 2 };
+
+async function build(args: Partial<ObjectStoreArgs> & Pick<ObjectStoreArgs, "kind" | "region">): Promise<{ cloud: MockCloud; store: ObjectStore }> {
+    const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
+    const store = new ObjectStore("rendezvous", { ...base, ...args });
+    await resolve(store.bucketName);
+    await resolve(store.secretAccessKey);
+    return { cloud, store };
+}
+
+describe("ObjectStore, kind linode", () => {
+    let cloud: MockCloud;
+    let store: ObjectStore;
+    before(async () => ({ cloud, store } = await build({ kind: "linode", region: "us-east" })));
+
+    it("creates a private bucket with a stack-derived name and a random suffix", async () => {
+        const bucket = cloud.byName("rendezvous-bucket");
+        assert.strictEqual(bucket.inputs.acl, "private");
+        assert.match(await resolve(store.bucketName), /^meshstack-test-rendezvous-[a-z0-9]{6}$/);
+    });
+
+    it("expires objects under the bootstrap prefix with a lifecycle rule", () => {
+        const rules = cloud.byName("rendezvous-bucket").inputs.lifecycleRules as any[];
+        assert.deepStrictEqual(rules, [{ id: "expire-bootstrap-objects", enabled: true, prefix: "bootstrap/", expiration: { days: 2 } }]);
+    });
+
+    it("creates an access key scoped read_write to this bucket only", async () => {
+        const key = cloud.byName("rendezvous-key");
+        const accesses = key.inputs.bucketAccesses as any[];
+        assert.strictEqual(accesses.length, 1);
+        assert.deepStrictEqual(accesses[0], { bucketName: await resolve(store.bucketName), region: "us-east", permissions: "read_write" });
+    });
+
+    it("marks the key pair secret", async () => {
+        assert.ok(await isSecret(store.accessKeyId));
+        assert.ok(await isSecret(store.secretAccessKey));
+    });
+
+    it("exposes the S3 endpoint and its signing region", async () => {
+        assert.strictEqual(await resolve(store.endpoint), "https://us-east-1.linodeobjects.com");
+        assert.strictEqual(await resolve(store.signingRegion), "us-east-1");
+    });
+});
+
+describe("ObjectStore, kind s3", () => {
+    let cloud: MockCloud;
+    let store: ObjectStore;
+    before(async () => ({ cloud, store } = await build({
+        kind: "s3", region: "us-east-1", endpoint: "https://minio.example.com:9000/",
+        s3Credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI" },
+    })));
+
+    it("uses an explicit AWS provider with a custom endpoint, path-style addressing and no account lookups", () => {
+        const provider = cloud.ofType("pulumi:providers:aws")[0];
+        assert.ok(provider, "no explicit aws provider");
+        assert.deepStrictEqual(provider.inputs.endpoints, JSON.stringify([{ s3: "https://minio.example.com:9000/" }]));
+        for (const flag of ["s3UsePathStyle", "skipCredentialsValidation", "skipRequestingAccountId", "skipMetadataApiCheck", "skipRegionValidation"]) {
+            assert.strictEqual(provider.inputs[flag], "true", flag);
+        }
+        assert.deepStrictEqual(cloud.calls, []);
+    });
+
+    it("keeps the provider's credentials secret", () => {
+        const provider = cloud.ofType("pulumi:providers:aws")[0];
+        assert.ok(isRpcSecret(provider.inputs.secretKey));
+    });
+
+    it("creates the bucket and its lifecycle rule through that provider", () => {
+        const bucket = cloud.byName("rendezvous-bucket");
+        assert.strictEqual(bucket.type, "aws:s3/bucket:Bucket");
+        const lifecycle = cloud.byName("rendezvous-lifecycle");
+        assert.deepStrictEqual((lifecycle.inputs.rules as any[])[0].filter, { prefix: "bootstrap/" });
+        assert.deepStrictEqual((lifecycle.inputs.rules as any[])[0].expiration, { days: 2 });
+    });
+
+    it("exposes the endpoint without a trailing slash and the configured signing region", async () => {
+        assert.strictEqual(await resolve(store.endpoint), "https://minio.example.com:9000");
+        assert.strictEqual(await resolve(store.signingRegion), "us-east-1");
+        assert.ok(await isSecret(store.secretAccessKey));
+    });
+});
