@@ -1,10 +1,20 @@
-import * as crypto from "crypto";
 import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ObjectStore } from "./objectStore";
-import { BootstrapConfig } from "../lib/config";
+import {
+    bootstrapObjectKey,
+    contentSha256,
+    deliveredUserData,
+    DeliveryChoice,
+    DeliveryResult,
+    describeDelivery,
+    planBootstrapDelivery,
+} from "../cloudinit/delivery";
+import { BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS, BootstrapConfig } from "../lib/config";
 import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
+import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
+import { PresignedUrl } from "../providers/presignedUrl";
 
 export interface MeshNodeArgs {
     /** Project and stack, for physical names. */
@@ -29,10 +39,25 @@ export interface MeshNodeArgs {
     bootstrap: BootstrapConfig;
 }
 
+function orThrow<T>(node: string, result: DeliveryResult<T>): T {
+    if (!result.ok) throw new Error(`MeshNode ${node}: ${result.error}`);
+    return result.value;
+}
+
 /**
- * One Linode instance with its user-data delivered through Linode Metadata.
- * Every instance the stack creates goes through here, so labels, secrecy of
- * user-data and replacement behaviour are the same for all of them.
+ * One Linode instance whose cloud-config reaches it through Linode Metadata:
+ * inline, gzipped, or from the bucket behind an `#include` pointer
+ * (cloudinit/delivery.ts decides). Every instance the stack creates goes
+ * through here, so labels, secrecy of user-data, bootstrap delivery and
+ * replacement behaviour are the same for all of them.
+ *
+ * The bootstrap object, its URL and its cleanup exist for every node: which
+ * method a node gets depends on content that is often unknown at preview,
+ * and the resource graph must not. They do nothing unless the method is object.
+ *
+ * On instance replacement the label suffix changes, which changes the
+ * object key: the replacement gets a fresh upload, a fresh URL and its own
+ * cleanup, and the old object's resource is deleted with the old instance.
  */
 export class MeshNode extends pulumi.ComponentResource {
     public readonly instance: linode.Instance;
@@ -40,10 +65,14 @@ export class MeshNode extends pulumi.ComponentResource {
     public readonly label: pulumi.Output<string>;
     /** All IPv4 addresses Linode assigned (public and private mixed). */
     public readonly ipv4s: pulumi.Output<string[]>;
+    /** How the cloud-config is delivered and the sizes behind the choice (not secret). */
+    public readonly bootstrapDelivery: pulumi.Output<DeliveryChoice>;
 
     constructor(name: string, args: MeshNodeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:MeshNode", name, {}, opts);
         const cloudConfig = pulumi.secret(args.cloudConfig);
+        // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
+        const contentHash = pulumi.unsecret(cloudConfig.apply(contentSha256));
         // Linode labels are unique per account: a replacement is created
         // before its predecessor is deleted, so it needs a label of its own.
         // The suffix changes exactly when an input that forces replacement does.
@@ -53,10 +82,38 @@ export class MeshNode extends pulumi.ComponentResource {
                 image: args.image,
                 region: args.region,
                 authorizedKeys: args.authorizedKeys.join("\n"),
-                userData: cloudConfig.apply((text) => crypto.createHash("sha256").update(text).digest("hex")),
+                userData: contentHash,
             },
         }, { parent: this });
-        const userData = cloudConfig.apply((text) => Buffer.from(text, "utf8").toString("base64"));
+
+        this.bootstrapDelivery = pulumi.unsecret(cloudConfig.apply((text) => orThrow(name, planBootstrapDelivery(text, args.image, args.bootstrap))));
+        this.bootstrapDelivery.apply((choice) => pulumi.log.info(`${name}: ${describeDelivery(choice)}`, this));
+
+        const store = args.objectStore;
+        const credentials = { accessKeyId: store.accessKeyId, secretAccessKey: store.secretAccessKey };
+        const location = { endpoint: store.endpoint, region: store.signingRegion, bucket: store.bucketName };
+        const object = new BootstrapObject(`${name}-bootstrap-object`, {
+            ...location,
+            ...credentials,
+            key: pulumi.all([suffix.result, contentHash]).apply(([generation, hash]) =>
+                bootstrapObjectKey({ prefix: store.bootstrapPrefix, stack: args.naming.stack, node: name, generation, contentSha256: hash })),
+            content: cloudConfig,
+            store: this.bootstrapDelivery.apply((choice) => choice.method === "object"),
+        }, { parent: this });
+        // Signed after the upload; re-signed only when the object or the
+        // instance generation changes, so a rerun leaves user-data alone and a
+        // replacement instance never boots with an expired URL.
+        const url = new PresignedUrl(`${name}-bootstrap-url`, {
+            ...location,
+            ...credentials,
+            key: object.key,
+            method: "GET",
+            expiresInSeconds: args.bootstrap.urlExpirySeconds,
+            keepers: { contentSha256: contentHash, generation: suffix.result },
+        }, { parent: this });
+
+        const userData = pulumi.all([cloudConfig, this.bootstrapDelivery, url.url]).apply(([text, choice, objectUrl]) =>
+            orThrow(name, deliveredUserData(text, choice, objectUrl)));
         this.instance = new linode.Instance(`${name}-instance`, {
             label: suffix.result.apply((s) => labelWithSuffix(linodeLabelBase(args.naming, name), s)),
             region: args.region,
@@ -64,13 +121,23 @@ export class MeshNode extends pulumi.ComponentResource {
             image: args.image,
             authorizedKeys: args.authorizedKeys,
             firewallId: args.firewallId,
-            // @pulumi/linode does not mark user-data secret itself.
+            // @pulumi/linode does not mark user-data secret itself; the pointer carries a live URL.
             metadatas: [{ userData: pulumi.secret(userData) }],
             tags: ["meshstack", args.naming.stack, ...(args.tags ?? [])],
-        }, { parent: this, additionalSecretOutputs: ["metadatas"] });
+        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object] });
+
+        new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
+            ...location,
+            ...credentials,
+            key: object.key,
+            stored: object.stored,
+            instanceId: this.instance.id,
+            delaySeconds: args.bootstrap.cleanupDelaySeconds ?? BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS,
+        }, { parent: this, dependsOn: [this.instance] });
+
         this.instanceId = this.instance.id.apply(Number);
         this.label = this.instance.label;
         this.ipv4s = this.instance.ipv4s;
-        this.registerOutputs({ instanceId: this.instanceId, label: this.label, ipv4s: this.ipv4s });
+        this.registerOutputs({ instanceId: this.instanceId, label: this.label, ipv4s: this.ipv4s, bootstrapDelivery: this.bootstrapDelivery });
     }
 }

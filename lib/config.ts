@@ -16,6 +16,14 @@ export const CONFIG_NAMESPACE = "meshstack";
  */
 export const LINODE_METADATA_SAFE_LIMIT_BYTES = 16384;
 export const LINODE_METADATA_HARD_LIMIT_BYTES = 65535;
+/** Below this even an #include pointer with its presigned URL may not fit. */
+export const METADATA_LIMIT_MIN_BYTES = 1024;
+/**
+ * Linode reports an instance running when it powers on, before cloud-init
+ * has fetched its #include URL; the bootstrap object is kept this long after
+ * that so a slow first boot still finds it.
+ */
+export const BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS = 300;
 /** SigV4 presigned URLs are valid for at most seven days. */
 export const SIGV4_MAX_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
 export const MAX_NATS_NODES = 7;
@@ -142,10 +150,15 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Lifetime of presigned bootstrap URLs baked into user-data.",
         allowed: `an integer from 60 to ${SIGV4_MAX_EXPIRY_SECONDS} (SigV4's seven days)`,
     },
+    bootstrapCleanupDelaySeconds: {
+        type: "integer", default: BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS, check: intRange(0, 3600),
+        description: "Seconds a bootstrap object is kept after its instance reports running, so cloud-init can fetch it, before it is deleted.",
+        allowed: "an integer from 0 to 3600",
+    },
     metadataLimitBytes: {
-        type: "integer", default: LINODE_METADATA_SAFE_LIMIT_BYTES, check: intRange(1024, LINODE_METADATA_HARD_LIMIT_BYTES),
+        type: "integer", default: LINODE_METADATA_SAFE_LIMIT_BYTES, check: intRange(METADATA_LIMIT_MIN_BYTES, LINODE_METADATA_HARD_LIMIT_BYTES),
         description: "Largest decoded user-data delivered inline through Linode Metadata.",
-        allowed: `an integer from 1024 to ${LINODE_METADATA_HARD_LIMIT_BYTES}`,
+        allowed: `an integer from ${METADATA_LIMIT_MIN_BYTES} to ${LINODE_METADATA_HARD_LIMIT_BYTES}`,
     },
     gzipUserDataImages: {
         type: "array", default: [], check: each(matches(LINODE_IMAGE)),
@@ -213,6 +226,16 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Private key of natsClientCaCertPem.",
         allowed: "a PEM private key set with --secret, together with natsClientCaCertPem",
     },
+    natsDnsDomain: {
+        type: "string", check: matches(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/),
+        description: "Linode DNS domain for the NATS nodes' names (in their certificates) and A records; unset: no DNS names.",
+        allowed: "a lowercase domain managed in Linode DNS, such as example.net",
+    },
+    natsKvBucket: {
+        type: "string", check: matches(/^[A-Za-z0-9_-]{1,64}$/),
+        description: "Control-plane KV bucket the deploy creates over the client port (needs the deployer inside natsClientCidrs); unset: none.",
+        allowed: "1 to 64 letters, digits, _ or -",
+    },
 };
 
 export interface ObjectStoreConfig {
@@ -228,6 +251,8 @@ export interface BootstrapConfig {
     metadataLimitBytes: number;
     gzipUserDataImages: string[];
     urlExpirySeconds: number;
+    /** Defaults to BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS. */
+    cleanupDelaySeconds?: number;
 }
 
 export interface AccessConfig {
@@ -252,6 +277,9 @@ export interface NatsConfig {
     kvReplicas: number;
     /** An existing client CA, when the operator brings one. */
     clientCa?: { certPem: string; keyPem: string };
+    dnsDomain?: string;
+    /** The control-plane KV bucket the deploy creates, when set. */
+    kvBucket?: string;
 }
 
 export interface StackConfig {
@@ -442,6 +470,7 @@ export function parseStackConfig(raw: RawConfig): Result<StackConfig> {
                 metadataLimitBytes: v.metadataLimitBytes,
                 gzipUserDataImages: v.gzipUserDataImages,
                 urlExpirySeconds: v.bootstrapUrlExpirySeconds,
+                cleanupDelaySeconds: v.bootstrapCleanupDelaySeconds,
             },
             wgCache: {
                 instanceType: v.wgCacheInstanceType,
@@ -458,6 +487,8 @@ export function parseStackConfig(raw: RawConfig): Result<StackConfig> {
                 clientCidrs: v.natsClientCidrs,
                 kvReplicas: v.natsKvReplicas,
                 clientCa: v.natsClientCaCertPem ? { certPem: v.natsClientCaCertPem, keyPem: v.natsClientCaKeyPem } : undefined,
+                dnsDomain: v.natsDnsDomain,
+                kvBucket: v.natsKvBucket,
             },
         },
     };

@@ -89,6 +89,26 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         signedAt: "2026-01-01T00:00:00.000Z",
         expiresAt: new Date(Date.parse("2026-01-01T00:00:00.000Z") + Number(unwrap(inputs.expiresInSeconds)) * 1000).toISOString(),
     }),
+    "pulumi-nodejs:dynamic/meshstack:JetStreamKv": (_name, inputs) => ({
+        streamName: `KV_${unwrap(inputs.bucket)}`,
+        peers: Array.from({ length: Number(unwrap(inputs.replicas) ?? 1) }, (_, i) => `nats-${i}`),
+    }),
+    "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name) => ({
+        // A well-formed key: base64 of 32 bytes, as `wg pubkey` prints.
+        publicKey: crypto.createHash("sha256").update(`${name}-wg-public-key`).digest("base64"),
+        attempts: 7,
+        waitedMs: 31_000,
+        foundAt: "2026-01-01T00:01:00.000Z",
+    }),
+    "pulumi-nodejs:dynamic/meshstack:BootstrapObject": (_name, inputs) => ({
+        stored: Boolean(unwrap(inputs.store)),
+        contentSha256: crypto.createHash("sha256").update(String(unwrap(inputs.content) ?? "")).digest("hex"),
+        sizeBytes: Buffer.byteLength(String(unwrap(inputs.content) ?? ""), "utf8"),
+    }),
+    "pulumi-nodejs:dynamic/meshstack:BootstrapObjectCleanup": (_name, inputs) => ({
+        outcome: unwrap(inputs.stored) ? "deleted" : "nothing-stored",
+        detail: unwrap(inputs.stored) ? `s3://${unwrap(inputs.bucket)}/${unwrap(inputs.key)} deleted` : "user-data went inline or gzipped; nothing in the bucket",
+    }),
 };
 
 /**
@@ -196,6 +216,8 @@ export async function startMockCloud(options: {
             },
             call(args) {
                 calls.push(args.token);
+                // Lookups by name answer with the id a real provider would add.
+                if (args.token === "linode:index/getDomain:getDomain") return { ...args.inputs, id: fakeId("linode:", String(args.inputs.domain)) };
                 return args.inputs;
             },
         },
