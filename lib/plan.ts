@@ -10,6 +10,7 @@ import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "./config";
 import { isRpcSecret, RecordedResource } from "./mockCloud";
 
 const SECRET_MARK = "[secret]";
+const BOOTSTRAP_OBJECT_TYPE = "pulumi-nodejs:dynamic/meshstack:BootstrapObject";
 
 /**
  * A stack file's `config:` as Pulumi hands it to a program: every value a
@@ -98,8 +99,8 @@ export function cloudConfigArtifacts(dir: string, cloudConfig: string): Artifact
 
 /**
  * Every rendered artifact the program produced: each instance's delivered
- * user-data, and every cloud-config (inline, or stored in the bucket by a
- * bootstrap object) with the files it writes.
+ * user-data, and every cloud-config (inline, or stored in the bucket behind
+ * an #include pointer) with the files it writes.
  */
 export function extractArtifacts(resources: RecordedResource[]): Artifact[] {
     const artifacts: Artifact[] = [];
@@ -114,11 +115,11 @@ export function extractArtifacts(resources: RecordedResource[]): Artifact[] {
             if (text.startsWith("#cloud-config")) artifacts.push(...cloudConfigArtifacts(dir, text).slice(1));
             continue;
         }
-        for (const [key, value] of Object.entries(resource.inputs)) {
-            const text = unwrapSecret(value);
-            if (typeof text === "string" && text.startsWith("#cloud-config")) {
-                artifacts.push(...cloudConfigArtifacts(`${dir}/${key}`, text));
-            }
+        // The bucket copy exists only for nodes delivered by #include pointer;
+        // otherwise the instance's own user-data above is the artifact.
+        if (resource.type === BOOTSTRAP_OBJECT_TYPE && unwrapSecret(resource.inputs.store) === true) {
+            const content = unwrapSecret(resource.inputs.content);
+            if (typeof content === "string") artifacts.push(...cloudConfigArtifacts(`${dir}/stored`, content));
         }
     }
     return artifacts;

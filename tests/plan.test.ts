@@ -65,6 +65,15 @@ describe("offline plan", function () {
             assert.deepStrictEqual(artifact, { path: "n/user-data.gunzipped.txt", content: "#cloud-config\nruncmd: [true]\n" });
         });
 
+        it("extracts the cloud-config stored in the bucket only for nodes behind an #include pointer", () => {
+            const object = (name: string, store: boolean) => recorded({
+                type: "pulumi-nodejs:dynamic/meshstack:BootstrapObject", name,
+                inputs: { store, content: secret("#cloud-config\nruncmd: [true]\n") },
+            });
+            const artifacts = extractArtifacts([object("big-bootstrap-object", true), object("small-bootstrap-object", false)]);
+            assert.deepStrictEqual(artifacts.map((a) => a.path), ["big-bootstrap-object/stored/cloud-config.yaml"]);
+        });
+
         it("draws components as subgraphs and their data dependencies as edges", () => {
             const diagram = topologyMermaid([
                 recorded({ type: "meshstack:index:ObjectStore", name: "store", custom: false }),
