@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "./components/objectStore";
+import { WgCache } from "./components/wgCache";
 import { requireStackConfig, s3CredentialsFromEnv } from "./lib/pulumiConfig";
 
 const config = requireStackConfig();
@@ -20,5 +21,25 @@ const store = new ObjectStore("rendezvous", {
     s3Credentials: config.objectStore.kind === "s3" ? s3CredentialsFromEnv(process.env) : undefined,
 });
 
+const wgCache = new WgCache("wg-cache", {
+    naming,
+    region: config.region,
+    instanceType: config.wgCache.instanceType,
+    image: config.wgCache.image,
+    listenPort: config.wgCache.listenPort,
+    address: config.wgCache.address,
+    pubkeyPollTimeoutSeconds: config.wgCache.pubkeyPollTimeoutSeconds,
+    authorizedKeys: config.access.sshAuthorizedKeys,
+    breakGlassSshCidrs: config.access.breakGlassSshCidrs,
+    objectStore: store,
+    bootstrap: config.bootstrap,
+});
+
 export const bucketName = store.bucketName;
 export const bucketEndpoint = store.endpoint;
+export const wgCachePublicKey = wgCache.publicKey;
+export const wgCacheEndpoint = wgCache.endpoint;
+export const wgCachePeerSection = wgCache.peerSection;
+export const bootstrapDelivery = {
+    "wg-cache": wgCache.node.bootstrapDelivery,
+};

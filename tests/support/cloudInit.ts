@@ -11,6 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
+import * as YAML from "yaml";
 import { toolPath } from "./tools";
 
 const run = promisify(execFile);
@@ -98,6 +99,25 @@ export async function cloudInitSchema(text: string): Promise<SchemaResult> {
         return { valid: false, output: `${failure.stdout ?? ""}${failure.stderr ?? ""}` };
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+/**
+ * `cloud-init schema` over a cloud-config and shellcheck over every script
+ * it writes; throws with their output. `dir` holds the scripts while checked.
+ */
+export async function assertValidCloudConfig(text: string, dir: string): Promise<void> {
+    const schema = await cloudInitSchema(text);
+    if (!schema.valid) throw new Error(`cloud-init schema rejected the cloud-config:\n${schema.output}`);
+    const doc = YAML.parse(text) as { write_files?: { path: string; content: string }[] };
+    const scripts = (doc.write_files ?? []).filter((f) => f.content.startsWith("#!"));
+    if (scripts.length === 0) throw new Error("the cloud-config carries no script");
+    for (const script of scripts) {
+        const scriptFile = path.join(dir, `${path.basename(script.path)}-${crypto.randomUUID()}.sh`);
+        fs.writeFileSync(scriptFile, script.content);
+        await run(toolPath("shellcheck"), [scriptFile]).catch((e) => {
+            throw new Error(`shellcheck found problems in ${script.path}:\n${e.stdout}${e.stderr}`);
+        });
     }
 }
 

@@ -1,0 +1,200 @@
+/**
+ * First-boot configuration of the WireGuard cache node: a cloud-config whose
+ * only job is to drop one bootstrap script and run it. Everything that can
+ * fail lives in the script, so it logs, retries and can be re-run by hand or
+ * by a test exactly as the node runs it.
+ *
+ * Lessons of seed 000 built in: no awscli (it broke on Debian 13 against
+ * Linode Object Storage), the public key goes up with curl to a presigned PUT
+ * URL; every step is logged to a file an operator can read over break-glass
+ * SSH or the Linode console.
+ */
+import { stringify } from "yaml";
+import { isCidr, isIpv4 } from "../lib/config";
+
+export const WG_BOOTSTRAP_SCRIPT_PATH = "/usr/local/sbin/meshstack-wg-bootstrap";
+export const WG_BOOTSTRAP_LOG_PATH = "/var/log/meshstack-wg-bootstrap.log";
+export const WG_INTERFACE = "wg0";
+/** Relocates every path the script touches; tests set it to a temp dir, nodes leave it unset. */
+export const WG_ROOT_ENV = "MESHSTACK_WG_ROOT";
+/** Skips `wg-quick@wg0` (needs systemd and the wireguard kernel module); only tests set it. */
+export const WG_SKIP_INTERFACE_ENV = "MESHSTACK_WG_SKIP_INTERFACE";
+/** NAT mappings on the way to the cache expire after ~30 s on common routers. */
+export const WG_PERSISTENT_KEEPALIVE_SECONDS = 25;
+
+export interface WgBootstrapParams {
+    /** Presigned PUT URL for the public key object. A credential: never logged. */
+    pubkeyPutUrl: string;
+    /** UDP port wg0 listens on. */
+    listenPort: number;
+    /** wg0 interface address with prefix, e.g. 10.44.0.1/24. */
+    address: string;
+}
+
+function shellQuote(value: string): string {
+    return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+function checkParams(params: WgBootstrapParams): void {
+    if (!Number.isInteger(params.listenPort) || params.listenPort < 1 || params.listenPort > 65535) {
+        throw new Error(`listenPort ${params.listenPort} is invalid (meshstack:wgListenPort); allowed: an integer from 1 to 65535`);
+    }
+    if (!isCidr(params.address) || !isIpv4(params.address.split("/")[0])) {
+        throw new Error(`address ${JSON.stringify(params.address)} is invalid (meshstack:wgCacheAddress); allowed: an IPv4 address with prefix such as 10.44.0.1/24`);
+    }
+    if (!/^https?:\/\/\S+$/.test(params.pubkeyPutUrl)) {
+        throw new Error("pubkeyPutUrl is not an http(s) URL; it must be the presigned PUT URL of the public key object");
+    }
+}
+
+/** The bootstrap script, bash for Debian. Idempotent: a re-run keeps the keypair. */
+export function renderWgBootstrapScript(params: WgBootstrapParams): string {
+    checkParams(params);
+    return `#!/bin/bash
+# meshstack WireGuard cache bootstrap, rendered by cloudinit/wgCache.ts.
+# Generates the node's WireGuard keypair once, brings up ${WG_INTERFACE} and
+# publishes only the public key. Safe to re-run: an existing key is kept.
+set -Eeuo pipefail
+
+root="\${${WG_ROOT_ENV}:-}"
+readonly wg_dir="$root/etc/wireguard"
+readonly log_file="$root${WG_BOOTSTRAP_LOG_PATH}"
+readonly interface=${WG_INTERFACE}
+readonly listen_port=${params.listenPort}
+readonly address=${shellQuote(params.address)}
+# The URL is a literal: nothing in it may expand.
+# shellcheck disable=SC2016
+readonly pubkey_put_url=${shellQuote(params.pubkeyPutUrl)}
+
+mkdir -p "$(dirname "$log_file")"
+log() {
+  printf '%s meshstack-wg-bootstrap: %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" | tee -a "$log_file" >&2
+}
+on_error() {
+  log "FAILED (exit $1) at line $2: $3"
+}
+trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
+
+install_wireguard_tools() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    # --no-install-recommends: the recommended wireguard-dkms would compile a
+    # module the stock kernel already has.
+    if apt-get -o DPkg::Lock::Timeout=120 update -q >>"$log_file" 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends wireguard-tools >>"$log_file" 2>&1; then
+      return 0
+    fi
+    log "installing wireguard-tools failed (attempt $attempt of 5); retrying in 10s"
+    sleep 10
+  done
+  return 1
+}
+
+log "starting (log: $log_file)"
+if command -v wg >/dev/null 2>&1; then
+  log "wireguard-tools present: $(wg --version)"
+else
+  log "wg not found; installing wireguard-tools"
+  install_wireguard_tools
+  log "installed: $(wg --version)"
+fi
+
+umask 077
+mkdir -p "$wg_dir"
+chmod 700 "$wg_dir"
+private_key="$wg_dir/privatekey"
+if [ -s "$private_key" ]; then
+  log "keeping the existing private key $private_key"
+else
+  log "generating a keypair in $wg_dir"
+  # Written aside and renamed, so a crash never leaves an empty key behind.
+  wg genkey >"$private_key.new"
+  mv "$private_key.new" "$private_key"
+fi
+chmod 600 "$private_key"
+wg pubkey <"$private_key" >"$wg_dir/publickey"
+log "public key: $(cat "$wg_dir/publickey")"
+
+# The private key stays in its one file; wg-quick loads it from there.
+conf="$wg_dir/$interface.conf"
+cat >"$conf.new" <<EOF
+[Interface]
+Address = $address
+ListenPort = $listen_port
+PostUp = wg set %i private-key $private_key
+EOF
+mv "$conf.new" "$conf"
+log "wrote $conf (address $address, udp/$listen_port)"
+
+if [ "\${${WG_SKIP_INTERFACE_ENV}:-}" = 1 ]; then
+  log "${WG_SKIP_INTERFACE_ENV}=1: not bringing up $interface"
+else
+  systemctl enable --now "wg-quick@$interface" >>"$log_file" 2>&1
+  wg show "$interface" >>"$log_file" 2>&1
+  log "$interface is up on udp/$listen_port"
+fi
+
+# Published last: a key in the bucket means the tunnel end is ready.
+log "publishing the public key"
+if ! response=$(curl --fail-with-body -sS --connect-timeout 10 --max-time 30 \\
+  --retry 10 --retry-all-errors --retry-delay 5 --retry-max-time 300 \\
+  -T "$wg_dir/publickey" "$pubkey_put_url" 2>&1); then
+  log "publishing the public key failed: $response"
+  exit 1
+fi
+log "published the public key"
+log "done"
+`;
+}
+
+/** The cache node's cloud-config: the bootstrap script and a runcmd that runs it. */
+export function renderWgCacheCloudConfig(params: WgBootstrapParams): string {
+    const document = {
+        write_files: [
+            {
+                path: WG_BOOTSTRAP_SCRIPT_PATH,
+                owner: "root:root",
+                permissions: "0700",
+                content: renderWgBootstrapScript(params),
+            },
+        ],
+        runcmd: [[WG_BOOTSTRAP_SCRIPT_PATH]],
+    };
+    return `#cloud-config\n${stringify(document, { lineWidth: 0 })}`;
+}
+
+/** The network of an interface address: 10.44.0.1/24 -> 10.44.0.0/24. */
+export function wgSubnet(address: string): string {
+    const [ip, prefix] = address.split("/");
+    if (!isCidr(address) || !isIpv4(ip)) {
+        throw new Error(`address ${JSON.stringify(address)} is invalid (meshstack:wgCacheAddress); allowed: an IPv4 address with prefix such as 10.44.0.1/24`);
+    }
+    const bits = Number(prefix);
+    const value = ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
+    const size = 2 ** (32 - bits);
+    const network = Math.floor(value / size) * size;
+    const octets = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256);
+    return `${octets.join(".")}/${bits}`;
+}
+
+export interface PeerSectionParams {
+    /** Shown as a comment so an operator knows which node the section is for. */
+    name: string;
+    publicKey: string;
+    /** ip:port */
+    endpoint: string;
+    allowedIps: string;
+}
+
+/** A wg-quick `[Peer]` section an operator pastes into their own config. */
+export function renderPeerSection(params: PeerSectionParams): string {
+    return [
+        "[Peer]",
+        `# ${params.name}`,
+        `PublicKey = ${params.publicKey}`,
+        `Endpoint = ${params.endpoint}`,
+        `AllowedIPs = ${params.allowedIps}`,
+        `PersistentKeepalive = ${WG_PERSISTENT_KEEPALIVE_SECONDS}`,
+        "",
+    ].join("\n");
+}

@@ -1,0 +1,333 @@
+/**
+ * Waits during `pulumi up` until a node has published its WireGuard public
+ * key to the bucket, and returns it. Seed 000's poller treated every failure
+ * as "not yet" for 8 minutes; here each outcome is told apart:
+ *
+ * - 404, or an object that is not a WireGuard public key (partial write,
+ *   garbage): not yet, keep polling.
+ * - 403 / signature errors: a fresh Linode access key takes ~30 s to become
+ *   effective, so they are retried for a short grace period, then reported
+ *   as an authorization problem (which waiting longer cannot fix).
+ * - 5xx, network errors: transient, keep polling.
+ *
+ * GETs are signed with the bucket's scoped key (the bucket is private:
+ * Linode refuses public-read with NotImplemented). The engine's `cancel` does
+ * not reach dynamic providers, so every wait here is bounded by the deadline.
+ */
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { objectKeyProblem, S3Response, signedObjectRequest } from "./s3";
+
+export interface PollPolicy {
+    /** Wait before the first GET. */
+    initialDelayMs: number;
+    /** Growth of the wait after each attempt. */
+    multiplier: number;
+    /** Cap of the wait between attempts. */
+    maxIntervalMs: number;
+    /** Each wait is scaled by a random factor in [1 - jitter, 1 + jitter]. */
+    jitter: number;
+    /** Overall limit, from the start of the poll. */
+    timeoutMs: number;
+    /** How long 403 / signature errors in a row are taken for key propagation. */
+    authGraceMs: number;
+    /** Limit of one GET. */
+    requestTimeoutMs: number;
+}
+
+/**
+ * The node publishes 30-120 s after the poll starts (boot, apt, keygen), so
+ * the wait grows quickly to a short cap: a few seconds of detection lag for
+ * a handful of extra GETs, which cost next to nothing (see bench/wgPubkeyPoll.ts).
+ */
+export const DEFAULT_POLL_POLICY: PollPolicy = {
+    initialDelayMs: 2_000,
+    multiplier: 1.5,
+    maxIntervalMs: 6_000,
+    jitter: 0.2,
+    timeoutMs: 480_000,
+    authGraceMs: 45_000,
+    requestTimeoutMs: 10_000,
+};
+
+export interface PollTarget {
+    endpoint: string;
+    region: string;
+    bucket: string;
+    key: string;
+    /** Linode label of the publishing node, for messages. */
+    nodeLabel: string;
+    /** Public address of the node, for the "read its log" hint. */
+    nodeAddress: string;
+    /** Where the node logs its bootstrap. */
+    bootstrapLogPath: string;
+}
+
+/** What one attempt saw: an S3 response or a network failure. */
+export type PollResponse = S3Response | { networkError: string };
+
+export interface PollDeps {
+    now(): number;
+    sleep(ms: number): Promise<void>;
+    random(): number;
+    get(timeoutMs: number): Promise<PollResponse>;
+    log(line: string): void;
+}
+
+export interface PollResult {
+    publicKey: string;
+    attempts: number;
+    waitedMs: number;
+}
+
+/** Base64 of exactly 32 bytes, as `wg pubkey` prints it (surrounding whitespace ignored). */
+export function isWireGuardPublicKey(text: string): boolean {
+    const trimmed = text.trim();
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(trimmed)) return false;
+    const bytes = Buffer.from(trimmed, "base64");
+    return bytes.length === 32 && bytes.toString("base64") === trimmed && bytes.some((b) => b !== 0);
+}
+
+/** The wait before attempt `attempt` (0 = the first GET), jittered. */
+export function pollDelayMs(policy: PollPolicy, attempt: number, random: () => number): number {
+    const base = Math.min(policy.maxIntervalMs, policy.initialDelayMs * policy.multiplier ** attempt);
+    return Math.max(0, Math.round(base * (1 + policy.jitter * (2 * random() - 1))));
+}
+
+// An array, not a Set: closure serialization does not reproduce Sets.
+const AUTH_ERROR_CODES = [
+    "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "AuthorizationHeaderMalformed",
+    "RequestTimeTooSkewed", "ExpiredToken", "InvalidToken", "InvalidSecurity",
+];
+
+type Verdict = { kind: "found"; publicKey: string } | { kind: "auth" | "notYet"; status: string };
+
+function judge(response: PollResponse): Verdict {
+    if ("networkError" in response) return { kind: "notYet", status: `network error (${response.networkError})` };
+    const status = `HTTP ${response.status}${response.errorCode ? ` ${response.errorCode}` : ""}`;
+    if (response.status === 200) {
+        const text = response.body.toString("utf8");
+        if (isWireGuardPublicKey(text)) return { kind: "found", publicKey: text.trim() };
+        return { kind: "notYet", status: `${status} but the object's ${response.body.length} bytes are not a WireGuard public key` };
+    }
+    if (response.status === 401 || response.status === 403 || (response.errorCode && AUTH_ERROR_CODES.includes(response.errorCode))) {
+        return { kind: "auth", status };
+    }
+    return { kind: "notYet", status };
+}
+
+function seconds(ms: number): string {
+    return `${(ms / 1000).toFixed(1)}s`;
+}
+
+/** GETs until the object holds a WireGuard public key, the auth grace lapses or the deadline passes. */
+export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, deps: PollDeps): Promise<PollResult> {
+    const start = deps.now();
+    const deadline = start + policy.timeoutMs;
+    const where = `s3://${target.bucket}/${target.key} at ${target.endpoint}`;
+    let attempts = 0;
+    let lastStatus = "no response yet";
+    let authFailingSince: number | undefined;
+    for (;;) {
+        const wait = Math.min(pollDelayMs(policy, attempts, deps.random), Math.max(0, deadline - deps.now()));
+        await deps.sleep(wait);
+        attempts++;
+        const requestTimeout = Math.max(1_000, Math.min(policy.requestTimeoutMs, deadline - deps.now()));
+        const verdict = judge(await deps.get(requestTimeout));
+        const now = deps.now();
+        const elapsed = now - start;
+        if (verdict.kind === "found") {
+            deps.log(`wg-pubkey-poll ${where}: attempt ${attempts} at ${seconds(elapsed)}: found the public key of ${target.nodeLabel}`);
+            return { publicKey: verdict.publicKey, attempts, waitedMs: elapsed };
+        }
+        lastStatus = verdict.status;
+        if (verdict.kind === "auth") {
+            authFailingSince ??= now;
+            if (now - authFailingSince >= policy.authGraceMs) {
+                throw new Error(
+                    `authorization problem, not a missing key: GET ${where} was refused with ${lastStatus} ` +
+                        `for ${seconds(now - authFailingSince)} (${attempts} attempts), longer than the ${seconds(policy.authGraceMs)} ` +
+                        "a new access key needs to become effective. Check that the poll signs with the bucket's scoped key " +
+                        "(ObjectStore accessKeyId/secretAccessKey, not revoked, read access to this bucket), the signing region " +
+                        "(ObjectStore signingRegion) and the endpoint, and that this machine's clock is right (RequestTimeTooSkewed).",
+                );
+            }
+        } else {
+            authFailingSince = undefined;
+        }
+        const remaining = deadline - now;
+        if (remaining <= 0) {
+            throw new Error(
+                `timed out after ${seconds(elapsed)} waiting for node ${target.nodeLabel} to publish its WireGuard public key ` +
+                    `to bucket ${target.bucket}, key ${target.key} (${target.endpoint}): ${attempts} attempts, last response ${lastStatus}. ` +
+                    `The node publishes the key at the end of its first boot; read its bootstrap log to see where it stopped: ` +
+                    `ssh root@${target.nodeAddress} cat ${target.bootstrapLogPath} (tcp/22 is open only from meshstack:breakGlassSshCidrs), ` +
+                    `or run the same command in the Linode LISH console of ${target.nodeLabel}; ` +
+                    "cloud-init's own output is in /var/log/cloud-init-output.log.",
+            );
+        }
+        const phase = verdict.kind === "auth" ? "refused, retried while a new key propagates" : "not published yet";
+        deps.log(
+            `wg-pubkey-poll ${where}: attempt ${attempts} at ${seconds(elapsed)}: ${lastStatus}, ${phase}; ` +
+                `giving up in ${seconds(remaining)}`,
+        );
+    }
+}
+
+/** What the provider receives: the args, resolved, with secrets unwrapped by the engine. */
+export interface WgPubkeyPollInputs extends PollTarget {
+    accessKeyId: string;
+    secretAccessKey: string;
+    /** The publishing instance; a new instance means a new key, so a new poll. */
+    instanceId: string;
+    policy: PollPolicy;
+}
+
+/** State kept: the target and the result, never the credentials. */
+export interface WgPubkeyPollOutputs extends PollTarget {
+    instanceId: string;
+    policy: PollPolicy;
+    publicKey: string;
+    attempts: number;
+    waitedMs: number;
+    foundAt: string;
+}
+
+export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): { property: string; reason: string }[] {
+    const problems: { property: string; reason: string }[] = [];
+    for (const property of ["endpoint", "region", "bucket", "key", "accessKeyId", "secretAccessKey", "instanceId", "nodeLabel", "bootstrapLogPath"] as const) {
+        if (typeof inputs[property] !== "string" || inputs[property] === "") problems.push({ property, reason: "is required" });
+    }
+    if (typeof inputs.endpoint === "string" && !/^https?:\/\/[^/\s]+\/?$/.test(inputs.endpoint)) {
+        problems.push({ property: "endpoint", reason: `got ${JSON.stringify(inputs.endpoint)}; allowed: an http(s) URL with no path` });
+    }
+    const keyProblem = typeof inputs.key === "string" && inputs.key !== "" ? objectKeyProblem(inputs.key) : undefined;
+    if (keyProblem) problems.push({ property: "key", reason: keyProblem });
+    const policy = (inputs.policy ?? {}) as Partial<PollPolicy>;
+    const rules: [keyof PollPolicy, (v: number) => boolean, string][] = [
+        ["initialDelayMs", (v) => v >= 0, "a number of milliseconds >= 0"],
+        ["multiplier", (v) => v >= 1, "a number >= 1"],
+        ["maxIntervalMs", (v) => v > 0, "a number of milliseconds > 0"],
+        ["jitter", (v) => v >= 0 && v < 1, "a number from 0 up to (not including) 1"],
+        ["timeoutMs", (v) => v > 0, "a number of milliseconds > 0 (meshstack:wgPubkeyPollTimeoutSeconds)"],
+        ["authGraceMs", (v) => v >= 0, "a number of milliseconds >= 0"],
+        ["requestTimeoutMs", (v) => v > 0, "a number of milliseconds > 0"],
+    ];
+    for (const [field, ok, allowed] of rules) {
+        const value = policy[field];
+        if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
+            problems.push({ property: `policy.${field}`, reason: `got ${JSON.stringify(value)}; allowed: ${allowed}` });
+        }
+    }
+    return problems;
+}
+
+/** A changed object or instance is a different key: poll again (replace). */
+const REPOLL_FIELDS = ["endpoint", "region", "bucket", "key", "instanceId"] as const;
+const KEPT_FIELDS = ["nodeLabel", "nodeAddress", "bootstrapLogPath"] as const;
+
+export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
+    async check(_olds: WgPubkeyPollInputs, news: WgPubkeyPollInputs) {
+        return { inputs: news, failures: wgPubkeyPollInputProblems(news) };
+    },
+
+    async create(inputs: WgPubkeyPollInputs) {
+        const location = { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.bucket, key: inputs.key };
+        const credentials = { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey };
+        const result = await pollForPublicKey(inputs, inputs.policy, {
+            now: () => Date.now(),
+            sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+            random: Math.random,
+            get: (timeoutMs) =>
+                signedObjectRequest(location, credentials, "GET", undefined, timeoutMs).catch((err: Error) => ({
+                    networkError: String((err.cause as Error | undefined)?.message ?? err.message),
+                })),
+            log: (line) => console.log(line),
+        });
+        const outs: WgPubkeyPollOutputs = {
+            endpoint: inputs.endpoint,
+            region: inputs.region,
+            bucket: inputs.bucket,
+            key: inputs.key,
+            nodeLabel: inputs.nodeLabel,
+            nodeAddress: inputs.nodeAddress,
+            bootstrapLogPath: inputs.bootstrapLogPath,
+            instanceId: inputs.instanceId,
+            policy: inputs.policy,
+            publicKey: result.publicKey,
+            attempts: result.attempts,
+            waitedMs: result.waitedMs,
+            foundAt: new Date().toISOString(),
+        };
+        return { id: crypto.randomUUID(), outs };
+    },
+
+    async diff(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
+        const replaces: string[] = REPOLL_FIELDS.filter((field) => olds[field] !== news[field]);
+        const changed = [...replaces, ...KEPT_FIELDS.filter((field) => olds[field] !== news[field])];
+        if (JSON.stringify(olds.policy) !== JSON.stringify(news.policy)) changed.push("policy");
+        return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
+    },
+
+    // Only descriptive fields and the policy change in place; the key found stays.
+    async update(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
+        const outs: WgPubkeyPollOutputs = {
+            ...olds,
+            nodeLabel: news.nodeLabel,
+            nodeAddress: news.nodeAddress,
+            bootstrapLogPath: news.bootstrapLogPath,
+            policy: news.policy,
+        };
+        return { outs };
+    },
+
+    async read(id: string, props: WgPubkeyPollOutputs) {
+        return { id, props };
+    },
+
+    // The object expires with the bootstrap prefix's lifecycle rule; a public key needs no revoking.
+    async delete() {},
+};
+
+export interface WgPubkeyPollArgs {
+    endpoint: pulumi.Input<string>;
+    region: pulumi.Input<string>;
+    bucket: pulumi.Input<string>;
+    key: pulumi.Input<string>;
+    /** Scoped key of the bucket; passed as secrets. */
+    accessKeyId: pulumi.Input<string>;
+    secretAccessKey: pulumi.Input<string>;
+    /** The publishing instance: when it changes, the poll runs again. */
+    instanceId: pulumi.Input<string>;
+    nodeLabel: pulumi.Input<string>;
+    nodeAddress: pulumi.Input<string>;
+    bootstrapLogPath: pulumi.Input<string>;
+    policy: pulumi.Input<PollPolicy>;
+}
+
+export class WgPubkeyPoll extends pulumi.dynamic.Resource {
+    /** The node's WireGuard public key, exactly as `wg pubkey` printed it. */
+    public readonly publicKey!: pulumi.Output<string>;
+    public readonly attempts!: pulumi.Output<number>;
+    public readonly waitedMs!: pulumi.Output<number>;
+    public readonly foundAt!: pulumi.Output<string>;
+
+    constructor(name: string, args: WgPubkeyPollArgs, opts?: pulumi.CustomResourceOptions) {
+        super(
+            wgPubkeyPollProvider,
+            name,
+            {
+                ...args,
+                accessKeyId: pulumi.secret(args.accessKeyId),
+                secretAccessKey: pulumi.secret(args.secretAccessKey),
+                publicKey: undefined,
+                attempts: undefined,
+                waitedMs: undefined,
+                foundAt: undefined,
+            },
+            opts,
+            "meshstack",
+            "WgPubkeyPoll",
+        );
+    }
+}

@@ -1,0 +1,253 @@
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as http from "http";
+import { AddressInfo } from "net";
+import { PollPolicy, WgPubkeyPoll, WgPubkeyPollInputs } from "../providers/wgPubkeyPoll";
+import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
+import { MinioServer } from "./support/minio";
+import { freePort } from "./support/ports";
+import { toolPath } from "./support/tools";
+
+const BUCKET = "wg-poll-tests";
+const FAST_POLICY: PollPolicy = {
+    initialDelayMs: 100, multiplier: 1.5, maxIntervalMs: 300, jitter: 0.2, timeoutMs: 15_000, authGraceMs: 1_500, requestTimeoutMs: 2_000,
+};
+
+function newPublicKey(): string {
+    const privateKey = execFileSync(toolPath("wg"), ["genkey"]);
+    return execFileSync(toolPath("wg"), ["pubkey"], { input: privateKey }).toString().trim();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!probe()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await sleep(25);
+    }
+}
+
+/**
+ * Test-only shim: a loopback HTTP proxy in front of MinIO that answers the
+ * first `refusals` requests itself with an S3-style error, then forwards
+ * (Host header kept, so SigV4 signed for the proxy still verifies).
+ */
+class TestOnlyRefusingProxy {
+    public requests = 0;
+    private constructor(private readonly server: http.Server, public readonly endpoint: string) {}
+
+    static async start(upstream: string, refusals: number, status: number, code: string): Promise<TestOnlyRefusingProxy> {
+        const target = new URL(upstream);
+        let proxy: TestOnlyRefusingProxy | undefined;
+        const server = http.createServer((req, res) => {
+            proxy!.requests++;
+            if (proxy!.requests <= refusals) {
+                res.writeHead(status, { "content-type": "application/xml" });
+                res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>test shim refusal</Message></Error>`);
+                return;
+            }
+            const forward = http.request(
+                { host: target.hostname, port: Number(target.port), method: req.method, path: req.url, headers: req.headers },
+                (answer) => {
+                    res.writeHead(answer.statusCode ?? 502, answer.headers);
+                    answer.pipe(res);
+                },
+            );
+            forward.on("error", (err) => res.writeHead(502).end(String(err)));
+            req.pipe(forward);
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        proxy = new TestOnlyRefusingProxy(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+        return proxy;
+    }
+
+    async stop(): Promise<void> {
+        this.server.closeAllConnections();
+        await new Promise((resolve) => this.server.close(resolve));
+    }
+}
+
+describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host process)", function () {
+    this.timeout(60_000);
+    let minio: MinioServer;
+    let captured: CapturedDynamicResource;
+    let host: ProviderHost;
+    let keyCounter = 0;
+
+    before(async () => {
+        minio = await MinioServer.start();
+        await minio.createBucket(BUCKET);
+        captured = await captureDynamicResource(
+            () =>
+                new WgPubkeyPoll("probe", {
+                    endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key: "bootstrap/wg/test/cache/0/pubkey",
+                    accessKeyId: minio.credentials.accessKeyId, secretAccessKey: minio.credentials.secretAccessKey,
+                    instanceId: "10001", nodeLabel: "meshstack-test-cache-node-abc123", nodeAddress: "203.0.113.9",
+                    bootstrapLogPath: "/var/log/meshstack-wg-bootstrap.log", policy: FAST_POLICY,
+                }),
+        );
+        host = await ProviderHost.start(captured.serializedProvider);
+    });
+
+    after(async () => {
+        await host?.close();
+        await minio?.stop();
+    });
+
+    /** Inputs for a fresh object key, so tests never see each other's objects. */
+    const inputsFor = (overrides: Partial<WgPubkeyPollInputs> = {}): WgPubkeyPollInputs => ({
+        ...(captured.inputs as WgPubkeyPollInputs),
+        key: `bootstrap/wg/test/cache/${++keyCounter}/pubkey`,
+        ...overrides,
+    });
+    const logsSince = (mark: number) => host.logs.slice(mark);
+
+    it("passes the bucket key as secret inputs and keeps it out of the state", async () => {
+        assert.deepStrictEqual(captured.secretInputs.sort(), ["accessKeyId", "secretAccessKey"]);
+        const inputs = inputsFor();
+        await minio.putObject(BUCKET, inputs.key, newPublicKey() + "\n");
+        const { outs } = await host.checkAndCreate(inputs);
+        assert.ok(!JSON.stringify(outs).includes(minio.credentials.secretAccessKey));
+        assert.ok(!("accessKeyId" in outs) && !("secretAccessKey" in outs));
+    });
+
+    it("waits for an object that appears late, logging each attempt with elapsed time and status", async () => {
+        const inputs = inputsFor();
+        const key = newPublicKey();
+        const mark = host.logs.length;
+        const polling = host.checkAndCreate(inputs);
+        await until("three unanswered attempts", () => logsSince(mark).filter((l) => /not published yet/.test(l)).length >= 3);
+        await minio.putObject(BUCKET, inputs.key, key + "\n");
+        const { outs } = await polling;
+        assert.strictEqual(outs.publicKey, key);
+        assert.ok(outs.attempts >= 4, `attempts ${outs.attempts}`);
+        const waiting = logsSince(mark).filter((l) => /not published yet/.test(l));
+        assert.match(waiting[0], new RegExp(`s3://${BUCKET}/${inputs.key} .*attempt 1 at \\d+\\.\\ds: HTTP 404 NoSuchKey, not published yet; giving up in \\d+\\.\\ds`));
+        assert.ok(logsSince(mark).some((l) => /found the public key of meshstack-test-cache-node-abc123/.test(l)));
+    });
+
+    it("keeps polling through content that is not a public key, then returns the valid key", async () => {
+        const inputs = inputsFor();
+        const key = newPublicKey();
+        const mark = host.logs.length;
+        await minio.putObject(BUCKET, inputs.key, "<html>captive portal</html>");
+        const polling = host.checkAndCreate(inputs);
+        await until("a garbage verdict", () => logsSince(mark).some((l) => /bytes are not a WireGuard public key/.test(l)));
+        // A truncated key (base64 of 31 bytes) is not a key either.
+        await minio.putObject(BUCKET, inputs.key, Buffer.alloc(31, 7).toString("base64"));
+        await until("a truncated-key verdict", () => logsSince(mark).some((l) => /44 bytes are not a WireGuard public key/.test(l)));
+        await minio.putObject(BUCKET, inputs.key, key);
+        const { outs } = await polling;
+        assert.strictEqual(outs.publicKey, key);
+    });
+
+    it("retries a 403 that clears within the grace period (a new access key propagating)", async () => {
+        const proxy = await TestOnlyRefusingProxy.start(minio.endpoint, 3, 403, "InvalidAccessKeyId");
+        try {
+            const inputs = inputsFor({ endpoint: proxy.endpoint });
+            const key = newPublicKey();
+            await minio.putObject(BUCKET, inputs.key, key);
+            const mark = host.logs.length;
+            const { outs } = await host.checkAndCreate(inputs);
+            assert.strictEqual(outs.publicKey, key);
+            assert.strictEqual(outs.attempts, 4);
+            assert.strictEqual(logsSince(mark).filter((l) => /HTTP 403 InvalidAccessKeyId, refused, retried while a new key propagates/.test(l)).length, 3);
+        } finally {
+            await proxy.stop();
+        }
+    });
+
+    it("stops after the grace period with an authorization error when 403 persists (wrong secret)", async () => {
+        const inputs = inputsFor({ secretAccessKey: "not-the-secret-0000000000" });
+        await minio.putObject(BUCKET, inputs.key, newPublicKey());
+        const started = Date.now();
+        await assert.rejects(host.checkAndCreate(inputs), (err: Error) => {
+            assert.match(err.message, /^authorization problem, not a missing key/);
+            assert.match(err.message, /HTTP 403 SignatureDoesNotMatch/);
+            assert.match(err.message, new RegExp(`s3://${BUCKET}/${inputs.key}`));
+            assert.doesNotMatch(err.message, /timed out/);
+            return true;
+        });
+        const took = Date.now() - started;
+        assert.ok(took >= FAST_POLICY.authGraceMs && took < FAST_POLICY.timeoutMs / 2, `took ${took} ms`);
+    });
+
+    it("treats a 503 as transient, not as an authorization problem", async () => {
+        const proxy = await TestOnlyRefusingProxy.start(minio.endpoint, 6, 503, "SlowDown");
+        try {
+            const inputs = inputsFor({ endpoint: proxy.endpoint });
+            const key = newPublicKey();
+            await minio.putObject(BUCKET, inputs.key, key);
+            const { outs } = await host.checkAndCreate(inputs);
+            assert.strictEqual(outs.publicKey, key);
+            assert.strictEqual(outs.attempts, 7);
+        } finally {
+            await proxy.stop();
+        }
+    });
+
+    it("times out with an error naming bucket, key, attempts, last status and how to read the bootstrap log", async () => {
+        const inputs = inputsFor({ policy: { ...FAST_POLICY, timeoutMs: 1_500 } });
+        const mark = host.logs.length;
+        await assert.rejects(host.checkAndCreate(inputs), (err: Error) => {
+            const attempts = logsSince(mark).filter((l) => /not published yet/.test(l)).length + 1;
+            assert.match(err.message, /^timed out after 1\.\ds waiting for node meshstack-test-cache-node-abc123/);
+            assert.match(err.message, new RegExp(`bucket ${BUCKET}, key ${inputs.key.replace(/\//g, "\\/")}`));
+            assert.match(err.message, new RegExp(`: ${attempts} attempts, last response HTTP 404 NoSuchKey`));
+            assert.match(err.message, /ssh root@203\.0\.113\.9 cat \/var\/log\/meshstack-wg-bootstrap\.log/);
+            assert.match(err.message, /meshstack:breakGlassSshCidrs/);
+            assert.match(err.message, /LISH console/);
+            return true;
+        });
+    });
+
+    it("reports an unreachable endpoint as the last status when it times out", async () => {
+        const closedPort = await freePort();
+        const inputs = inputsFor({ endpoint: `http://127.0.0.1:${closedPort}`, policy: { ...FAST_POLICY, timeoutMs: 800 } });
+        await assert.rejects(host.checkAndCreate(inputs), /last response network error \(.*ECONNREFUSED/);
+    });
+
+    it("exits promptly when the engine kills the host mid-poll (cancellation)", async () => {
+        const own = await ProviderHost.start(captured.serializedProvider);
+        try {
+            const polling = own.checkAndCreate(inputsFor({ policy: { ...FAST_POLICY, timeoutMs: 60_000 } }));
+            const outcome = polling.then(() => "resolved", (err: Error) => err.message);
+            await until("the poll to be waiting", () => own.logs.some((l) => /not published yet/.test(l)));
+            const killedAt = Date.now();
+            const exitCode = await own.kill("SIGTERM");
+            const exitMs = Date.now() - killedAt;
+            assert.ok(exitMs < 2_000, `host took ${exitMs} ms to exit`);
+            assert.strictEqual(exitCode, null);
+            assert.match(await outcome, /provider host exited/);
+        } finally {
+            await own.close();
+        }
+    });
+
+    it("rejects an unusable policy at check time, naming the field and what is allowed", async () => {
+        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "" }));
+        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["instanceId", "policy.jitter", "policy.multiplier"]);
+        assert.match(checked.failures!.find((f) => f.property === "policy.jitter")!.reason, /from 0 up to/);
+    });
+
+    it("polls again (replace) for a new instance, and updates descriptive fields in place with full outputs", async () => {
+        const inputs = inputsFor();
+        const key = newPublicKey();
+        await minio.putObject(BUCKET, inputs.key, key);
+        const { id, outs } = await host.checkAndCreate(inputs);
+        assert.deepStrictEqual(await host.diff(id, outs, inputs), { changes: false, replaces: [], deleteBeforeReplace: false });
+        const replaced = await host.diff(id, outs, { ...inputs, instanceId: "10002" });
+        assert.deepStrictEqual(replaced.replaces, ["instanceId"]);
+        const relabelled = { ...inputs, nodeLabel: "renamed-node", policy: { ...FAST_POLICY, timeoutMs: 20_000 } };
+        const diff = await host.diff(id, outs, relabelled);
+        assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);
+        const updated = await host.update(id, outs, relabelled);
+        assert.strictEqual(updated.outs.publicKey, key);
+        assert.strictEqual(updated.outs.nodeLabel, "renamed-node");
+        for (const field of ["publicKey", "attempts", "waitedMs", "foundAt", "bucket", "key", "instanceId", "policy"]) {
+            assert.ok(updated.outs[field] !== undefined, `update output lacks ${field}`);
+        }
+        await host.delete(id, updated.outs);
+    });
+});
