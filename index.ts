@@ -4,6 +4,7 @@
  * providers/ (dynamic providers).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
 import { requireStackConfig, s3CredentialsFromEnv } from "./lib/pulumiConfig";
@@ -35,11 +36,33 @@ const wgCache = new WgCache("wg-cache", {
     bootstrap: config.bootstrap,
 });
 
+const nats = new NatsCluster("nats", {
+    naming,
+    region: config.region,
+    nodeCount: config.nats.nodeCount,
+    instanceType: config.nats.instanceType,
+    image: config.nats.image,
+    clusterName: config.nats.clusterName,
+    clientCidrs: config.nats.clientCidrs,
+    wgCacheAddress: config.wgCache.address,
+    dnsDomain: config.nats.dnsDomain,
+    authorizedKeys: config.access.sshAuthorizedKeys,
+    breakGlassSshCidrs: config.access.breakGlassSshCidrs,
+    objectStore: store,
+    bootstrap: config.bootstrap,
+    clientCa: config.nats.clientCa,
+    controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
+});
+
 export const bucketName = store.bucketName;
 export const bucketEndpoint = store.endpoint;
 export const wgCachePublicKey = wgCache.publicKey;
 export const wgCacheEndpoint = wgCache.endpoint;
 export const wgCachePeerSection = wgCache.peerSection;
+export const natsClientUrls = nats.clientUrls;
+export const natsServiceName = nats.serviceName;
+export const natsClientCaCertPem = nats.clientCaCertPem;
 export const bootstrapDelivery = {
     "wg-cache": wgCache.node.bootstrapDelivery,
+    ...Object.fromEntries(nats.nodes.map((node, i) => [nats.hostnames[i], node.bootstrapDelivery])),
 };

@@ -42,13 +42,13 @@ export function nonPublicReason(address: string): string | undefined {
  * (Linode's `ipAddress`) wins when given, else the first listed, so the
  * choice is stable across runs.
  */
-export function selectPublicIpv4(ipv4s: readonly string[], primary?: string): string {
+export function selectPublicIpv4(ipv4s: readonly string[], primary?: string, purpose = "the WireGuard endpoint"): string {
     const publics = ipv4s.filter((a) => nonPublicReason(a) === undefined);
     if (primary !== undefined && publics.includes(primary)) return primary;
     if (publics.length > 0) return publics[0];
     const seen = ipv4s.length ? ipv4s.map((a) => `${a} (${nonPublicReason(a)})`).join(", ") : "none";
     throw new Error(
-        `the instance has no public IPv4 address to use as the WireGuard endpoint; addresses seen: ${seen}. ` +
+        `the instance has no public IPv4 address to use as ${purpose}; addresses seen: ${seen}. ` +
             "A peer outside the provider's network needs a public address: check that the instance has its public IPv4 (not only a VPC interface).",
     );
 }

@@ -1,0 +1,345 @@
+/**
+ * Everything a NATS node runs, rendered as text: nats.conf, the 0600
+ * cluster-secrets include, the systemd unit, the install script and the
+ * cloud-config that ships them. Addresses, ports and paths are data, so the
+ * tests render configs for 127.0.0.1 with random ports from these same
+ * functions and run them on a real nats-server.
+ */
+import * as YAML from "yaml";
+import { NatsNode } from "./natsTopology";
+
+/**
+ * The nats-server release installed on the nodes. 2.10+ for v2 routes
+ * (pooling) and in-place replica changes of older streams; the tests build
+ * the same version from the Go module proxy (scripts/setup.sh).
+ */
+export const NATS_SERVER_RELEASE = {
+    version: "v2.14.7",
+    sha256: {
+        amd64: "e5c20b1cb2c0566b54c544312e91e011f9e130c5c80f16a14f4cf28ef30b8be2",
+        arm64: "50e0258a1b7290f3fe2e4f17506b74a90ffb1dd77867ae3a402eb0c9e2b0d40f",
+    },
+} as const;
+
+export function natsServerTarballUrl(arch: keyof typeof NATS_SERVER_RELEASE.sha256): string {
+    const v = NATS_SERVER_RELEASE.version;
+    return `https://github.com/nats-io/nats-server/releases/download/${v}/nats-server-${v}-linux-${arch}.tar.gz`;
+}
+
+/** Where things live on a node. Tests point these at a temp directory. */
+export interface NatsLayout {
+    /** Holds nats.conf and cluster-secrets.conf (include paths are relative to nats.conf). */
+    configDir: string;
+    /** Certificates and keys. */
+    tlsDir: string;
+    /** JetStream store; nats-server keeps its files in a jetstream/ directory below it. */
+    storeDir: string;
+    /** The nats-server binary. */
+    binary: string;
+    user: string;
+    group: string;
+}
+
+export const NATS_NODE_LAYOUT: NatsLayout = {
+    configDir: "/etc/nats",
+    tlsDir: "/etc/nats/tls",
+    storeDir: "/var/lib/nats",
+    binary: "/usr/local/bin/nats-server",
+    user: "nats",
+    group: "nats",
+};
+
+export const NATS_CONF_FILE = "nats.conf";
+export const NATS_CLUSTER_SECRETS_FILE = "cluster-secrets.conf";
+export const NATS_UNIT_NAME = "nats-server.service";
+export const NATS_INSTALL_SCRIPT = "/usr/local/sbin/meshstack-install-nats";
+/** The route credentials' user name; the password is the secret. */
+export const NATS_ROUTE_USER = "route";
+
+export const NATS_TLS_FILES = {
+    routeCa: "route-ca.crt",
+    routeCert: "route.crt",
+    routeKey: "route.key",
+    clientCa: "client-ca.crt",
+    serverCert: "server.crt",
+    serverKey: "server.key",
+} as const;
+
+export function natsTlsPath(layout: NatsLayout, file: keyof typeof NATS_TLS_FILES): string {
+    return `${layout.tlsDir}/${NATS_TLS_FILES[file]}`;
+}
+
+export function natsConfPath(layout: NatsLayout): string {
+    return `${layout.configDir}/${NATS_CONF_FILE}`;
+}
+
+export interface JetStreamLimits {
+    maxMemoryBytes: number;
+    maxFileBytes: number;
+}
+
+export const NATS_DEFAULT_JETSTREAM_LIMITS: JetStreamLimits = { maxMemoryBytes: 256 * 1024 ** 2, maxFileBytes: 8 * 1024 ** 3 };
+
+export interface NatsConfInput {
+    clusterName: string;
+    node: NatsNode;
+    layout: NatsLayout;
+    /** Address the client listener binds: 0.0.0.0 on a node (the firewall filters), 127.0.0.1 in tests. */
+    clientHost: string;
+    jetstream: JetStreamLimits;
+}
+
+/** A double-quoted nats.conf string. The conf parser has no escapes we rely on, so refuse what would need one. */
+function quoted(value: string, what: string): string {
+    if (!/^[A-Za-z0-9 ._:/@+=,-]*$/.test(value)) {
+        throw new Error(`${what} ${JSON.stringify(value)} holds characters nats.conf would need escaped; allowed: letters, digits and . _ : / @ + = , - space`);
+    }
+    return `"${value}"`;
+}
+
+/**
+ * The main config, without secrets: it can be shown in logs and diffs. The
+ * cluster block includes cluster-secrets.conf for the route password, which
+ * nats-server resolves relative to this file.
+ */
+export function renderNatsConf(input: NatsConfInput): string {
+    const { node, layout } = input;
+    const tls = (file: keyof typeof NATS_TLS_FILES) => quoted(natsTlsPath(layout, file), "TLS path");
+    return `# nats-server ${NATS_SERVER_RELEASE.version} config for ${node.hostname} (rendered by meshstack; edits are overwritten).
+server_name: ${quoted(node.hostname, "server_name")}
+
+# Data plane: TLS with a client certificate from the client CA, always.
+host: ${quoted(input.clientHost, "client host")}
+port: ${node.ports.client}
+tls {
+  cert_file: ${tls("serverCert")}
+  key_file: ${tls("serverKey")}
+  ca_file: ${tls("clientCa")}
+  verify: true
+  timeout: 2
+}
+
+# Monitoring (/healthz, /routez, /jsz) never leaves the node.
+http: ${quoted(`127.0.0.1:${node.ports.monitor}`, "monitor address")}
+
+jetstream {
+  store_dir: ${quoted(layout.storeDir, "store_dir")}
+  max_memory_store: ${input.jetstream.maxMemoryBytes}
+  max_file_store: ${input.jetstream.maxFileBytes}
+}
+
+cluster {
+  name: ${quoted(input.clusterName, "cluster name")}
+  # Routes only on the WireGuard address; the route CA is separate from the
+  # client CA, so a client certificate never passes verification here.
+  listen: ${quoted(`${node.wgAddress}:${node.ports.route}`, "route listen address")}
+  tls {
+    cert_file: ${tls("routeCert")}
+    key_file: ${tls("routeKey")}
+    ca_file: ${tls("routeCa")}
+    verify: true
+    timeout: 2
+  }
+  # authorization (accepting side) and routes (dialling side, credentials in
+  # the URL) live in a 0600 file readable by the nats user only.
+  include ${quoted(NATS_CLUSTER_SECRETS_FILE, "include path")}
+}
+`;
+}
+
+/**
+ * The cluster block's secrets. Explicit routes carry their credentials in
+ * the URL; the authorization block checks accepted routes, explicit and
+ * discovered alike. Literal values, because `$VAR` is not expanded inside
+ * quoted strings and an environment variable would end up in the unit.
+ */
+export function renderNatsClusterSecrets(input: { self: NatsNode; peers: NatsNode[]; password: string }): string {
+    if (!/^[A-Za-z0-9]{16,}$/.test(input.password)) {
+        throw new Error("the NATS cluster password must be at least 16 letters and digits (it goes into route URLs and nats.conf unescaped)");
+    }
+    const routes = input.peers
+        .filter((peer) => peer.index !== input.self.index)
+        .map((peer) => `  ${quoted(`nats-route://${NATS_ROUTE_USER}:${input.password}@${peer.wgAddress}:${peer.ports.route}`, "route URL")}`);
+    return `# Included from ${NATS_CONF_FILE} inside the cluster block. Mode 0600, owner nats.
+authorization {
+  user: ${quoted(NATS_ROUTE_USER, "route user")}
+  password: ${quoted(input.password, "route password")}
+  timeout: 2
+}
+routes: [
+${routes.join("\n")}
+]
+`;
+}
+
+export interface NatsUnitInput {
+    layout: NatsLayout;
+    /** Units that must be up before routes can bind the WireGuard address. */
+    after: string[];
+}
+
+/**
+ * Debian's packaged unit has no Restart=; this one restarts always (also
+ * while wg0 is not up yet and the route listener cannot bind), runs as the
+ * nats user, and sees the file system read-only except its store.
+ * No secret is in here or in argv: nats-server reads them from its config.
+ */
+export function renderNatsUnit(input: NatsUnitInput): string {
+    const { layout } = input;
+    const conf = natsConfPath(layout);
+    return `[Unit]
+Description=NATS JetStream server (meshstack)
+Documentation=https://docs.nats.io/running-a-nats-service/introduction
+Wants=network-online.target
+After=network-online.target ${input.after.join(" ")}
+StartLimitIntervalSec=0
+
+[Service]
+Type=simple
+User=${layout.user}
+Group=${layout.group}
+ExecStartPre=${layout.binary} -t -c ${conf}
+ExecStart=${layout.binary} -c ${conf}
+ExecReload=/bin/kill -s HUP $MAINPID
+Restart=always
+RestartSec=2
+# SIGTERM makes nats-server hand over its RAFT leaderships before exiting.
+KillSignal=SIGTERM
+TimeoutStopSec=60
+LimitNOFILE=65536
+UMask=0077
+ReadWritePaths=${layout.storeDir}
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+SystemCallArchitectures=native
+CapabilityBoundingSet=
+AmbientCapabilities=
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export interface NatsInstallInput {
+    layout: NatsLayout;
+    monitorPort: number;
+    /** How long the script waits for /healthz?js-server-only=true before failing the boot. */
+    readyTimeoutSeconds: number;
+}
+
+/**
+ * Installs the pinned nats-server (checksum verified before anything is
+ * unpacked), checks the config as the nats user, starts the unit and waits
+ * for the readiness NATS's own Helm chart probes.
+ */
+export function renderNatsInstallScript(input: NatsInstallInput): string {
+    const { layout } = input;
+    const conf = natsConfPath(layout);
+    const v = NATS_SERVER_RELEASE.version;
+    return `#!/usr/bin/env bash
+# Installs nats-server ${v} and starts it (rendered by meshstack).
+set -euo pipefail
+
+arch=$(dpkg --print-architecture)
+case "$arch" in
+  amd64) sha256=${NATS_SERVER_RELEASE.sha256.amd64} ;;
+  arm64) sha256=${NATS_SERVER_RELEASE.sha256.arm64} ;;
+  *) echo "meshstack-install-nats: no pinned nats-server ${v} for architecture $arch (allowed: amd64, arm64)" >&2; exit 1 ;;
+esac
+
+if [ "$(${layout.binary} --version 2>/dev/null || true)" != "nats-server: ${v}" ]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  tarball="nats-server-${v}-linux-$arch.tar.gz"
+  curl --fail --silent --show-error --location --retry 5 --retry-delay 3 \\
+    --output "$work/$tarball" "https://github.com/nats-io/nats-server/releases/download/${v}/$tarball"
+  echo "$sha256  $work/$tarball" | sha256sum --check --strict
+  tar -xzf "$work/$tarball" -C "$work"
+  install -m 0755 -o root -g root "$work/nats-server-${v}-linux-$arch/nats-server" ${layout.binary}
+fi
+
+install -d -o ${layout.user} -g ${layout.group} -m 0700 ${layout.storeDir}
+runuser -u ${layout.user} -- ${layout.binary} -t -c ${conf}
+systemctl daemon-reload
+systemctl enable --now ${NATS_UNIT_NAME}
+
+deadline=$((SECONDS + ${input.readyTimeoutSeconds}))
+until curl --fail --silent --max-time 2 "http://127.0.0.1:${input.monitorPort}/healthz?js-server-only=true" >/dev/null; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "meshstack-install-nats: nats-server not ready after ${input.readyTimeoutSeconds}s" >&2
+    systemctl status --no-pager ${NATS_UNIT_NAME} >&2 || true
+    exit 1
+  fi
+  sleep 2
+done
+echo "meshstack-install-nats: nats-server ${v} ready"
+`;
+}
+
+export interface NatsNodeFiles {
+    routeCaPem: string;
+    routeCertPem: string;
+    routeKeyPem: string;
+    clientCaPem: string;
+    serverCertPem: string;
+    serverKeyPem: string;
+    clusterSecrets: string;
+    natsConf: string;
+}
+
+export interface NatsCloudConfigInput {
+    node: NatsNode;
+    layout: NatsLayout;
+    files: NatsNodeFiles;
+    unit: string;
+    installScript: string;
+}
+
+/**
+ * The node's cloud-config. Files owned by the nats user are deferred to the
+ * final stage: cloud-init creates users after the early write_files run.
+ */
+export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
+    const { layout, files, node } = input;
+    const owned = `${layout.user}:${layout.group}`;
+    const file = (path: string, content: string, permissions: string, owner = "root:root") => ({
+        path, content, permissions, owner, ...(owner === "root:root" ? {} : { defer: true }),
+    });
+    const doc = {
+        hostname: node.hostname,
+        ...(node.dnsName ? { fqdn: node.dnsName } : {}),
+        users: [
+            "default",
+            { name: layout.user, system: true, shell: "/usr/sbin/nologin", homedir: "/var/lib/nats", no_create_home: true, lock_passwd: true },
+        ],
+        write_files: [
+            file(natsConfPath(layout), files.natsConf, "0640", `root:${layout.group}`),
+            file(`${layout.configDir}/${NATS_CLUSTER_SECRETS_FILE}`, files.clusterSecrets, "0600", owned),
+            file(natsTlsPath(layout, "routeCa"), files.routeCaPem, "0644"),
+            file(natsTlsPath(layout, "routeCert"), files.routeCertPem, "0644"),
+            file(natsTlsPath(layout, "routeKey"), files.routeKeyPem, "0600", owned),
+            file(natsTlsPath(layout, "clientCa"), files.clientCaPem, "0644"),
+            file(natsTlsPath(layout, "serverCert"), files.serverCertPem, "0644"),
+            file(natsTlsPath(layout, "serverKey"), files.serverKeyPem, "0600", owned),
+            file(`/etc/systemd/system/${NATS_UNIT_NAME}`, input.unit, "0644"),
+            file(NATS_INSTALL_SCRIPT, input.installScript, "0700"),
+        ],
+        runcmd: [[NATS_INSTALL_SCRIPT]],
+    };
+    return `#cloud-config\n${YAML.stringify(doc, { lineWidth: 0 })}`;
+}

@@ -1,0 +1,330 @@
+/**
+ * A JetStream key-value bucket, managed over the cluster's client port with
+ * TLS and a client certificate. Replicas, history and TTL change in place
+ * (a stream update keeps every key, the seed's R1 -> R3 step); only a new
+ * bucket name replaces it.
+ *
+ * The provider runs in the engine's dynamic-provider host from its
+ * serialized text: NATS packages are required inside the functions, and
+ * every wait has its own deadline (the host ignores cancellation).
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+/** JetStream's largest replication factor. */
+export const JETSTREAM_MAX_REPLICAS = 5;
+/** JetStream keeps at most 64 revisions per KV key. */
+export const KV_MAX_HISTORY = 64;
+/** KV deduplication window cap, as the NATS clients set it for buckets with a TTL. */
+const KV_MAX_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
+
+export interface JetStreamKvArgs {
+    /** Client URLs of the cluster, e.g. tls://203.0.113.7:4222. Any reachable one is enough. */
+    servers: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Name to verify the servers' certificates against when the URLs name IP
+     * addresses that are not in the certificates (public IPs; see natsServiceName).
+     */
+    tlsServerName?: pulumi.Input<string>;
+    /** CA that signed the servers' data-plane certificates. */
+    caPem: pulumi.Input<string>;
+    /** Client certificate signed by the client CA. */
+    certPem: pulumi.Input<string>;
+    /** Its private key; secret in inputs and state. */
+    keyPem: pulumi.Input<string>;
+    /** Bucket name: letters, digits, - and _. Changing it replaces the bucket. */
+    bucket: pulumi.Input<string>;
+    /** Replication factor, 1 to 5 and at most the cluster size. Changes in place. */
+    replicas: pulumi.Input<number>;
+    /** Revisions kept per key, 1 to 64 (default 1). Changes in place. */
+    history?: pulumi.Input<number>;
+    /** Seconds a value lives; 0 keeps values forever (default 0). Changes in place. */
+    ttlSeconds?: pulumi.Input<number>;
+    /** How long create, update and delete wait for the cluster (nodes still booting, replicas catching up). Default 300. */
+    timeoutSeconds?: pulumi.Input<number>;
+}
+
+export interface JetStreamKvInputs {
+    servers: string[];
+    tlsServerName?: string;
+    caPem: string;
+    certPem: string;
+    keyPem: string;
+    bucket: string;
+    replicas: number;
+    history: number;
+    ttlSeconds: number;
+    timeoutSeconds: number;
+}
+
+export interface JetStreamKvOutputs extends JetStreamKvInputs {
+    /** The backing stream, KV_<bucket>. */
+    streamName: string;
+    /** Server names holding a replica, as reported after the last change. */
+    peers: string[];
+}
+
+export function jetStreamKvInputProblems(inputs: Partial<JetStreamKvInputs>): { property: string; reason: string }[] {
+    const problems: { property: string; reason: string }[] = [];
+    const integer = (property: keyof JetStreamKvInputs, min: number, max: number, allowed: string) => {
+        const value = inputs[property];
+        if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+            problems.push({ property, reason: `got ${JSON.stringify(value)}; allowed: ${allowed}` });
+        }
+    };
+    if (typeof inputs.bucket !== "string" || !/^[A-Za-z0-9_-]{1,200}$/.test(inputs.bucket)) {
+        problems.push({ property: "bucket", reason: `got ${JSON.stringify(inputs.bucket)}; allowed: letters, digits, - and _` });
+    }
+    integer("replicas", 1, JETSTREAM_MAX_REPLICAS, `an integer from 1 to ${JETSTREAM_MAX_REPLICAS}, at most the number of NATS nodes`);
+    integer("history", 1, KV_MAX_HISTORY, `an integer from 1 to ${KV_MAX_HISTORY}`);
+    integer("ttlSeconds", 0, 10 * 365 * 24 * 3600, "0 (keep forever) or a whole number of seconds");
+    integer("timeoutSeconds", 5, 3600, "an integer from 5 to 3600");
+    if (!Array.isArray(inputs.servers) || inputs.servers.length === 0 || !inputs.servers.every((s) => /^(tls|nats):\/\/[^/\s]+$/.test(s))) {
+        problems.push({ property: "servers", reason: `got ${JSON.stringify(inputs.servers)}; allowed: a non-empty list of tls://host:port URLs` });
+    }
+    for (const property of ["caPem", "certPem", "keyPem"] as const) {
+        if (typeof inputs[property] !== "string" || !inputs[property]!.includes("-----BEGIN")) {
+            problems.push({ property, reason: "is required (PEM)" });
+        }
+    }
+    return problems;
+}
+
+interface Session {
+    nc: any;
+    jsm: any;
+}
+
+function log(message: string): void {
+    console.log(`[jetstream-kv] ${message}`);
+}
+
+function remainingMs(deadline: number): number {
+    return Math.max(0, deadline - Date.now());
+}
+
+async function pause(ms: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Errors no retry fixes: wrong certificates or permissions. */
+function isPermanent(err: unknown): boolean {
+    return /certificate|authorization|permission|self[- ]signed|unable to verify/i.test(String((err as Error)?.message ?? err));
+}
+
+/**
+ * Connects and reaches the JetStream API, retrying until the deadline: on a
+ * first `up` the nodes may still be booting.
+ */
+async function openSession(inputs: JetStreamKvInputs, deadline: number): Promise<Session> {
+    const { connect } = require("@nats-io/transport-node");
+    const { jetstreamManager } = require("@nats-io/jetstream");
+    let lastError: unknown;
+    for (let attempt = 1; ; attempt++) {
+        let nc: any;
+        try {
+            nc = await connect({
+                servers: inputs.servers,
+                timeout: Math.max(1000, Math.min(5000, remainingMs(deadline))),
+                tls: { ca: inputs.caPem, cert: inputs.certPem, key: inputs.keyPem, ...(inputs.tlsServerName ? { servername: inputs.tlsServerName } : {}) },
+                name: "meshstack-jetstream-kv",
+            });
+            const jsm = await jetstreamManager(nc, { timeout: Math.max(1000, Math.min(5000, remainingMs(deadline))), checkAPI: true });
+            return { nc, jsm };
+        } catch (err) {
+            lastError = err;
+            await nc?.close().catch(() => undefined);
+            if (isPermanent(err)) throw new Error(`NATS at ${inputs.servers.join(", ")} refused the connection: ${(err as Error).message}`);
+        }
+        if (remainingMs(deadline) === 0) {
+            throw new Error(`NATS at ${inputs.servers.join(", ")} not reachable within timeoutSeconds=${inputs.timeoutSeconds}: ${(lastError as Error)?.message ?? lastError}`);
+        }
+        log(`attempt ${attempt}: waiting for JetStream at ${inputs.servers.join(", ")}: ${(lastError as Error)?.message ?? lastError}`);
+        await pause(Math.min(2000, remainingMs(deadline)));
+    }
+}
+
+async function closeSession(session: Session): Promise<void> {
+    // close, not drain: drain waits for a server, and the host would wait with it.
+    await session.nc.close().catch(() => undefined);
+}
+
+/** Retries `step` on transient cluster errors (no leader yet, peers still joining) until the deadline. */
+async function retrying<T>(what: string, deadline: number, step: () => Promise<T>): Promise<T> {
+    for (;;) {
+        try {
+            return await step();
+        } catch (err) {
+            if (isPermanent(err) || /stream name already in use|invalid|bucket name/i.test(String((err as Error).message))) throw err;
+            if (remainingMs(deadline) === 0) throw new Error(`${what}: ${(err as Error).message} (gave up at the timeoutSeconds deadline)`);
+            log(`${what}: ${(err as Error).message}; retrying`);
+            await pause(Math.min(1000, remainingMs(deadline)));
+        }
+    }
+}
+
+function streamNameOf(bucket: string): string {
+    return `KV_${bucket}`;
+}
+
+function streamSettings(inputs: JetStreamKvInputs): Record<string, number> {
+    const ttlNanos = inputs.ttlSeconds * 1e9;
+    return {
+        num_replicas: inputs.replicas,
+        max_msgs_per_subject: inputs.history,
+        max_age: ttlNanos,
+        // A stream's duplicate window may not exceed its max age.
+        ...(inputs.ttlSeconds > 0 ? { duplicate_window: Math.min(inputs.ttlSeconds * 1000, KV_MAX_DUPLICATE_WINDOW_MS) * 1e6 } : {}),
+    };
+}
+
+/** Waits until the stream has a leader and every replica is current, so a later node loss cannot lose acknowledged keys. */
+async function waitForReplicas(session: Session, inputs: JetStreamKvInputs, deadline: number): Promise<string[]> {
+    const stream = streamNameOf(inputs.bucket);
+    for (;;) {
+        let state = "no stream info yet";
+        try {
+            const info = await session.jsm.streams.info(stream);
+            const cluster = info.cluster ?? {};
+            const replicas: { name: string; current: boolean; offline?: boolean }[] = cluster.replicas ?? [];
+            const current = replicas.filter((r) => r.current && !r.offline);
+            if (cluster.leader && info.config.num_replicas === inputs.replicas && current.length === inputs.replicas - 1) {
+                return [cluster.leader, ...current.map((r) => r.name)].sort();
+            }
+            state = `leader ${cluster.leader ?? "none"}, ${current.length}/${inputs.replicas - 1} followers current`;
+        } catch (err) {
+            state = (err as Error).message;
+        }
+        if (remainingMs(deadline) === 0) throw new Error(`stream ${stream} did not reach ${inputs.replicas} current replicas within timeoutSeconds=${inputs.timeoutSeconds} (${state})`);
+        log(`waiting for ${stream}: ${state}`);
+        await pause(Math.min(500, remainingMs(deadline)));
+    }
+}
+
+/** Brings an existing bucket's stream to the wanted settings; a no-op when they already match. */
+async function applySettings(session: Session, inputs: JetStreamKvInputs, deadline: number): Promise<void> {
+    const stream = streamNameOf(inputs.bucket);
+    const wanted = streamSettings(inputs);
+    await retrying(`update ${stream}`, deadline, async () => {
+        const info = await session.jsm.streams.info(stream);
+        const differs = Object.entries(wanted).some(([key, value]) => (info.config[key] ?? 0) !== value);
+        if (differs) {
+            log(`updating ${stream}: ${JSON.stringify(wanted)}`);
+            await session.jsm.streams.update(stream, { ...info.config, ...wanted });
+        }
+    });
+}
+
+async function ensureBucket(inputs: JetStreamKvInputs): Promise<JetStreamKvOutputs> {
+    const deadline = Date.now() + inputs.timeoutSeconds * 1000;
+    const session = await openSession(inputs, deadline);
+    try {
+        const { Kvm } = require("@nats-io/kv");
+        const kvm = new Kvm(session.nc);
+        await retrying(`create bucket ${inputs.bucket}`, deadline, () =>
+            kvm.create(inputs.bucket, { replicas: inputs.replicas, history: inputs.history, ttl: inputs.ttlSeconds * 1000 }),
+        );
+        // create() opens a bucket that already exists as it is; adopt it with our settings.
+        await applySettings(session, inputs, deadline);
+        const peers = await waitForReplicas(session, inputs, deadline);
+        return { ...inputs, streamName: streamNameOf(inputs.bucket), peers };
+    } finally {
+        await closeSession(session);
+    }
+}
+
+function withDefaults(inputs: Partial<JetStreamKvInputs>): JetStreamKvInputs {
+    return { history: 1, ttlSeconds: 0, timeoutSeconds: 300, ...inputs } as JetStreamKvInputs;
+}
+
+/** Fields whose change is applied to the live bucket without replacing it. */
+const IN_PLACE_FIELDS = ["replicas", "history", "ttlSeconds", "servers", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds"] as const;
+
+export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
+    async check(_olds: JetStreamKvInputs, news: Partial<JetStreamKvInputs>) {
+        const inputs = withDefaults(news);
+        return { inputs, failures: jetStreamKvInputProblems(inputs) };
+    },
+
+    async create(inputs: JetStreamKvInputs) {
+        const outs = await ensureBucket(inputs);
+        return { id: outs.streamName, outs };
+    },
+
+    async diff(_id: string, olds: JetStreamKvOutputs, news: JetStreamKvInputs) {
+        const changed = IN_PLACE_FIELDS.filter((field) => JSON.stringify(olds[field]) !== JSON.stringify(news[field]));
+        const replaces = olds.bucket !== news.bucket ? ["bucket"] : [];
+        return { changes: changed.length > 0 || replaces.length > 0, replaces, deleteBeforeReplace: false };
+    },
+
+    async update(_id: string, _olds: JetStreamKvOutputs, news: JetStreamKvInputs) {
+        const deadline = Date.now() + news.timeoutSeconds * 1000;
+        const session = await openSession(news, deadline);
+        try {
+            await applySettings(session, news, deadline);
+            const peers = await waitForReplicas(session, news, deadline);
+            return { outs: { ...news, streamName: streamNameOf(news.bucket), peers } };
+        } finally {
+            await closeSession(session);
+        }
+    },
+
+    async read(id: string, props: JetStreamKvOutputs) {
+        const deadline = Date.now() + props.timeoutSeconds * 1000;
+        const session = await openSession(props, deadline);
+        try {
+            const info = await session.jsm.streams.info(props.streamName).catch((err: Error) => {
+                if (/not found/i.test(err.message)) return undefined;
+                throw err;
+            });
+            if (!info) return { id: "", props: {} };
+            const ttlSeconds = Math.round((info.config.max_age ?? 0) / 1e9);
+            return { id, props: { ...props, replicas: info.config.num_replicas, history: info.config.max_msgs_per_subject, ttlSeconds } };
+        } finally {
+            await closeSession(session);
+        }
+    },
+
+    async delete(_id: string, props: JetStreamKvOutputs) {
+        const deadline = Date.now() + props.timeoutSeconds * 1000;
+        const session = await openSession(props, deadline);
+        try {
+            await retrying(`delete ${props.streamName}`, deadline, async () => {
+                await session.jsm.streams.delete(props.streamName).catch((err: Error) => {
+                    if (!/not found/i.test(err.message)) throw err;
+                });
+            });
+            log(`deleted ${props.streamName}`);
+        } finally {
+            await closeSession(session);
+        }
+    },
+};
+
+/** A JetStream KV bucket on a NATS cluster. */
+export class JetStreamKv extends pulumi.dynamic.Resource {
+    public readonly streamName!: pulumi.Output<string>;
+    public readonly bucket!: pulumi.Output<string>;
+    public readonly replicas!: pulumi.Output<number>;
+    public readonly history!: pulumi.Output<number>;
+    public readonly ttlSeconds!: pulumi.Output<number>;
+    /** Server names holding a replica after the last create or update. */
+    public readonly peers!: pulumi.Output<string[]>;
+    /** The client key, kept in state so delete can connect; secret. */
+    public readonly keyPem!: pulumi.Output<string>;
+
+    constructor(name: string, args: JetStreamKvArgs, opts?: pulumi.CustomResourceOptions) {
+        super(
+            jetStreamKvProvider,
+            name,
+            {
+                ...args,
+                keyPem: pulumi.secret(args.keyPem),
+                streamName: undefined,
+                peers: undefined,
+            },
+            pulumi.mergeOptions(opts, { additionalSecretOutputs: ["keyPem"] }),
+            "meshstack",
+            "JetStreamKv",
+        );
+    }
+}

@@ -1,0 +1,149 @@
+import * as assert from "assert";
+import * as YAML from "yaml";
+import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
+import { ObjectStore } from "../components/objectStore";
+import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/config";
+import { isRpcSecret, MockCloud, RecordedResource, startMockCloud } from "../lib/mockCloud";
+import { isSecret, resolve } from "./support/outputs";
+
+const naming = { project: "meshstack", stack: "test" };
+
+async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud: MockCloud; cluster: NatsCluster }> {
+    const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
+    let cluster: NatsCluster | undefined;
+    await cloud.runProgram(() => {
+        const objectStore = new ObjectStore("store", { naming, kind: "linode", region: "us-east", bootstrapPrefix: "bootstrap/", bootstrapObjectExpiryDays: 1 });
+        cluster = new NatsCluster("nats", {
+            naming, region: "us-east", nodeCount: 3, instanceType: "g6-standard-1", image: "linode/debian12", clusterName: "meshstack-test",
+            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], wgCacheAddress: "10.44.0.1/24", authorizedKeys: [],
+            objectStore, bootstrap: { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 },
+            ...overrides,
+        });
+        return {};
+    });
+    return { cloud, cluster: cluster! };
+}
+
+function unwrapAll(value: unknown): any {
+    if (isRpcSecret(value)) return unwrapAll(value.value);
+    if (Array.isArray(value)) return value.map(unwrapAll);
+    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapAll(v)]));
+    return value;
+}
+
+/** The files the node's cloud-config writes, by path (user-data as the instance receives it, inline). */
+function writtenFiles(instance: RecordedResource): Record<string, { content: string; permissions: string; owner: string }> {
+    const [metadata] = unwrapAll(instance.inputs.metadatas) as { userData: string }[];
+    const text = Buffer.from(metadata.userData, "base64").toString("utf8");
+    assert.match(text, /^#cloud-config\n/, "expected the cloud-config inline");
+    const doc = YAML.parse(text) as { write_files: { path: string; content: string; permissions: string; owner: string }[] };
+    return Object.fromEntries(doc.write_files.map((f) => [f.path, f]));
+}
+
+describe("NatsCluster (mocks)", () => {
+    let cloud: MockCloud;
+    let cluster: NatsCluster;
+    before(async () => ({ cloud, cluster } = await build()));
+
+    it("creates one instance, one route certificate and one data-plane certificate per node", () => {
+        for (const kind of ["instance", "route", "server"]) {
+            const names = cloud.resources.map((r) => r.name).filter((n) => new RegExp(`^nats-[0-9]+-${kind}$`).test(n)).sort();
+            assert.deepStrictEqual(names, ["nats-0", "nats-1", "nats-2"].map((n) => `${n}-${kind}`), kind);
+        }
+        assert.strictEqual(cloud.ofType("linode:index/instance:Instance").filter((r) => r.name.startsWith("nats-")).length, 3);
+    });
+
+    it("signs route certificates with the route CA and data-plane certificates with the client CA", () => {
+        const caOf = (name: string) => cloud.byName(name).dependencies;
+        assert.ok(caOf("nats-0-route").has("nats-route-ca") && !caOf("nats-0-route").has("nats-client-ca"));
+        assert.ok(caOf("nats-0-server").has("nats-client-ca") && !caOf("nats-0-server").has("nats-route-ca"));
+    });
+
+    it("names hostname, DNS-free service name and WireGuard address in the certificate requests, never a public IP", () => {
+        const route = unwrapAll(cloud.byName("nats-1-route-csr").inputs);
+        assert.deepStrictEqual([route.dnsNames, route.ipAddresses], [["meshstack-test-1"], ["10.44.0.11"]]);
+        const server = unwrapAll(cloud.byName("nats-1-server-csr").inputs);
+        assert.deepStrictEqual(server.dnsNames, ["meshstack-test-1", "meshstack-test.nats.internal"]);
+        assert.deepStrictEqual(unwrapAll(cloud.byName("nats-1-route").inputs).allowedUses, ["digital_signature", "server_auth", "client_auth"]);
+    });
+
+    it("keeps private keys, the client CA key and user-data secret", async () => {
+        assert.ok(await isSecret(cluster.clientCaKeyPem));
+        for (const i of [0, 1, 2]) assert.ok(isRpcSecret(cloud.byName(`nats-${i}-instance`).inputs.metadatas));
+        // The password resource is @pulumi/random's, whose result the provider marks secret; it must be letters and digits.
+        assert.deepStrictEqual(unwrapAll(cloud.byName("nats-cluster-password").inputs).special, false);
+    });
+
+    it("firewall: client port from the configured CIDRs, route port from the WireGuard subnet only, monitoring closed", () => {
+        const firewall = unwrapAll(cloud.byName("nats-firewall").inputs);
+        assert.strictEqual(firewall.inboundPolicy, "DROP");
+        assert.deepStrictEqual(firewall.inbounds, [
+            { label: "nats-client", action: "ACCEPT", protocol: "TCP", ports: "4222", ipv4s: ["198.51.100.0/24"], ipv6s: ["2001:db8::/32"] },
+            { label: "nats-route-wg", action: "ACCEPT", protocol: "TCP", ports: "6222", ipv4s: ["10.44.0.0/24"] },
+        ]);
+        for (const i of [0, 1, 2]) {
+            const instance = cloud.byName(`nats-${i}-instance`);
+            assert.ok(instance.dependencies.has("nats-firewall") && Number.isInteger(instance.inputs.firewallId), `nats-${i} is created behind the firewall`);
+        }
+    });
+
+    it("ships the hardened unit, the 0600 secrets include and the password nowhere else", () => {
+        const files = writtenFiles(cloud.byName("nats-0-instance"));
+        const unit = files["/etc/systemd/system/nats-server.service"].content;
+        assert.match(unit, /^Restart=always$/m);
+        assert.match(unit, /^User=nats$/m);
+        assert.match(unit, /^After=network-online\.target wg-quick@wg0\.service$/m);
+        const secrets = files["/etc/nats/cluster-secrets.conf"];
+        assert.deepStrictEqual([secrets.permissions, secrets.owner], ["0600", "nats:nats"]);
+        const password = /password: "([A-Za-z0-9]+)"/.exec(secrets.content)![1];
+        assert.match(secrets.content, new RegExp(`nats-route://route:${password}@10\\.44\\.0\\.11:6222`));
+        for (const [path, file] of Object.entries(files)) {
+            if (path !== "/etc/nats/cluster-secrets.conf") assert.ok(!file.content.includes(password), `${path} holds the password`);
+        }
+    });
+
+    it("exposes client URLs on the nodes' public IPs", async () => {
+        const urls = await resolve(cluster.clientUrls);
+        assert.strictEqual(urls.length, 3);
+        urls.forEach((url) => assert.match(url, /^tls:\/\/203\.0\.113\.[0-9]+:4222$/));
+    });
+
+    it("creates no KV bucket and no DNS records unless asked", () => {
+        assert.strictEqual(cloud.ofType("pulumi-nodejs:dynamic/meshstack:JetStreamKv").length, 0);
+        assert.strictEqual(cloud.ofType("linode:index/domainRecord:DomainRecord").length, 0);
+    });
+});
+
+describe("NatsCluster with a DNS domain, an existing client CA and the control-plane KV (mocks)", () => {
+    let cloud: MockCloud;
+    const caCert = "-----BEGIN CERTIFICATE-----\nEXISTINGCA\n-----END CERTIFICATE-----\n";
+    before(async () => ({ cloud } = await build({
+        dnsDomain: "example.net",
+        clientCa: { certPem: caCert, keyPem: "-----BEGIN PRIVATE KEY-----\nEXISTINGKEY\n-----END PRIVATE KEY-----\n" },
+        controlPlaneKv: { bucket: "control", replicas: 1 },
+    })));
+
+    it("signs data-plane certificates with the supplied CA instead of generating one", () => {
+        assert.throws(() => cloud.byName("nats-client-ca"));
+        assert.strictEqual(unwrapAll(cloud.byName("nats-0-server").inputs).caCertPem, caCert);
+    });
+
+    it("adds the DNS names to the certificates and publishes A records once the IPs exist", () => {
+        assert.deepStrictEqual(unwrapAll(cloud.byName("nats-2-server-csr").inputs).dnsNames, ["meshstack-test-2", "meshstack-test-2.example.net", "meshstack-test.example.net"]);
+        const records = cloud.ofType("linode:index/domainRecord:DomainRecord").map((r) => unwrapAll(r.inputs));
+        assert.strictEqual(records.length, 6);
+        assert.ok(records.every((r) => r.recordType === "A" && /^203\.0\.113\./.test(r.target) && Number.isInteger(r.domainId)));
+    });
+
+    it("creates the KV bucket at the configured replicas over the public client URLs, with a secret deployer key", () => {
+        const [kv] = cloud.ofType("pulumi-nodejs:dynamic/meshstack:JetStreamKv");
+        const inputs = unwrapAll(kv.inputs);
+        assert.deepStrictEqual([inputs.bucket, inputs.replicas, inputs.tlsServerName], ["control", 1, "meshstack-test.example.net"]);
+        assert.ok(inputs.servers.every((s: string) => /^tls:\/\/203\.0\.113\.[0-9]+:4222$/.test(s)));
+        assert.ok(isRpcSecret(kv.inputs.keyPem));
+    });
+
+    it("refuses more KV replicas than nodes, naming the config keys", async () => {
+        await assert.rejects(build({ controlPlaneKv: { bucket: "control", replicas: 5 } }), /meshstack:natsKvReplicas 5 exceeds meshstack:natsNodeCount 3/);
+    });
+});
