@@ -11,7 +11,8 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { objectKeyProblem, S3Credentials, S3Location, signedObjectRequest } from "./s3";
+import { requiredStringProblems, S3Credentials, S3Location, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 
 /** Longest wait before cleanup; matches meshstack:bootstrapCleanupDelaySeconds. */
 export const CLEANUP_DELAY_MAX_SECONDS = 3600;
@@ -57,29 +58,8 @@ function sha256(text: string): string {
     return crypto.createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-type Problem = { property: string; reason: string };
-
-function locationProblems(inputs: { endpoint?: unknown; region?: unknown; bucket?: unknown; key?: unknown; accessKeyId?: unknown; secretAccessKey?: unknown }): Problem[] {
-    const problems: Problem[] = [];
-    if (typeof inputs.endpoint !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(inputs.endpoint)) {
-        problems.push({ property: "endpoint", reason: `got ${JSON.stringify(inputs.endpoint)}; allowed: an http(s) URL with no path` });
-    }
-    const keyProblem = typeof inputs.key === "string" ? objectKeyProblem(inputs.key) : "the object key is missing";
-    if (keyProblem) problems.push({ property: "key", reason: keyProblem });
-    for (const property of ["region", "bucket", "accessKeyId", "secretAccessKey"] as const) {
-        if (typeof inputs[property] !== "string" || inputs[property] === "") problems.push({ property, reason: "is required" });
-    }
-    return problems;
-}
-
-export interface BootstrapObjectArgs {
-    /** S3 endpoint URL with scheme and optional port, no path. */
-    endpoint: pulumi.Input<string>;
-    /** SigV4 signing region. */
-    region: pulumi.Input<string>;
-    bucket: pulumi.Input<string>;
-    /** Object key under the bootstrap prefix; see cloudinit/delivery.ts bootstrapObjectKey. */
-    key: pulumi.Input<string>;
+/** `key` is under the bootstrap prefix; see cloudinit/delivery.ts bootstrapObjectKey. */
+export interface BootstrapObjectArgs extends S3ObjectAccessArgs {
     /** The node's original cloud-config. Secret: it carries the node's keys and passwords. */
     content: pulumi.Input<string>;
     /**
@@ -88,33 +68,18 @@ export interface BootstrapObjectArgs {
      * on content that is often unknown at preview time.
      */
     store: pulumi.Input<boolean>;
-    /** Key pair scoped to the bucket (secret). */
-    accessKeyId: pulumi.Input<string>;
-    secretAccessKey: pulumi.Input<string>;
 }
 
-export interface BootstrapObjectInputs {
-    endpoint: string;
-    region: string;
-    bucket: string;
-    key: string;
+export interface BootstrapObjectInputs extends S3ObjectAccess {
     content: string;
     store: boolean;
-    accessKeyId: string;
-    secretAccessKey: string;
 }
 
 /** State. The content is not kept, only its digest; the key pair is kept (secret) because delete needs it. */
-export interface BootstrapObjectOutputs {
-    endpoint: string;
-    region: string;
-    bucket: string;
-    key: string;
+export interface BootstrapObjectOutputs extends S3ObjectAccess {
     stored: boolean;
     contentSha256: string;
     sizeBytes: number;
-    accessKeyId: string;
-    secretAccessKey: string;
 }
 
 function bootstrapObjectOutputs(inputs: BootstrapObjectInputs): BootstrapObjectOutputs {
@@ -133,7 +98,7 @@ function bootstrapObjectOutputs(inputs: BootstrapObjectInputs): BootstrapObjectO
 
 export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider = {
     async check(_olds: BootstrapObjectInputs, news: BootstrapObjectInputs) {
-        const failures = locationProblems(news);
+        const failures = s3ObjectAccessProblems(news);
         if (typeof news.store !== "boolean") failures.push({ property: "store", reason: `got ${JSON.stringify(news.store)}; allowed: true or false` });
         if (news.store === true && (typeof news.content !== "string" || news.content === "")) {
             failures.push({ property: "content", reason: "is empty; a stored bootstrap object needs the node's cloud-config" });
@@ -210,10 +175,8 @@ export class BootstrapObject extends pulumi.dynamic.Resource {
             bootstrapObjectProvider,
             name,
             {
-                ...args,
+                ...withSecretCredentials(args),
                 content: pulumi.secret(args.content),
-                accessKeyId: pulumi.secret(args.accessKeyId),
-                secretAccessKey: pulumi.secret(args.secretAccessKey),
                 stored: undefined,
                 contentSha256: undefined,
                 sizeBytes: undefined,
@@ -225,30 +188,18 @@ export class BootstrapObject extends pulumi.dynamic.Resource {
     }
 }
 
-export interface BootstrapObjectCleanupArgs {
-    endpoint: pulumi.Input<string>;
-    region: pulumi.Input<string>;
-    bucket: pulumi.Input<string>;
-    /** The BootstrapObject's key. */
-    key: pulumi.Input<string>;
+/** `key` is the BootstrapObject's key. */
+export interface BootstrapObjectCleanupArgs extends S3ObjectAccessArgs {
     /** The BootstrapObject's `stored`: nothing to wait for or delete when false. */
     stored: pulumi.Input<boolean>;
-    accessKeyId: pulumi.Input<string>;
-    secretAccessKey: pulumi.Input<string>;
     /** The instance that fetches the object; a replacement instance runs the cleanup again. */
     instanceId: pulumi.Input<string>;
     /** Seconds to keep the object after the instance reports running (0 to 3600). */
     delaySeconds: pulumi.Input<number>;
 }
 
-export interface BootstrapObjectCleanupInputs {
-    endpoint: string;
-    region: string;
-    bucket: string;
-    key: string;
+export interface BootstrapObjectCleanupInputs extends S3ObjectAccess {
     stored: boolean;
-    accessKeyId: string;
-    secretAccessKey: string;
     instanceId: string;
     delaySeconds: number;
 }
@@ -285,12 +236,12 @@ const CLEANUP_TRIGGERS = ["endpoint", "bucket", "key", "stored", "instanceId"] a
 
 export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider = {
     async check(_olds: BootstrapObjectCleanupInputs, news: BootstrapObjectCleanupInputs) {
-        const failures = locationProblems(news);
+        const failures = s3ObjectAccessProblems(news);
         const delay = news.delaySeconds;
         if (typeof delay !== "number" || !Number.isInteger(delay) || delay < 0 || delay > CLEANUP_DELAY_MAX_SECONDS) {
             failures.push({ property: "delaySeconds", reason: `got ${JSON.stringify(delay)}; allowed: an integer from 0 to ${CLEANUP_DELAY_MAX_SECONDS}` });
         }
-        if (typeof news.instanceId !== "string" || news.instanceId === "") failures.push({ property: "instanceId", reason: "is required" });
+        failures.push(...requiredStringProblems(news, ["instanceId"] as const));
         return { inputs: news, failures };
     },
 
@@ -326,9 +277,7 @@ export class BootstrapObjectCleanup extends pulumi.dynamic.Resource {
             bootstrapObjectCleanupProvider,
             name,
             {
-                ...args,
-                accessKeyId: pulumi.secret(args.accessKeyId),
-                secretAccessKey: pulumi.secret(args.secretAccessKey),
+                ...withSecretCredentials(args),
                 outcome: undefined,
                 detail: undefined,
             },

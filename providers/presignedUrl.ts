@@ -1,24 +1,16 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { objectKeyProblem, presignObjectUrl, S3Method } from "./s3";
+import { InputProblem, presignObjectUrl, S3Method, S3ObjectAccess, s3ObjectAccessProblems } from "./s3";
+import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 
 /** SigV4 caps presigned URL lifetime at seven days. */
 export const PRESIGN_MAX_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
 
-export interface PresignedUrlArgs {
-    /** S3 endpoint URL with scheme and optional port, no path. */
-    endpoint: pulumi.Input<string>;
-    /** SigV4 signing region. */
-    region: pulumi.Input<string>;
-    bucket: pulumi.Input<string>;
-    /** Object key; any UTF-8 except "." / ".." segments and control characters. */
-    key: pulumi.Input<string>;
+export interface PresignedUrlArgs extends S3ObjectAccessArgs {
     /** GET to fetch the object, PUT to upload it. */
     method: pulumi.Input<"GET" | "PUT">;
     /** Lifetime in seconds, 1 to 604800. */
     expiresInSeconds: pulumi.Input<number>;
-    accessKeyId: pulumi.Input<string>;
-    secretAccessKey: pulumi.Input<string>;
     /**
      * Values that force a fresh signature when they change. A URL is otherwise
      * stable across `up`s: re-signing every run would change user-data and
@@ -29,15 +21,9 @@ export interface PresignedUrlArgs {
 }
 
 /** What the provider receives: the args, resolved, with secrets unwrapped by the engine. */
-export interface PresignedUrlInputs {
-    endpoint: string;
-    region: string;
-    bucket: string;
-    key: string;
+export interface PresignedUrlInputs extends S3ObjectAccess {
     method: "GET" | "PUT";
     expiresInSeconds: number;
-    accessKeyId: string;
-    secretAccessKey: string;
     keepers?: Record<string, string>;
 }
 
@@ -56,8 +42,8 @@ export interface PresignedUrlOutputs {
     url: string;
 }
 
-export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): { property: string; reason: string }[] {
-    const problems: { property: string; reason: string }[] = [];
+export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): InputProblem[] {
+    const problems = s3ObjectAccessProblems(inputs);
     const expiry = inputs.expiresInSeconds;
     if (typeof expiry !== "number" || !Number.isInteger(expiry) || expiry < 1 || expiry > PRESIGN_MAX_EXPIRY_SECONDS) {
         problems.push({
@@ -67,16 +53,6 @@ export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): 
     }
     if (inputs.method !== "GET" && inputs.method !== "PUT") {
         problems.push({ property: "method", reason: `got ${JSON.stringify(inputs.method)}; allowed: GET or PUT` });
-    }
-    const keyProblem = typeof inputs.key === "string" ? objectKeyProblem(inputs.key) : "the object key is missing";
-    if (keyProblem) problems.push({ property: "key", reason: keyProblem });
-    if (typeof inputs.endpoint !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(inputs.endpoint)) {
-        problems.push({ property: "endpoint", reason: `got ${JSON.stringify(inputs.endpoint)}; allowed: an http(s) URL with no path` });
-    }
-    for (const property of ["bucket", "region", "accessKeyId", "secretAccessKey"] as const) {
-        if (typeof inputs[property] !== "string" || inputs[property] === "") {
-            problems.push({ property, reason: "is required" });
-        }
     }
     return problems;
 }
@@ -152,9 +128,7 @@ export class PresignedUrl extends pulumi.dynamic.Resource {
             presignedUrlProvider,
             name,
             {
-                ...args,
-                accessKeyId: pulumi.secret(args.accessKeyId),
-                secretAccessKey: pulumi.secret(args.secretAccessKey),
+                ...withSecretCredentials(args),
                 keepers: args.keepers ?? {},
                 url: undefined,
                 signedAt: undefined,

@@ -27,6 +27,32 @@ export interface S3Credentials {
 
 export type S3Method = "GET" | "PUT" | "DELETE" | "HEAD";
 
+/** An object and the key pair that reaches it: what every bucket-backed provider takes. */
+export type S3ObjectAccess = S3Location & S3Credentials;
+
+/** A dynamic provider's check() failure. */
+export interface InputProblem {
+    property: string;
+    reason: string;
+}
+
+export function requiredStringProblems<T extends string>(inputs: Partial<Record<T, unknown>>, properties: readonly T[]): InputProblem[] {
+    return properties
+        .filter((property) => typeof inputs[property] !== "string" || inputs[property] === "")
+        .map((property) => ({ property, reason: "is required" }));
+}
+
+/** check() failures for an object location and its key pair. */
+export function s3ObjectAccessProblems(inputs: Partial<Record<keyof S3ObjectAccess, unknown>>): InputProblem[] {
+    const problems = requiredStringProblems(inputs, ["region", "bucket", "accessKeyId", "secretAccessKey"] as const);
+    if (typeof inputs.endpoint !== "string" || !/^https?:\/\/[^/\s]+\/?$/.test(inputs.endpoint)) {
+        problems.push({ property: "endpoint", reason: `got ${JSON.stringify(inputs.endpoint)}; allowed: an http(s) URL with no path` });
+    }
+    const keyProblem = typeof inputs.key === "string" ? objectKeyProblem(inputs.key) : "the object key is missing";
+    if (keyProblem) problems.push({ property: "key", reason: keyProblem });
+    return problems;
+}
+
 const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
 
 /**

@@ -16,7 +16,8 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { objectKeyProblem, S3Response, signedObjectRequest } from "./s3";
+import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 
 export interface PollPolicy {
     /** Wait before the first GET. */
@@ -50,11 +51,7 @@ export const DEFAULT_POLL_POLICY: PollPolicy = {
     requestTimeoutMs: 10_000,
 };
 
-export interface PollTarget {
-    endpoint: string;
-    region: string;
-    bucket: string;
-    key: string;
+export interface PollTarget extends S3Location {
     /** Linode label of the publishing node, for messages. */
     nodeLabel: string;
     /** Public address of the node, for the "read its log" hint. */
@@ -175,9 +172,7 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
 }
 
 /** What the provider receives: the args, resolved, with secrets unwrapped by the engine. */
-export interface WgPubkeyPollInputs extends PollTarget {
-    accessKeyId: string;
-    secretAccessKey: string;
+export interface WgPubkeyPollInputs extends PollTarget, S3Credentials {
     /** The publishing instance; a new instance means a new key, so a new poll. */
     instanceId: string;
     policy: PollPolicy;
@@ -193,16 +188,11 @@ export interface WgPubkeyPollOutputs extends PollTarget {
     foundAt: string;
 }
 
-export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): { property: string; reason: string }[] {
-    const problems: { property: string; reason: string }[] = [];
-    for (const property of ["endpoint", "region", "bucket", "key", "accessKeyId", "secretAccessKey", "instanceId", "nodeLabel", "bootstrapLogPath"] as const) {
-        if (typeof inputs[property] !== "string" || inputs[property] === "") problems.push({ property, reason: "is required" });
-    }
-    if (typeof inputs.endpoint === "string" && !/^https?:\/\/[^/\s]+\/?$/.test(inputs.endpoint)) {
-        problems.push({ property: "endpoint", reason: `got ${JSON.stringify(inputs.endpoint)}; allowed: an http(s) URL with no path` });
-    }
-    const keyProblem = typeof inputs.key === "string" && inputs.key !== "" ? objectKeyProblem(inputs.key) : undefined;
-    if (keyProblem) problems.push({ property: "key", reason: keyProblem });
+export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): InputProblem[] {
+    const problems = [
+        ...s3ObjectAccessProblems(inputs),
+        ...requiredStringProblems(inputs, ["instanceId", "nodeLabel", "bootstrapLogPath"] as const),
+    ];
     const policy = (inputs.policy ?? {}) as Partial<PollPolicy>;
     const rules: [keyof PollPolicy, (v: number) => boolean, string][] = [
         ["initialDelayMs", (v) => v >= 0, "a number of milliseconds >= 0"],
@@ -289,14 +279,7 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
     async delete() {},
 };
 
-export interface WgPubkeyPollArgs {
-    endpoint: pulumi.Input<string>;
-    region: pulumi.Input<string>;
-    bucket: pulumi.Input<string>;
-    key: pulumi.Input<string>;
-    /** Scoped key of the bucket; passed as secrets. */
-    accessKeyId: pulumi.Input<string>;
-    secretAccessKey: pulumi.Input<string>;
+export interface WgPubkeyPollArgs extends S3ObjectAccessArgs {
     /** The publishing instance: when it changes, the poll runs again. */
     instanceId: pulumi.Input<string>;
     nodeLabel: pulumi.Input<string>;
@@ -317,9 +300,7 @@ export class WgPubkeyPoll extends pulumi.dynamic.Resource {
             wgPubkeyPollProvider,
             name,
             {
-                ...args,
-                accessKeyId: pulumi.secret(args.accessKeyId),
-                secretAccessKey: pulumi.secret(args.secretAccessKey),
+                ...withSecretCredentials(args),
                 publicKey: undefined,
                 attempts: undefined,
                 waitedMs: undefined,

@@ -1,0 +1,24 @@
+/**
+ * The program side of bucket-backed dynamic resources: their shared args and
+ * the secrecy of the key pair. Kept apart from ./s3, which is captured into
+ * serialized providers and must not reach for the Pulumi runtime.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export interface S3ObjectAccessArgs {
+    /** S3 endpoint URL with scheme and optional port, no path. */
+    endpoint: pulumi.Input<string>;
+    /** SigV4 signing region. */
+    region: pulumi.Input<string>;
+    bucket: pulumi.Input<string>;
+    /** Object key; any UTF-8 except "." / ".." segments and control characters. */
+    key: pulumi.Input<string>;
+    /** Key pair scoped to the bucket; always passed on as secrets. */
+    accessKeyId: pulumi.Input<string>;
+    secretAccessKey: pulumi.Input<string>;
+}
+
+/** The args with the key pair marked secret, so it is encrypted in state and never displayed. */
+export function withSecretCredentials<T extends Pick<S3ObjectAccessArgs, "accessKeyId" | "secretAccessKey">>(args: T): T {
+    return { ...args, accessKeyId: pulumi.secret(args.accessKeyId), secretAccessKey: pulumi.secret(args.secretAccessKey) };
+}
