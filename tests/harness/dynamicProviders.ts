@@ -11,6 +11,9 @@
  *   own deadline. On Ctrl-C the engine ends the process; `kill` does that.
  * - `update` must return the full outputs; `delete` runs the code stored in
  *   state; inputs arrive as plain JSON with secrets unwrapped.
+ * - Progress goes to console.log: the engine passes a dynamic provider's
+ *   stdout through to `pulumi up`, while `pulumi.log` has no engine
+ *   connection in the host (pulumi/pulumi#18249, #18253). `logs` collects it.
  */
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
