@@ -4,9 +4,11 @@
  * providers/ (dynamic providers).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { natsNodes, natsWgAddresses } from "./cloudinit/natsTopology";
 import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
+import { WgSpokeKeys } from "./components/wgSpokeKeys";
 import { requireStackConfig, s3CredentialsFromEnv } from "./lib/pulumiConfig";
 
 const config = requireStackConfig();
@@ -22,6 +24,13 @@ const store = new ObjectStore("rendezvous", {
     s3Credentials: config.objectStore.kind === "s3" ? s3CredentialsFromEnv(process.env) : undefined,
 });
 
+// The NATS nodes are the spokes of the WireGuard mesh. Their keys exist
+// before either side, so the hub lists them from its first boot.
+const natsSpokes = new WgSpokeKeys("nats-wg", {
+    spokes: natsNodes({ clusterName: config.nats.clusterName, wgAddresses: natsWgAddresses(config.wgCache.address, config.nats.nodeCount) })
+        .map((node) => ({ name: node.hostname, address: node.wgAddress })),
+});
+
 const wgCache = new WgCache("wg-cache", {
     naming,
     region: config.region,
@@ -29,6 +38,7 @@ const wgCache = new WgCache("wg-cache", {
     image: config.wgCache.image,
     listenPort: config.wgCache.listenPort,
     address: config.wgCache.address,
+    spokes: natsSpokes.peers,
     pubkeyPollTimeoutSeconds: config.wgCache.pubkeyPollTimeoutSeconds,
     authorizedKeys: config.access.sshAuthorizedKeys,
     breakGlassSshCidrs: config.access.breakGlassSshCidrs,
@@ -45,6 +55,8 @@ const nats = new NatsCluster("nats", {
     clusterName: config.nats.clusterName,
     clientCidrs: config.nats.clientCidrs,
     wgCacheAddress: config.wgCache.address,
+    wgKeys: natsSpokes.keys.map((key) => key.privateKey),
+    wgHub: { publicKey: wgCache.publicKey, endpoint: wgCache.endpoint },
     dnsDomain: config.nats.dnsDomain,
     authorizedKeys: config.access.sshAuthorizedKeys,
     breakGlassSshCidrs: config.access.breakGlassSshCidrs,

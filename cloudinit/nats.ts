@@ -7,6 +7,7 @@
  */
 import * as YAML from "yaml";
 import { NatsNode } from "./natsTopology";
+import { WG_QUICK_UNIT, WgFile } from "./wgMesh";
 
 /**
  * The nats-server release installed on the nodes. 2.10+ for v2 routes
@@ -174,8 +175,8 @@ ${routes.join("\n")}
 
 export interface NatsUnitInput {
     layout: NatsLayout;
-    /** Units that must be up before routes can bind the WireGuard address. */
-    after: string[];
+    /** Units nats-server pulls in and starts after: the ones that bring up the WireGuard address routes bind to. */
+    wants: string[];
 }
 
 /**
@@ -187,11 +188,17 @@ export interface NatsUnitInput {
 export function renderNatsUnit(input: NatsUnitInput): string {
     const { layout } = input;
     const conf = natsConfPath(layout);
+    const wants = input.wants.join(" ");
     return `[Unit]
 Description=NATS JetStream server (meshstack)
 Documentation=https://docs.nats.io/running-a-nats-service/introduction
-Wants=network-online.target
-After=network-online.target ${input.after.join(" ")}
+# Wants=, not Requires=, on the WireGuard unit: when wg0 fails to come up,
+# nats-server still starts, exits on the route listener it cannot bind, and
+# Restart=always retries, each start pulling wg0 in again. Requires= would
+# fail the start job instead (Restart= never retries that) and would stop
+# NATS whenever wg0 is stopped or restarted.
+Wants=network-online.target ${wants}
+After=network-online.target ${wants}
 StartLimitIntervalSec=0
 
 [Service]
@@ -308,17 +315,22 @@ export interface NatsCloudConfigInput {
     files: NatsNodeFiles;
     unit: string;
     installScript: string;
+    /** The node's WireGuard private key file and wg0.conf (renderSpokeWgFiles). */
+    wireguard: { privateKey: WgFile; conf: WgFile };
 }
 
 /**
  * The node's cloud-config. Files owned by the nats user are deferred to the
  * final stage: cloud-init creates users after the early write_files run.
+ * The WireGuard files are deferred too, so they land after `packages:` has
+ * installed wireguard-tools and its 0700 /etc/wireguard. wg0 comes up
+ * before the install script starts nats-server: runcmd runs in order.
  */
 export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
-    const { layout, files, node } = input;
+    const { layout, files, node, wireguard } = input;
     const owned = `${layout.user}:${layout.group}`;
-    const file = (path: string, content: string, permissions: string, owner = "root:root") => ({
-        path, content, permissions, owner, ...(owner === "root:root" ? {} : { defer: true }),
+    const file = (path: string, content: string, permissions: string, owner = "root:root", defer = owner !== "root:root") => ({
+        path, content, permissions, owner, ...(defer ? { defer: true } : {}),
     });
     const doc = {
         hostname: node.hostname,
@@ -338,8 +350,11 @@ export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
             file(natsTlsPath(layout, "serverKey"), files.serverKeyPem, "0600", owned),
             file(`/etc/systemd/system/${NATS_UNIT_NAME}`, input.unit, "0644"),
             file(NATS_INSTALL_SCRIPT, input.installScript, "0700"),
+            file(wireguard.privateKey.path, wireguard.privateKey.content, wireguard.privateKey.permissions, "root:root", true),
+            file(wireguard.conf.path, wireguard.conf.content, wireguard.conf.permissions, "root:root", true),
         ],
-        runcmd: [[NATS_INSTALL_SCRIPT]],
+        packages: ["wireguard-tools"],
+        runcmd: [["systemctl", "enable", "--now", WG_QUICK_UNIT], [NATS_INSTALL_SCRIPT]],
     };
     return `#cloud-config\n${YAML.stringify(doc, { lineWidth: 0 })}`;
 }

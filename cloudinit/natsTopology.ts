@@ -5,7 +5,7 @@
  * the very same profiles to openssl, so a test certificate can only differ
  * from a deployed one by its key material.
  */
-import { isCidr, isIpv4 } from "../lib/config";
+import { intToIpv4, ipv4ToInt, wgSubnet } from "./wgMesh";
 
 export interface NatsPorts {
     /** Data plane (clients, the deployer's KV provider). */
@@ -30,24 +30,6 @@ export interface NatsNode {
     /** The node's WireGuard address: routes listen and dial here. */
     wgAddress: string;
     ports: NatsPorts;
-}
-
-function ipv4ToInt(address: string): number {
-    return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-function intToIpv4(value: number): string {
-    return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
-}
-
-/** The network of an interface address: "10.44.0.1/24" -> "10.44.0.0/24". */
-export function wgSubnet(interfaceAddress: string): string {
-    const [address, prefix] = interfaceAddress.split("/");
-    if (!isCidr(interfaceAddress) || !isIpv4(address)) {
-        throw new Error(`meshstack:wgCacheAddress ${JSON.stringify(interfaceAddress)} is not an IPv4 interface address with prefix, such as 10.44.0.1/24`);
-    }
-    const size = 2 ** (32 - Number(prefix));
-    return `${intToIpv4(Math.floor(ipv4ToInt(address) / size) * size)}/${prefix}`;
 }
 
 /**

@@ -10,17 +10,19 @@
  * SSH or the Linode console.
  */
 import { stringify } from "yaml";
+import { renderHubPeers, WG_INTERFACE, WG_PERSISTENT_KEEPALIVE_SECONDS, wgSubnet, WgSpokePeer } from "./wgMesh";
 import { isCidr, isIpv4 } from "../lib/config";
 
 export const WG_BOOTSTRAP_SCRIPT_PATH = "/usr/local/sbin/meshstack-wg-bootstrap";
 export const WG_BOOTSTRAP_LOG_PATH = "/var/log/meshstack-wg-bootstrap.log";
-export const WG_INTERFACE = "wg0";
+/** Turns on forwarding for wg0 alone, so spokes reach each other through the hub. */
+export const WG_HUB_SYSCTL_PATH = "/etc/sysctl.d/99-meshstack-wg.conf";
+/** Priorities of the two policy-routing rules that keep forwarded traffic inside the subnet. */
+export const WG_HUB_RULE_PRIORITIES = [31000, 31001] as const;
 /** Relocates every path the script touches; tests set it to a temp dir, nodes leave it unset. */
 export const WG_ROOT_ENV = "MESHSTACK_WG_ROOT";
 /** Skips `wg-quick@wg0` (needs systemd and the wireguard kernel module); only tests set it. */
 export const WG_SKIP_INTERFACE_ENV = "MESHSTACK_WG_SKIP_INTERFACE";
-/** NAT mappings on the way to the cache expire after ~30 s on common routers. */
-export const WG_PERSISTENT_KEEPALIVE_SECONDS = 25;
 
 export interface WgBootstrapParams {
     /** Presigned PUT URL for the public key object. A credential: never logged. */
@@ -29,6 +31,8 @@ export interface WgBootstrapParams {
     listenPort: number;
     /** wg0 interface address with prefix, e.g. 10.44.0.1/24. */
     address: string;
+    /** The spokes this hub accepts, each with its key and address in the subnet. None by default. */
+    spokes?: WgSpokePeer[];
 }
 
 function shellQuote(value: string): string {
@@ -45,11 +49,21 @@ function checkParams(params: WgBootstrapParams): void {
     if (!/^https?:\/\/\S+$/.test(params.pubkeyPutUrl)) {
         throw new Error("pubkeyPutUrl is not an http(s) URL; it must be the presigned PUT URL of the public key object");
     }
+    const hubIp = params.address.split("/")[0];
+    const clash = (params.spokes ?? []).find((spoke) => spoke.address === hubIp);
+    if (clash) {
+        throw new Error(`spoke ${clash.name} has the hub's own WireGuard address ${hubIp} (meshstack:wgCacheAddress); allowed: an address outside the spokes' range`);
+    }
 }
 
 /** The bootstrap script, bash for Debian. Idempotent: a re-run keeps the keypair. */
 export function renderWgBootstrapScript(params: WgBootstrapParams): string {
     checkParams(params);
+    const spokes = params.spokes ?? [];
+    const subnet = wgSubnet(params.address);
+    const [ruleInSubnet, ruleElse] = WG_HUB_RULE_PRIORITIES;
+    // A quoted heredoc: the peer sections reach wg0.conf as literal text.
+    const peers = spokes.length ? `cat >>"$conf.new" <<'EOF'\n${renderHubPeers(subnet, spokes)}EOF\n` : "";
     return `#!/bin/bash
 # meshstack WireGuard cache bootstrap, rendered by cloudinit/wgCache.ts.
 # Generates the node's WireGuard keypair once, brings up ${WG_INTERFACE} and
@@ -62,6 +76,7 @@ readonly log_file="$root${WG_BOOTSTRAP_LOG_PATH}"
 readonly interface=${WG_INTERFACE}
 readonly listen_port=${params.listenPort}
 readonly address=${shellQuote(params.address)}
+readonly subnet=${shellQuote(subnet)}
 # The URL is a literal: nothing in it may expand.
 # shellcheck disable=SC2016
 readonly pubkey_put_url=${shellQuote(params.pubkeyPutUrl)}
@@ -115,16 +130,45 @@ chmod 600 "$private_key"
 wg pubkey <"$private_key" >"$wg_dir/publickey"
 log "public key: $(cat "$wg_dir/publickey")"
 
-# The private key stays in its one file; wg-quick loads it from there.
+# Spokes reach each other through this node, so it forwards, but on
+# $interface alone: the global ip_forward stays off and nothing that arrives
+# on the public interface is ever routed (a neighbour could otherwise hand
+# it packets for the subnet and have them encrypted to a spoke). $interface
+# does not exist yet, so its PostUp applies the drop-in (systemd-udevd also
+# does whenever $interface appears; at boot systemd-sysctl skips its keys).
+sysctl_file="$root${WG_HUB_SYSCTL_PATH}"
+mkdir -p "$(dirname "$sysctl_file")"
+cat >"$sysctl_file.new" <<EOF
+# meshstack WireGuard hub (rendered by meshstack): forward between spokes, on $interface only.
+net.ipv4.conf.$interface.forwarding = 1
+# Every spoke's only peer is the hub, so a redirect to another spoke is noise.
+# The kernel sends one unless both all and $interface say no; this node
+# forwards nowhere else, so turning off all costs nothing.
+net.ipv4.conf.all.send_redirects = 0
+net.ipv4.conf.$interface.send_redirects = 0
+EOF
+chmod 644 "$sysctl_file.new"
+mv "$sysctl_file.new" "$sysctl_file"
+log "wrote $sysctl_file (forwarding on $interface only)"
+
+# The private key stays in its one file; wg-quick loads it from there. What
+# arrives on $interface is routed back into the subnet or refused: a spoke
+# cannot use the hub as a way out to anywhere else.
 conf="$wg_dir/$interface.conf"
 cat >"$conf.new" <<EOF
 [Interface]
 Address = $address
 ListenPort = $listen_port
 PostUp = wg set %i private-key $private_key
+PostUp = sysctl -q -p $sysctl_file
+PostUp = ip -4 rule add iif %i to $subnet lookup main pref ${ruleInSubnet}
+PostUp = ip -4 rule add iif %i unreachable pref ${ruleElse}
+PostDown = ip -4 rule del pref ${ruleInSubnet}
+PostDown = ip -4 rule del pref ${ruleElse}
 EOF
-mv "$conf.new" "$conf"
+${peers}mv "$conf.new" "$conf"
 log "wrote $conf (address $address, udp/$listen_port)"
+log "$interface accepts ${spokes.length} spoke(s) in $subnet"
 
 if [ "\${${WG_SKIP_INTERFACE_ENV}:-}" = 1 ]; then
   log "${WG_SKIP_INTERFACE_ENV}=1: not bringing up $interface"
@@ -161,20 +205,6 @@ export function renderWgCacheCloudConfig(params: WgBootstrapParams): string {
         runcmd: [[WG_BOOTSTRAP_SCRIPT_PATH]],
     };
     return `#cloud-config\n${stringify(document, { lineWidth: 0 })}`;
-}
-
-/** The network of an interface address: 10.44.0.1/24 -> 10.44.0.0/24. */
-export function wgSubnet(address: string): string {
-    const [ip, prefix] = address.split("/");
-    if (!isCidr(address) || !isIpv4(ip)) {
-        throw new Error(`address ${JSON.stringify(address)} is invalid (meshstack:wgCacheAddress); allowed: an IPv4 address with prefix such as 10.44.0.1/24`);
-    }
-    const bits = Number(prefix);
-    const value = ip.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-    const size = 2 ** (32 - bits);
-    const network = Math.floor(value / size) * size;
-    const octets = [24, 16, 8, 0].map((shift) => Math.floor(network / 2 ** shift) % 256);
-    return `${octets.join(".")}/${bits}`;
 }
 
 export interface PeerSectionParams {

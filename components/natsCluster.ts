@@ -10,8 +10,9 @@ import {
 } from "../cloudinit/nats";
 import {
     CertProfile, NATS_DEFAULT_PORTS, NATS_KEY, NATS_LEAF_EARLY_RENEWAL_HOURS, natsClientCaProfile, natsClientCertProfile,
-    NatsNode, natsNodes, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, natsServiceName, natsWgAddresses, wgSubnet,
+    NatsNode, natsNodes, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, natsServiceName, natsWgAddresses,
 } from "../cloudinit/natsTopology";
+import { renderSpokeWgFiles, WG_QUICK_UNIT, wgSubnet } from "../cloudinit/wgMesh";
 import { BootstrapConfig, isIpv4, MAX_NATS_NODES } from "../lib/config";
 import { selectPublicIpv4 } from "../lib/endpoint";
 import { linodeLabel, NamingContext } from "../lib/naming";
@@ -51,8 +52,17 @@ export interface NatsClusterArgs {
      * dial only there, and the route port admits only that subnet.
      */
     wgCacheAddress: string;
-    /** systemd unit that brings up the WireGuard interface; nats-server starts after it. */
-    wgUnit?: string;
+    /**
+     * Each node's WireGuard private key, node i's at index i (WgSpokeKeys,
+     * built from natsWgAddresses so the hub lists node i's public key with
+     * node i's address). base64 of 32 bytes; secret.
+     */
+    wgKeys: pulumi.Input<string>[];
+    /**
+     * The hub every node dials and routes the subnet through: its public key
+     * and public ip:port (WgCache.publicKey and WgCache.endpoint).
+     */
+    wgHub: { publicKey: pulumi.Input<string>; endpoint: pulumi.Input<string> };
     /**
      * DNS domain managed in Linode DNS. When set, each node's certificate
      * names `<hostname>.<domain>`, and A records for the nodes and for the
@@ -116,6 +126,14 @@ interface Issued {
  * systemd unit with Restart=always, and a firewall that admits routes only
  * from the WireGuard subnet.
  *
+ * Every node is a spoke of the WireGuard mesh: cloud-init installs
+ * wireguard-tools, writes the node's key (made by WgSpokeKeys) and a wg0.conf
+ * whose one peer is the hub (WgCache), and brings wg0 up before nats-server
+ * starts, so the route listener can bind the node's WireGuard address. Routes
+ * between nodes travel spoke -> hub -> spoke inside the tunnel. The nodes'
+ * user-data carries the hub's public key, so a hub that comes back with a
+ * new key means new user-data, and so new instances, for every node.
+ *
  * Certificates name the node's hostname, DNS name, WireGuard address and
  * the cluster's service name, all known before any instance exists. The
  * public IP is not a SAN: the certificate travels in the instance's
@@ -145,6 +163,9 @@ export class NatsCluster extends pulumi.ComponentResource {
         super("meshstack:index:NatsCluster", name, {}, opts);
         if (!Number.isInteger(args.nodeCount) || args.nodeCount < 1 || args.nodeCount > MAX_NATS_NODES || args.nodeCount % 2 === 0) {
             throw new Error(`meshstack:natsNodeCount ${args.nodeCount} is not allowed; allowed: an odd integer from 1 to ${MAX_NATS_NODES}`);
+        }
+        if (args.wgKeys.length !== args.nodeCount) {
+            throw new Error(`NatsCluster ${name}: ${args.wgKeys.length} WireGuard keys for ${args.nodeCount} nodes (meshstack:natsNodeCount); pass one key per node`);
         }
         if (args.controlPlaneKv && args.controlPlaneKv.replicas > args.nodeCount) {
             throw new Error(`meshstack:natsKvReplicas ${args.controlPlaneKv.replicas} exceeds meshstack:natsNodeCount ${args.nodeCount}; allowed: 1 to ${args.nodeCount}`);
@@ -177,16 +198,20 @@ export class NatsCluster extends pulumi.ComponentResource {
         }, { parent: this });
         this.firewallId = firewall.id.apply(Number);
 
-        const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, after: [args.wgUnit ?? "wg-quick@wg0.service"] });
+        const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
         const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300 });
         this.nodes = topology.map((node) => {
             const route = this.leafCert(`${name}-${node.index}-route`, natsRouteCertProfile(node), routeCa);
             const server = this.leafCert(`${name}-${node.index}-server`, natsServerCertProfile(node, this.serviceName), clientCa);
+            const wireguard = pulumi
+                .all([args.wgKeys[node.index], args.wgHub.publicKey, args.wgHub.endpoint])
+                .apply(([privateKey, publicKey, endpoint]) =>
+                    renderSpokeWgFiles({ address: node.wgAddress, subnet, privateKey, hub: { publicKey, endpoint } }));
             const cloudConfig = pulumi
-                .all([routeCa.certPem, route.certPem, route.keyPem, clientCa.certPem, server.certPem, server.keyPem, password.result])
-                .apply(([routeCaPem, routeCertPem, routeKeyPem, clientCaPem, serverCertPem, serverKeyPem, clusterPassword]) =>
+                .all([routeCa.certPem, route.certPem, route.keyPem, clientCa.certPem, server.certPem, server.keyPem, password.result, wireguard])
+                .apply(([routeCaPem, routeCertPem, routeKeyPem, clientCaPem, serverCertPem, serverKeyPem, clusterPassword, wgFiles]) =>
                     renderNatsCloudConfig({
-                        node, layout: NATS_NODE_LAYOUT, unit, installScript,
+                        node, layout: NATS_NODE_LAYOUT, unit, installScript, wireguard: wgFiles,
                         files: {
                             routeCaPem, routeCertPem, routeKeyPem, clientCaPem, serverCertPem, serverKeyPem,
                             natsConf: renderNatsConf({ clusterName: args.clusterName, node, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS }),

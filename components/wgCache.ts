@@ -4,7 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { MeshNode } from "./meshNode";
 import { ObjectStore } from "./objectStore";
-import { renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH, wgSubnet } from "../cloudinit/wgCache";
+import { renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
+import { wgSubnet } from "../cloudinit/wgMesh";
+import { WgSpokePeer } from "../cloudinit/wgMesh";
 import { BootstrapConfig } from "../lib/config";
 import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
 import { linodeLabel, NamingContext } from "../lib/naming";
@@ -24,6 +26,14 @@ export interface WgCacheArgs {
     listenPort: number;
     /** wg0 address with prefix (meshstack:wgCacheAddress); its subnet is the peer section's AllowedIPs. */
     address: string;
+    /**
+     * The spokes (NATS nodes) this hub accepts: a `[Peer]` with the spoke's
+     * public key and its address as /32 each (WgSpokeKeys.peers). They are
+     * in the node's user-data, so changing the list replaces the node, and
+     * the replacement generates a new key of its own, which every spoke's
+     * user-data carries: the spokes are replaced with it.
+     */
+    spokes?: pulumi.Input<WgSpokePeer[]>;
     /** SSH public keys for root (meshstack:sshAuthorizedKeys). */
     authorizedKeys: string[];
     /**
@@ -71,7 +81,8 @@ function sha256(text: string): string {
  * The WireGuard cache/gateway node (seed 000): a Linode behind a DROP-by-
  * default firewall that generates its keypair at first boot and publishes
  * the public key through a presigned PUT; `pulumi up` waits for that key and
- * outputs a ready `[Peer]` section.
+ * outputs a ready `[Peer]` section. It is the hub of the mesh: it lists the
+ * spokes' keys and forwards between spokes on wg0, and only there.
  *
  * A rebuild must never boot with an expired URL nor pick up the previous
  * node's key. A boot nonce, renewed by every input that replaces the
@@ -127,14 +138,16 @@ export class WgCache extends pulumi.ComponentResource {
         // new instance thus gets a fresh URL and a key path the previous
         // node's key cannot be waiting at.
         const store = args.objectStore;
-        const template = renderWgCacheCloudConfig({ pubkeyPutUrl: "https://presigned.invalid/", listenPort: args.listenPort, address: args.address });
+        const spokes = pulumi.output(args.spokes ?? []);
+        const template = spokes.apply((peers) =>
+            renderWgCacheCloudConfig({ pubkeyPutUrl: "https://presigned.invalid/", listenPort: args.listenPort, address: args.address, spokes: peers }));
         const bootNonce = new random.RandomId(`${name}-boot`, {
             byteLength: 6,
             keepers: {
                 image: args.image,
                 region: args.region,
                 authorizedKeys: sha256(args.authorizedKeys.join("\n")),
-                cloudConfigTemplate: sha256(template),
+                cloudConfigTemplate: template.apply(sha256),
                 urlExpirySeconds: String(args.bootstrap.urlExpirySeconds),
                 store: pulumi
                     .all([store.endpoint, store.signingRegion, store.bucketName, store.accessKeyId, store.secretAccessKey])
@@ -156,7 +169,8 @@ export class WgCache extends pulumi.ComponentResource {
         }, { parent: this });
 
         const cloudConfig = pulumi.secret(
-            putUrl.url.apply((url) => renderWgCacheCloudConfig({ pubkeyPutUrl: url, listenPort: args.listenPort, address: args.address })),
+            pulumi.all([putUrl.url, spokes]).apply(([url, peers]) =>
+                renderWgCacheCloudConfig({ pubkeyPutUrl: url, listenPort: args.listenPort, address: args.address, spokes: peers })),
         );
         this.node = new MeshNode(`${name}-node`, {
             naming: args.naming,

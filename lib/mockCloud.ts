@@ -71,6 +71,11 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
     "random:index/randomString:RandomString": (name, inputs) => ({ result: fakeToken(name, Number(unwrap(inputs.length) ?? 16)) }),
     "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: fakeToken(name, Number(unwrap(inputs.length) ?? 32)) }),
     "random:index/randomId:RandomId": (name) => ({ hex: fakeToken(name, 16, "0123456789abcdef"), b64Url: fakeToken(name, 11) }),
+    "random:index/randomBytes:RandomBytes": (name, inputs) => {
+        const bytes = Buffer.alloc(Number(unwrap(inputs.length)));
+        for (let block = 0; block * 32 < bytes.length; block++) crypto.createHash("sha256").update(`${name}-bytes-${block}`).digest().copy(bytes, block * 32);
+        return { base64: bytes.toString("base64"), hex: bytes.toString("hex") };
+    },
     "tls:index/privateKey:PrivateKey": (name) => ({
         privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END PRIVATE KEY-----\n`,
         publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END PUBLIC KEY-----\n`,

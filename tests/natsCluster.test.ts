@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import * as crypto from "crypto";
 import * as YAML from "yaml";
 import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
@@ -7,6 +8,8 @@ import { isRpcSecret, MockCloud, RecordedResource, startMockCloud } from "../lib
 import { isSecret, resolve } from "./support/outputs";
 
 const naming = { project: "meshstack", stack: "test" };
+const wgKeys = [0, 1, 2].map(() => crypto.randomBytes(32).toString("base64"));
+const wgHub = { publicKey: crypto.randomBytes(32).toString("base64"), endpoint: "203.0.113.12:51820" };
 
 async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud: MockCloud; cluster: NatsCluster }> {
     const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
@@ -15,7 +18,7 @@ async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud:
         const objectStore = new ObjectStore("store", { naming, kind: "linode", region: "us-east", bootstrapPrefix: "bootstrap/", bootstrapObjectExpiryDays: 1 });
         cluster = new NatsCluster("nats", {
             naming, region: "us-east", nodeCount: 3, instanceType: "g6-standard-1", image: "linode/debian12", clusterName: "meshstack-test",
-            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], wgCacheAddress: "10.44.0.1/24", authorizedKeys: [],
+            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], wgCacheAddress: "10.44.0.1/24", wgKeys, wgHub, authorizedKeys: [],
             objectStore, bootstrap: { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 },
             ...overrides,
         });
@@ -92,6 +95,7 @@ describe("NatsCluster (mocks)", () => {
         const unit = files["/etc/systemd/system/nats-server.service"].content;
         assert.match(unit, /^Restart=always$/m);
         assert.match(unit, /^User=nats$/m);
+        assert.match(unit, /^Wants=network-online\.target wg-quick@wg0\.service$/m);
         assert.match(unit, /^After=network-online\.target wg-quick@wg0\.service$/m);
         const secrets = files["/etc/nats/cluster-secrets.conf"];
         assert.deepStrictEqual([secrets.permissions, secrets.owner], ["0600", "nats:nats"]);
@@ -141,6 +145,10 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
         assert.deepStrictEqual([inputs.bucket, inputs.replicas, inputs.tlsServerName], ["control", 1, "meshstack-test.example.net"]);
         assert.ok(inputs.servers.every((s: string) => /^tls:\/\/203\.0\.113\.[0-9]+:4222$/.test(s)));
         assert.ok(isRpcSecret(kv.inputs.keyPem));
+    });
+
+    it("refuses a WireGuard key count that differs from the node count", async () => {
+        await assert.rejects(build({ wgKeys: wgKeys.slice(0, 2) }), /2 WireGuard keys for 3 nodes/);
     });
 
     it("refuses more KV replicas than nodes, naming the config keys", async () => {

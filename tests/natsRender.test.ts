@@ -9,7 +9,9 @@ import {
     NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, natsConfPath,
     renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../cloudinit/nats";
-import { natsNodes, natsServerCertProfile, natsRouteCertProfile, natsWgAddresses, wgSubnet } from "../cloudinit/natsTopology";
+import { natsNodes, natsServerCertProfile, natsRouteCertProfile, natsWgAddresses } from "../cloudinit/natsTopology";
+import { wgSubnet } from "../cloudinit/wgMesh";
+import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
 import { LoopbackNatsCluster } from "./support/natsCluster";
 import { toolPath } from "./support/tools";
 
@@ -95,15 +97,25 @@ describe("nats-server -t on the rendered configs", function () {
 describe("systemd unit, install script and cloud-config", function () {
     this.timeout(60_000);
     let dir: string;
-    const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, after: ["wg-quick@wg0.service"] });
+    const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
     const script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 300 });
     const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const wireguard = renderSpokeWgFiles({
+        address: nodes[0].wgAddress, subnet: "10.44.0.0/24", privateKey: "YOuCSn3sTnjBB0ZT+k3Jt6mW1PmSm0EhGUzKixuW2GA=",
+        hub: { publicKey: "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=", endpoint: "45.79.1.2:51820" },
+    });
     const cloudConfig = renderNatsCloudConfig({
-        node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script,
+        node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, wireguard,
         files: { routeCaPem: pem, routeCertPem: pem, routeKeyPem: pem, clientCaPem: pem, serverCertPem: pem, serverKeyPem: pem, natsConf: nodeConf, clusterSecrets: secrets },
     });
     before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-nats-render-"))));
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it("pulls in wg-quick@wg0 and starts after it (Wants=, so a failed wg0 is retried with every restart)", () => {
+        assert.match(unit, /^Wants=network-online\.target wg-quick@wg0\.service$/m);
+        assert.match(unit, /^After=network-online\.target wg-quick@wg0\.service$/m);
+        assert.doesNotMatch(unit, /^(Requires|BindsTo)=/m);
+    });
 
     it("restarts always, runs as the nats user, and carries no secret", () => {
         assert.match(unit, /^Restart=always$/m);
@@ -113,7 +125,7 @@ describe("systemd unit, install script and cloud-config", function () {
     });
 
     it("passes systemd-analyze verify (binary path pointed at the test build, which must exist)", async () => {
-        const testUnit = renderNatsUnit({ layout: { ...NATS_NODE_LAYOUT, binary: toolPath("nats-server") }, after: ["wg-quick@wg0.service"] });
+        const testUnit = renderNatsUnit({ layout: { ...NATS_NODE_LAYOUT, binary: toolPath("nats-server") }, wants: [WG_QUICK_UNIT] });
         const file = path.join(dir, "nats-server.service");
         fs.writeFileSync(file, testUnit);
         const { stdout, stderr } = await run("systemd-analyze", ["verify", file]);
@@ -135,6 +147,16 @@ describe("systemd unit, install script and cloud-config", function () {
         // cloud-init's Python library is installed for the system interpreter.
         const { stdout } = await run("/usr/bin/python3", ["/usr/bin/cloud-init", "schema", "--config-file", file]);
         assert.match(stdout, /Valid cloud-config/);
+    });
+
+    it("installs wireguard-tools, writes the WireGuard files root-only after it, and brings wg0 up before nats-server", () => {
+        const doc = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, ""));
+        assert.deepStrictEqual(doc.packages, ["wireguard-tools"]);
+        const byPath = Object.fromEntries((doc.write_files as { path: string }[]).map((f) => [f.path, f]));
+        for (const [path, content] of [["/etc/wireguard/privatekey", wireguard.privateKey.content], ["/etc/wireguard/wg0.conf", wireguard.conf.content]]) {
+            assert.deepStrictEqual(byPath[path], { path, content, permissions: "0600", owner: "root:root", defer: true }, path);
+        }
+        assert.deepStrictEqual(doc.runcmd, [["systemctl", "enable", "--now", "wg-quick@wg0.service"], ["/usr/local/sbin/meshstack-install-nats"]]);
     });
 
     it("writes secrets 0600 for the nats user after cloud-init created it", () => {

@@ -8,7 +8,8 @@
  * Bringing up wg0 needs systemd and the wireguard kernel module, which this
  * machine lacks (`ip link add type wireguard` fails), so the tests set
  * MESHSTACK_WG_SKIP_INTERFACE=1; the wg0.conf the script writes is checked
- * with wg-quick's own parser instead.
+ * with wg-quick's own parser instead, and its routing hooks run in a network
+ * namespace of their own, on a veth named wg0.
  */
 import * as assert from "assert";
 import { execFile, execFileSync } from "child_process";
@@ -18,8 +19,9 @@ import * as path from "path";
 import { promisify } from "util";
 import { parse } from "yaml";
 import {
-    renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH, WG_BOOTSTRAP_SCRIPT_PATH, WG_ROOT_ENV, WG_SKIP_INTERFACE_ENV,
+    renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH, WG_BOOTSTRAP_SCRIPT_PATH, WG_HUB_SYSCTL_PATH, WG_ROOT_ENV, WG_SKIP_INTERFACE_ENV,
 } from "../cloudinit/wgCache";
+import { wgPublicKeyFromPrivate, WgSpokePeer } from "../cloudinit/wgMesh";
 import { PresignedUrl, PresignedUrlInputs } from "../providers/presignedUrl";
 import { PollPolicy, WgPubkeyPoll, WgPubkeyPollInputs } from "../providers/wgPubkeyPoll";
 import { captureDynamicResource, ProviderHost } from "./harness/dynamicProviders";
@@ -81,11 +83,11 @@ describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <-
     });
 
     /** A node's worth of state: object key, presigned PUT, rendered cloud-config, the script extracted from it, a temp root. */
-    async function prepareNode() {
+    async function prepareNode(spokes: WgSpokePeer[] = []) {
         const n = ++caseCounter;
         const key = `bootstrap/wg/test/cache/${n}/pubkey`;
         const put = await presignHost.checkAndCreate({ ...presignInputs, key, method: "PUT" });
-        const cloudConfig = renderWgCacheCloudConfig({ pubkeyPutUrl: put.outs.url, listenPort: 51820, address: "10.44.0.1/24" });
+        const cloudConfig = renderWgCacheCloudConfig({ pubkeyPutUrl: put.outs.url, listenPort: 51820, address: "10.44.0.1/24", spokes });
         const file = (parse(cloudConfig).write_files as { path: string; permissions: string; content: string }[]).find(
             (f) => f.path === WG_BOOTSTRAP_SCRIPT_PATH,
         )!;
@@ -98,6 +100,7 @@ describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <-
             key, cloudConfig, script, root, url: put.outs.url as string,
             privateKey: path.join(root, "etc/wireguard/privatekey"),
             conf: path.join(root, "etc/wireguard/wg0.conf"),
+            sysctl: path.join(root, WG_HUB_SYSCTL_PATH),
             log: path.join(root, WG_BOOTSTRAP_LOG_PATH),
         };
     }
@@ -159,6 +162,71 @@ describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <-
         assert.strictEqual(fs.statSync(node.conf).mode & 0o777, 0o600);
         const { stdout } = await run(toolPath("wg-quick"), ["strip", node.conf]);
         assert.strictEqual(stdout.trim(), "[Interface]\nListenPort = 51820");
+    });
+
+    const spokes: WgSpokePeer[] = [10, 11, 12].map((host, i) => ({
+        name: `meshstack-test-${i}`, address: `10.44.0.${host}`,
+        publicKey: wgPublicKeyFromPrivate(execFileSync(toolPath("wg"), ["genkey"]).toString().trim()),
+    }));
+
+    it("with spokes: the cloud-config stays valid and wg0.conf lists exactly one [Peer] per spoke, its key and /32, as wg-quick parses it", async () => {
+        const node = await prepareNode(spokes);
+        await assertValidCloudConfig(node.cloudConfig, work);
+        await runScript(node);
+        const { stdout } = await run(toolPath("wg-quick"), ["strip", node.conf]);
+        const peers = spokes.map((s) => `[Peer]\nPublicKey = ${s.publicKey}\nAllowedIPs = ${s.address}/32`).join("\n\n");
+        const withoutComments = stdout.split("\n").filter((l) => !l.startsWith("#")).join("\n");
+        assert.strictEqual(withoutComments.trim(), `[Interface]\nListenPort = 51820\n\n${peers}`);
+        assert.match(fs.readFileSync(node.log, "utf8"), /wg0 accepts 3 spoke\(s\) in 10\.44\.0\.0\/24/);
+    });
+
+    it("turns on forwarding for wg0 alone in a sysctl drop-in that wg0's PostUp applies", async () => {
+        const node = await prepareNode(spokes);
+        await runScript(node);
+        const settings = fs.readFileSync(node.sysctl, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+        assert.deepStrictEqual(settings, [
+            "net.ipv4.conf.wg0.forwarding = 1", "net.ipv4.conf.all.send_redirects = 0", "net.ipv4.conf.wg0.send_redirects = 0",
+        ]);
+        assert.doesNotMatch(fs.readFileSync(node.sysctl, "utf8"), /ip_forward|conf\.all\.forwarding/);
+        assert.match(fs.readFileSync(node.conf, "utf8"), new RegExp(`^PostUp = sysctl -q -p ${node.sysctl}$`, "m"));
+    });
+
+    it("routing hooks, run as wg-quick runs them in a network namespace: wg0 forwards into the subnet only, nothing else forwards, PostDown cleans up", async () => {
+        const node = await prepareNode(spokes);
+        await runScript(node);
+        const conf = fs.readFileSync(node.conf, "utf8");
+        // wg-quick substitutes %i and evals each hook; `wg set` needs a real WireGuard interface, the rest runs on the veth.
+        const hooks = (kind: string) => [...conf.matchAll(new RegExp(`^${kind} = (.*)$`, "gm"))]
+            .map((m) => m[1].replace(/%i/g, "wg0"))
+            .filter((hook) => !hook.startsWith("wg "))
+            .map((hook) => `(eval '${hook.replace(/'/g, `'\\''`)}')`);
+        const probe = (label: string, args: string) => `echo "${label}: $(ip route get ${args} 2>&1 | tr -s '\\n ' ' ')"`;
+        const script = [
+            "set -euo pipefail",
+            "ip link add wg0 type veth peer name wg0-end",
+            "ip link add eth0 type veth peer name eth0-end",
+            "for dev in wg0 wg0-end eth0 eth0-end; do ip link set \"$dev\" up; done",
+            "ip addr add 10.44.0.1/24 dev wg0",
+            "ip addr add 192.0.2.10/24 dev eth0",
+            "ip route add default via 192.0.2.1 dev eth0",
+            ...hooks("PostUp"),
+            probe("spoke-to-spoke", "10.44.0.11 from 10.44.0.10 iif wg0"),
+            probe("spoke-to-internet", "198.51.100.7 from 10.44.0.10 iif wg0"),
+            probe("public-to-spoke", "10.44.0.11 from 192.0.2.77 iif eth0"),
+            "echo \"forwarding: $(cat /proc/sys/net/ipv4/conf/all/forwarding) $(cat /proc/sys/net/ipv4/conf/eth0/forwarding) $(cat /proc/sys/net/ipv4/conf/wg0/forwarding)\"",
+            "echo \"rules-up: $(ip -4 rule show | grep -c '^3100[01]:')\"",
+            ...hooks("PostDown"),
+            "echo \"rules-down: $(ip -4 rule show | grep -c '^3100[01]:' || true)\"",
+        ].join("\n");
+        const { stdout } = await run(toolPath("unshare"), ["--net", "bash", "-c", script], { timeout: 30_000 });
+        const result = Object.fromEntries(stdout.trim().split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]));
+        assert.match(result["spoke-to-spoke"], /^10\.44\.0\.11 from 10\.44\.0\.10 dev wg0\b/);
+        assert.doesNotMatch(result["spoke-to-spoke"], /redirect/, "the hub would send ICMP redirects between spokes");
+        assert.match(result["spoke-to-internet"], /Network is unreachable/);
+        assert.match(result["public-to-spoke"], /No route to host/);
+        assert.strictEqual(result.forwarding, "0 0 1", "all, eth0, wg0");
+        assert.strictEqual(result["rules-up"], "2");
+        assert.strictEqual(result["rules-down"], "0");
     });
 
     it("installs wireguard-tools with apt-get only when wg is missing", async () => {

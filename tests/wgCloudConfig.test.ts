@@ -6,8 +6,9 @@ import * as path from "path";
 import { promisify } from "util";
 import { parse } from "yaml";
 import {
-    renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_SCRIPT_PATH, WgBootstrapParams, wgSubnet,
+    renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_SCRIPT_PATH, WgBootstrapParams,
 } from "../cloudinit/wgCache";
+import { wgSubnet } from "../cloudinit/wgMesh";
 import { assertValidCloudConfig } from "./support/cloudInit";
 import { toolPath } from "./support/tools";
 
