@@ -48,7 +48,20 @@ function fakeIpv4(seed: string, base: string): string {
     return `${base}.${(bytes[0] % 250) + 2}`;
 }
 
-const PEM_BODY = "MIIBmockmockmockmockmockmockmockmockmockmockmockmock";
+/**
+ * DER sizes of ECDSA P-256 material as @pulumi/tls makes it, so user-data
+ * sizes in the offline plan (and the delivery choice) match a real deploy.
+ */
+const DER_BYTES = { certificate: 560, privateKey: 121, publicKey: 91, certRequest: 300 } as const;
+
+function fakePem(label: string, seed: string, derBytes: number): string {
+    const der = Buffer.alloc(derBytes);
+    for (let offset = 0; offset < derBytes; offset += 32) {
+        crypto.createHash("sha256").update(`${seed}:${offset}`).digest().copy(der, offset);
+    }
+    const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+    return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
+}
 
 /** Outputs a provider would add to the inputs, per resource type. */
 type OutputFaker = (name: string, inputs: Record<string, any>) => Record<string, unknown>;
@@ -77,20 +90,24 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         return { base64: bytes.toString("base64"), hex: bytes.toString("hex") };
     },
     "tls:index/privateKey:PrivateKey": (name) => ({
-        privateKeyPem: `-----BEGIN PRIVATE KEY-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END PRIVATE KEY-----\n`,
-        publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END PUBLIC KEY-----\n`,
+        privateKeyPem: fakePem("EC PRIVATE KEY", name, DER_BYTES.privateKey),
+        publicKeyPem: fakePem("PUBLIC KEY", name, DER_BYTES.publicKey),
     }),
     "tls:index/selfSignedCert:SelfSignedCert": (name) => ({
-        certPem: `-----BEGIN CERTIFICATE-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END CERTIFICATE-----\n`,
+        certPem: fakePem("CERTIFICATE", name, DER_BYTES.certificate),
     }),
     "tls:index/locallySignedCert:LocallySignedCert": (name) => ({
-        certPem: `-----BEGIN CERTIFICATE-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END CERTIFICATE-----\n`,
+        certPem: fakePem("CERTIFICATE", name, DER_BYTES.certificate),
     }),
     "tls:index/certRequest:CertRequest": (name) => ({
-        certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${PEM_BODY}${fakeToken(name, 8)}\n-----END CERTIFICATE REQUEST-----\n`,
+        certRequestPem: fakePem("CERTIFICATE REQUEST", name, DER_BYTES.certRequest),
     }),
+    // Shaped like a real SigV4 query so user-data sizes match a deploy.
     "pulumi-nodejs:dynamic/meshstack:PresignedUrl": (name, inputs) => ({
-        url: `${unwrap(inputs.endpoint)}/${unwrap(inputs.bucket)}/${unwrap(inputs.key)}?X-Amz-Signature=mock-${fakeToken(name, 8)}`,
+        url: `${unwrap(inputs.endpoint)}/${unwrap(inputs.bucket)}/${unwrap(inputs.key)}?X-Amz-Algorithm=AWS4-HMAC-SHA256` +
+            `&X-Amz-Credential=${fakeToken(`${name}-akid`, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")}%2F20260101%2F${unwrap(inputs.region)}%2Fs3%2Faws4_request` +
+            `&X-Amz-Date=20260101T000000Z&X-Amz-Expires=${unwrap(inputs.expiresInSeconds)}&X-Amz-SignedHeaders=host` +
+            `&X-Amz-Signature=${fakeToken(name, 64, "0123456789abcdef")}`,
         signedAt: "2026-01-01T00:00:00.000Z",
         expiresAt: new Date(Date.parse("2026-01-01T00:00:00.000Z") + Number(unwrap(inputs.expiresInSeconds)) * 1000).toISOString(),
     }),
