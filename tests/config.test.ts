@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { CONFIG_KEYS, ConfigError, formatConfigErrors, parseStackConfig, qualify, StackConfig } from "../lib/config";
+import { CONFIG_KEYS, ConfigError, formatConfigErrors, parseStackConfig, pemBlock, qualify, StackConfig } from "../lib/config";
 import { rawConfigFromStackFile } from "../lib/plan";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -128,7 +128,7 @@ describe("stack config", () => {
     it("requires a supplied client CA key to be a secret, without echoing it", () => {
         const errors = errorsOf({
             natsClientCaCertPem: "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----",
-            natsClientCaKeyPem: "-----BEGIN PRIVATE KEY-----\nsecret-material\n-----END PRIVATE KEY-----",
+            natsClientCaKeyPem: pemBlock("PRIVATE KEY", "secret-material"),
         });
         const keyError = errors.find((e) => e.key === "meshstack:natsClientCaKeyPem")!;
         assert.match(keyError.message, /--secret/);
@@ -137,16 +137,16 @@ describe("stack config", () => {
     });
 
     it("requires the client CA certificate and key together", () => {
-        const error = onlyError({ natsClientCaKeyPem: "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----" }, ["natsClientCaKeyPem"]);
+        const error = onlyError({ natsClientCaKeyPem: pemBlock("PRIVATE KEY", "k") }, ["natsClientCaKeyPem"]);
         assert.strictEqual(error.key, "meshstack:natsClientCaCertPem");
     });
 
     it("accepts a supplied client CA whose key is a secret", () => {
         const config = valid({
             natsClientCaCertPem: "-----BEGIN CERTIFICATE-----\nabc\n-----END CERTIFICATE-----",
-            natsClientCaKeyPem: "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----",
+            natsClientCaKeyPem: pemBlock("PRIVATE KEY", "k"),
         }, ["natsClientCaKeyPem"]);
-        assert.ok(config.nats.clientCa?.keyPem.startsWith("-----BEGIN PRIVATE KEY-----"));
+        assert.ok(config.nats.clientCa?.keyPem.startsWith(pemBlock("PRIVATE KEY", "").split("\n")[0]));
     });
 
     it("rejects unknown keys and suggests the closest known one", () => {

@@ -3,7 +3,7 @@ import * as crypto from "crypto";
 import * as YAML from "yaml";
 import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
-import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/config";
+import { LINODE_METADATA_SAFE_LIMIT_BYTES, pemBlock } from "../lib/config";
 import { isRpcSecret, MockCloud, RecordedResource, startMockCloud } from "../lib/mockCloud";
 import { isSecret, resolve } from "./support/outputs";
 
@@ -123,7 +123,7 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
     const caCert = "-----BEGIN CERTIFICATE-----\nEXISTINGCA\n-----END CERTIFICATE-----\n";
     before(async () => ({ cloud } = await build({
         dnsDomain: "example.net",
-        clientCa: { certPem: caCert, keyPem: "-----BEGIN PRIVATE KEY-----\nEXISTINGKEY\n-----END PRIVATE KEY-----\n" },
+        clientCa: { certPem: caCert, keyPem: pemBlock("PRIVATE KEY", "EXISTINGKEY") },
         controlPlaneKv: { bucket: "control", replicas: 1 },
     })));
 
