@@ -39,8 +39,14 @@ function fakeToken(seed: string, length: number, alphabet = "abcdefghijklmnopqrs
     return Array.from({ length }, (_, i) => alphabet[bytes[i % bytes.length] % alphabet.length]).join("");
 }
 
-function unwrap(value: unknown): any {
-    return isRpcSecret(value) ? unwrap(value.value) : value;
+/** The value with every RPC secret wrapper removed, at any depth: what a provider sees. */
+export function unwrapSecrets(value: unknown): any {
+    if (isRpcSecret(value)) return unwrapSecrets(value.value);
+    if (Array.isArray(value)) return value.map(unwrapSecrets);
+    if (value && typeof value === "object") {
+        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+    }
+    return value;
 }
 
 function fakeIpv4(seed: string, base: string): string {
@@ -73,19 +79,19 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         return { ipv4s: [privateIp, publicIp], ipAddress: publicIp, privateIpAddress: privateIp, status: "running" };
     },
     "linode:index/objectStorageBucket:ObjectStorageBucket": (_name, inputs) => ({
-        endpoint: `${unwrap(inputs.region)}-1.linodeobjects.com`,
-        hostname: `${unwrap(inputs.label)}.${unwrap(inputs.region)}-1.linodeobjects.com`,
+        endpoint: `${unwrapSecrets(inputs.region)}-1.linodeobjects.com`,
+        hostname: `${unwrapSecrets(inputs.label)}.${unwrapSecrets(inputs.region)}-1.linodeobjects.com`,
     }),
     "linode:index/objectStorageKey:ObjectStorageKey": (name) => ({
         accessKey: fakeToken(`${name}-access`, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"),
         secretKey: fakeToken(`${name}-secret`, 40),
     }),
     "linode:index/firewall:Firewall": () => ({}),
-    "random:index/randomString:RandomString": (name, inputs) => ({ result: fakeToken(name, Number(unwrap(inputs.length) ?? 16)) }),
-    "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: fakeToken(name, Number(unwrap(inputs.length) ?? 32)) }),
+    "random:index/randomString:RandomString": (name, inputs) => ({ result: fakeToken(name, Number(unwrapSecrets(inputs.length) ?? 16)) }),
+    "random:index/randomPassword:RandomPassword": (name, inputs) => ({ result: fakeToken(name, Number(unwrapSecrets(inputs.length) ?? 32)) }),
     "random:index/randomId:RandomId": (name) => ({ hex: fakeToken(name, 16, "0123456789abcdef"), b64Url: fakeToken(name, 11) }),
     "random:index/randomBytes:RandomBytes": (name, inputs) => {
-        const bytes = Buffer.alloc(Number(unwrap(inputs.length)));
+        const bytes = Buffer.alloc(Number(unwrapSecrets(inputs.length)));
         for (let block = 0; block * 32 < bytes.length; block++) crypto.createHash("sha256").update(`${name}-bytes-${block}`).digest().copy(bytes, block * 32);
         return { base64: bytes.toString("base64"), hex: bytes.toString("hex") };
     },
@@ -104,16 +110,16 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
     }),
     // Shaped like a real SigV4 query so user-data sizes match a deploy.
     "pulumi-nodejs:dynamic/meshstack:PresignedUrl": (name, inputs) => ({
-        url: `${unwrap(inputs.endpoint)}/${unwrap(inputs.bucket)}/${unwrap(inputs.key)}?X-Amz-Algorithm=AWS4-HMAC-SHA256` +
-            `&X-Amz-Credential=${fakeToken(`${name}-akid`, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")}%2F20260101%2F${unwrap(inputs.region)}%2Fs3%2Faws4_request` +
-            `&X-Amz-Date=20260101T000000Z&X-Amz-Expires=${unwrap(inputs.expiresInSeconds)}&X-Amz-SignedHeaders=host` +
+        url: `${unwrapSecrets(inputs.endpoint)}/${unwrapSecrets(inputs.bucket)}/${unwrapSecrets(inputs.key)}?X-Amz-Algorithm=AWS4-HMAC-SHA256` +
+            `&X-Amz-Credential=${fakeToken(`${name}-akid`, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")}%2F20260101%2F${unwrapSecrets(inputs.region)}%2Fs3%2Faws4_request` +
+            `&X-Amz-Date=20260101T000000Z&X-Amz-Expires=${unwrapSecrets(inputs.expiresInSeconds)}&X-Amz-SignedHeaders=host` +
             `&X-Amz-Signature=${fakeToken(name, 64, "0123456789abcdef")}`,
         signedAt: "2026-01-01T00:00:00.000Z",
-        expiresAt: new Date(Date.parse("2026-01-01T00:00:00.000Z") + Number(unwrap(inputs.expiresInSeconds)) * 1000).toISOString(),
+        expiresAt: new Date(Date.parse("2026-01-01T00:00:00.000Z") + Number(unwrapSecrets(inputs.expiresInSeconds)) * 1000).toISOString(),
     }),
     "pulumi-nodejs:dynamic/meshstack:JetStreamKv": (_name, inputs) => ({
-        streamName: `KV_${unwrap(inputs.bucket)}`,
-        peers: Array.from({ length: Number(unwrap(inputs.replicas) ?? 1) }, (_, i) => `nats-${i}`),
+        streamName: `KV_${unwrapSecrets(inputs.bucket)}`,
+        peers: Array.from({ length: Number(unwrapSecrets(inputs.replicas) ?? 1) }, (_, i) => `nats-${i}`),
     }),
     "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name) => ({
         // A well-formed key: base64 of 32 bytes, as `wg pubkey` prints.
@@ -123,13 +129,13 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         foundAt: "2026-01-01T00:01:00.000Z",
     }),
     "pulumi-nodejs:dynamic/meshstack:BootstrapObject": (_name, inputs) => ({
-        stored: Boolean(unwrap(inputs.store)),
-        contentSha256: crypto.createHash("sha256").update(String(unwrap(inputs.content) ?? "")).digest("hex"),
-        sizeBytes: Buffer.byteLength(String(unwrap(inputs.content) ?? ""), "utf8"),
+        stored: Boolean(unwrapSecrets(inputs.store)),
+        contentSha256: crypto.createHash("sha256").update(String(unwrapSecrets(inputs.content) ?? "")).digest("hex"),
+        sizeBytes: Buffer.byteLength(String(unwrapSecrets(inputs.content) ?? ""), "utf8"),
     }),
     "pulumi-nodejs:dynamic/meshstack:BootstrapObjectCleanup": (_name, inputs) => ({
-        outcome: unwrap(inputs.stored) ? "deleted" : "nothing-stored",
-        detail: unwrap(inputs.stored) ? `s3://${unwrap(inputs.bucket)}/${unwrap(inputs.key)} deleted` : "user-data went inline or gzipped; nothing in the bucket",
+        outcome: unwrapSecrets(inputs.stored) ? "deleted" : "nothing-stored",
+        detail: unwrapSecrets(inputs.stored) ? `s3://${unwrapSecrets(inputs.bucket)}/${unwrapSecrets(inputs.key)} deleted` : "user-data went inline or gzipped; nothing in the bucket",
     }),
 };
 

@@ -7,7 +7,7 @@
 import * as zlib from "zlib";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "./config";
-import { isRpcSecret, RecordedResource } from "./mockCloud";
+import { isRpcSecret, RecordedResource, unwrapSecrets } from "./mockCloud";
 
 const SECRET_MARK = "[secret]";
 const BOOTSTRAP_OBJECT_TYPE = "pulumi-nodejs:dynamic/meshstack:BootstrapObject";
@@ -45,10 +45,6 @@ export function redactInputs(value: unknown, key?: string): unknown {
     return value;
 }
 
-function unwrapSecret(value: unknown): unknown {
-    return isRpcSecret(value) ? unwrapSecret(value.value) : value;
-}
-
 export interface Artifact {
     /** Relative path under out/<stack>/artifacts/. */
     path: string;
@@ -59,9 +55,17 @@ function safeSegment(text: string): string {
     return text.replace(/^\/+/, "").replace(/[^A-Za-z0-9._/-]+/g, "_").replace(/\.\.+/g, "_");
 }
 
-/** user-data as the node receives it from Linode Metadata: base64, possibly gzip. */
-export function decodeUserData(base64: string): { text: string; gzipped: boolean } {
-    const bytes = Buffer.from(base64, "base64");
+const INSTANCE_TYPE = "linode:index/instance:Instance";
+
+/** The user-data bytes Linode Metadata hands a recorded instance (base64-decoded; gzip stays gzip). */
+export function instanceUserData(instance: RecordedResource): Buffer | undefined {
+    const metadatas = unwrapSecrets(instance.inputs.metadatas) as { userData?: unknown }[] | undefined;
+    const userData = metadatas?.[0]?.userData;
+    return typeof userData === "string" ? Buffer.from(userData, "base64") : undefined;
+}
+
+/** Delivered user-data as text, gunzipped when it was gzipped. */
+export function decodeUserData(bytes: Buffer): { text: string; gzipped: boolean } {
     const gzipped = bytes[0] === 0x1f && bytes[1] === 0x8b;
     return { text: (gzipped ? zlib.gunzipSync(bytes) : bytes).toString("utf8"), gzipped };
 }
@@ -106,10 +110,9 @@ export function extractArtifacts(resources: RecordedResource[]): Artifact[] {
     const artifacts: Artifact[] = [];
     for (const resource of resources) {
         const dir = safeSegment(resource.name);
-        if (resource.type === "linode:index/instance:Instance") {
-            const metadatas = unwrapSecret(resource.inputs.metadatas) as { userData?: unknown }[] | undefined;
-            const userData = unwrapSecret(metadatas?.[0]?.userData);
-            if (typeof userData !== "string") continue;
+        if (resource.type === INSTANCE_TYPE) {
+            const userData = instanceUserData(resource);
+            if (!userData) continue;
             const { text, gzipped } = decodeUserData(userData);
             artifacts.push({ path: `${dir}/user-data${gzipped ? ".gunzipped" : ""}.txt`, content: text });
             if (text.startsWith("#cloud-config")) artifacts.push(...cloudConfigArtifacts(dir, text).slice(1));
@@ -117,8 +120,8 @@ export function extractArtifacts(resources: RecordedResource[]): Artifact[] {
         }
         // The bucket copy exists only for nodes delivered by #include pointer;
         // otherwise the instance's own user-data above is the artifact.
-        if (resource.type === BOOTSTRAP_OBJECT_TYPE && unwrapSecret(resource.inputs.store) === true) {
-            const content = unwrapSecret(resource.inputs.content);
+        if (resource.type === BOOTSTRAP_OBJECT_TYPE && unwrapSecrets(resource.inputs.store) === true) {
+            const content = unwrapSecrets(resource.inputs.content);
             if (typeof content === "string") artifacts.push(...cloudConfigArtifacts(`${dir}/stored`, content));
         }
     }

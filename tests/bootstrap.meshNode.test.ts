@@ -5,7 +5,8 @@ import { DeliveryChoice } from "../cloudinit/delivery";
 import { MeshNode } from "../components/meshNode";
 import { ObjectStore } from "../components/objectStore";
 import { BootstrapConfig, LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/config";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud } from "../lib/mockCloud";
+import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
+import { instanceUserData } from "../lib/plan";
 import { BootstrapObject } from "../providers/bootstrapObject";
 import { cloudConfigOfBytes } from "./support/cloudInit";
 import { isSecret, resolve } from "./support/outputs";
@@ -48,19 +49,6 @@ async function build(name: string, cloudConfig: string, bootstrap: BootstrapConf
     return { cloud, node: node!, delivery: await resolve(node!.bootstrapDelivery), logs };
 }
 
-function unwrapAll(value: unknown): any {
-    if (isRpcSecret(value)) return unwrapAll(value.value);
-    if (Array.isArray(value)) return value.map(unwrapAll);
-    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapAll(v)]));
-    return value;
-}
-
-/** The bytes the instance gets from Linode Metadata. */
-function deliveredBytes(instance: RecordedResource): Buffer {
-    const [metadata] = unwrapAll(instance.inputs.metadatas) as { userData: string }[];
-    return Buffer.from(metadata.userData, "base64");
-}
-
 describe("MeshNode bootstrap delivery (mocks)", () => {
     describe("a cloud-config that fits", () => {
         let built: Built;
@@ -68,7 +56,7 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
 
         it("goes inline and the instance gets the cloud-config itself", () => {
             assert.strictEqual(built.delivery.method, "inline");
-            assert.strictEqual(deliveredBytes(built.cloud.byName("small-instance")).toString("utf8"), SMALL);
+            assert.strictEqual(instanceUserData(built.cloud.byName("small-instance"))!.toString("utf8"), SMALL);
         });
 
         it("keeps the user-data secret in state", () => {
@@ -89,7 +77,7 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
 
         it("goes gzipped and the instance's user-data gunzips to the cloud-config", () => {
             assert.strictEqual(built.delivery.method, "gzip");
-            assert.strictEqual(zlib.gunzipSync(deliveredBytes(built.cloud.byName("zipped-instance"))).toString("utf8"), COMPRESSIBLE);
+            assert.strictEqual(zlib.gunzipSync(instanceUserData(built.cloud.byName("zipped-instance"))!).toString("utf8"), COMPRESSIBLE);
         });
     });
 
@@ -101,13 +89,13 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
             const object = built.cloud.byName("large-bootstrap-object");
             assert.strictEqual(object.inputs.store, true);
             assert.ok(isRpcSecret(object.inputs.content));
-            assert.strictEqual(unwrapAll(object.inputs.content), INCOMPRESSIBLE);
+            assert.strictEqual(unwrapSecrets(object.inputs.content), INCOMPRESSIBLE);
             assert.match(object.inputs.key as string, /^bootstrap\/test\/large\/[a-z0-9]{6}-[0-9a-f]{16}\.cloud-config$/);
         });
 
         it("gives the instance an #include pointer to the presigned GET URL", async () => {
             const url = built.cloud.byName("large-bootstrap-url");
-            assert.strictEqual(deliveredBytes(built.cloud.byName("large-instance")).toString("utf8"), `#include\n${url.outputs.url}\n`);
+            assert.strictEqual(instanceUserData(built.cloud.byName("large-instance"))!.toString("utf8"), `#include\n${url.outputs.url}\n`);
             assert.strictEqual(built.delivery.method, "object");
         });
 

@@ -4,7 +4,8 @@ import * as YAML from "yaml";
 import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES, pemBlock } from "../lib/config";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud } from "../lib/mockCloud";
+import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
+import { instanceUserData } from "../lib/plan";
 import { isSecret, resolve } from "./support/outputs";
 
 const naming = { project: "meshstack", stack: "test" };
@@ -27,17 +28,9 @@ async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud:
     return { cloud, cluster: cluster! };
 }
 
-function unwrapAll(value: unknown): any {
-    if (isRpcSecret(value)) return unwrapAll(value.value);
-    if (Array.isArray(value)) return value.map(unwrapAll);
-    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapAll(v)]));
-    return value;
-}
-
 /** The files the node's cloud-config writes, by path (user-data as the instance receives it, inline). */
 function writtenFiles(instance: RecordedResource): Record<string, { content: string; permissions: string; owner: string }> {
-    const [metadata] = unwrapAll(instance.inputs.metadatas) as { userData: string }[];
-    const text = Buffer.from(metadata.userData, "base64").toString("utf8");
+    const text = instanceUserData(instance)!.toString("utf8");
     assert.match(text, /^#cloud-config\n/, "expected the cloud-config inline");
     const doc = YAML.parse(text) as { write_files: { path: string; content: string; permissions: string; owner: string }[] };
     return Object.fromEntries(doc.write_files.map((f) => [f.path, f]));
@@ -63,22 +56,22 @@ describe("NatsCluster (mocks)", () => {
     });
 
     it("names hostname, DNS-free service name and WireGuard address in the certificate requests, never a public IP", () => {
-        const route = unwrapAll(cloud.byName("nats-1-route-csr").inputs);
+        const route = unwrapSecrets(cloud.byName("nats-1-route-csr").inputs);
         assert.deepStrictEqual([route.dnsNames, route.ipAddresses], [["meshstack-test-1"], ["10.44.0.11"]]);
-        const server = unwrapAll(cloud.byName("nats-1-server-csr").inputs);
+        const server = unwrapSecrets(cloud.byName("nats-1-server-csr").inputs);
         assert.deepStrictEqual(server.dnsNames, ["meshstack-test-1", "meshstack-test.nats.internal"]);
-        assert.deepStrictEqual(unwrapAll(cloud.byName("nats-1-route").inputs).allowedUses, ["digital_signature", "server_auth", "client_auth"]);
+        assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-1-route").inputs).allowedUses, ["digital_signature", "server_auth", "client_auth"]);
     });
 
     it("keeps private keys, the client CA key and user-data secret", async () => {
         assert.ok(await isSecret(cluster.clientCaKeyPem));
         for (const i of [0, 1, 2]) assert.ok(isRpcSecret(cloud.byName(`nats-${i}-instance`).inputs.metadatas));
         // The password resource is @pulumi/random's, whose result the provider marks secret; it must be letters and digits.
-        assert.deepStrictEqual(unwrapAll(cloud.byName("nats-cluster-password").inputs).special, false);
+        assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-cluster-password").inputs).special, false);
     });
 
     it("firewall: client port from the configured CIDRs, route port from the WireGuard subnet only, monitoring closed", () => {
-        const firewall = unwrapAll(cloud.byName("nats-firewall").inputs);
+        const firewall = unwrapSecrets(cloud.byName("nats-firewall").inputs);
         assert.strictEqual(firewall.inboundPolicy, "DROP");
         assert.deepStrictEqual(firewall.inbounds, [
             { label: "nats-client", action: "ACCEPT", protocol: "TCP", ports: "4222", ipv4s: ["198.51.100.0/24"], ipv6s: ["2001:db8::/32"] },
@@ -129,19 +122,19 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
 
     it("signs data-plane certificates with the supplied CA instead of generating one", () => {
         assert.throws(() => cloud.byName("nats-client-ca"));
-        assert.strictEqual(unwrapAll(cloud.byName("nats-0-server").inputs).caCertPem, caCert);
+        assert.strictEqual(unwrapSecrets(cloud.byName("nats-0-server").inputs).caCertPem, caCert);
     });
 
     it("adds the DNS names to the certificates and publishes A records once the IPs exist", () => {
-        assert.deepStrictEqual(unwrapAll(cloud.byName("nats-2-server-csr").inputs).dnsNames, ["meshstack-test-2", "meshstack-test-2.example.net", "meshstack-test.example.net"]);
-        const records = cloud.ofType("linode:index/domainRecord:DomainRecord").map((r) => unwrapAll(r.inputs));
+        assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-2-server-csr").inputs).dnsNames, ["meshstack-test-2", "meshstack-test-2.example.net", "meshstack-test.example.net"]);
+        const records = cloud.ofType("linode:index/domainRecord:DomainRecord").map((r) => unwrapSecrets(r.inputs));
         assert.strictEqual(records.length, 6);
         assert.ok(records.every((r) => r.recordType === "A" && /^203\.0\.113\./.test(r.target) && Number.isInteger(r.domainId)));
     });
 
     it("creates the KV bucket at the configured replicas over the public client URLs, with a secret deployer key", () => {
         const [kv] = cloud.ofType("pulumi-nodejs:dynamic/meshstack:JetStreamKv");
-        const inputs = unwrapAll(kv.inputs);
+        const inputs = unwrapSecrets(kv.inputs);
         assert.deepStrictEqual([inputs.bucket, inputs.replicas, inputs.tlsServerName], ["control", 1, "meshstack-test.example.net"]);
         assert.ok(inputs.servers.every((s: string) => /^tls:\/\/203\.0\.113\.[0-9]+:4222$/.test(s)));
         assert.ok(isRpcSecret(kv.inputs.keyPem));

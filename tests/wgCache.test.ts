@@ -9,7 +9,8 @@ import { WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
 import { isRpcSecret, MockCloud, startMockCloud } from "../lib/mockCloud";
 import { linodeLabelProblem } from "../lib/naming";
 import { DEFAULT_POLL_POLICY, isWireGuardPublicKey } from "../providers/wgPubkeyPoll";
-import { unwrapSecrets } from "./harness/dynamicProviders";
+import { unwrapSecrets } from "../lib/mockCloud";
+import { instanceUserData } from "../lib/plan";
 import { assertValidCloudConfig } from "./support/cloudInit";
 
 const naming = { project: "meshstack", stack: "dev" };
@@ -101,8 +102,7 @@ describe("WgCache component (mock cloud)", function () {
 
     it("renders user-data that passes cloud-init schema and shellcheck and carries the PUT URL for the node's own key path", async () => {
         const { cloud, cache } = await build("cache-f");
-        const instance = unwrapSecrets(cloud.byName("cache-f-node-instance").inputs);
-        const cloudConfig = Buffer.from(instance.metadatas[0].userData, "base64").toString("utf8");
+        const cloudConfig = instanceUserData(cloud.byName("cache-f-node-instance"))!.toString("utf8");
         await assertValidCloudConfig(cloudConfig, dir);
         const put = unwrapSecrets(cloud.byName("cache-f-pubkey-put").inputs);
         const key = await resolved(cache.pubkeyObjectKey);

@@ -11,8 +11,8 @@ import * as os from "os";
 import * as path from "path";
 import * as YAML from "yaml";
 import { WgSpokeKeys } from "../components/wgSpokeKeys";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud } from "../lib/mockCloud";
-import { rawConfigFromStackFile, redactInputs } from "../lib/plan";
+import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
+import { instanceUserData, rawConfigFromStackFile, redactInputs } from "../lib/plan";
 import { assertValidCloudConfig } from "./support/cloudInit";
 import { isSecret, resolve } from "./support/outputs";
 import { toolPath } from "./support/tools";
@@ -20,16 +20,8 @@ import { toolPath } from "./support/tools";
 const REPO_ROOT = path.resolve(__dirname, "..");
 const NODES = [0, 1, 2];
 
-function unwrapAll(value: unknown): any {
-    if (isRpcSecret(value)) return unwrapAll(value.value);
-    if (Array.isArray(value)) return value.map(unwrapAll);
-    if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapAll(v)]));
-    return value;
-}
-
 function userData(instance: RecordedResource): string {
-    const [metadata] = unwrapAll(instance.inputs.metadatas) as { userData: string }[];
-    const text = Buffer.from(metadata.userData, "base64").toString("utf8");
+    const text = instanceUserData(instance)!.toString("utf8");
     assert.match(text, /^#cloud-config\n/, `${instance.name}: expected the cloud-config inline`);
     return text;
 }
@@ -47,7 +39,7 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
     let cloud: MockCloud;
     let outputs: Record<string, unknown>;
     let dir: string;
-    const spokeKey = (i: number) => unwrapAll(cloud.byName(`nats-wg-meshstack-dev-${i}`).outputs).base64 as string;
+    const spokeKey = (i: number) => unwrapSecrets(cloud.byName(`nats-wg-meshstack-dev-${i}`).outputs).base64 as string;
 
     before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-wgmesh-program-"));
@@ -61,7 +53,7 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
         const keys = cloud.ofType("random:index/randomBytes:RandomBytes");
         assert.deepStrictEqual(keys.map((k) => k.name).sort(), NODES.map((i) => `nats-wg-meshstack-dev-${i}`));
         for (const key of keys) {
-            assert.strictEqual(unwrapAll(key.inputs).length, 32);
+            assert.strictEqual(unwrapSecrets(key.inputs).length, 32);
             assert.strictEqual(key.parent, "nats-wg");
         }
     });
@@ -122,7 +114,7 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
     });
 
     it("the hub's boot nonce follows its spoke list, so a changed list also gets a fresh key path", () => {
-        const keepers = unwrapAll(cloud.byName("wg-cache-boot").inputs).keepers;
+        const keepers = unwrapSecrets(cloud.byName("wg-cache-boot").inputs).keepers;
         assert.match(keepers.cloudConfigTemplate, /^[0-9a-f]{64}$/);
         assert.ok(cloud.byName("wg-cache-boot").dependencies.has("nats-wg-meshstack-dev-0"));
     });

@@ -21,10 +21,9 @@ import * as os from "os";
 import * as path from "path";
 import * as readline from "readline";
 import * as pulumi from "@pulumi/pulumi";
+import { isRpcSecret, unwrapSecrets } from "../../lib/mockCloud";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
-const RPC_SECRET_KEY = "4dabf18193072939515e22adb298388d";
-const RPC_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
 
 export interface CapturedDynamicResource {
     type: string;
@@ -35,20 +34,6 @@ export interface CapturedDynamicResource {
     secretInputs: string[];
     /** The serialized provider text the engine stores in state. */
     serializedProvider: string;
-}
-
-function isRpcSecret(value: unknown): value is { value: unknown } {
-    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[RPC_SECRET_KEY] === RPC_SECRET_SIG;
-}
-
-/** Removes RPC secret wrappers, as the engine does for a host that does not accept secrets. */
-export function unwrapSecrets(value: unknown): any {
-    if (isRpcSecret(value)) return unwrapSecrets(value.value);
-    if (Array.isArray(value)) return value.map(unwrapSecrets);
-    if (value && typeof value === "object") {
-        return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
-    }
-    return value;
 }
 
 /**
