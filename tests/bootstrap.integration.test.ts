@@ -1,6 +1,4 @@
 import * as assert from "assert";
-import * as http from "http";
-import { AddressInfo } from "net";
 import {
     BootstrapObject,
     BootstrapObjectCleanup,
@@ -9,41 +7,10 @@ import {
 } from "../providers/bootstrapObject";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { MinioServer } from "./support/minio";
+import { S3FaultShim } from "./support/s3FaultShim";
 
 const BUCKET = "bootstrap-objects";
 const CONTENT = "#cloud-config\nwrite_files:\n  - path: /etc/meshstack/secret\n    content: not-for-the-state-file\n";
-
-/**
- * Test shim: a loopback stand-in for an S3 endpoint that answers each method
- * with a fixed status and S3 error XML, to produce responses MinIO with root
- * credentials cannot (AccessDenied, 404 on DELETE, 503). It records what it was asked.
- */
-class S3FaultShim {
-    public readonly requests: string[] = [];
-    private constructor(private readonly server: http.Server) {}
-
-    static async start(answers: Partial<Record<"HEAD" | "DELETE", { status: number; code?: string }>>): Promise<S3FaultShim> {
-        let shim: S3FaultShim | undefined;
-        const server = http.createServer((req, res) => {
-            shim!.requests.push(`${req.method} ${req.url}`);
-            const answer = answers[req.method as "HEAD" | "DELETE"] ?? { status: 501, code: "NotImplemented" };
-            const body = answer.code ? `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${answer.code}</Code><Message>shim</Message></Error>` : "";
-            res.writeHead(answer.status, { "content-type": "application/xml" });
-            res.end(req.method === "HEAD" ? undefined : body);
-        });
-        shim = new S3FaultShim(server);
-        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-        return shim;
-    }
-
-    get endpoint(): string {
-        return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-    }
-
-    stop(): Promise<void> {
-        return new Promise((resolve) => this.server.close(() => resolve()));
-    }
-}
 
 describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (serialized, in a fresh host process)", function () {
     this.timeout(120_000);
@@ -84,8 +51,9 @@ describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (se
         ...(cleanupResource.inputs as BootstrapObjectCleanupInputs), key, ...overrides,
     });
     const newLogs = (host: ProviderHost, from: number) => host.logs.slice(from).join("\n");
-    async function shim(answers: Parameters<typeof S3FaultShim.start>[0]): Promise<S3FaultShim> {
-        const started = await S3FaultShim.start(answers);
+    /** A shim answering HEAD and DELETE as given, anything else 501. */
+    async function shim(answers: Partial<Record<"HEAD" | "DELETE", { status: number; code?: string }>>): Promise<S3FaultShim> {
+        const started = await S3FaultShim.start((method) => answers[method as "HEAD" | "DELETE"] ?? { status: 501, code: "NotImplemented" });
         shims.push(started);
         return started;
     }

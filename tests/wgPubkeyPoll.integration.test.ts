@@ -1,11 +1,10 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import * as http from "http";
-import { AddressInfo } from "net";
 import { PollPolicy, WgPubkeyPoll, WgPubkeyPollInputs } from "../providers/wgPubkeyPoll";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { MinioServer } from "./support/minio";
 import { freePort } from "./support/ports";
+import { S3FaultShim } from "./support/s3FaultShim";
 import { toolPath } from "./support/tools";
 
 const BUCKET = "wg-poll-tests";
@@ -28,44 +27,9 @@ async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Pr
     }
 }
 
-/**
- * Test-only shim: a loopback HTTP proxy in front of MinIO that answers the
- * first `refusals` requests itself with an S3-style error, then forwards
- * (Host header kept, so SigV4 signed for the proxy still verifies).
- */
-class TestOnlyRefusingProxy {
-    public requests = 0;
-    private constructor(private readonly server: http.Server, public readonly endpoint: string) {}
-
-    static async start(upstream: string, refusals: number, status: number, code: string): Promise<TestOnlyRefusingProxy> {
-        const target = new URL(upstream);
-        let proxy: TestOnlyRefusingProxy | undefined;
-        const server = http.createServer((req, res) => {
-            proxy!.requests++;
-            if (proxy!.requests <= refusals) {
-                res.writeHead(status, { "content-type": "application/xml" });
-                res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>test shim refusal</Message></Error>`);
-                return;
-            }
-            const forward = http.request(
-                { host: target.hostname, port: Number(target.port), method: req.method, path: req.url, headers: req.headers },
-                (answer) => {
-                    res.writeHead(answer.statusCode ?? 502, answer.headers);
-                    answer.pipe(res);
-                },
-            );
-            forward.on("error", (err) => res.writeHead(502).end(String(err)));
-            req.pipe(forward);
-        });
-        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-        proxy = new TestOnlyRefusingProxy(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
-        return proxy;
-    }
-
-    async stop(): Promise<void> {
-        this.server.closeAllConnections();
-        await new Promise((resolve) => this.server.close(resolve));
-    }
+/** A shim in front of MinIO refusing the first `refusals` requests with an S3 error. */
+function refusingShim(upstream: string, refusals: number, status: number, code: string): Promise<S3FaultShim> {
+    return S3FaultShim.start((_method, count) => (count <= refusals ? { status, code } : "forward"), upstream);
 }
 
 describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host process)", function () {
@@ -143,7 +107,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
     });
 
     it("retries a 403 that clears within the grace period (a new access key propagating)", async () => {
-        const proxy = await TestOnlyRefusingProxy.start(minio.endpoint, 3, 403, "InvalidAccessKeyId");
+        const proxy = await refusingShim(minio.endpoint, 3, 403, "InvalidAccessKeyId");
         try {
             const inputs = inputsFor({ endpoint: proxy.endpoint });
             const key = newPublicKey();
@@ -174,7 +138,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
     });
 
     it("treats a 503 as transient, not as an authorization problem", async () => {
-        const proxy = await TestOnlyRefusingProxy.start(minio.endpoint, 6, 503, "SlowDown");
+        const proxy = await refusingShim(minio.endpoint, 6, 503, "SlowDown");
         try {
             const inputs = inputsFor({ endpoint: proxy.endpoint });
             const key = newPublicKey();
