@@ -13,8 +13,8 @@ import {
     NatsNode, natsNodes, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, natsServiceName, natsWgAddresses,
 } from "../cloudinit/natsTopology";
 import { renderSpokeWgFiles, WG_QUICK_UNIT, wgSubnet } from "../cloudinit/wgMesh";
-import { BootstrapConfig, isIpv4, MAX_NATS_NODES } from "../lib/config";
-import { selectPublicIpv4 } from "../lib/endpoint";
+import { BootstrapConfig, MAX_NATS_NODES } from "../lib/config";
+import { cidrsByFamily, selectPublicIpv4 } from "../lib/endpoint";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { JetStreamKv } from "../providers/jetstreamKv";
 
@@ -91,12 +91,6 @@ export interface NatsClusterArgs {
      * clientCidrs; otherwise leave it unset and create buckets from inside.
      */
     controlPlaneKv?: NatsControlPlaneKvArgs;
-}
-
-function cidrsByFamily(cidrs: string[]): { ipv4s?: string[]; ipv6s?: string[] } {
-    const ipv4s = cidrs.filter((c) => isIpv4(c.split("/")[0]));
-    const ipv6s = cidrs.filter((c) => !isIpv4(c.split("/")[0]));
-    return { ...(ipv4s.length ? { ipv4s } : {}), ...(ipv6s.length ? { ipv6s } : {}) };
 }
 
 /**

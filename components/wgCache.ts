@@ -8,7 +8,7 @@ import { renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH } fr
 import { wgSubnet } from "../cloudinit/wgMesh";
 import { WgSpokePeer } from "../cloudinit/wgMesh";
 import { BootstrapConfig } from "../lib/config";
-import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
+import { cidrsByFamily, publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";
@@ -62,13 +62,7 @@ export function wgCacheInboundRules(listenPort: number, breakGlassSshCidrs: stri
         { label: "wireguard", action: "ACCEPT", protocol: "UDP", ports: String(listenPort), ipv4s: ["0.0.0.0/0"], ipv6s: ["::/0"] },
     ];
     if (breakGlassSshCidrs.length > 0) {
-        const ipv4s = breakGlassSshCidrs.filter((c) => !c.includes(":"));
-        const ipv6s = breakGlassSshCidrs.filter((c) => c.includes(":"));
-        rules.push({
-            label: "break-glass-ssh", action: "ACCEPT", protocol: "TCP", ports: "22",
-            ...(ipv4s.length ? { ipv4s } : {}),
-            ...(ipv6s.length ? { ipv6s } : {}),
-        });
+        rules.push({ label: "break-glass-ssh", action: "ACCEPT", protocol: "TCP", ports: "22", ...cidrsByFamily(breakGlassSshCidrs) });
     }
     return rules;
 }

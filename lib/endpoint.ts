@@ -60,3 +60,10 @@ export function publicEndpoint(ipv4s: readonly string[], listenPort: number, pri
     }
     return `${selectPublicIpv4(ipv4s, primary)}:${listenPort}`;
 }
+
+/** CIDRs split into a Linode firewall rule's ipv4s and ipv6s, omitting an empty family. */
+export function cidrsByFamily(cidrs: string[]): { ipv4s?: string[]; ipv6s?: string[] } {
+    const ipv4s = cidrs.filter((c) => isIpv4(c.split("/")[0]));
+    const ipv6s = cidrs.filter((c) => !isIpv4(c.split("/")[0]));
+    return { ...(ipv4s.length ? { ipv4s } : {}), ...(ipv6s.length ? { ipv6s } : {}) };
+}
