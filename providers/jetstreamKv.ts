@@ -143,9 +143,19 @@ async function openSession(inputs: JetStreamKvInputs, deadline: number): Promise
     }
 }
 
-async function closeSession(session: Session): Promise<void> {
-    // close, not drain: drain waits for a server, and the host would wait with it.
-    await session.nc.close().catch(() => undefined);
+/**
+ * Runs `work` on a session that is closed afterwards, with one deadline
+ * (timeoutSeconds) for connecting and working alike.
+ */
+async function withSession<T>(inputs: JetStreamKvInputs, work: (session: Session, deadline: number) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + inputs.timeoutSeconds * 1000;
+    const session = await openSession(inputs, deadline);
+    try {
+        return await work(session, deadline);
+    } finally {
+        // close, not drain: drain waits for a server, and the host would wait with it.
+        await session.nc.close().catch(() => undefined);
+    }
 }
 
 /** Retries `step` on transient cluster errors (no leader yet, peers still joining) until the deadline. */
@@ -215,9 +225,7 @@ async function applySettings(session: Session, inputs: JetStreamKvInputs, deadli
 }
 
 async function ensureBucket(inputs: JetStreamKvInputs): Promise<JetStreamKvOutputs> {
-    const deadline = Date.now() + inputs.timeoutSeconds * 1000;
-    const session = await openSession(inputs, deadline);
-    try {
+    return withSession(inputs, async (session, deadline) => {
         const { Kvm } = require("@nats-io/kv");
         const kvm = new Kvm(session.nc);
         await retrying(`create bucket ${inputs.bucket}`, deadline, () =>
@@ -227,9 +235,7 @@ async function ensureBucket(inputs: JetStreamKvInputs): Promise<JetStreamKvOutpu
         await applySettings(session, inputs, deadline);
         const peers = await waitForReplicas(session, inputs, deadline);
         return { ...inputs, streamName: streamNameOf(inputs.bucket), peers };
-    } finally {
-        await closeSession(session);
-    }
+    });
 }
 
 function withDefaults(inputs: Partial<JetStreamKvInputs>): JetStreamKvInputs {
@@ -257,21 +263,15 @@ export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async update(_id: string, _olds: JetStreamKvOutputs, news: JetStreamKvInputs) {
-        const deadline = Date.now() + news.timeoutSeconds * 1000;
-        const session = await openSession(news, deadline);
-        try {
+        return withSession(news, async (session, deadline) => {
             await applySettings(session, news, deadline);
             const peers = await waitForReplicas(session, news, deadline);
             return { outs: { ...news, streamName: streamNameOf(news.bucket), peers } };
-        } finally {
-            await closeSession(session);
-        }
+        });
     },
 
     async read(id: string, props: JetStreamKvOutputs) {
-        const deadline = Date.now() + props.timeoutSeconds * 1000;
-        const session = await openSession(props, deadline);
-        try {
+        return withSession(props, async (session) => {
             const info = await session.jsm.streams.info(props.streamName).catch((err: Error) => {
                 if (/not found/i.test(err.message)) return undefined;
                 throw err;
@@ -279,24 +279,18 @@ export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
             if (!info) return { id: "", props: {} };
             const ttlSeconds = Math.round((info.config.max_age ?? 0) / 1e9);
             return { id, props: { ...props, replicas: info.config.num_replicas, history: info.config.max_msgs_per_subject, ttlSeconds } };
-        } finally {
-            await closeSession(session);
-        }
+        });
     },
 
     async delete(_id: string, props: JetStreamKvOutputs) {
-        const deadline = Date.now() + props.timeoutSeconds * 1000;
-        const session = await openSession(props, deadline);
-        try {
+        return withSession(props, async (session, deadline) => {
             await retrying(`delete ${props.streamName}`, deadline, async () => {
                 await session.jsm.streams.delete(props.streamName).catch((err: Error) => {
                     if (!/not found/i.test(err.message)) throw err;
                 });
             });
             log(`deleted ${props.streamName}`);
-        } finally {
-            await closeSession(session);
-        }
+        });
     },
 };
 
