@@ -22,11 +22,6 @@ export const NATS_SERVER_RELEASE = {
     },
 } as const;
 
-export function natsServerTarballUrl(arch: keyof typeof NATS_SERVER_RELEASE.sha256): string {
-    const v = NATS_SERVER_RELEASE.version;
-    return `https://github.com/nats-io/nats-server/releases/download/${v}/nats-server-${v}-linux-${arch}.tar.gz`;
-}
-
 /** Where things live on a node. Tests point these at a temp directory. */
 export interface NatsLayout {
     /** Holds nats.conf and cluster-secrets.conf (include paths are relative to nats.conf). */

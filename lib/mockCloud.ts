@@ -69,9 +69,10 @@ function fakePem(label: string, seed: string, derBytes: number): string {
     return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
 }
 
-/** Outputs a provider would add to the inputs, per resource type. */
+/** Computes the outputs a provider would add to a resource's inputs. */
 type OutputFaker = (name: string, inputs: Record<string, any>) => Record<string, unknown>;
 
+/** One faker per resource type; a new resource type adds its entry here. */
 const FAKE_OUTPUTS: Record<string, OutputFaker> = {
     "linode:index/instance:Instance": (name) => {
         const publicIp = fakeIpv4(name, "203.0.113");
@@ -138,14 +139,6 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         detail: unwrapSecrets(inputs.stored) ? `s3://${unwrapSecrets(inputs.bucket)}/${unwrapSecrets(inputs.key)} deleted` : "user-data went inline or gzipped; nothing in the bucket",
     }),
 };
-
-/**
- * Registers outputs for a resource type the table does not know yet (a new
- * dynamic provider, say). Components' tests call this next to the provider.
- */
-export function registerFakeOutputs(type: string, faker: OutputFaker): void {
-    FAKE_OUTPUTS[type] = faker;
-}
 
 function fakeId(type: string, name: string): string {
     // Linode ids are numbers; everything else gets a readable id.
