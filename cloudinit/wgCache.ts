@@ -11,7 +11,6 @@
  */
 import { stringify } from "yaml";
 import { renderHubPeers, WG_INTERFACE, WG_PERSISTENT_KEEPALIVE_SECONDS, wgSubnet, WgSpokePeer } from "./wgMesh";
-import { isCidr, isIpv4 } from "../lib/config";
 
 export const WG_BOOTSTRAP_SCRIPT_PATH = "/usr/local/sbin/meshstack-wg-bootstrap";
 export const WG_BOOTSTRAP_LOG_PATH = "/var/log/meshstack-wg-bootstrap.log";
@@ -42,9 +41,6 @@ function shellQuote(value: string): string {
 function checkParams(params: WgBootstrapParams): void {
     if (!Number.isInteger(params.listenPort) || params.listenPort < 1 || params.listenPort > 65535) {
         throw new Error(`listenPort ${params.listenPort} is invalid (meshstack:wgListenPort); allowed: an integer from 1 to 65535`);
-    }
-    if (!isCidr(params.address) || !isIpv4(params.address.split("/")[0])) {
-        throw new Error(`address ${JSON.stringify(params.address)} is invalid (meshstack:wgCacheAddress); allowed: an IPv4 address with prefix such as 10.44.0.1/24`);
     }
     if (!/^https?:\/\/\S+$/.test(params.pubkeyPutUrl)) {
         throw new Error("pubkeyPutUrl is not an http(s) URL; it must be the presigned PUT URL of the public key object");
