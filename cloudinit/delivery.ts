@@ -11,7 +11,8 @@
  */
 import * as crypto from "crypto";
 import * as zlib from "zlib";
-import { BootstrapConfig, LINODE_METADATA_HARD_LIMIT_BYTES, METADATA_LIMIT_MIN_BYTES } from "../lib/config";
+import { BootstrapConfig } from "../lib/config";
+import { LINODE_METADATA_HARD_LIMIT_BYTES, METADATA_LIMIT_MIN_BYTES } from "../lib/limits";
 
 export type DeliveryMethod = "inline" | "gzip" | "object";
 

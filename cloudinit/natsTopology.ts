@@ -5,7 +5,7 @@
  * the very same profiles to openssl, so a test certificate can only differ
  * from a deployed one by its key material.
  */
-import { intToIpv4, ipv4ToInt, wgSubnet } from "./wgMesh";
+import { natsWgAddressPlan } from "../lib/topology";
 
 export interface NatsPorts {
     /** Data plane (clients, the deployer's KV provider). */
@@ -18,8 +18,7 @@ export interface NatsPorts {
 
 export const NATS_DEFAULT_PORTS: NatsPorts = { client: 4222, route: 6222, monitor: 8222 };
 
-/** Last octet of the first NATS node's WireGuard address; node i gets FIRST + i. */
-export const NATS_FIRST_WG_HOST = 10;
+export { NATS_FIRST_WG_HOST } from "../lib/topology";
 
 export interface NatsNode {
     index: number;
@@ -32,28 +31,11 @@ export interface NatsNode {
     ports: NatsPorts;
 }
 
-/**
- * WireGuard addresses of the NATS nodes: .10, .11, ... in the cache node's
- * subnet. Fails when the subnet is too small or the cache node sits on one
- * of them, naming the config key to change.
- */
+/** WireGuard addresses of the NATS nodes (see natsWgAddressPlan); throws naming the config key. */
 export function natsWgAddresses(cacheInterfaceAddress: string, nodeCount: number): string[] {
-    const subnet = wgSubnet(cacheInterfaceAddress);
-    const [network, prefix] = subnet.split("/");
-    const base = ipv4ToInt(network);
-    const broadcast = base + 2 ** (32 - Number(prefix)) - 1;
-    const cache = cacheInterfaceAddress.split("/")[0];
-    return Array.from({ length: nodeCount }, (_, i) => {
-        const value = base + NATS_FIRST_WG_HOST + i;
-        if (value >= broadcast) {
-            throw new Error(`meshstack:wgCacheAddress subnet ${subnet} has no room for NATS node ${i} (.${NATS_FIRST_WG_HOST + i}); allowed: a prefix of /27 or wider`);
-        }
-        const address = intToIpv4(value);
-        if (address === cache) {
-            throw new Error(`meshstack:wgCacheAddress ${cache} collides with NATS node ${i}'s WireGuard address; allowed: an address outside .${NATS_FIRST_WG_HOST}-.${NATS_FIRST_WG_HOST + nodeCount - 1}`);
-        }
-        return address;
-    });
+    const plan = natsWgAddressPlan(cacheInterfaceAddress, nodeCount);
+    if (!plan.ok) throw new Error(`meshstack:wgCacheAddress ${cacheInterfaceAddress}: ${plan.error}`);
+    return plan.value;
 }
 
 /** Hostname (and server_name) of node i: a DNS label, stable across `up`s. */

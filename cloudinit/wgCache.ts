@@ -10,6 +10,7 @@
  * SSH or the Linode console.
  */
 import { stringify } from "yaml";
+import { WG_LISTEN_PORT_MAX, WG_LISTEN_PORT_MIN } from "../lib/limits";
 import { renderHubPeers, WG_INTERFACE, WG_PERSISTENT_KEEPALIVE_SECONDS, wgSubnet, WgSpokePeer } from "./wgMesh";
 
 export const WG_BOOTSTRAP_SCRIPT_PATH = "/usr/local/sbin/meshstack-wg-bootstrap";
@@ -39,8 +40,8 @@ function shellQuote(value: string): string {
 }
 
 function checkParams(params: WgBootstrapParams): void {
-    if (!Number.isInteger(params.listenPort) || params.listenPort < 1 || params.listenPort > 65535) {
-        throw new Error(`listenPort ${params.listenPort} is invalid (meshstack:wgListenPort); allowed: an integer from 1 to 65535`);
+    if (!Number.isInteger(params.listenPort) || params.listenPort < WG_LISTEN_PORT_MIN || params.listenPort > WG_LISTEN_PORT_MAX) {
+        throw new Error(`listenPort ${params.listenPort} is invalid (meshstack:wgListenPort); allowed: an integer from ${WG_LISTEN_PORT_MIN} to ${WG_LISTEN_PORT_MAX}`);
     }
     if (!/^https?:\/\/\S+$/.test(params.pubkeyPutUrl)) {
         throw new Error("pubkeyPutUrl is not an http(s) URL; it must be the presigned PUT URL of the public key object");

@@ -12,7 +12,7 @@
  * in the program, with no `wg` binary and no dynamic provider.
  */
 import * as crypto from "crypto";
-import { isCidr, isIpv4 } from "../lib/config";
+import { intToIpv4, ipv4ToInt, isCidr, isIpv4 } from "../lib/ip";
 
 export const WG_INTERFACE = "wg0";
 /** The systemd unit that brings wg0 up from /etc/wireguard/wg0.conf. */
@@ -74,14 +74,6 @@ export interface WgFile {
     path: string;
     content: string;
     permissions: string;
-}
-
-export function ipv4ToInt(address: string): number {
-    return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-export function intToIpv4(value: number): string {
-    return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
 /** The network of an interface address: "10.44.0.1/24" -> "10.44.0.0/24". */

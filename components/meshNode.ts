@@ -11,7 +11,8 @@ import {
     describeDelivery,
     planBootstrapDelivery,
 } from "../cloudinit/delivery";
-import { BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS, BootstrapConfig } from "../lib/config";
+import { BootstrapConfig } from "../lib/config";
+import { BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS } from "../lib/limits";
 import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";

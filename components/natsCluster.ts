@@ -13,8 +13,10 @@ import {
     NatsNode, natsNodes, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, natsServiceName, natsWgAddresses,
 } from "../cloudinit/natsTopology";
 import { renderSpokeWgFiles, WG_QUICK_UNIT, wgSubnet } from "../cloudinit/wgMesh";
-import { BootstrapConfig, MAX_NATS_NODES } from "../lib/config";
-import { cidrsByFamily, selectPublicIpv4 } from "../lib/endpoint";
+import { BootstrapConfig } from "../lib/config";
+import { MAX_NATS_NODES } from "../lib/limits";
+import { selectPublicIpv4 } from "../lib/endpoint";
+import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { JetStreamKv } from "../providers/jetstreamKv";
 

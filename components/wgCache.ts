@@ -8,7 +8,8 @@ import { renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH } fr
 import { wgSubnet } from "../cloudinit/wgMesh";
 import { WgSpokePeer } from "../cloudinit/wgMesh";
 import { BootstrapConfig } from "../lib/config";
-import { cidrsByFamily, publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
+import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
+import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";

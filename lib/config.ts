@@ -6,27 +6,22 @@
  * one `pulumi up` per mistake.
  */
 
-export const CONFIG_NAMESPACE = "meshstack";
+import { ipv4Network, ipv4ToInt, isCidr, isIpv4Cidr } from "./ip";
+import {
+    BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS,
+    BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS,
+    JETSTREAM_MAX_REPLICAS,
+    LINODE_METADATA_HARD_LIMIT_BYTES,
+    LINODE_METADATA_SAFE_LIMIT_BYTES,
+    MAX_NATS_NODES,
+    METADATA_LIMIT_MIN_BYTES,
+    SIGV4_MAX_EXPIRY_SECONDS,
+    WG_LISTEN_PORT_MAX,
+    WG_LISTEN_PORT_MIN,
+} from "./limits";
+import { natsWgAddressPlan } from "./topology";
 
-/**
- * The safe Linode Metadata user-data bound. The API reference says both
- * "unencoded data must not exceed 65535 bytes" and "about 16kb encoded";
- * Cluster API Provider Linode enforces 16384 decoded bytes, so that is the
- * default here. Operators can raise it up to the documented hard ceiling.
- */
-export const LINODE_METADATA_SAFE_LIMIT_BYTES = 16384;
-export const LINODE_METADATA_HARD_LIMIT_BYTES = 65535;
-/** Below this even an #include pointer with its presigned URL may not fit. */
-export const METADATA_LIMIT_MIN_BYTES = 1024;
-/**
- * Linode reports an instance running when it powers on, before cloud-init
- * has fetched its #include URL; the bootstrap object is kept this long after
- * that so a slow first boot still finds it.
- */
-export const BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS = 300;
-/** SigV4 presigned URLs are valid for at most seven days. */
-export const SIGV4_MAX_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
-export const MAX_NATS_NODES = 7;
+export const CONFIG_NAMESPACE = "meshstack";
 
 export type ConfigValue = string | number | boolean | string[];
 
@@ -57,6 +52,12 @@ interface KeySpec {
     /** Human description of the allowed values, used in every error for this key. */
     allowed: string;
     default?: ConfigValue;
+    /**
+     * The key may stay unset. Pulumi.yaml declares it with `default: ""`
+     * (the CLI requires every key declared without a default), so an empty
+     * string means unset for these keys and only for these.
+     */
+    optional?: true;
     /** The value must be supplied with `pulumi config set --secret`. */
     secret?: boolean;
     /** What the offline plan uses for this key, since it never decrypts secrets. */
@@ -67,7 +68,34 @@ interface KeySpec {
 const LINODE_REGION = /^[a-z]{2}-[a-z]+(-[0-9])?$/;
 const LINODE_TYPE = /^g[0-9]+-[a-z0-9-]+$/;
 const LINODE_IMAGE = /^(linode|private)\/[A-Za-z0-9._-]+$/;
-const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/;
+const SSH_KEY_TYPES = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"];
+
+/**
+ * Why a line is not an OpenSSH public key, or undefined. The base64 body is
+ * a sequence of length-prefixed fields (RFC 4253 6.6) whose first field
+ * repeats the key type; a truncated or pasted-wrong key fails here instead
+ * of leaving root without a working key on a node that cannot be changed in place.
+ */
+export function sshPublicKeyProblem(line: string): string | undefined {
+    const [type, body, ...rest] = line.trim().split(/\s+/);
+    void rest;
+    if (!SSH_KEY_TYPES.includes(type)) return `does not start with a key type (${SSH_KEY_TYPES.join(", ")})`;
+    if (!body || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return "has no base64 key body after the type";
+    const blob = Buffer.from(body, "base64");
+    const fields: Buffer[] = [];
+    for (let offset = 0; offset < blob.length; ) {
+        if (offset + 4 > blob.length) return "has a truncated key body";
+        const length = blob.readUInt32BE(offset);
+        if (offset + 4 + length > blob.length) return "has a truncated key body";
+        fields.push(blob.subarray(offset + 4, offset + 4 + length));
+        offset += 4 + length;
+    }
+    if (fields.length < 2 || fields[0].toString("latin1") !== type) return `has a key body that is not a ${type} key`;
+    if (type === "ssh-ed25519" && (fields.length !== 2 || fields[1].length !== 32)) return "has an ssh-ed25519 body whose key is not 32 bytes";
+    return undefined;
+}
+
+const sshPublicKey: Check = (v) => (typeof v === "string" ? sshPublicKeyProblem(v) : "is not a string");
 
 function matches(pattern: RegExp): Check {
     return (v) => (typeof v === "string" && pattern.test(v) ? undefined : "does not match");
@@ -89,27 +117,16 @@ function each(check: Check): Check {
     };
 }
 
-/** IPv4 or IPv6 CIDR with a prefix length that is valid for its family. */
-export function isCidr(value: string): boolean {
-    const [address, prefix, ...rest] = value.split("/");
-    if (rest.length || prefix === undefined || !/^[0-9]{1,3}$/.test(prefix)) return false;
-    const bits = Number(prefix);
-    if (isIpv4(address)) return bits <= 32;
-    return isIpv6(address) && bits <= 128;
-}
-
-export function isIpv4(value: string): boolean {
-    const parts = value.split(".");
-    return parts.length === 4 && parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
-}
-
-function isIpv6(value: string): boolean {
-    return /^[0-9a-fA-F:]+$/.test(value) && value.includes(":") && (value.match(/::/g) ?? []).length <= 1;
-}
-
 const cidr: Check = (v) => (typeof v === "string" && isCidr(v) ? undefined : "is not a CIDR");
-const interfaceAddress: Check = (v) =>
-    typeof v === "string" && isCidr(v) && isIpv4(v.split("/")[0]) ? undefined : "is not an IPv4 address with prefix";
+/** An address a host can take: not its subnet's network or broadcast address (/31 and /32 have neither). */
+const interfaceAddress: Check = (v) => {
+    if (typeof v !== "string" || !isIpv4Cidr(v)) return "is not an IPv4 address with prefix";
+    const { base, size, prefix } = ipv4Network(v);
+    const host = ipv4ToInt(v.split("/")[0]) - base;
+    if (prefix <= 30 && host === 0) return "is the network address of its subnet, not an interface address";
+    if (prefix <= 30 && host === size - 1) return "is the broadcast address of its subnet, not an interface address";
+    return undefined;
+};
 const httpsUrl: Check = (v) => (typeof v === "string" && /^https?:\/\/[^/\s]+\/?$/.test(v) ? undefined : "is not a URL");
 
 /** Every stack key, its type, default and rule. Pulumi.yaml declares the same keys (a test keeps them equal). */
@@ -119,7 +136,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Linode region for every instance.", allowed: "a Linode region id such as us-east or de-fra-2",
     },
     sshAuthorizedKeys: {
-        type: "array", default: [], check: each(matches(SSH_PUBLIC_KEY)),
+        type: "array", default: [], check: each(sshPublicKey),
         description: "SSH public keys installed for root on every instance (break-glass access).",
         allowed: "a list of OpenSSH public keys (ssh-ed25519, ssh-rsa, ecdsa-sha2-*)",
     },
@@ -139,7 +156,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: "a region id such as us-east (linode) or us-east-1 (s3)",
     },
     objectStoreEndpoint: {
-        type: "string", check: httpsUrl,
+        type: "string", optional: true, check: httpsUrl,
         description: "S3 endpoint URL; required for kind s3, derived from the bucket for kind linode.",
         allowed: "an http(s) URL with no path, such as https://s3.us-east-1.amazonaws.com",
     },
@@ -159,9 +176,9 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: `an integer from 60 to ${SIGV4_MAX_EXPIRY_SECONDS} (SigV4's seven days)`,
     },
     bootstrapCleanupDelaySeconds: {
-        type: "integer", default: BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS, check: intRange(0, 3600),
+        type: "integer", default: BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS, check: intRange(0, BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS),
         description: "Seconds a bootstrap object is kept after its instance reports running, so cloud-init can fetch it, before it is deleted.",
-        allowed: "an integer from 0 to 3600",
+        allowed: `an integer from 0 to ${BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS}`,
     },
     metadataLimitBytes: {
         type: "integer", default: LINODE_METADATA_SAFE_LIMIT_BYTES, check: intRange(METADATA_LIMIT_MIN_BYTES, LINODE_METADATA_HARD_LIMIT_BYTES),
@@ -182,8 +199,8 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Image of the WireGuard cache/gateway node.", allowed: "a Linode image id such as linode/debian12",
     },
     wgListenPort: {
-        type: "integer", default: 51820, check: intRange(1024, 65535),
-        description: "UDP port WireGuard listens on.", allowed: "an integer from 1024 to 65535",
+        type: "integer", default: 51820, check: intRange(WG_LISTEN_PORT_MIN, WG_LISTEN_PORT_MAX),
+        description: "UDP port WireGuard listens on.", allowed: `an integer from ${WG_LISTEN_PORT_MIN} to ${WG_LISTEN_PORT_MAX}`,
     },
     wgCacheAddress: {
         type: "string", default: "10.44.0.1/24", check: interfaceAddress,
@@ -210,8 +227,9 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Image of each NATS node.", allowed: "a Linode image id such as linode/debian12",
     },
     natsClusterName: {
-        type: "string", default: "meshstack", check: matches(/^[a-zA-Z0-9_-]{1,32}$/),
-        description: "NATS cluster name.", allowed: "1 to 32 letters, digits, _ or -",
+        type: "string", default: "meshstack", check: matches(/^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$/),
+        description: "NATS cluster name; node hostnames and the service's DNS name are built from it.",
+        allowed: "1 to 32 letters, digits or -, starting and ending with a letter or digit (it becomes part of DNS names)",
     },
     natsClientCidrs: {
         type: "array", default: [], check: each(cidr),
@@ -219,28 +237,28 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: "a list of IPv4/IPv6 CIDRs",
     },
     natsKvReplicas: {
-        type: "integer", default: 1, check: intRange(1, MAX_NATS_NODES),
+        type: "integer", default: 1, check: intRange(1, JETSTREAM_MAX_REPLICAS),
         description: "Replicas of the control-plane KV bucket; raise 1 -> 3 in place once the cluster is up.",
-        allowed: "an integer from 1 to natsNodeCount",
+        allowed: `an integer from 1 to ${JETSTREAM_MAX_REPLICAS} (JetStream's maximum) and at most natsNodeCount`,
     },
     natsClientCaCertPem: {
-        type: "string", check: matches(/^-----BEGIN CERTIFICATE-----/),
+        type: "string", optional: true, check: matches(/^-----BEGIN CERTIFICATE-----/),
         description: "Existing client CA certificate (PEM) to sign the data-plane certs; generated when unset.",
         allowed: "a PEM certificate, set together with natsClientCaKeyPem",
     },
     natsClientCaKeyPem: {
-        type: "string", secret: true, check: matches(/^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/),
+        type: "string", optional: true, secret: true, check: matches(/^-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/),
         offlineStandIn: pemBlock("PRIVATE KEY", "offline plan stand-in"),
         description: "Private key of natsClientCaCertPem.",
         allowed: "a PEM private key set with --secret, together with natsClientCaCertPem",
     },
     natsDnsDomain: {
-        type: "string", check: matches(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/),
+        type: "string", optional: true, check: matches(/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/),
         description: "Linode DNS domain for the NATS nodes' names (in their certificates) and A records; unset: no DNS names.",
         allowed: "a lowercase domain managed in Linode DNS, such as example.net",
     },
     natsKvBucket: {
-        type: "string", check: matches(/^[A-Za-z0-9_-]{1,64}$/),
+        type: "string", optional: true, check: matches(/^[A-Za-z0-9_-]{1,64}$/),
         description: "Control-plane KV bucket the deploy creates over the client port (needs the deployer inside natsClientCidrs); unset: none.",
         allowed: "1 to 64 letters, digits, _ or -",
     },
@@ -306,14 +324,18 @@ export interface RawConfig {
     secretKeys: ReadonlySet<string>;
 }
 
-const PLACEHOLDER = /<[^<>]*>|CHANGEME|CHANGE_ME|\bTODO\b|\bFIXME\b/i;
+/**
+ * Template markers: <...>, CHANGEME in any case, and TODO/FIXME written as
+ * markers are (upper case), so a value such as "todo-app" is not one.
+ */
+const PLACEHOLDERS = [/<[^<>]*>/, /change_?me/i, /\b(TODO|FIXME)\b/];
 
 export function qualify(key: string): string {
     return `${CONFIG_NAMESPACE}:${key}`;
 }
 
 export function isPlaceholder(raw: string): boolean {
-    return PLACEHOLDER.test(raw);
+    return PLACEHOLDERS.some((pattern) => pattern.test(raw));
 }
 
 function shown(spec: KeySpec, raw: string): string {
@@ -346,25 +368,29 @@ function decode(spec: KeySpec, raw: string): { value?: ConfigValue; problem?: st
     }
 }
 
-function closestKey(unknown: string): string | undefined {
-    const distance = (a: string, b: string): number => {
-        const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-        for (let i = 1; i <= a.length; i++) {
-            let prev = row[0];
-            row[0] = i;
-            for (let j = 1; j <= b.length; j++) {
-                const tmp = row[j];
-                row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
-                prev = tmp;
-            }
+function editDistance(a: string, b: string): number {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+        let prev = row[0];
+        row[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+            const tmp = row[j];
+            row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+            prev = tmp;
         }
-        return row[b.length];
-    };
+    }
+    return row[b.length];
+}
+
+function closestKey(unknown: string): string | undefined {
     const [best] = Object.keys(CONFIG_KEYS)
-        .map((k) => [k, distance(unknown, k)] as const)
+        .map((k) => [k, editDistance(unknown, k)] as const)
         .sort((a, b) => a[1] - b[1]);
     return best && best[1] <= 3 ? best[0] : undefined;
 }
+
+/** A namespace this close to ours is a typo: its keys would otherwise be ignored without a word. */
+const NAMESPACE_TYPO_DISTANCE = 2;
 
 /** Per-key parsing: type, placeholder, rule and secrecy, plus unknown keys. */
 function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; errors: ConfigError[] } {
@@ -372,6 +398,15 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
     const values: Record<string, ConfigValue> = {};
     const prefix = `${CONFIG_NAMESPACE}:`;
     for (const fullKey of Object.keys(raw.values)) {
+        const [namespace, name = ""] = fullKey.split(":");
+        if (namespace !== CONFIG_NAMESPACE && editDistance(namespace, CONFIG_NAMESPACE) <= NAMESPACE_TYPO_DISTANCE) {
+            const hint = closestKey(name);
+            errors.push({
+                key: fullKey,
+                message: `unknown namespace ${JSON.stringify(namespace)}; did you mean ${qualify(hint ?? name)}? (meshstack keys are written meshstack:<key>)`,
+            });
+            continue;
+        }
         if (!fullKey.startsWith(prefix)) continue;
         const key = fullKey.slice(prefix.length);
         if (!(key in CONFIG_KEYS)) {
@@ -385,7 +420,7 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
     for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
         const fullKey = qualify(key);
         const rawValue = raw.values[fullKey];
-        if (rawValue === undefined) {
+        if (rawValue === undefined || (spec.optional && rawValue === "")) {
             if (spec.default !== undefined) values[key] = spec.default;
             continue;
         }
@@ -451,8 +486,26 @@ function clientCaPairRule(v: Record<string, ConfigValue>): ConfigError | undefin
     return { key: qualify(missing), message: `is required when ${hasCert ? "natsClientCaCertPem" : "natsClientCaKeyPem"} is set; allowed: both or neither` };
 }
 
+/** The KV provider dials the client port from the deploying machine; with no client CIDRs the firewall never lets it in. */
+function kvBucketReachableRule(v: Record<string, ConfigValue>): ConfigError | undefined {
+    const cidrs = v.natsClientCidrs as string[] | undefined;
+    if (v.natsKvBucket === undefined || cidrs === undefined || cidrs.length > 0) return undefined;
+    return {
+        key: qualify("natsKvBucket"), value: String(v.natsKvBucket),
+        message: "needs the machine running `pulumi up` inside meshstack:natsClientCidrs, which is empty, so the client port stays closed to it; allowed: unset, or set natsClientCidrs to include this machine's address",
+    };
+}
+
+function wgAddressPlanRule(v: Record<string, ConfigValue>): ConfigError | undefined {
+    const address = v.wgCacheAddress as string | undefined;
+    const nodes = v.natsNodeCount as number | undefined;
+    if (address === undefined || nodes === undefined) return undefined;
+    const plan = natsWgAddressPlan(address, nodes);
+    return plan.ok ? undefined : { key: qualify("wgCacheAddress"), value: address, message: plan.error };
+}
+
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
-const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule];
+const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule];
 
 export function parseStackConfig(raw: RawConfig): Result<StackConfig> {
     const { values, errors } = parseKeys(raw);

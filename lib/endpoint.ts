@@ -4,7 +4,8 @@
  * no documented order, and a peer given a private address never completes a
  * handshake, silently. So the address is classified, not taken by position.
  */
-import { isIpv4 } from "./config";
+import { ipv4InCidr, isIpv4 } from "./ip";
+import { WG_LISTEN_PORT_MAX, WG_LISTEN_PORT_MIN } from "./limits";
 
 /** Ranges a peer on the internet cannot reach, with the name shown in errors. */
 const NON_PUBLIC_IPV4_RANGES: { cidr: string; why: string }[] = [
@@ -19,21 +20,10 @@ const NON_PUBLIC_IPV4_RANGES: { cidr: string; why: string }[] = [
     { cidr: "240.0.0.0/4", why: "reserved" },
 ];
 
-function ipv4ToNumber(address: string): number {
-    return address.split(".").reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-function inCidr(address: string, cidr: string): boolean {
-    const [network, prefix] = cidr.split("/");
-    const bits = Number(prefix);
-    const size = 2 ** (32 - bits);
-    return Math.floor(ipv4ToNumber(address) / size) === Math.floor(ipv4ToNumber(network) / size);
-}
-
 /** Why an address cannot serve as a public endpoint, or undefined when it can. */
 export function nonPublicReason(address: string): string | undefined {
     if (!isIpv4(address)) return "not an IPv4 address";
-    const range = NON_PUBLIC_IPV4_RANGES.find((r) => inCidr(address, r.cidr));
+    const range = NON_PUBLIC_IPV4_RANGES.find((r) => ipv4InCidr(address, r.cidr));
     return range ? `${range.why} (${range.cidr})` : undefined;
 }
 
@@ -55,15 +45,8 @@ export function selectPublicIpv4(ipv4s: readonly string[], primary?: string, pur
 
 /** `ip:port` for a wg-quick `Endpoint =` line. */
 export function publicEndpoint(ipv4s: readonly string[], listenPort: number, primary?: string): string {
-    if (!Number.isInteger(listenPort) || listenPort < 1 || listenPort > 65535) {
-        throw new Error(`listen port ${listenPort} is not a UDP port; allowed: an integer from 1 to 65535 (meshstack:wgListenPort)`);
+    if (!Number.isInteger(listenPort) || listenPort < WG_LISTEN_PORT_MIN || listenPort > WG_LISTEN_PORT_MAX) {
+        throw new Error(`listen port ${listenPort} is not allowed; allowed: an integer from ${WG_LISTEN_PORT_MIN} to ${WG_LISTEN_PORT_MAX} (meshstack:wgListenPort)`);
     }
     return `${selectPublicIpv4(ipv4s, primary)}:${listenPort}`;
-}
-
-/** CIDRs split into a Linode firewall rule's ipv4s and ipv6s, omitting an empty family. */
-export function cidrsByFamily(cidrs: string[]): { ipv4s?: string[]; ipv6s?: string[] } {
-    const ipv4s = cidrs.filter((c) => isIpv4(c.split("/")[0]));
-    const ipv6s = cidrs.filter((c) => !isIpv4(c.split("/")[0]));
-    return { ...(ipv4s.length ? { ipv4s } : {}), ...(ipv6s.length ? { ipv6s } : {}) };
 }

@@ -6,33 +6,10 @@
  */
 import * as zlib from "zlib";
 import * as YAML from "yaml";
-import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "./config";
 import { isRpcSecret, RecordedResource, unwrapSecrets } from "./mockCloud";
 
 const SECRET_MARK = "[secret]";
 const BOOTSTRAP_OBJECT_TYPE = "pulumi-nodejs:dynamic/meshstack:BootstrapObject";
-
-/**
- * A stack file's `config:` as Pulumi hands it to a program: every value a
- * string (structured values as JSON). `secure:` values cannot be decrypted
- * offline; they become the key's stand-in and stay marked secret.
- */
-export function rawConfigFromStackFile(text: string): RawConfig {
-    const doc = (YAML.parse(text) ?? {}) as { config?: Record<string, unknown> };
-    const values: Record<string, string> = {};
-    const secretKeys = new Set<string>();
-    for (const [key, value] of Object.entries(doc.config ?? {})) {
-        if (value && typeof value === "object" && !Array.isArray(value) && "secure" in value) {
-            const [namespace, name] = key.split(":");
-            const spec = namespace === CONFIG_NAMESPACE ? CONFIG_KEYS[name] : undefined;
-            values[key] = spec?.offlineStandIn ?? "offline-plan-stand-in";
-            secretKeys.add(key);
-        } else {
-            values[key] = typeof value === "string" ? value : JSON.stringify(value);
-        }
-    }
-    return { values, secretKeys };
-}
 
 /** Inputs with every secret replaced by a marker and serialized providers summarized. */
 export function redactInputs(value: unknown, key?: string): unknown {

@@ -13,9 +13,8 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { requiredStringProblems, S3Credentials, S3Location, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
+import { BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS } from "../lib/limits";
 
-/** Longest wait before cleanup; matches meshstack:bootstrapCleanupDelaySeconds. */
-export const CLEANUP_DELAY_MAX_SECONDS = 3600;
 
 export type DeleteOutcome = "deleted" | "already-absent" | "forbidden";
 
@@ -194,7 +193,7 @@ export interface BootstrapObjectCleanupArgs extends S3ObjectAccessArgs {
     stored: pulumi.Input<boolean>;
     /** The instance that fetches the object; a replacement instance runs the cleanup again. */
     instanceId: pulumi.Input<string>;
-    /** Seconds to keep the object after the instance reports running (0 to 3600). */
+    /** Seconds to keep the object after the instance reports running (0 to BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS). */
     delaySeconds: pulumi.Input<number>;
 }
 
@@ -238,8 +237,8 @@ export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider = {
     async check(_olds: BootstrapObjectCleanupInputs, news: BootstrapObjectCleanupInputs) {
         const failures = s3ObjectAccessProblems(news);
         const delay = news.delaySeconds;
-        if (typeof delay !== "number" || !Number.isInteger(delay) || delay < 0 || delay > CLEANUP_DELAY_MAX_SECONDS) {
-            failures.push({ property: "delaySeconds", reason: `got ${JSON.stringify(delay)}; allowed: an integer from 0 to ${CLEANUP_DELAY_MAX_SECONDS}` });
+        if (typeof delay !== "number" || !Number.isInteger(delay) || delay < 0 || delay > BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS) {
+            failures.push({ property: "delaySeconds", reason: `got ${JSON.stringify(delay)}; allowed: an integer from 0 to ${BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS}` });
         }
         failures.push(...requiredStringProblems(news, ["instanceId"] as const));
         return { inputs: news, failures };

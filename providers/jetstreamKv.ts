@@ -9,11 +9,8 @@
  * every wait has its own deadline (the host ignores cancellation).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { JETSTREAM_MAX_REPLICAS, KV_MAX_HISTORY } from "../lib/limits";
 
-/** JetStream's largest replication factor. */
-export const JETSTREAM_MAX_REPLICAS = 5;
-/** JetStream keeps at most 64 revisions per KV key. */
-export const KV_MAX_HISTORY = 64;
 /** KV deduplication window cap, as the NATS clients set it for buckets with a TTL. */
 const KV_MAX_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
 

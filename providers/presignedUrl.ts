@@ -2,9 +2,8 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, presignObjectUrl, S3Method, S3ObjectAccess, s3ObjectAccessProblems } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
+import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
 
-/** SigV4 caps presigned URL lifetime at seven days. */
-export const PRESIGN_MAX_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
 
 export interface PresignedUrlArgs extends S3ObjectAccessArgs {
     /** GET to fetch the object, PUT to upload it. */
@@ -45,10 +44,10 @@ export interface PresignedUrlOutputs {
 export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): InputProblem[] {
     const problems = s3ObjectAccessProblems(inputs);
     const expiry = inputs.expiresInSeconds;
-    if (typeof expiry !== "number" || !Number.isInteger(expiry) || expiry < 1 || expiry > PRESIGN_MAX_EXPIRY_SECONDS) {
+    if (typeof expiry !== "number" || !Number.isInteger(expiry) || expiry < 1 || expiry > SIGV4_MAX_EXPIRY_SECONDS) {
         problems.push({
             property: "expiresInSeconds",
-            reason: `got ${JSON.stringify(expiry)}; allowed: an integer from 1 to ${PRESIGN_MAX_EXPIRY_SECONDS} (SigV4's seven days)`,
+            reason: `got ${JSON.stringify(expiry)}; allowed: an integer from 1 to ${SIGV4_MAX_EXPIRY_SECONDS} (SigV4's seven days)`,
         });
     }
     if (inputs.method !== "GET" && inputs.method !== "PUT") {

@@ -10,6 +10,7 @@
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { S3_MAX_KEY_BYTES } from "../lib/limits";
 
 export interface S3Location {
     /** Endpoint URL with scheme and optional port, no path: https://us-east-1.linodeobjects.com */
@@ -62,7 +63,7 @@ const UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD";
  */
 export function objectKeyProblem(key: string): string | undefined {
     if (key.length === 0) return "the object key is empty";
-    if (Buffer.byteLength(key, "utf8") > 1024) return "the object key is longer than 1024 bytes";
+    if (Buffer.byteLength(key, "utf8") > S3_MAX_KEY_BYTES) return `the object key is longer than ${S3_MAX_KEY_BYTES} bytes`;
     if (key.split("/").some((segment) => segment === "." || segment === "..")) {
         return 'the object key has a "." or ".." path segment, which HTTP clients rewrite';
     }

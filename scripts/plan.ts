@@ -13,7 +13,8 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { formatConfigErrors, parseStackConfig } from "../lib/config";
 import { startMockCloud } from "../lib/mockCloud";
-import { extractArtifacts, rawConfigFromStackFile, redactInputs, topologyMermaid } from "../lib/plan";
+import { cliStackConfigOf } from "../lib/cliConfig";
+import { extractArtifacts, redactInputs, topologyMermaid } from "../lib/plan";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -35,7 +36,12 @@ async function main(): Promise<number> {
         return 1;
     }
     const project = (YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;
-    const raw = rawConfigFromStackFile(fs.readFileSync(stackFile, "utf8"));
+    const cli = cliStackConfigOf(REPO_ROOT, stack);
+    if (!cli.ok) {
+        console.error(`${path.basename(stackFile)}: the Pulumi CLI would refuse this stack:\n${cli.errors.map((e) => `  - ${e}`).join("\n")}`);
+        return 1;
+    }
+    const raw = cli.raw;
     const parsed = parseStackConfig(raw);
     if (!parsed.ok) {
         console.error(`${path.basename(stackFile)}: ${formatConfigErrors(parsed.errors)}`);

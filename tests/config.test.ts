@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, ConfigError, formatConfigErrors, parseStackConfig, pemBlock, qualify, StackConfig } from "../lib/config";
-import { rawConfigFromStackFile } from "../lib/plan";
+import { cliStackConfigOf } from "../lib/cliConfig";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -158,18 +158,134 @@ describe("stack config", () => {
         valid({ "linode:objUseTempKeys": "true", "aws:region": "us-east-1" });
     });
 
-    it("declares exactly the same keys and types in Pulumi.yaml", () => {
-        const project = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as { config: Record<string, { type: string; secret?: boolean }> };
+    it("declares exactly the same keys, types and defaults in Pulumi.yaml", () => {
+        const project = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as {
+            config: Record<string, { type: string; default?: unknown; secret?: boolean; description?: string }>;
+        };
         assert.deepStrictEqual(Object.keys(project.config).sort(), Object.keys(CONFIG_KEYS).sort());
         for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
-            assert.strictEqual(project.config[key].type, spec.type, `type of ${key}`);
-            assert.strictEqual(project.config[key].secret ?? false, spec.secret ?? false, `secret flag of ${key}`);
+            const declared = project.config[key];
+            assert.strictEqual(declared.type, spec.type, `type of ${key}`);
+            assert.deepStrictEqual(declared.default, spec.default ?? (spec.optional ? "" : undefined), `default of ${key}`);
+            assert.strictEqual(declared.secret, undefined, `${key}: a secret key in Pulumi.yaml is required in every stack; lib/config.ts enforces secrecy`);
+            assert.ok(declared.description?.includes(spec.allowed), `description of ${key} states what is allowed`);
         }
     });
 
-    it("accepts the committed dev stack file as it is", () => {
-        const raw = rawConfigFromStackFile(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.dev.yaml"), "utf8"));
-        const result = parseStackConfig(raw);
-        assert.ok(result.ok, result.ok ? "" : formatConfigErrors(result.errors));
+    it("gives every key a default or makes it optional, so no stack file must set it", () => {
+        const required = Object.entries(CONFIG_KEYS).filter(([, spec]) => spec.default === undefined && !spec.optional).map(([key]) => key);
+        assert.deepStrictEqual(required, []);
+    });
+
+    it("reads an optional key set to the empty string as unset", () => {
+        const config = valid({ natsDnsDomain: "", natsKvBucket: "", objectStoreEndpoint: "", natsClientCaCertPem: "", natsClientCaKeyPem: "" });
+        assert.strictEqual(config.nats.dnsDomain, undefined);
+        assert.strictEqual(config.nats.kvBucket, undefined);
+        assert.strictEqual(config.objectStore.endpoint, undefined);
+        assert.strictEqual(config.nats.clientCa, undefined);
+    });
+
+    it("accepts every committed stack file as the CLI hands it over", () => {
+        const stacks = fs.readdirSync(REPO_ROOT).filter((f) => /^Pulumi\.[A-Za-z0-9_.-]+\.yaml$/.test(f));
+        assert.ok(stacks.includes("Pulumi.dev.yaml"));
+        for (const file of stacks) {
+            const cli = cliStackConfigOf(REPO_ROOT, file.slice("Pulumi.".length, -".yaml".length), file);
+            assert.ok(cli.ok, `${file}: ${cli.ok ? "" : cli.errors.join("; ")}`);
+            const result = parseStackConfig(cli.raw);
+            assert.ok(result.ok, `${file}: ${result.ok ? "" : formatConfigErrors(result.errors)}`);
+        }
+    });
+
+    describe("bad inputs refused at plan time", () => {
+        for (const bad of [":/0", "12345::/64", "1:2:3/64", "1::2::3/64", "fe80::1/129", "2001:db8::/048x"]) {
+            it(`refuses the malformed IPv6 CIDR ${bad}`, () => {
+                const error = onlyError({ breakGlassSshCidrs: JSON.stringify([bad]) });
+                assert.match(error.message, /is not a CIDR/);
+            });
+        }
+
+        it("accepts well-formed IPv6 CIDRs", () => {
+            const cidrs = ["::/0", "2001:db8::/32", "fe80::1/128", "::ffff:192.0.2.1/128", "2001:db8:0:0:0:0:0:1/128"];
+            assert.deepStrictEqual(valid({ natsClientCidrs: JSON.stringify(cidrs) }).nats.clientCidrs, cidrs);
+        });
+
+        it("refuses an SSH key whose body is not a key blob", () => {
+            const error = onlyError({ sshAuthorizedKeys: '["ssh-ed25519 Zm9v"]' });
+            assert.strictEqual(error.key, "meshstack:sshAuthorizedKeys");
+            assert.match(error.message, /item 0 .*truncated key body|not a ssh-ed25519 key/);
+        });
+
+        it("refuses an SSH key whose blob names another key type", () => {
+            const rsaBlob = Buffer.concat([lengthPrefixed("ssh-rsa"), lengthPrefixed(Buffer.alloc(3, 1)), lengthPrefixed(Buffer.alloc(257, 2))]);
+            assert.match(onlyError({ sshAuthorizedKeys: JSON.stringify([`ssh-ed25519 ${rsaBlob.toString("base64")}`]) }).message, /not a ssh-ed25519 key/);
+        });
+
+        it("accepts a real ed25519 key", () => {
+            const config = valid({ sshAuthorizedKeys: JSON.stringify([ED25519_KEY]) });
+            assert.deepStrictEqual(config.access.sshAuthorizedKeys, [ED25519_KEY]);
+        });
+
+        it("refuses a misspelled namespace instead of ignoring its keys", () => {
+            const error = onlyError({ "meshstak:natsNodeCount": "5" });
+            assert.strictEqual(error.key, "meshstak:natsNodeCount");
+            assert.match(error.message, /unknown namespace "meshstak"; did you mean meshstack:natsNodeCount\?/);
+        });
+
+        it("refuses the network address as the hub's interface address", () => {
+            assert.match(onlyError({ wgCacheAddress: "10.44.0.0/24" }).message, /network address/);
+        });
+
+        it("refuses the broadcast address as the hub's interface address", () => {
+            assert.match(onlyError({ wgCacheAddress: "10.44.0.255/24" }).message, /broadcast address/);
+        });
+
+        it("refuses a cluster name that is not valid in a DNS name", () => {
+            const error = onlyError({ natsClusterName: "my_cluster" });
+            assert.strictEqual(error.key, "meshstack:natsClusterName");
+            assert.match(error.message, /DNS names/);
+        });
+
+        it("refuses a KV bucket the deployer could never reach (no client CIDRs)", () => {
+            const error = onlyError({ natsKvBucket: "control" });
+            assert.strictEqual(error.key, "meshstack:natsKvBucket");
+            assert.match(error.message, /natsClientCidrs, which is empty/);
+        });
+
+        it("accepts a KV bucket with client CIDRs", () => {
+            assert.strictEqual(valid({ natsKvBucket: "control", natsClientCidrs: '["203.0.113.7/32"]' }).nats.kvBucket, "control");
+        });
+
+        it("refuses KV replicas above JetStream's maximum even with enough nodes", () => {
+            const error = onlyError({ natsNodeCount: "7", natsKvReplicas: "7" });
+            assert.strictEqual(error.key, "meshstack:natsKvReplicas");
+            assert.match(error.message, /1 to 5/);
+        });
+
+        it("reports a subnet too small for the cluster together with every other problem", () => {
+            const errors = errorsOf({ wgCacheAddress: "10.44.0.1/30", region: "Mars" });
+            assert.deepStrictEqual(errors.map((e) => e.key).sort(), ["meshstack:region", "meshstack:wgCacheAddress"]);
+            assert.match(errors.find((e) => e.key === "meshstack:wgCacheAddress")!.message, /no room for 3 NATS nodes.*allowed: a prefix of \/28 or wider/);
+        });
+
+        it("refuses a hub address on a NATS node's address", () => {
+            assert.match(onlyError({ wgCacheAddress: "10.44.0.11/24" }).message, /collides with NATS node 1/);
+        });
+
+        it("does not take a name containing 'todo' for a placeholder", () => {
+            assert.strictEqual(valid({ natsClusterName: "todo-app" }).nats.clusterName, "todo-app");
+        });
+
+        it("still takes TODO written as a marker for a placeholder", () => {
+            assert.match(onlyError({ natsClusterName: "TODO" }).message, /placeholder/);
+        });
     });
 });
+
+function lengthPrefixed(value: string | Buffer): Buffer {
+    const bytes = typeof value === "string" ? Buffer.from(value, "latin1") : value;
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    return Buffer.concat([length, bytes]);
+}
+
+const ED25519_KEY = `ssh-ed25519 ${Buffer.concat([lengthPrefixed("ssh-ed25519"), lengthPrefixed(Buffer.alloc(32, 7))]).toString("base64")} operator@example`;

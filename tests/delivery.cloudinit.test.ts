@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { bootstrapObjectKey, chooseDelivery, contentSha256, deliveredUserData, DeliveryChoice } from "../cloudinit/delivery";
-import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/config";
+import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
 import { BootstrapObject } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { presignObjectUrl } from "../providers/s3";

@@ -15,7 +15,7 @@ import {
     renderIncludePointer,
     DeliveryResult,
 } from "../cloudinit/delivery";
-import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/config";
+import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
 import { cloudConfigOfBytes } from "./support/cloudInit";
 
 const LIMIT = LINODE_METADATA_SAFE_LIMIT_BYTES;

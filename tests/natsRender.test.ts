@@ -29,7 +29,7 @@ describe("NATS topology (pure)", () => {
 
     it("refuses a subnet without room for the nodes, naming the config key", () => {
         assert.throws(() => natsWgAddresses("10.44.0.1/29", 3), /meshstack:wgCacheAddress .*no room/);
-        assert.throws(() => natsWgAddresses("10.44.0.11/24", 3), /meshstack:wgCacheAddress 10\.44\.0\.11 collides with NATS node 1/);
+        assert.throws(() => natsWgAddresses("10.44.0.11/24", 3), /meshstack:wgCacheAddress 10\.44\.0\.11\/24: 10\.44\.0\.11 collides with NATS node 1/);
     });
 
     it("puts hostname, DNS name and WireGuard address in the route certificate, with serverAuth and clientAuth", () => {

@@ -5,7 +5,7 @@ import * as path from "path";
 import { promisify } from "util";
 import * as zlib from "zlib";
 import { RecordedResource, RPC_SECRET_KEY, RPC_SECRET_SIG } from "../lib/mockCloud";
-import { extractArtifacts, rawConfigFromStackFile, redactInputs, topologyMermaid } from "../lib/plan";
+import { extractArtifacts, redactInputs, topologyMermaid } from "../lib/plan";
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -29,20 +29,6 @@ describe("offline plan", function () {
     this.timeout(60_000);
 
     describe("pieces", () => {
-        it("reads a stack file as Pulumi hands config to a program", () => {
-            const raw = rawConfigFromStackFile([
-                "config:",
-                "  meshstack:natsNodeCount: 5",
-                "  meshstack:natsClientCidrs: [10.0.0.0/8]",
-                "  meshstack:natsClientCaKeyPem:",
-                "    secure: v1:AAAA",
-            ].join("\n"));
-            assert.strictEqual(raw.values["meshstack:natsNodeCount"], "5");
-            assert.strictEqual(raw.values["meshstack:natsClientCidrs"], '["10.0.0.0/8"]');
-            assert.ok(raw.secretKeys.has("meshstack:natsClientCaKeyPem"));
-            assert.match(raw.values["meshstack:natsClientCaKeyPem"], /offline plan stand-in/);
-        });
-
         it("redacts secrets and summarizes serialized providers", () => {
             const redacted = redactInputs({ url: secret("https://x?X-Amz-Signature=s"), nested: [{ key: secret("k") }], __provider: "exports.handler = ...", plain: 1 });
             assert.deepStrictEqual(redacted, { url: "[secret]", nested: [{ key: "[secret]" }], __provider: "[serialized dynamic provider, 21 bytes]", plain: 1 });

@@ -22,7 +22,7 @@ describe("public WireGuard endpoint selection", () => {
     }
 
     it("appends the configured listen port", () => {
-        assert.strictEqual(publicEndpoint(["192.168.1.1", "45.79.1.2"], 443), "45.79.1.2:443");
+        assert.strictEqual(publicEndpoint(["192.168.1.1", "45.79.1.2"], 51999), "45.79.1.2:51999");
     });
 
     const failures: { name: string; ipv4s: string[]; mentions: RegExp[] }[] = [

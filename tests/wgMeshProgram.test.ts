@@ -12,7 +12,8 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { WgSpokeKeys } from "../components/wgSpokeKeys";
 import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
-import { instanceUserData, rawConfigFromStackFile, redactInputs } from "../lib/plan";
+import { cliStackConfigOf } from "../lib/cliConfig";
+import { instanceUserData, redactInputs } from "../lib/plan";
 import { assertValidCloudConfig } from "./support/cloudInit";
 import { isSecret, resolve } from "./support/outputs";
 import { toolPath } from "./support/tools";
@@ -43,7 +44,9 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
 
     before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-wgmesh-program-"));
-        const raw = rawConfigFromStackFile(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.dev.yaml"), "utf8"));
+        const cli = cliStackConfigOf(REPO_ROOT, "dev");
+        if (!cli.ok) throw new Error(cli.errors.join("\n"));
+        const raw = cli.raw;
         cloud = await startMockCloud({ project: "meshstack", stack: "dev", config: raw.values, secretKeys: [...raw.secretKeys] });
         outputs = await cloud.runProgram(() => ({ ...require("../index") }));
     });
