@@ -201,6 +201,28 @@ async function outputDependencies(value: unknown, seen = new Set<unknown>()): Pr
     return nested.flat();
 }
 
+/** A resource registration as the mock monitor sees it. */
+export interface Registration {
+    type: string;
+    name: string;
+    /** Inputs as registered: secrets wrapped, values not known yet (previews) as the SDK's unknown. */
+    inputs: Record<string, any>;
+    custom: boolean;
+}
+
+/** The mock cloud's own answer: the inputs plus faked provider outputs (`computed` names them). */
+export interface FakedAnswer {
+    id: string;
+    state: Record<string, unknown>;
+    computed: string[];
+}
+
+/** What the engine answers a registration with; an undefined id is an id not known yet (a preview). */
+export interface ResourceAnswer {
+    id?: string;
+    state: Record<string, unknown>;
+}
+
 /**
  * Installs the mock runtime with the given stack config. Call before the
  * program (or component under test) is imported or constructed.
@@ -211,6 +233,12 @@ export async function startMockCloud(options: {
     config?: Record<string, string>;
     secretKeys?: string[];
     preview?: boolean;
+    /**
+     * Replaces the faked answer, e.g. with unknowns for what a provider
+     * computes on create (a preview of a fresh stack) or with a previous
+     * `up`'s outputs (a preview of a change). Default: the faked answer.
+     */
+    answer?: (registration: Registration, faked: FakedAnswer) => ResourceAnswer | Promise<ResourceAnswer>;
 }): Promise<MockCloud> {
     pulumi.runtime.setAllConfig(options.config ?? {}, options.secretKeys ?? []);
     const resources: RecordedResource[] = [];
@@ -219,10 +247,17 @@ export async function startMockCloud(options: {
 
     await pulumi.runtime.setMocks(
         {
-            newResource(args) {
+            async newResource(args) {
                 if (args.type === ROOT_STACK_TYPE) return { id: `${args.name}-id`, state: {} };
                 const faker = FAKE_OUTPUTS[args.type];
-                const outputs = { ...args.inputs, ...(faker ? faker(args.name, args.inputs) : {}) };
+                const computed = faker ? faker(args.name, args.inputs) : {};
+                const faked: FakedAnswer = {
+                    id: args.id || fakeId(args.type, args.name),
+                    state: { ...args.inputs, ...computed },
+                    computed: Object.keys(computed),
+                };
+                const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true };
+                const answer = options.answer ? await options.answer(registration, faked) : faked;
                 const info = meta.get(args.name);
                 resources.push({
                     type: args.type,
@@ -230,10 +265,10 @@ export async function startMockCloud(options: {
                     parent: info?.parent,
                     dependencies: info?.dependencies ?? new Set(),
                     inputs: args.inputs,
-                    outputs,
+                    outputs: answer.state,
                     custom: args.custom ?? true,
                 });
-                return { id: args.id || fakeId(args.type, args.name), state: outputs };
+                return { id: answer.id, state: answer.state };
             },
             call(args) {
                 calls.push(args.token);

@@ -14,6 +14,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { requiredStringProblems, S3Credentials, S3Location, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS } from "../lib/limits";
+import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 
 
 export type DeleteOutcome = "deleted" | "already-absent" | "forbidden";
@@ -102,7 +103,7 @@ export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider = {
         if (news.store === true && (typeof news.content !== "string" || news.content === "")) {
             failures.push({ property: "content", reason: "is empty; a stored bootstrap object needs the node's cloud-config" });
         }
-        return { inputs: news, failures };
+        return { inputs: news, failures: knownFailures(news, failures) };
     },
 
     async create(inputs: BootstrapObjectInputs) {
@@ -126,14 +127,15 @@ export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: BootstrapObjectOutputs, news: BootstrapObjectInputs) {
-        const replaces: string[] = [];
-        for (const field of ["endpoint", "bucket", "key"] as const) if (olds[field] !== news[field]) replaces.push(field);
-        if (olds.contentSha256 !== sha256(news.content)) replaces.push("content");
-        if (olds.stored !== news.store) replaces.push("store");
-        const updates = (["region", "accessKeyId", "secretAccessKey"] as const).filter((field) => olds[field] !== news[field]);
-        const sameObject = olds.endpoint === news.endpoint && olds.bucket === news.bucket && olds.key === news.key;
+        const replaces: string[] = changedFields(olds, news, ["endpoint", "bucket", "key"] as const);
+        if (containsUnknown(news.content) || olds.contentSha256 !== sha256(news.content)) replaces.push("content");
+        if (containsUnknown(news.store) || olds.stored !== news.store) replaces.push("store");
+        const updates = changedFields(olds, news, ["region", "accessKeyId", "secretAccessKey"] as const);
+        // Unknown here means "may be the same object": delete first, so the new one is never deleted after it is written.
+        const sameObject = changedFields(olds, news, ["endpoint", "bucket", "key"] as const).every((field) => containsUnknown(news[field]));
         return {
             changes: replaces.length + updates.length > 0,
+            diffs: [...replaces, ...updates],
             replaces,
             // Creating first and deleting second would delete the object just written under the same key.
             deleteBeforeReplace: replaces.length > 0 && sameObject,
@@ -241,7 +243,7 @@ export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider = {
             failures.push({ property: "delaySeconds", reason: `got ${JSON.stringify(delay)}; allowed: an integer from 0 to ${BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS}` });
         }
         failures.push(...requiredStringProblems(news, ["instanceId"] as const));
-        return { inputs: news, failures };
+        return { inputs: news, failures: knownFailures(news, failures) };
     },
 
     async create(inputs: BootstrapObjectCleanupInputs) {
@@ -250,8 +252,8 @@ export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider = {
 
     // Rotated keys or a new delay alone do not warrant another delete.
     async diff(_id: string, olds: BootstrapObjectCleanupOutputs, news: BootstrapObjectCleanupInputs) {
-        const changed = CLEANUP_TRIGGERS.filter((field) => olds[field] !== news[field]);
-        return { changes: changed.length > 0, replaces: [], deleteBeforeReplace: false };
+        const changed = changedFields(olds, news, CLEANUP_TRIGGERS);
+        return { changes: changed.length > 0, diffs: [...changed], replaces: [], deleteBeforeReplace: false };
     },
 
     async update(_id: string, _olds: BootstrapObjectCleanupOutputs, news: BootstrapObjectCleanupInputs) {

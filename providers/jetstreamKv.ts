@@ -10,6 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { JETSTREAM_MAX_REPLICAS, KV_MAX_HISTORY } from "../lib/limits";
+import { changedFields, knownFailures } from "./unknowns";
 
 /** KV deduplication window cap, as the NATS clients set it for buckets with a TTL. */
 const KV_MAX_DUPLICATE_WINDOW_MS = 2 * 60 * 1000;
@@ -144,11 +145,18 @@ async function openSession(inputs: JetStreamKvInputs, deadline: number): Promise
  * Runs `work` on a session that is closed afterwards, with one deadline
  * (timeoutSeconds) for connecting and working alike.
  */
-async function withSession<T>(inputs: JetStreamKvInputs, work: (session: Session, deadline: number) => Promise<T>): Promise<T> {
+async function withSession<T>(operation: string, inputs: JetStreamKvInputs, work: (session: Session, deadline: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + inputs.timeoutSeconds * 1000;
-    const session = await openSession(inputs, deadline);
+    let session: Session;
+    try {
+        session = await openSession(inputs, deadline);
+    } catch (err) {
+        throw new Error(`${operation} of KV bucket ${inputs.bucket} failed: ${(err as Error).message}`);
+    }
     try {
         return await work(session, deadline);
+    } catch (err) {
+        throw new Error(`${operation} of KV bucket ${inputs.bucket} on NATS at ${inputs.servers.join(", ")} failed: ${(err as Error).message}`);
     } finally {
         // close, not drain: drain waits for a server, and the host would wait with it.
         await session.nc.close().catch(() => undefined);
@@ -222,7 +230,7 @@ async function applySettings(session: Session, inputs: JetStreamKvInputs, deadli
 }
 
 async function ensureBucket(inputs: JetStreamKvInputs): Promise<JetStreamKvOutputs> {
-    return withSession(inputs, async (session, deadline) => {
+    return withSession("create", inputs, async (session, deadline) => {
         const { Kvm } = require("@nats-io/kv");
         const kvm = new Kvm(session.nc);
         await retrying(`create bucket ${inputs.bucket}`, deadline, () =>
@@ -245,7 +253,7 @@ const IN_PLACE_FIELDS = ["replicas", "history", "ttlSeconds", "servers", "tlsSer
 export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
     async check(_olds: JetStreamKvInputs, news: Partial<JetStreamKvInputs>) {
         const inputs = withDefaults(news);
-        return { inputs, failures: jetStreamKvInputProblems(inputs) };
+        return { inputs, failures: knownFailures(inputs, jetStreamKvInputProblems(inputs)) };
     },
 
     async create(inputs: JetStreamKvInputs) {
@@ -254,13 +262,13 @@ export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: JetStreamKvOutputs, news: JetStreamKvInputs) {
-        const changed = IN_PLACE_FIELDS.filter((field) => JSON.stringify(olds[field]) !== JSON.stringify(news[field]));
-        const replaces = olds.bucket !== news.bucket ? ["bucket"] : [];
-        return { changes: changed.length > 0 || replaces.length > 0, replaces, deleteBeforeReplace: false };
+        const changed = changedFields(olds, news, IN_PLACE_FIELDS);
+        const replaces = changedFields(olds, news, ["bucket"] as const);
+        return { changes: changed.length > 0 || replaces.length > 0, diffs: [...changed, ...replaces], replaces, deleteBeforeReplace: false };
     },
 
     async update(_id: string, _olds: JetStreamKvOutputs, news: JetStreamKvInputs) {
-        return withSession(news, async (session, deadline) => {
+        return withSession("update", news, async (session, deadline) => {
             await applySettings(session, news, deadline);
             const peers = await waitForReplicas(session, news, deadline);
             return { outs: { ...news, streamName: streamNameOf(news.bucket), peers } };
@@ -268,7 +276,7 @@ export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async read(id: string, props: JetStreamKvOutputs) {
-        return withSession(props, async (session) => {
+        return withSession("read", props, async (session) => {
             const info = await session.jsm.streams.info(props.streamName).catch((err: Error) => {
                 if (/not found/i.test(err.message)) return undefined;
                 throw err;
@@ -280,7 +288,7 @@ export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async delete(_id: string, props: JetStreamKvOutputs) {
-        return withSession(props, async (session, deadline) => {
+        return withSession("delete", props, async (session, deadline) => {
             await retrying(`delete ${props.streamName}`, deadline, async () => {
                 await session.jsm.streams.delete(props.streamName).catch((err: Error) => {
                     if (!/not found/i.test(err.message)) throw err;

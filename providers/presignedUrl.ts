@@ -2,6 +2,7 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, presignObjectUrl, S3Method, S3ObjectAccess, s3ObjectAccessProblems } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
+import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
 
 
@@ -90,7 +91,7 @@ const SIGNED_FIELDS = ["endpoint", "region", "bucket", "key", "method", "expires
 
 export const presignedUrlProvider: pulumi.dynamic.ResourceProvider = {
     async check(_olds: PresignedUrlInputs, news: PresignedUrlInputs) {
-        return { inputs: news, failures: presignedUrlInputProblems(news) };
+        return { inputs: news, failures: knownFailures(news, presignedUrlInputProblems(news)) };
     },
 
     async create(inputs: PresignedUrlInputs) {
@@ -98,10 +99,10 @@ export const presignedUrlProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: PresignedUrlOutputs, news: PresignedUrlInputs) {
-        const changed: string[] = SIGNED_FIELDS.filter((field) => olds[field] !== news[field]);
-        if (JSON.stringify(olds.keepers ?? {}) !== JSON.stringify(news.keepers ?? {})) changed.push("keepers");
-        if (olds.credentialsDigest !== credentialsDigest(news)) changed.push("accessKeyId");
-        return { changes: changed.length > 0, replaces: [], deleteBeforeReplace: false };
+        const changed: string[] = changedFields(olds, news, SIGNED_FIELDS);
+        if (containsUnknown(news.keepers) || JSON.stringify(olds.keepers ?? {}) !== JSON.stringify(news.keepers ?? {})) changed.push("keepers");
+        if (containsUnknown([news.accessKeyId, news.secretAccessKey]) || olds.credentialsDigest !== credentialsDigest(news)) changed.push("accessKeyId");
+        return { changes: changed.length > 0, diffs: changed, replaces: [], deleteBeforeReplace: false };
     },
 
     async update(_id: string, _olds: PresignedUrlOutputs, news: PresignedUrlInputs) {

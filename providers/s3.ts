@@ -133,6 +133,30 @@ export interface S3Response {
     errorCode?: string;
 }
 
+/**
+ * What went wrong below HTTP, in the words an operator acts on: fetch
+ * reports only "fetch failed" and keeps the reason (ECONNREFUSED 127.0.0.1:9,
+ * ENOTFOUND, a TLS error) in its cause.
+ */
+export function networkFailureReason(err: unknown, timeoutMs: number): string {
+    const error = err as { name?: string; message?: string; cause?: { code?: string; message?: string; cause?: { message?: string } } };
+    if (error?.name === "TimeoutError" || error?.name === "AbortError") return `no answer within ${timeoutMs} ms`;
+    const cause = error?.cause;
+    if (cause?.message) return cause.code && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
+    return String(error?.message ?? err);
+}
+
+/** A request that got no HTTP answer: its message names the operation, the endpoint, the bucket and the key. */
+export type S3NetworkError = Error & { name: "S3NetworkError"; reason: string };
+
+// A plain Error, not a subclass: serialized providers carry classes that lose Error's message.
+function s3NetworkError(method: S3Method, location: S3Location, reason: string): S3NetworkError {
+    const error = new Error(`${method} s3://${location.bucket}/${location.key} at ${location.endpoint} failed: ${reason}`) as S3NetworkError;
+    error.name = "S3NetworkError";
+    error.reason = reason;
+    return error;
+}
+
 /** A request signed with the key pair in the Authorization header. */
 export async function signedObjectRequest(
     location: S3Location,
@@ -146,13 +170,19 @@ export async function signedObjectRequest(
     const payloadHash = Buffer.from(await hash.digest()).toString("hex");
     const signed = await signer(location, credentials).sign(buildRequest(location, method, payloadHash, body));
     const { host: _host, ...headers } = signed.headers;
-    const response = await fetch(toUrl(signed), {
-        method,
-        headers,
-        body: body && body.length ? body : undefined,
-        signal: AbortSignal.timeout(timeoutMs),
-    });
-    const responseBody = Buffer.from(await response.arrayBuffer());
+    let response: Response;
+    let responseBody: Buffer;
+    try {
+        response = await fetch(toUrl(signed), {
+            method,
+            headers,
+            body: body && body.length ? body : undefined,
+            signal: AbortSignal.timeout(timeoutMs),
+        });
+        responseBody = Buffer.from(await response.arrayBuffer());
+    } catch (err) {
+        throw s3NetworkError(method, location, networkFailureReason(err, timeoutMs));
+    }
     const errorCode = response.ok ? undefined : /<Code>([^<]+)<\/Code>/.exec(responseBody.toString("utf8"))?.[1];
     return { status: response.status, body: responseBody, errorCode };
 }

@@ -16,8 +16,9 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3NetworkError, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
+import { changedFields, knownFailures } from "./unknowns";
 
 export interface PollPolicy {
     /** Wait before the first GET. */
@@ -218,7 +219,7 @@ const KEPT_FIELDS = ["nodeLabel", "nodeAddress", "bootstrapLogPath"] as const;
 
 export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
     async check(_olds: WgPubkeyPollInputs, news: WgPubkeyPollInputs) {
-        return { inputs: news, failures: wgPubkeyPollInputProblems(news) };
+        return { inputs: news, failures: knownFailures(news, wgPubkeyPollInputProblems(news)) };
     },
 
     async create(inputs: WgPubkeyPollInputs) {
@@ -230,7 +231,7 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
             random: Math.random,
             get: (timeoutMs) =>
                 signedObjectRequest(location, credentials, "GET", undefined, timeoutMs).catch((err: Error) => ({
-                    networkError: String((err.cause as Error | undefined)?.message ?? err.message),
+                    networkError: err.name === "S3NetworkError" ? (err as S3NetworkError).reason : err.message,
                 })),
             log: (line) => console.log(line),
         });
@@ -253,10 +254,9 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
-        const replaces: string[] = REPOLL_FIELDS.filter((field) => olds[field] !== news[field]);
-        const changed = [...replaces, ...KEPT_FIELDS.filter((field) => olds[field] !== news[field])];
-        if (JSON.stringify(olds.policy) !== JSON.stringify(news.policy)) changed.push("policy");
-        return { changes: changed.length > 0, replaces, deleteBeforeReplace: false };
+        const replaces: string[] = changedFields(olds, news, REPOLL_FIELDS);
+        const changed = [...replaces, ...changedFields(olds, news, [...KEPT_FIELDS, "policy"] as const)];
+        return { changes: changed.length > 0, diffs: changed, replaces, deleteBeforeReplace: false };
     },
 
     // Only descriptive fields and the policy change in place; the key found stays.

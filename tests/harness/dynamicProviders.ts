@@ -81,6 +81,11 @@ export async function captureDynamicResource(factory: () => pulumi.Resource): Pr
     return captured[0];
 }
 
+/** Environment that makes a host refuse (and report) any network access: what a preview may do. */
+export const OFFLINE_HOST_ENV = { MESHSTACK_PROVIDER_HOST_OFFLINE: "1" };
+/** The line an offline host prints for each refused network access. */
+export const OFFLINE_MARK = "[provider-host] network access during an offline call:";
+
 export class ProviderHostError extends Error {
     constructor(message: string, public readonly hostStack?: string) {
         super(message);
@@ -91,6 +96,11 @@ export class ProviderHostError extends Error {
 export class ProviderHost {
     /** Every line the provider printed on stdout or stderr: its progress log during `pulumi up`. */
     public readonly logs: string[] = [];
+
+    /** Network accesses an offline host refused (see OFFLINE_HOST_ENV). */
+    get networkAttempts(): string[] {
+        return this.logs.filter((line) => line.startsWith(OFFLINE_MARK));
+    }
     private seq = 0;
     private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
     private exited?: Promise<number | null>;
@@ -156,7 +166,7 @@ export class ProviderHost {
         return this.call("read", { id, props });
     }
 
-    diff(id: string, olds: object, news: object): Promise<{ changes?: boolean; replaces?: string[]; deleteBeforeReplace?: boolean }> {
+    diff(id: string, olds: object, news: object): Promise<{ changes?: boolean; diffs?: string[]; replaces?: string[]; deleteBeforeReplace?: boolean }> {
         return this.call("diff", { id, olds, news });
     }
 

@@ -12,6 +12,24 @@ const readline = require("readline");
 const hostDir = path.dirname(require.resolve("@pulumi/pulumi/cmd/dynamic-provider/index.js", { paths: [process.cwd()] }));
 const requireFromString = require(require.resolve("require-from-string", { paths: [hostDir] }));
 
+// A preview must not reach the network: with MESHSTACK_PROVIDER_HOST_OFFLINE=1
+// every way out of the process fails loudly and leaves a line the harness reads.
+const OFFLINE_MARK = "[provider-host] network access during an offline call:";
+if (process.env.MESHSTACK_PROVIDER_HOST_OFFLINE === "1") {
+  const refuse = (what) => {
+    process.stderr.write(`${OFFLINE_MARK} ${what}\n`);
+    throw new Error(`${OFFLINE_MARK} ${what}`);
+  };
+  globalThis.fetch = async (url) => refuse(`fetch ${url}`);
+  const net = require("net");
+  net.Socket.prototype.connect = function (...args) {
+    return refuse(`connect ${JSON.stringify(args[0])}`);
+  };
+  const dns = require("dns");
+  dns.lookup = (host) => refuse(`dns lookup ${host}`);
+  dns.promises.lookup = async (host) => refuse(`dns lookup ${host}`);
+}
+
 const [serializedPath] = process.argv.slice(2);
 const provider = requireFromString(fs.readFileSync(serializedPath, "utf8")).handler();
 const protocolOut = fs.createWriteStream(null, { fd: 3 });

@@ -1,0 +1,83 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { UNKNOWN } from "../providers/unknowns";
+import { ChangePreview, DYNAMIC_PREFIX, FreshPreview, namesWith, previewChange, previewFreshStack, runProgram, StackState, up } from "./support/engine";
+
+const REPO_ROOT = path.resolve(__dirname, "..");
+const stackFiles = fs.readdirSync(REPO_ROOT).filter((f) => /^Pulumi\.[A-Za-z0-9_.-]+\.yaml$/.test(f));
+
+function stackOf(file: string): string {
+    return file.slice("Pulumi.".length, -".yaml".length);
+}
+
+describe("pulumi preview under the engine's rules", function () {
+    this.timeout(180_000);
+
+    for (const file of stackFiles) {
+        describe(`${file} on a fresh stack`, () => {
+            let preview: FreshPreview;
+            before(async () => {
+                preview = await previewFreshStack(stackOf(file), file);
+            });
+
+            it("hands dynamic providers the unknown sentinel for what does not exist yet", () => {
+                const withUnknown = preview.checked.filter((r) => JSON.stringify(r.inputs).includes(UNKNOWN));
+                assert.ok(preview.checked.length > 0, "no dynamic resources were checked");
+                assert.deepStrictEqual(withUnknown.map((r) => r.name), preview.checked.map((r) => r.name), "every bucket-fed dynamic resource has an unknown input on a fresh stack");
+            });
+
+            it("passes every dynamic provider's check()", () => {
+                assert.deepStrictEqual(preview.failures, []);
+            });
+
+            it("makes no network access from any provider", () => {
+                assert.deepStrictEqual(preview.networkAttempts, []);
+            });
+
+            it("registers the same resources as the offline plan", async () => {
+                const plan = await runProgram(stackOf(file), { preview: true, stackFile: file });
+                const names = (run: { cloud: { resources: { type: string; name: string }[] } }) => run.cloud.resources.map((r) => `${r.type} ${r.name}`).sort();
+                assert.deepStrictEqual(names(preview), names(plan));
+            });
+        });
+    }
+
+    describe("a change previewed against a completed up (dev)", () => {
+        let state: StackState;
+        let unchanged: ChangePreview;
+        let changed: ChangePreview;
+        before(async () => {
+            ({ state } = await up("dev"));
+            unchanged = await previewChange("dev", state, {});
+            changed = await previewChange("dev", state, { "meshstack:bootstrapUrlExpirySeconds": "7200" });
+        });
+
+        it("changes nothing when nothing changed", () => {
+            const notSame = [...unchanged.steps].filter(([, step]) => step !== "same");
+            assert.deepStrictEqual(notSame, []);
+            assert.deepStrictEqual(unchanged.failures, []);
+        });
+
+        it("re-signs every bootstrap URL in place when their lifetime changes", () => {
+            const urls = [...state].filter(([, s]) => s.type === `${DYNAMIC_PREFIX}/meshstack:PresignedUrl`).map(([name]) => name).filter((n) => n.endsWith("-bootstrap-url"));
+            assert.ok(urls.length >= 2);
+            for (const url of urls) assert.strictEqual(changed.steps.get(url), "update", `${url}: ${changed.reasons.get(url)}`);
+            assert.ok(changed.reasons.get(urls[0])!.includes("expiresInSeconds"));
+        });
+
+        it("passes check() and diff() of every dynamic provider with unknowns where the engine has them", () => {
+            assert.deepStrictEqual(changed.failures, []);
+            assert.deepStrictEqual(changed.networkAttempts, []);
+            const dynamic = [...changed.steps.keys()].filter((name) => state.get(name)?.type.startsWith(DYNAMIC_PREFIX));
+            assert.strictEqual(dynamic.length, [...state.values()].filter((s) => s.type.startsWith(DYNAMIC_PREFIX)).length);
+        });
+
+        it("leaves the bucket and its key alone", () => {
+            for (const name of ["rendezvous-bucket", "rendezvous-key"]) {
+                assert.strictEqual(changed.steps.get(name), "same", `${name}: ${changed.reasons.get(name)}`);
+            }
+            assert.ok(namesWith(changed, "create").length === 0);
+        });
+    });
+});

@@ -1,0 +1,266 @@
+/**
+ * A stand-in for the Pulumi engine around the real program, since the CLI
+ * cannot run here. It runs index.ts under the mock runtime the way the
+ * engine drives a program, and hands every dynamic resource to its
+ * serialized provider in a fresh process, as the engine's dynamic-provider
+ * host does:
+ *
+ * - `previewFreshStack`: `pulumi preview` of a new stack. Nothing exists, so
+ *   every output a provider computes on create (ids, addresses, bucket
+ *   endpoints, keys, random results, certificates, dynamic outputs) is
+ *   unknown, and inputs built from them reach check() as the sentinel.
+ * - `up`: a completed `pulumi up`. Dynamic resources whose create needs no
+ *   network are created by their own providers; the rest keep the mock
+ *   cloud's outputs.
+ * - `previewChange`: `pulumi preview` of a changed config against that
+ *   state. A resource whose inputs are unchanged keeps its recorded outputs
+ *   (known); a changed one is an update or a replacement whose computed
+ *   outputs are unknown, so the change ripples downstream exactly as far as
+ *   the engine would let it. Dynamic resources decide with their own
+ *   check() and diff().
+ *
+ * Every provider call here runs with the network refused: a preview must
+ * not touch it.
+ */
+import * as path from "path";
+import { cliStackConfigOf } from "../../lib/cliConfig";
+import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud, unwrapSecrets } from "../../lib/mockCloud";
+import { UNKNOWN } from "../../providers/unknowns";
+import { OFFLINE_HOST_ENV, ProviderHost } from "../harness/dynamicProviders";
+
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+const PROJECT = "meshstack";
+const isUnknown: (value: unknown) => boolean = require("@pulumi/pulumi/output").isUnknown;
+
+export const DYNAMIC_PREFIX = "pulumi-nodejs:dynamic";
+
+/** Inputs as the dynamic-provider host receives them: secrets unwrapped, unknowns as the sentinel, no `__provider`. */
+export function asHostSees(value: unknown): any {
+    if (isUnknown(value)) return UNKNOWN;
+    if (isRpcSecret(value)) return asHostSees(value.value);
+    if (Array.isArray(value)) return value.map(asHostSees);
+    if (value && typeof value === "object") {
+        return Object.fromEntries(Object.entries(value).filter(([k, v]) => k !== "__provider" && v !== undefined).map(([k, v]) => [k, asHostSees(v)]));
+    }
+    return value;
+}
+
+export interface CheckFailure {
+    resource: string;
+    property: string;
+    reason: string;
+}
+
+/** One host per distinct serialized provider, reused across resources, all offline. */
+class OfflineHosts {
+    private readonly hosts = new Map<string, Promise<ProviderHost>>();
+
+    get(serializedProvider: string): Promise<ProviderHost> {
+        let host = this.hosts.get(serializedProvider);
+        if (!host) {
+            host = ProviderHost.start(serializedProvider, OFFLINE_HOST_ENV);
+            this.hosts.set(serializedProvider, host);
+        }
+        return host;
+    }
+
+    /** Closes every host and returns the network accesses they refused. */
+    async close(): Promise<string[]> {
+        const hosts = await Promise.all(this.hosts.values());
+        await Promise.all(hosts.map((h) => h.close()));
+        return hosts.flatMap((h) => h.networkAttempts);
+    }
+}
+
+function serializedProviderOf(registration: Registration): string {
+    return unwrapSecrets(registration.inputs.__provider) as string;
+}
+
+function withUnknowns(registration: Registration, faked: FakedAnswer): ResourceAnswer {
+    return { id: undefined, state: { ...registration.inputs, ...Object.fromEntries(faked.computed.map((k) => [k, UNKNOWN])) } };
+}
+
+export interface ProgramRun {
+    cloud: MockCloud;
+    outputs: Record<string, unknown>;
+}
+
+/** Runs index.ts once with a stack's config as the CLI hands it over, plus overrides (qualified keys). */
+export async function runProgram(
+    stack: string,
+    options: { overrides?: Record<string, string>; preview: boolean; answer?: (r: Registration, f: FakedAnswer) => ResourceAnswer | Promise<ResourceAnswer>; stackFile?: string },
+): Promise<ProgramRun> {
+    const cli = cliStackConfigOf(REPO_ROOT, stack, options.stackFile);
+    if (!cli.ok) throw new Error(cli.errors.join("\n"));
+    const cloud = await startMockCloud({
+        project: PROJECT,
+        stack,
+        config: { ...cli.raw.values, ...(options.overrides ?? {}) },
+        secretKeys: [...cli.raw.secretKeys],
+        preview: options.preview,
+        answer: options.answer,
+    });
+    const program = require.resolve(path.join(REPO_ROOT, "index.ts"));
+    delete require.cache[program];
+    const outputs = await cloud.runProgram(() => ({ ...require(program) }));
+    return { cloud, outputs };
+}
+
+export interface FreshPreview extends ProgramRun {
+    /** Every dynamic resource's inputs as its provider's check() got them. */
+    checked: { name: string; type: string; inputs: Record<string, unknown> }[];
+    failures: CheckFailure[];
+    networkAttempts: string[];
+}
+
+/** `pulumi preview` of a new stack. */
+export async function previewFreshStack(stack: string, stackFile?: string): Promise<FreshPreview> {
+    const hosts = new OfflineHosts();
+    const checked: FreshPreview["checked"] = [];
+    const failures: CheckFailure[] = [];
+    const run = await runProgram(stack, {
+        preview: true,
+        stackFile,
+        async answer(registration, faked) {
+            if (!registration.custom) return faked;
+            if (registration.type.startsWith(DYNAMIC_PREFIX)) {
+                const inputs = asHostSees(registration.inputs);
+                checked.push({ name: registration.name, type: registration.type, inputs });
+                const host = await hosts.get(serializedProviderOf(registration));
+                const result = await host.check({}, inputs);
+                for (const f of result.failures ?? []) failures.push({ resource: registration.name, ...f });
+            }
+            return withUnknowns(registration, faked);
+        },
+    });
+    return { ...run, checked, failures, networkAttempts: await hosts.close() };
+}
+
+/** A resource as the engine keeps it in state after an `up`. */
+interface StateEntry {
+    type: string;
+    id: string;
+    /** Inputs as last applied (host view). */
+    inputs: Record<string, unknown>;
+    /** Outputs as registered (what the program reads back). */
+    state: Record<string, unknown>;
+    /** Outputs as the dynamic provider returned them (what diff() gets as olds). */
+    providerOutputs?: Record<string, unknown>;
+}
+
+export type StackState = Map<string, StateEntry>;
+
+/** Dynamic types whose create is pure for the inputs the program gives them (signing; nothing to upload or delete). */
+function createsOffline(type: string, inputs: Record<string, unknown>): boolean {
+    if (type.endsWith(":PresignedUrl")) return true;
+    if (type.endsWith(":BootstrapObject")) return inputs.store === false;
+    if (type.endsWith(":BootstrapObjectCleanup")) return inputs.stored === false;
+    return false;
+}
+
+/** A completed `pulumi up`: the state a later preview starts from. */
+export async function up(stack: string, overrides?: Record<string, string>): Promise<{ run: ProgramRun; state: StackState }> {
+    const hosts = new OfflineHosts();
+    const state: StackState = new Map();
+    const run = await runProgram(stack, {
+        preview: false,
+        overrides,
+        async answer(registration, faked) {
+            if (!registration.custom) return faked;
+            const inputs = asHostSees(registration.inputs);
+            let answer: ResourceAnswer = faked;
+            let providerOutputs: Record<string, unknown> | undefined;
+            if (registration.type.startsWith(DYNAMIC_PREFIX)) {
+                if (createsOffline(registration.type, inputs)) {
+                    const host = await hosts.get(serializedProviderOf(registration));
+                    const created = await host.checkAndCreate(inputs);
+                    providerOutputs = created.outs;
+                    answer = { id: created.id, state: { ...registration.inputs, ...created.outs } };
+                } else {
+                    providerOutputs = asHostSees(faked.state);
+                }
+            }
+            state.set(registration.name, { type: registration.type, id: answer.id!, inputs, state: answer.state, providerOutputs });
+            return answer;
+        },
+    });
+    const refused = await hosts.close();
+    if (refused.length) throw new Error(`up: a provider reached for the network although its create should be offline: ${refused.join("; ")}`);
+    return { run, state };
+}
+
+export type Step = "same" | "update" | "replace" | "create";
+
+export interface ChangePreview extends ProgramRun {
+    steps: Map<string, Step>;
+    /** Why each non-"same" resource changes: the properties that differ or may differ. */
+    reasons: Map<string, string[]>;
+    failures: CheckFailure[];
+    networkAttempts: string[];
+}
+
+/**
+ * Inputs that make the engine replace a resource instead of updating it.
+ * Every input of @pulumi/random and @pulumi/tls resources forces a new one;
+ * Linode instances are replaced for image, region, root keys and user-data
+ * (`metadata.user_data` cannot change in place).
+ */
+function replacingInputs(type: string): ((key: string) => boolean) {
+    if (type.startsWith("random:") || type.startsWith("tls:")) return () => true;
+    if (type === "linode:index/instance:Instance") return (key) => ["image", "region", "authorizedKeys", "metadatas", "rootPass", "stackscriptId"].includes(key);
+    if (type === "linode:index/objectStorageBucket:ObjectStorageBucket") return (key) => ["label", "region", "cluster"].includes(key);
+    if (type === "linode:index/objectStorageKey:ObjectStorageKey") return (key) => ["bucketAccesses", "label"].includes(key);
+    return () => false;
+}
+
+function differingKeys(olds: Record<string, unknown>, news: Record<string, unknown>): string[] {
+    const keys = new Set([...Object.keys(olds), ...Object.keys(news)]);
+    return [...keys].filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]) || JSON.stringify(news[k] ?? null).includes(UNKNOWN)).sort();
+}
+
+/** `pulumi preview` of the same stack with changed config, against a completed `up`'s state. */
+export async function previewChange(stack: string, state: StackState, overrides: Record<string, string>): Promise<ChangePreview> {
+    const hosts = new OfflineHosts();
+    const steps = new Map<string, Step>();
+    const reasons = new Map<string, string[]>();
+    const failures: CheckFailure[] = [];
+    const run = await runProgram(stack, {
+        preview: true,
+        overrides,
+        async answer(registration, faked) {
+            if (!registration.custom) return faked;
+            const old = state.get(registration.name);
+            const news = asHostSees(registration.inputs);
+            if (!old) {
+                steps.set(registration.name, "create");
+                return withUnknowns(registration, faked);
+            }
+            let step: Step;
+            let why: string[];
+            if (registration.type.startsWith(DYNAMIC_PREFIX)) {
+                const host = await hosts.get(serializedProviderOf(registration));
+                const checked = await host.check(old.inputs, news);
+                for (const f of checked.failures ?? []) failures.push({ resource: registration.name, ...f });
+                const diff = await host.diff(old.id, old.providerOutputs!, checked.inputs);
+                step = !diff.changes ? "same" : (diff.replaces ?? []).length ? "replace" : "update";
+                why = diff.diffs ?? [];
+            } else {
+                why = differingKeys(old.inputs, news);
+                const replaces = replacingInputs(registration.type);
+                step = why.length === 0 ? "same" : why.some(replaces) ? "replace" : "update";
+            }
+            steps.set(registration.name, step);
+            if (step === "same") return { id: old.id, state: old.state };
+            reasons.set(registration.name, why);
+            const unknown = withUnknowns(registration, faked);
+            return { id: step === "update" ? old.id : undefined, state: unknown.state };
+        },
+    });
+    return { ...run, steps, reasons, failures, networkAttempts: await hosts.close() };
+}
+
+/** Logical names by step, for assertions and messages. */
+export function namesWith(preview: ChangePreview, step: Step): string[] {
+    return [...preview.steps].filter(([, s]) => s === step).map(([name]) => name).sort();
+}
+
