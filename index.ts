@@ -4,12 +4,12 @@
  * providers/ (dynamic providers).
  */
 import * as pulumi from "@pulumi/pulumi";
-import { natsNodes, natsWgAddresses } from "./cloudinit/natsTopology";
 import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
 import { WgSpokeKeys } from "./components/wgSpokeKeys";
 import { requireStackConfig, s3CredentialsFromEnv } from "./lib/pulumiConfig";
+import { meshTopology } from "./lib/topology";
 
 const config = requireStackConfig();
 const naming = { project: pulumi.getProject(), stack: pulumi.getStack() };
@@ -24,11 +24,18 @@ const store = new ObjectStore("rendezvous", {
     s3Credentials: config.objectStore.kind === "s3" ? s3CredentialsFromEnv(process.env) : undefined,
 });
 
+// Who is who in the mesh, worked out once and handed to every component.
+const topology = meshTopology({
+    hubInterfaceAddress: config.wgCache.address,
+    natsNodeCount: config.nats.nodeCount,
+    clusterName: config.nats.clusterName,
+    dnsDomain: config.nats.dnsDomain,
+});
+
 // The NATS nodes are the spokes of the WireGuard mesh. Their keys exist
 // before either side, so the hub lists them from its first boot.
 const natsSpokes = new WgSpokeKeys("nats-wg", {
-    spokes: natsNodes({ clusterName: config.nats.clusterName, wgAddresses: natsWgAddresses(config.wgCache.address, config.nats.nodeCount) })
-        .map((node) => ({ name: node.hostname, address: node.wgAddress })),
+    spokes: topology.nats.map((node) => ({ name: node.hostname, address: node.wgAddress })),
 });
 
 const wgCache = new WgCache("wg-cache", {
@@ -37,7 +44,8 @@ const wgCache = new WgCache("wg-cache", {
     instanceType: config.wgCache.instanceType,
     image: config.wgCache.image,
     listenPort: config.wgCache.listenPort,
-    address: config.wgCache.address,
+    address: topology.hub.interfaceAddress,
+    subnet: topology.subnet,
     spokes: natsSpokes.peers,
     pubkeyPollTimeoutSeconds: config.wgCache.pubkeyPollTimeoutSeconds,
     authorizedKeys: config.access.sshAuthorizedKeys,
@@ -49,13 +57,11 @@ const wgCache = new WgCache("wg-cache", {
 const nats = new NatsCluster("nats", {
     naming,
     region: config.region,
-    nodeCount: config.nats.nodeCount,
     instanceType: config.nats.instanceType,
     image: config.nats.image,
-    clusterName: config.nats.clusterName,
+    topology,
+    members: topology.nats.map((node) => ({ node, wgPrivateKey: natsSpokes.keyFor(node.hostname).privateKey })),
     clientCidrs: config.nats.clientCidrs,
-    wgCacheAddress: config.wgCache.address,
-    wgKeys: natsSpokes.keys.map((key) => key.privateKey),
     wgHub: { publicKey: wgCache.publicKey, endpoint: wgCache.endpoint },
     dnsDomain: config.nats.dnsDomain,
     authorizedKeys: config.access.sshAuthorizedKeys,
@@ -66,8 +72,8 @@ const nats = new NatsCluster("nats", {
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 
-export const bucketName = store.bucketName;
-export const bucketEndpoint = store.endpoint;
+export const bucketName = store.access.bucket;
+export const bucketEndpoint = store.access.endpoint;
 export const wgCachePublicKey = wgCache.publicKey;
 export const wgCacheEndpoint = wgCache.endpoint;
 export const wgCachePeerSection = wgCache.peerSection;

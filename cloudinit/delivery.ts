@@ -1,5 +1,5 @@
 /**
- * How a node's cloud-config reaches it (seed 004, Cluster API Provider
+ * How a node's cloud-config reaches it (as Cluster API Provider
  * Linode's bootstrap-via-object-store): inline through Linode Metadata when
  * it fits, gzipped when it fits compressed and the image's cloud-init
  * accepts that, otherwise uploaded to the bucket and replaced by a small
@@ -9,7 +9,6 @@
  * failure is a value, so the component, the offline plan and the tests all
  * run the same code without a Pulumi runtime.
  */
-import * as crypto from "crypto";
 import * as zlib from "zlib";
 import { BootstrapConfig } from "../lib/config";
 import { LINODE_METADATA_HARD_LIMIT_BYTES, METADATA_LIMIT_MIN_BYTES } from "../lib/limits";
@@ -150,10 +149,6 @@ export function deliveredUserData(cloudConfig: string, choice: DeliveryChoice, o
             return { ok: true, value: Buffer.from(pointer.value, "utf8").toString("base64") };
         }
     }
-}
-
-export function contentSha256(text: string): string {
-    return crypto.createHash("sha256").update(text, "utf8").digest("hex");
 }
 
 export interface BootstrapObjectKeyParts {

@@ -6,7 +6,7 @@
  * functions and run them on a real nats-server.
  */
 import * as YAML from "yaml";
-import { NatsNode } from "./natsTopology";
+import { NatsNode } from "../lib/topology";
 import { WG_QUICK_UNIT, WgFile } from "./wgMesh";
 
 /**

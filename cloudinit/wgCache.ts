@@ -4,14 +4,15 @@
  * fail lives in the script, so it logs, retries and can be re-run by hand or
  * by a test exactly as the node runs it.
  *
- * Lessons of seed 000 built in: no awscli (it broke on Debian 13 against
+ * Lessons built in: no awscli (it broke on Debian 13 against
  * Linode Object Storage), the public key goes up with curl to a presigned PUT
  * URL; every step is logged to a file an operator can read over break-glass
  * SSH or the Linode console.
  */
 import { stringify } from "yaml";
+import { ipv4InCidr, isIpv4Cidr } from "../lib/ip";
 import { WG_LISTEN_PORT_MAX, WG_LISTEN_PORT_MIN } from "../lib/limits";
-import { renderHubPeers, WG_INTERFACE, WG_PERSISTENT_KEEPALIVE_SECONDS, wgSubnet, WgSpokePeer } from "./wgMesh";
+import { renderHubPeers, renderPeer, WG_INTERFACE, WG_PERSISTENT_KEEPALIVE_SECONDS, WgSpokePeer } from "./wgMesh";
 
 export const WG_BOOTSTRAP_SCRIPT_PATH = "/usr/local/sbin/meshstack-wg-bootstrap";
 export const WG_BOOTSTRAP_LOG_PATH = "/var/log/meshstack-wg-bootstrap.log";
@@ -31,6 +32,8 @@ export interface WgBootstrapParams {
     listenPort: number;
     /** wg0 interface address with prefix, e.g. 10.44.0.1/24. */
     address: string;
+    /** The WireGuard subnet the address is in (MeshTopology.subnet), e.g. 10.44.0.0/24. */
+    subnet: string;
     /** The spokes this hub accepts, each with its key and address in the subnet. None by default. */
     spokes?: WgSpokePeer[];
 }
@@ -46,6 +49,9 @@ function checkParams(params: WgBootstrapParams): void {
     if (!/^https?:\/\/\S+$/.test(params.pubkeyPutUrl)) {
         throw new Error("pubkeyPutUrl is not an http(s) URL; it must be the presigned PUT URL of the public key object");
     }
+    if (!isIpv4Cidr(params.address) || !ipv4InCidr(params.address.split("/")[0], params.subnet)) {
+        throw new Error(`address ${JSON.stringify(params.address)} (meshstack:wgCacheAddress) is not an IPv4 address with prefix inside the subnet ${params.subnet}`);
+    }
     const hubIp = params.address.split("/")[0];
     const clash = (params.spokes ?? []).find((spoke) => spoke.address === hubIp);
     if (clash) {
@@ -57,7 +63,7 @@ function checkParams(params: WgBootstrapParams): void {
 export function renderWgBootstrapScript(params: WgBootstrapParams): string {
     checkParams(params);
     const spokes = params.spokes ?? [];
-    const subnet = wgSubnet(params.address);
+    const subnet = params.subnet;
     const [ruleInSubnet, ruleElse] = WG_HUB_RULE_PRIORITIES;
     // A quoted heredoc: the peer sections reach wg0.conf as literal text.
     const peers = spokes.length ? `cat >>"$conf.new" <<'EOF'\n${renderHubPeers(subnet, spokes)}EOF\n` : "";
@@ -215,13 +221,5 @@ export interface PeerSectionParams {
 
 /** A wg-quick `[Peer]` section an operator pastes into their own config. */
 export function renderPeerSection(params: PeerSectionParams): string {
-    return [
-        "[Peer]",
-        `# ${params.name}`,
-        `PublicKey = ${params.publicKey}`,
-        `Endpoint = ${params.endpoint}`,
-        `AllowedIPs = ${params.allowedIps}`,
-        `PersistentKeepalive = ${WG_PERSISTENT_KEEPALIVE_SECONDS}`,
-        "",
-    ].join("\n");
+    return renderPeer({ comment: params.name, publicKey: params.publicKey, endpoint: params.endpoint, allowedIps: params.allowedIps, keepaliveSeconds: WG_PERSISTENT_KEEPALIVE_SECONDS });
 }

@@ -12,7 +12,8 @@
  * in the program, with no `wg` binary and no dynamic provider.
  */
 import * as crypto from "crypto";
-import { intToIpv4, ipv4ToInt, isCidr, isIpv4 } from "../lib/ip";
+import { ipv4ToInt, isCidr, isIpv4 } from "../lib/ip";
+import { isWgKey } from "../lib/wgKey";
 
 export const WG_INTERFACE = "wg0";
 /** The systemd unit that brings wg0 up from /etc/wireguard/wg0.conf. */
@@ -30,13 +31,6 @@ export const WG_PERSISTENT_KEEPALIVE_SECONDS = 25;
  */
 const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
 
-/**
- * base64 of exactly 32 bytes, as `wg genkey` and `wg pubkey` print: 43
- * characters and one `=`, the last character carrying two zero pad bits.
- */
-export function isWgKey(text: string): boolean {
-    return /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/.test(text);
-}
 
 /**
  * The public key `wg pubkey` prints for a base64 private key. WireGuard's
@@ -76,16 +70,6 @@ export interface WgFile {
     permissions: string;
 }
 
-/** The network of an interface address: "10.44.0.1/24" -> "10.44.0.0/24". */
-export function wgSubnet(interfaceAddress: string): string {
-    const [address, prefix] = interfaceAddress.split("/");
-    if (!isCidr(interfaceAddress) || !isIpv4(address)) {
-        throw new Error(`meshstack:wgCacheAddress ${JSON.stringify(interfaceAddress)} is not an IPv4 interface address with prefix, such as 10.44.0.1/24`);
-    }
-    const size = 2 ** (32 - Number(prefix));
-    return `${intToIpv4(Math.floor(ipv4ToInt(address) / size) * size)}/${prefix}`;
-}
-
 
 function checkSubnet(subnet: string): void {
     const [network] = subnet.split("/");
@@ -109,6 +93,29 @@ function checkName(name: string): void {
     }
 }
 
+export interface WgPeer {
+    /** Shown as a comment, so whoever reads the config knows which member the section is for. */
+    comment: string;
+    publicKey: string;
+    /** ip:port to dial; omitted for a peer that dials in. */
+    endpoint?: string;
+    allowedIps: string;
+    keepaliveSeconds?: number;
+}
+
+/** One wg-quick `[Peer]` section, ending in a newline. */
+export function renderPeer(peer: WgPeer): string {
+    return [
+        "[Peer]",
+        `# ${peer.comment}`,
+        `PublicKey = ${peer.publicKey}`,
+        ...(peer.endpoint ? [`Endpoint = ${peer.endpoint}`] : []),
+        `AllowedIPs = ${peer.allowedIps}`,
+        ...(peer.keepaliveSeconds ? [`PersistentKeepalive = ${peer.keepaliveSeconds}`] : []),
+        "",
+    ].join("\n");
+}
+
 /**
  * The hub's `[Peer]` sections, one per spoke: the spoke's key and its /32,
  * so the hub accepts from a spoke only its own source address and routes
@@ -127,9 +134,9 @@ export function renderHubPeers(subnet: string, spokes: readonly WgSpokePeer[]): 
                 if (seen.has(unique)) throw new Error(`spoke ${spoke.name}: ${unique} is used by another spoke; every spoke needs its own key and address`);
                 seen.add(unique);
             }
-            return ["", "[Peer]", `# ${spoke.name}`, `PublicKey = ${spoke.publicKey}`, `AllowedIPs = ${spoke.address}/32`].join("\n");
+            return "\n" + renderPeer({ comment: spoke.name, publicKey: spoke.publicKey, allowedIps: `${spoke.address}/32` });
         })
-        .join("\n") + (spokes.length ? "\n" : "");
+        .join("");
 }
 
 export interface SpokeWgParams {
@@ -164,13 +171,13 @@ export function renderSpokeWgFiles(params: SpokeWgParams): { privateKey: WgFile;
         `Address = ${params.address}/${prefix}`,
         `PostUp = wg set %i private-key ${WG_PRIVATE_KEY_PATH}`,
         "",
-        "[Peer]",
-        "# meshstack WireGuard hub (the cache node)",
-        `PublicKey = ${params.hub.publicKey}`,
-        `Endpoint = ${params.hub.endpoint}`,
-        `AllowedIPs = ${params.subnet}`,
-        `PersistentKeepalive = ${WG_PERSISTENT_KEEPALIVE_SECONDS}`,
-        "",
+        renderPeer({
+            comment: "meshstack WireGuard hub (the cache node)",
+            publicKey: params.hub.publicKey,
+            endpoint: params.hub.endpoint,
+            allowedIps: params.subnet,
+            keepaliveSeconds: WG_PERSISTENT_KEEPALIVE_SECONDS,
+        }),
     ].join("\n");
     return {
         privateKey: { path: WG_PRIVATE_KEY_PATH, content: `${params.privateKey}\n`, permissions: "0600" },

@@ -4,7 +4,6 @@ import * as random from "@pulumi/random";
 import { ObjectStore } from "./objectStore";
 import {
     bootstrapObjectKey,
-    contentSha256,
     deliveredUserData,
     DeliveryChoice,
     DeliveryResult,
@@ -16,6 +15,7 @@ import { BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS } from "../lib/limits";
 import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
+import { sha256Hex } from "../lib/digest";
 
 export interface MeshNodeArgs {
     /** Project and stack, for physical names. */
@@ -40,8 +40,8 @@ export interface MeshNodeArgs {
     bootstrap: BootstrapConfig;
 }
 
-function orThrow<T>(node: string, result: DeliveryResult<T>): T {
-    if (!result.ok) throw new Error(`MeshNode ${node}: ${result.error}`);
+function orThrow<T>(node: MeshNode, name: string, result: DeliveryResult<T>): T {
+    if (!result.ok) throw new pulumi.ResourceError(`MeshNode ${name}: ${result.error}`, node);
     return result.value;
 }
 
@@ -73,7 +73,7 @@ export class MeshNode extends pulumi.ComponentResource {
         super("meshstack:index:MeshNode", name, {}, opts);
         const cloudConfig = pulumi.secret(args.cloudConfig);
         // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
-        const contentHash = pulumi.unsecret(cloudConfig.apply(contentSha256));
+        const contentHash = pulumi.unsecret(cloudConfig.apply(sha256Hex));
         // Linode labels are unique per account: a replacement is created
         // before its predecessor is deleted, so it needs a label of its own.
         // The suffix changes exactly when an input that forces replacement does.
@@ -87,15 +87,12 @@ export class MeshNode extends pulumi.ComponentResource {
             },
         }, { parent: this });
 
-        this.bootstrapDelivery = pulumi.unsecret(cloudConfig.apply((text) => orThrow(name, planBootstrapDelivery(text, args.image, args.bootstrap))));
+        this.bootstrapDelivery = pulumi.unsecret(cloudConfig.apply((text) => orThrow(this, name, planBootstrapDelivery(text, args.image, args.bootstrap))));
         this.bootstrapDelivery.apply((choice) => pulumi.log.info(`${name}: ${describeDelivery(choice)}`, this));
 
         const store = args.objectStore;
-        const credentials = { accessKeyId: store.accessKeyId, secretAccessKey: store.secretAccessKey };
-        const location = { endpoint: store.endpoint, region: store.signingRegion, bucket: store.bucketName };
         const object = new BootstrapObject(`${name}-bootstrap-object`, {
-            ...location,
-            ...credentials,
+            ...store.access,
             key: pulumi.all([suffix.result, contentHash]).apply(([generation, hash]) =>
                 bootstrapObjectKey({ prefix: store.bootstrapPrefix, stack: args.naming.stack, node: name, generation, contentSha256: hash })),
             content: cloudConfig,
@@ -105,8 +102,7 @@ export class MeshNode extends pulumi.ComponentResource {
         // instance generation changes, so a rerun leaves user-data alone and a
         // replacement instance never boots with an expired URL.
         const url = new PresignedUrl(`${name}-bootstrap-url`, {
-            ...location,
-            ...credentials,
+            ...store.access,
             key: object.key,
             method: "GET",
             expiresInSeconds: args.bootstrap.urlExpirySeconds,
@@ -114,7 +110,7 @@ export class MeshNode extends pulumi.ComponentResource {
         }, { parent: this });
 
         const userData = pulumi.all([cloudConfig, this.bootstrapDelivery, url.url]).apply(([text, choice, objectUrl]) =>
-            orThrow(name, deliveredUserData(text, choice, objectUrl)));
+            orThrow(this, name, deliveredUserData(text, choice, objectUrl)));
         this.instance = new linode.Instance(`${name}-instance`, {
             label: suffix.result.apply((s) => labelWithSuffix(linodeLabelBase(args.naming, name), s)),
             region: args.region,
@@ -128,8 +124,7 @@ export class MeshNode extends pulumi.ComponentResource {
         }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object] });
 
         new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
-            ...location,
-            ...credentials,
+            ...store.access,
             key: object.key,
             stored: object.stored,
             instanceId: this.instance.id,

@@ -9,10 +9,10 @@ import {
     renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../cloudinit/nats";
 import {
-    CertProfile, NATS_DEFAULT_PORTS, NATS_KEY, NATS_LEAF_EARLY_RENEWAL_HOURS, natsClientCaProfile, natsClientCertProfile,
-    NatsNode, natsNodes, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, natsServiceName, natsWgAddresses,
-} from "../cloudinit/natsTopology";
-import { renderSpokeWgFiles, WG_QUICK_UNIT, wgSubnet } from "../cloudinit/wgMesh";
+    CertProfile, NATS_KEY, NATS_LEAF_EARLY_RENEWAL_HOURS, natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile,
+} from "../cloudinit/natsCerts";
+import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
+import { MeshTopology, NATS_DEFAULT_PORTS, NatsNode } from "../lib/topology";
 import { BootstrapConfig } from "../lib/config";
 import { MAX_NATS_NODES } from "../lib/limits";
 import { selectPublicIpv4 } from "../lib/endpoint";
@@ -23,7 +23,7 @@ import { JetStreamKv } from "../providers/jetstreamKv";
 export interface NatsControlPlaneKvArgs {
     /** Bucket name (letters, digits, - and _). */
     bucket: string;
-    /** Replicas: start at 1, raise to 3 in place once every node is up (seed 001). At most nodeCount. */
+    /** Replicas: start at 1, raise to 3 in place once every node is up (R3 before every node has joined cannot place its replicas). At most nodeCount. */
     replicas: number;
     /** Revisions kept per key (default 1). */
     history?: number;
@@ -33,33 +33,35 @@ export interface NatsControlPlaneKvArgs {
     timeoutSeconds?: number;
 }
 
+export interface NatsMember {
+    node: NatsNode;
+    wgPrivateKey: pulumi.Input<string>;
+}
+
 export interface NatsClusterArgs {
     /** Project and stack, for physical names. */
     naming: NamingContext;
     /** Linode region. */
     region: string;
-    /** Number of servers; odd, so RAFT keeps a majority after losing a minority. */
-    nodeCount: number;
     /** Linode type of each node. */
     instanceType: string;
     /** Linode image of each node (Debian-family: the install script uses dpkg and runuser). */
     image: string;
-    /** NATS cluster name; also the base of hostnames (`<clusterName>-<i>`). */
-    clusterName: string;
     /** Sources allowed to reach the client port. Empty: the client port is closed to the internet. */
     clientCidrs: string[];
     /**
-     * The WireGuard cache node's interface address (`meshstack:wgCacheAddress`).
-     * Node i gets .10+i in its subnet (natsWgAddresses); routes listen and
-     * dial only there, and the route port admits only that subnet.
+     * The mesh as planned once (lib/topology.ts): the cluster name, the
+     * WireGuard subnet the routes live in, and the service name every
+     * data-plane certificate carries.
      */
-    wgCacheAddress: string;
+    topology: Pick<MeshTopology, "clusterName" | "subnet" | "natsServiceName">;
     /**
-     * Each node's WireGuard private key, node i's at index i (WgSpokeKeys,
-     * built from natsWgAddresses so the hub lists node i's public key with
-     * node i's address). base64 of 32 bytes; secret.
+     * One member per server (an odd number, so RAFT keeps a majority after
+     * losing a minority): the node as planned (hostname, DNS name, WireGuard
+     * address) and its WireGuard private key (WgSpokeKeys.keyFor(hostname),
+     * base64 of 32 bytes, secret). The key travels with its node.
      */
-    wgKeys: pulumi.Input<string>[];
+    members: NatsMember[];
     /**
      * The hub every node dials and routes the subnet through: its public key
      * and public ip:port (WgCache.publicKey and WgCache.endpoint).
@@ -157,30 +159,29 @@ export class NatsCluster extends pulumi.ComponentResource {
 
     constructor(name: string, args: NatsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:NatsCluster", name, {}, opts);
-        if (!Number.isInteger(args.nodeCount) || args.nodeCount < 1 || args.nodeCount > MAX_NATS_NODES || args.nodeCount % 2 === 0) {
-            throw new Error(`meshstack:natsNodeCount ${args.nodeCount} is not allowed; allowed: an odd integer from 1 to ${MAX_NATS_NODES}`);
+        const nodeCount = args.members.length;
+        if (nodeCount < 1 || nodeCount > MAX_NATS_NODES || nodeCount % 2 === 0) {
+            throw new pulumi.ResourceError(`meshstack:natsNodeCount ${nodeCount} is not allowed; allowed: an odd integer from 1 to ${MAX_NATS_NODES}`, this);
         }
-        if (args.wgKeys.length !== args.nodeCount) {
-            throw new Error(`NatsCluster ${name}: ${args.wgKeys.length} WireGuard keys for ${args.nodeCount} nodes (meshstack:natsNodeCount); pass one key per node`);
+        if (args.controlPlaneKv && args.controlPlaneKv.replicas > nodeCount) {
+            throw new pulumi.ResourceError(`meshstack:natsKvReplicas ${args.controlPlaneKv.replicas} exceeds meshstack:natsNodeCount ${nodeCount}; allowed: 1 to ${nodeCount}`, this);
         }
-        if (args.controlPlaneKv && args.controlPlaneKv.replicas > args.nodeCount) {
-            throw new Error(`meshstack:natsKvReplicas ${args.controlPlaneKv.replicas} exceeds meshstack:natsNodeCount ${args.nodeCount}; allowed: 1 to ${args.nodeCount}`);
-        }
-        const subnet = wgSubnet(args.wgCacheAddress);
-        this.wgAddresses = natsWgAddresses(args.wgCacheAddress, args.nodeCount);
-        const topology = natsNodes({ clusterName: args.clusterName, wgAddresses: this.wgAddresses, dnsDomain: args.dnsDomain });
+        const clusterName = args.topology.clusterName;
+        const subnet = args.topology.subnet;
+        const topology = args.members.map((member) => member.node);
+        this.wgAddresses = topology.map((n) => n.wgAddress);
         this.hostnames = topology.map((n) => n.hostname);
-        this.serviceName = natsServiceName(args.clusterName, args.dnsDomain);
+        this.serviceName = args.topology.natsServiceName;
 
         const password = new random.RandomPassword(`${name}-cluster-password`, {
             // Letters and digits: it goes into route URLs and nats.conf unescaped.
             length: 40, special: false,
         }, { parent: this });
 
-        const routeCa = this.selfSignedCa(`${name}-route-ca`, natsRouteCaProfile(args.clusterName));
+        const routeCa = this.selfSignedCa(`${name}-route-ca`, natsRouteCaProfile(clusterName));
         const clientCa: Issued = args.clientCa
             ? { certPem: pulumi.output(args.clientCa.certPem), keyPem: pulumi.secret(args.clientCa.keyPem) }
-            : this.selfSignedCa(`${name}-client-ca`, natsClientCaProfile(args.clusterName));
+            : this.selfSignedCa(`${name}-client-ca`, natsClientCaProfile(clusterName));
         this.routeCaCertPem = routeCa.certPem;
         this.clientCaCertPem = clientCa.certPem;
         this.clientCaKeyPem = pulumi.secret(clientCa.keyPem);
@@ -196,11 +197,11 @@ export class NatsCluster extends pulumi.ComponentResource {
 
         const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
         const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300 });
-        this.nodes = topology.map((node) => {
+        this.nodes = args.members.map(({ node, wgPrivateKey }) => {
             const route = this.leafCert(`${name}-${node.index}-route`, natsRouteCertProfile(node), routeCa);
             const server = this.leafCert(`${name}-${node.index}-server`, natsServerCertProfile(node, this.serviceName), clientCa);
             const wireguard = pulumi
-                .all([args.wgKeys[node.index], args.wgHub.publicKey, args.wgHub.endpoint])
+                .all([wgPrivateKey, args.wgHub.publicKey, args.wgHub.endpoint])
                 .apply(([privateKey, publicKey, endpoint]) =>
                     renderSpokeWgFiles({ address: node.wgAddress, subnet, privateKey, hub: { publicKey, endpoint } }));
             const cloudConfig = pulumi
@@ -210,7 +211,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                         node, layout: NATS_NODE_LAYOUT, unit, installScript, wireguard: wgFiles,
                         files: {
                             routeCaPem, routeCertPem, routeKeyPem, clientCaPem, serverCertPem, serverKeyPem,
-                            natsConf: renderNatsConf({ clusterName: args.clusterName, node, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS }),
+                            natsConf: renderNatsConf({ clusterName, node, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS }),
                             clusterSecrets: renderNatsClusterSecrets({ self: node, peers: topology, password: clusterPassword }),
                         },
                     }),
@@ -223,7 +224,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 cloudConfig: pulumi.secret(cloudConfig),
                 authorizedKeys: args.authorizedKeys,
                 firewallId: this.firewallId,
-                tags: ["nats", args.clusterName.toLowerCase()],
+                tags: ["nats", clusterName.toLowerCase()],
                 objectStore: args.objectStore,
                 bootstrap: args.bootstrap,
             }, { parent: this });
@@ -231,10 +232,10 @@ export class NatsCluster extends pulumi.ComponentResource {
         this.publicIpv4s = pulumi.all(this.nodes.map((n) => n.ipv4s.apply((ips) => selectPublicIpv4(ips, undefined, "a NATS client address"))));
         this.clientUrls = this.publicIpv4s.apply((ips) => ips.map((ip) => `tls://${ip}:${NATS_DEFAULT_PORTS.client}`));
 
-        if (args.dnsDomain) this.publishDns(name, args.dnsDomain, args.clusterName, topology);
+        if (args.dnsDomain) this.publishDns(name, args.dnsDomain, clusterName, topology);
 
         if (args.controlPlaneKv) {
-            const deployer = this.leafCert(`${name}-deployer`, natsClientCertProfile(`${args.clusterName}-deployer`), clientCa);
+            const deployer = this.leafCert(`${name}-deployer`, natsClientCertProfile(`${clusterName}-deployer`), clientCa);
             this.controlPlaneKv = new JetStreamKv(`${name}-kv`, {
                 servers: this.clientUrls,
                 tlsServerName: this.serviceName,

@@ -3,6 +3,10 @@ import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bucketNameBase, linodeLabel, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
+import { ObjectStoreAccess, S3KeyPair } from "../providers/s3Args";
+
+/** ObjectStoreAccess as the component produces it: every field an Output. */
+export type ObjectStoreAccessOutputs = { [K in keyof ObjectStoreAccess]: pulumi.Output<string> };
 
 export interface ObjectStoreArgs {
     /** Project and stack, for physical names. */
@@ -22,7 +26,7 @@ export interface ObjectStoreArgs {
      * store's IAM is outside this stack, so the operator supplies a key
      * already scoped to the bucket (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
      */
-    s3Credentials?: { accessKeyId: pulumi.Input<string>; secretAccessKey: pulumi.Input<string> };
+    s3Credentials?: S3KeyPair;
 }
 
 /**
@@ -31,15 +35,12 @@ export interface ObjectStoreArgs {
  * signed by a key that can reach this bucket only.
  */
 export class ObjectStore extends pulumi.ComponentResource {
-    public readonly bucketName: pulumi.Output<string>;
-    /** S3 endpoint URL (scheme, host, optional port). */
-    public readonly endpoint: pulumi.Output<string>;
-    /** SigV4 signing region for the endpoint. */
-    public readonly signingRegion: pulumi.Output<string>;
-    /** Access key scoped to this bucket (secret). */
-    public readonly accessKeyId: pulumi.Output<string>;
-    /** Secret of accessKeyId (secret). */
-    public readonly secretAccessKey: pulumi.Output<string>;
+    /**
+     * Endpoint URL (scheme, host, optional port), SigV4 signing region,
+     * bucket name and the key pair scoped to this bucket (secret): what every
+     * bucket-backed resource spreads into its args.
+     */
+    public readonly access: ObjectStoreAccessOutputs;
     public readonly bootstrapPrefix: string;
 
     constructor(name: string, args: ObjectStoreArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -65,15 +66,17 @@ export class ObjectStore extends pulumi.ComponentResource {
                 label: linodeLabel(args.naming, `${name}-key`),
                 bucketAccesses: [{ bucketName: bucket.label, region: bucket.region, permissions: "read_write" }],
             }, { parent: this, additionalSecretOutputs: ["secretKey"] });
-            this.bucketName = bucket.label;
-            this.endpoint = bucket.endpoint.apply((host) => `https://${host}`);
-            // Linode's S3 endpoints are <cluster-id>.linodeobjects.com; SigV4 signs with the cluster id.
-            this.signingRegion = bucket.endpoint.apply((host) => host.split(".")[0]);
-            this.accessKeyId = pulumi.secret(key.accessKey);
-            this.secretAccessKey = pulumi.secret(key.secretKey);
+            this.access = {
+                endpoint: bucket.endpoint.apply((host) => `https://${host}`),
+                // Linode's S3 endpoints are <cluster-id>.linodeobjects.com; SigV4 signs with the cluster id.
+                region: bucket.endpoint.apply((host) => host.split(".")[0]),
+                bucket: bucket.label,
+                accessKeyId: pulumi.secret(key.accessKey),
+                secretAccessKey: pulumi.secret(key.secretKey),
+            };
         } else {
             if (!args.endpoint || !args.s3Credentials) {
-                throw new Error("ObjectStore kind s3 needs endpoint and s3Credentials (meshstack:objectStoreEndpoint, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)");
+                throw new pulumi.ResourceError("ObjectStore kind s3 needs endpoint and s3Credentials (meshstack:objectStoreEndpoint, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", this);
             }
             // Explicit provider: a self-hosted store has no STS, IAM or EC2
             // metadata, and needs path-style addressing.
@@ -93,19 +96,15 @@ export class ObjectStore extends pulumi.ComponentResource {
                 bucket: bucket.bucket,
                 rules: [{ id: lifecycle.id, status: "Enabled", filter: { prefix: lifecycle.prefix }, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, provider });
-            this.bucketName = bucket.bucket;
-            this.endpoint = pulumi.output(args.endpoint.replace(/\/$/, ""));
-            this.signingRegion = pulumi.output(args.region);
-            this.accessKeyId = pulumi.secret(args.s3Credentials.accessKeyId);
-            this.secretAccessKey = pulumi.secret(args.s3Credentials.secretAccessKey);
+            this.access = {
+                endpoint: pulumi.output(args.endpoint.replace(/\/$/, "")),
+                region: pulumi.output(args.region),
+                bucket: bucket.bucket,
+                accessKeyId: pulumi.secret(args.s3Credentials.accessKeyId),
+                secretAccessKey: pulumi.secret(args.s3Credentials.secretAccessKey),
+            };
         }
 
-        this.registerOutputs({
-            bucketName: this.bucketName,
-            endpoint: this.endpoint,
-            signingRegion: this.signingRegion,
-            accessKeyId: this.accessKeyId,
-            secretAccessKey: this.secretAccessKey,
-        });
+        this.registerOutputs({ access: this.access });
     }
 }

@@ -1,11 +1,9 @@
-import * as crypto from "crypto";
 import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { MeshNode } from "./meshNode";
 import { ObjectStore } from "./objectStore";
 import { renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
-import { wgSubnet } from "../cloudinit/wgMesh";
 import { WgSpokePeer } from "../cloudinit/wgMesh";
 import { BootstrapConfig } from "../lib/config";
 import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
@@ -13,6 +11,7 @@ import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";
+import { sha256Hex } from "../lib/digest";
 
 export interface WgCacheArgs {
     /** Project and stack, for physical names and the object key. */
@@ -25,8 +24,10 @@ export interface WgCacheArgs {
     image: string;
     /** UDP port wg0 listens on (meshstack:wgListenPort); opened in the firewall. */
     listenPort: number;
-    /** wg0 address with prefix (meshstack:wgCacheAddress); its subnet is the peer section's AllowedIPs. */
+    /** wg0 address with prefix (meshstack:wgCacheAddress; MeshTopology.hub.interfaceAddress). */
     address: string;
+    /** The mesh's WireGuard subnet (MeshTopology.subnet): the peer section's AllowedIPs. */
+    subnet: string;
     /**
      * The spokes (NATS nodes) this hub accepts: a `[Peer]` with the spoke's
      * public key and its address as /32 each (WgSpokeKeys.peers). They are
@@ -39,7 +40,7 @@ export interface WgCacheArgs {
     authorizedKeys: string[];
     /**
      * Sources allowed to tcp/22 (meshstack:breakGlassSshCidrs). Empty keeps
-     * tcp/22 closed; seed 000 found a closed tcp/22 made boot failures
+     * tcp/22 closed; a closed tcp/22 makes boot failures
      * undebuggable, so operators open it to their own address.
      */
     breakGlassSshCidrs: string[];
@@ -68,12 +69,9 @@ export function wgCacheInboundRules(listenPort: number, breakGlassSshCidrs: stri
     return rules;
 }
 
-function sha256(text: string): string {
-    return crypto.createHash("sha256").update(text).digest("hex");
-}
 
 /**
- * The WireGuard cache/gateway node (seed 000): a Linode behind a DROP-by-
+ * The WireGuard cache/gateway node: a Linode behind a DROP-by-
  * default firewall that generates its keypair at first boot and publishes
  * the public key through a presigned PUT; `pulumi up` waits for that key and
  * outputs a ready `[Peer]` section. It is the hub of the mesh: it lists the
@@ -110,7 +108,7 @@ export class WgCache extends pulumi.ComponentResource {
     constructor(name: string, args: WgCacheArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:WgCache", name, {}, opts);
         this.wgAddress = args.address;
-        this.wgSubnet = wgSubnet(args.address);
+        this.wgSubnet = args.subnet;
         const world = args.breakGlassSshCidrs.filter((c) => WORLD.has(c));
         if (world.length > 0) {
             pulumi.log.warn(
@@ -135,37 +133,33 @@ export class WgCache extends pulumi.ComponentResource {
         const store = args.objectStore;
         const spokes = pulumi.output(args.spokes ?? []);
         const template = spokes.apply((peers) =>
-            renderWgCacheCloudConfig({ pubkeyPutUrl: "https://presigned.invalid/", listenPort: args.listenPort, address: args.address, spokes: peers }));
+            renderWgCacheCloudConfig({ pubkeyPutUrl: "https://presigned.invalid/", listenPort: args.listenPort, address: args.address, subnet: args.subnet, spokes: peers }));
         const bootNonce = new random.RandomId(`${name}-boot`, {
             byteLength: 6,
             keepers: {
                 image: args.image,
                 region: args.region,
-                authorizedKeys: sha256(args.authorizedKeys.join("\n")),
-                cloudConfigTemplate: template.apply(sha256),
+                authorizedKeys: sha256Hex(args.authorizedKeys.join("\n")),
+                cloudConfigTemplate: template.apply(sha256Hex),
                 urlExpirySeconds: String(args.bootstrap.urlExpirySeconds),
                 store: pulumi
-                    .all([store.endpoint, store.signingRegion, store.bucketName, store.accessKeyId, store.secretAccessKey])
-                    .apply((parts) => sha256(parts.join("\n"))),
+                    .all([store.access.endpoint, store.access.region, store.access.bucket, store.access.accessKeyId, store.access.secretAccessKey])
+                    .apply((parts) => sha256Hex(parts.join("\n"))),
             },
         }, { parent: this });
 
         this.pubkeyObjectKey = pulumi.interpolate`${store.bootstrapPrefix}wg/${args.naming.stack}/${name}/${bootNonce.hex}/pubkey`;
         const putUrl = new PresignedUrl(`${name}-pubkey-put`, {
-            endpoint: store.endpoint,
-            region: store.signingRegion,
-            bucket: store.bucketName,
+            ...store.access,
             key: this.pubkeyObjectKey,
             method: "PUT",
             expiresInSeconds: args.bootstrap.urlExpirySeconds,
-            accessKeyId: store.accessKeyId,
-            secretAccessKey: store.secretAccessKey,
             keepers: { boot: bootNonce.hex },
         }, { parent: this });
 
         const cloudConfig = pulumi.secret(
             pulumi.all([putUrl.url, spokes]).apply(([url, peers]) =>
-                renderWgCacheCloudConfig({ pubkeyPutUrl: url, listenPort: args.listenPort, address: args.address, spokes: peers })),
+                renderWgCacheCloudConfig({ pubkeyPutUrl: url, listenPort: args.listenPort, address: args.address, subnet: args.subnet, spokes: peers })),
         );
         this.node = new MeshNode(`${name}-node`, {
             naming: args.naming,
@@ -188,12 +182,8 @@ export class WgCache extends pulumi.ComponentResource {
 
         const policy: PollPolicy = { ...DEFAULT_POLL_POLICY, ...args.pollPolicy, timeoutMs: args.pubkeyPollTimeoutSeconds * 1000 };
         const poll = new WgPubkeyPoll(`${name}-pubkey`, {
-            endpoint: store.endpoint,
-            region: store.signingRegion,
-            bucket: store.bucketName,
+            ...store.access,
             key: this.pubkeyObjectKey,
-            accessKeyId: store.accessKeyId,
-            secretAccessKey: store.secretAccessKey,
             // A new instance publishes a new key: the poll runs again.
             instanceId: this.node.instanceId.apply(String),
             nodeLabel: this.node.label,

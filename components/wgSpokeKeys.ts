@@ -6,7 +6,7 @@ export interface WgSpokeKeysArgs {
     /**
      * One entry per spoke: its name (the node's hostname; it names the key
      * resource and labels the spoke's `[Peer]` on the hub) and its WireGuard
-     * IP without prefix, e.g. 10.44.0.10 (natsWgAddresses).
+     * IP without prefix, e.g. 10.44.0.10 (MeshTopology.nats[i].wgAddress).
      */
     spokes: { name: string; address: string }[];
 }
@@ -39,6 +39,7 @@ export interface WgSpokeKey {
 export class WgSpokeKeys extends pulumi.ComponentResource {
     /** In the order of args.spokes. */
     public readonly keys: WgSpokeKey[];
+    private readonly byName: Map<string, WgSpokeKey>;
     /** Name, public key and address of each spoke, shaped for WgCache's `spokes`. */
     public readonly peers: pulumi.Output<WgSpokePeer[]>;
 
@@ -47,7 +48,7 @@ export class WgSpokeKeys extends pulumi.ComponentResource {
         for (const field of ["name", "address"] as const) {
             const values = args.spokes.map((spoke) => spoke[field]);
             const repeated = values.find((value, i) => values.indexOf(value) !== i);
-            if (repeated !== undefined) throw new Error(`WgSpokeKeys ${name}: spoke ${field} ${repeated} appears twice; every spoke needs its own`);
+            if (repeated !== undefined) throw new pulumi.ResourceError(`WgSpokeKeys ${name}: spoke ${field} ${repeated} appears twice; every spoke needs its own`, this);
         }
 
         this.keys = args.spokes.map((spoke) => {
@@ -59,8 +60,16 @@ export class WgSpokeKeys extends pulumi.ComponentResource {
             const publicKey = pulumi.unsecret(privateKey.apply(wgPublicKeyFromPrivate));
             return { name: spoke.name, address: spoke.address, privateKey, publicKey };
         });
+        this.byName = new Map(this.keys.map((key) => [key.name, key]));
         this.peers = pulumi.all(this.keys.map((key) => key.publicKey.apply((publicKey): WgSpokePeer => ({ name: key.name, publicKey, address: key.address }))));
 
         this.registerOutputs({ peers: this.peers });
+    }
+
+    /** The key of the spoke with this name, so a key travels with its node and never pairs up by position. */
+    keyFor(spokeName: string): WgSpokeKey {
+        const key = this.byName.get(spokeName);
+        if (!key) throw new pulumi.ResourceError(`WgSpokeKeys: no spoke named ${spokeName}; have ${[...this.byName.keys()].join(", ")}`, this);
+        return key;
     }
 }

@@ -3,6 +3,7 @@
  * rest of the program works on the typed StackConfig.
  */
 import * as pulumi from "@pulumi/pulumi";
+import type { S3KeyPair } from "../providers/s3Args";
 import { formatConfigErrors, parseStackConfig, RawConfig, StackConfig } from "./config";
 
 // Exported by the runtime's config module but missing from its typings.
@@ -20,13 +21,8 @@ export function requireStackConfig(): StackConfig {
     return parsed.value;
 }
 
-export interface S3Credentials {
-    accessKeyId: pulumi.Output<string>;
-    secretAccessKey: pulumi.Output<string>;
-}
-
 /** The key pair an s3-kind object store is reached with, from the AWS SDK's usual variables. */
-export function s3CredentialsFromEnv(env: NodeJS.ProcessEnv): S3Credentials {
+export function s3CredentialsFromEnv(env: NodeJS.ProcessEnv): S3KeyPair {
     const missing = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"].filter((name) => !env[name]);
     if (missing.length) {
         throw new Error(`meshstack:objectStoreKind is s3, so ${missing.join(" and ")} must be set in the environment (a key scoped to the bucket)`);

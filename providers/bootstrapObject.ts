@@ -1,5 +1,5 @@
 /**
- * The object-store leg of bootstrap delivery (seed 004): `BootstrapObject`
+ * The object-store leg of bootstrap delivery: `BootstrapObject`
  * uploads a node's original cloud-config before the instance exists, and
  * `BootstrapObjectCleanup` deletes it once the instance has had time to
  * fetch it. The object holds the node's secrets; the bucket's lifecycle rule
@@ -14,7 +14,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { requiredStringProblems, S3Credentials, S3Location, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS } from "../lib/limits";
+import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
+import { sha256Hex } from "../lib/digest";
 
 
 export type DeleteOutcome = "deleted" | "already-absent" | "forbidden";
@@ -54,9 +56,6 @@ export async function deleteObjectReporting(location: S3Location, credentials: S
     }
 }
 
-function sha256(text: string): string {
-    return crypto.createHash("sha256").update(text, "utf8").digest("hex");
-}
 
 /** `key` is under the bootstrap prefix; see cloudinit/delivery.ts bootstrapObjectKey. */
 export interface BootstrapObjectArgs extends S3ObjectAccessArgs {
@@ -89,14 +88,14 @@ function bootstrapObjectOutputs(inputs: BootstrapObjectInputs): BootstrapObjectO
         bucket: inputs.bucket,
         key: inputs.key,
         stored: inputs.store,
-        contentSha256: sha256(inputs.content),
+        contentSha256: sha256Hex(inputs.content),
         sizeBytes: Buffer.byteLength(inputs.content, "utf8"),
         accessKeyId: inputs.accessKeyId,
         secretAccessKey: inputs.secretAccessKey,
     };
 }
 
-export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider = {
+export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider<BootstrapObjectInputs, BootstrapObjectOutputs> = {
     async check(_olds: BootstrapObjectInputs, news: BootstrapObjectInputs) {
         const failures = s3ObjectAccessProblems(news);
         if (typeof news.store !== "boolean") failures.push({ property: "store", reason: `got ${JSON.stringify(news.store)}; allowed: true or false` });
@@ -128,7 +127,7 @@ export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider = {
 
     async diff(_id: string, olds: BootstrapObjectOutputs, news: BootstrapObjectInputs) {
         const replaces: string[] = changedFields(olds, news, ["endpoint", "bucket", "key"] as const);
-        if (containsUnknown(news.content) || olds.contentSha256 !== sha256(news.content)) replaces.push("content");
+        if (containsUnknown(news.content) || olds.contentSha256 !== sha256Hex(news.content)) replaces.push("content");
         if (containsUnknown(news.store) || olds.stored !== news.store) replaces.push("store");
         const updates = changedFields(olds, news, ["region", "accessKeyId", "secretAccessKey"] as const);
         // Unknown here means "may be the same object": delete first, so the new one is never deleted after it is written.
@@ -149,9 +148,7 @@ export const bootstrapObjectProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     // After cleanup the object is gone on purpose; refresh must not resurrect it.
-    async read(id: string, props: BootstrapObjectOutputs) {
-        return { id, props };
-    },
+    read: readFromState<BootstrapObjectOutputs>("bootstrap object record"),
 
     async delete(_id: string, props: BootstrapObjectOutputs) {
         if (!props.stored) return;
@@ -235,7 +232,7 @@ async function runCleanup(inputs: BootstrapObjectCleanupInputs): Promise<Bootstr
 
 const CLEANUP_TRIGGERS = ["endpoint", "bucket", "key", "stored", "instanceId"] as const;
 
-export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider = {
+export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider<BootstrapObjectCleanupInputs, BootstrapObjectCleanupOutputs> = {
     async check(_olds: BootstrapObjectCleanupInputs, news: BootstrapObjectCleanupInputs) {
         const failures = s3ObjectAccessProblems(news);
         const delay = news.delaySeconds;
@@ -260,9 +257,7 @@ export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider = {
         return { outs: await runCleanup(news) };
     },
 
-    async read(id: string, props: BootstrapObjectCleanupOutputs) {
-        return { id, props };
-    },
+    read: readFromState<BootstrapObjectCleanupOutputs>("bootstrap cleanup"),
 
     // The object belongs to its BootstrapObject, whose delete removes it.
     async delete() {},

@@ -250,7 +250,7 @@ function withDefaults(inputs: Partial<JetStreamKvInputs>): JetStreamKvInputs {
 /** Fields whose change is applied to the live bucket without replacing it. */
 const IN_PLACE_FIELDS = ["replicas", "history", "ttlSeconds", "servers", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds"] as const;
 
-export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
+export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider<JetStreamKvInputs, JetStreamKvOutputs> = {
     async check(_olds: JetStreamKvInputs, news: Partial<JetStreamKvInputs>) {
         const inputs = withDefaults(news);
         return { inputs, failures: knownFailures(inputs, jetStreamKvInputProblems(inputs)) };
@@ -275,13 +275,15 @@ export const jetStreamKvProvider: pulumi.dynamic.ResourceProvider = {
         });
     },
 
-    async read(id: string, props: JetStreamKvOutputs) {
+    async read(id: string, props?: JetStreamKvOutputs) {
+        if (!props) throw new Error("a JetStream KV bucket cannot be imported yet: create it with pulumi up, which adopts an existing bucket of the same name");
         return withSession("read", props, async (session) => {
             const info = await session.jsm.streams.info(props.streamName).catch((err: Error) => {
                 if (/not found/i.test(err.message)) return undefined;
                 throw err;
             });
-            if (!info) return { id: "", props: {} };
+            // An empty id tells the engine the bucket is gone.
+            if (!info) return { id: "", props: props };
             const ttlSeconds = Math.round((info.config.max_age ?? 0) / 1e9);
             return { id, props: { ...props, replicas: info.config.num_replicas, history: info.config.max_msgs_per_subject, ttlSeconds } };
         });

@@ -2,8 +2,10 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, presignObjectUrl, S3Method, S3ObjectAccess, s3ObjectAccessProblems } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
+import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
+import { sha256Hex } from "../lib/digest";
 
 
 export interface PresignedUrlArgs extends S3ObjectAccessArgs {
@@ -58,7 +60,7 @@ export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): 
 }
 
 function credentialsDigest(inputs: PresignedUrlInputs): string {
-    return crypto.createHash("sha256").update(`${inputs.accessKeyId}\n${inputs.secretAccessKey}`).digest("hex");
+    return sha256Hex(`${inputs.accessKeyId}\n${inputs.secretAccessKey}`);
 }
 
 async function sign(inputs: PresignedUrlInputs): Promise<PresignedUrlOutputs> {
@@ -89,7 +91,7 @@ async function sign(inputs: PresignedUrlInputs): Promise<PresignedUrlOutputs> {
 
 const SIGNED_FIELDS = ["endpoint", "region", "bucket", "key", "method", "expiresInSeconds"] as const;
 
-export const presignedUrlProvider: pulumi.dynamic.ResourceProvider = {
+export const presignedUrlProvider: pulumi.dynamic.ResourceProvider<PresignedUrlInputs, PresignedUrlOutputs> = {
     async check(_olds: PresignedUrlInputs, news: PresignedUrlInputs) {
         return { inputs: news, failures: knownFailures(news, presignedUrlInputProblems(news)) };
     },
@@ -109,9 +111,7 @@ export const presignedUrlProvider: pulumi.dynamic.ResourceProvider = {
         return { outs: await sign(news) };
     },
 
-    async read(id: string, props: PresignedUrlOutputs) {
-        return { id, props };
-    },
+    read: readFromState<PresignedUrlOutputs>("presigned URL"),
 
     // A presigned URL cannot be revoked; it lapses at expiresAt. Nothing to delete.
     async delete() {},

@@ -1,7 +1,7 @@
 /**
  * Minimal S3 access for dynamic providers: path-style object URLs, SigV4
  * presigning and signed requests, done by @smithy/signature-v4 (the AWS SDK's
- * own signer) so the canonicalization rules of seed 002 (RFC 3986 encoding,
+ * own signer) so the canonicalization rules a hand-written signer gets wrong (RFC 3986 encoding,
  * uppercase hex, slashes kept, empty path = "/") are the SDK's, not ours.
  *
  * This module is captured by value into serialized dynamic providers, so it

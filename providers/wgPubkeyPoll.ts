@@ -18,7 +18,9 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3NetworkError, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
+import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
+import { isWgPublicKey } from "../lib/wgKey";
 
 export interface PollPolicy {
     /** Wait before the first GET. */
@@ -78,13 +80,6 @@ export interface PollResult {
     waitedMs: number;
 }
 
-/** Base64 of exactly 32 bytes, as `wg pubkey` prints it (surrounding whitespace ignored). */
-export function isWireGuardPublicKey(text: string): boolean {
-    const trimmed = text.trim();
-    if (!/^[A-Za-z0-9+/]{43}=$/.test(trimmed)) return false;
-    const bytes = Buffer.from(trimmed, "base64");
-    return bytes.length === 32 && bytes.toString("base64") === trimmed && bytes.some((b) => b !== 0);
-}
 
 /** The wait before attempt `attempt` (0 = the first GET), jittered. */
 export function pollDelayMs(policy: PollPolicy, attempt: number, random: () => number): number {
@@ -105,7 +100,8 @@ function judge(response: PollResponse): Verdict {
     const status = `HTTP ${response.status}${response.errorCode ? ` ${response.errorCode}` : ""}`;
     if (response.status === 200) {
         const text = response.body.toString("utf8");
-        if (isWireGuardPublicKey(text)) return { kind: "found", publicKey: text.trim() };
+        // `wg pubkey` ends its line with a newline; nothing else may surround the key.
+        if (isWgPublicKey(text.trim())) return { kind: "found", publicKey: text.trim() };
         return { kind: "notYet", status: `${status} but the object's ${response.body.length} bytes are not a WireGuard public key` };
     }
     if (response.status === 401 || response.status === 403 || (response.errorCode && AUTH_ERROR_CODES.includes(response.errorCode))) {
@@ -217,7 +213,7 @@ export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): 
 const REPOLL_FIELDS = ["endpoint", "region", "bucket", "key", "instanceId"] as const;
 const KEPT_FIELDS = ["nodeLabel", "nodeAddress", "bootstrapLogPath"] as const;
 
-export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
+export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollInputs, WgPubkeyPollOutputs> = {
     async check(_olds: WgPubkeyPollInputs, news: WgPubkeyPollInputs) {
         return { inputs: news, failures: knownFailures(news, wgPubkeyPollInputProblems(news)) };
     },
@@ -271,9 +267,7 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider = {
         return { outs };
     },
 
-    async read(id: string, props: WgPubkeyPollOutputs) {
-        return { id, props };
-    },
+    read: readFromState<WgPubkeyPollOutputs>("public-key poll"),
 
     // The object expires with the bootstrap prefix's lifecycle rule; a public key needs no revoking.
     async delete() {},

@@ -84,7 +84,7 @@ describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (se
     it("reports no changes on a rerun with the same inputs (no re-upload, no replacement)", async () => {
         const inputs = objectInputs("bootstrap/test/rerun/a.cloud-config");
         const { id, outs } = await objects.checkAndCreate(inputs);
-        assert.deepStrictEqual(await objects.diff(id, outs, inputs), { changes: false, replaces: [], deleteBeforeReplace: false });
+        assert.deepStrictEqual(await objects.diff(id, outs, inputs), { changes: false, diffs: [], replaces: [], deleteBeforeReplace: false });
     });
 
     it("replaces the object when the content (and so the key) changes, and deleting the old resource removes the old object", async () => {

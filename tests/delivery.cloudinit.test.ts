@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { bootstrapObjectKey, chooseDelivery, contentSha256, deliveredUserData, DeliveryChoice } from "../cloudinit/delivery";
+import { bootstrapObjectKey, chooseDelivery, deliveredUserData, DeliveryChoice } from "../cloudinit/delivery";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
 import { BootstrapObject } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
@@ -7,6 +7,7 @@ import { presignObjectUrl } from "../providers/s3";
 import { captureDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { cloudConfigOfBytes, cloudInitSchema, processUserData, ProcessedUserData } from "./support/cloudInit";
 import { MinioServer } from "./support/minio";
+import { sha256Hex } from "../lib/digest";
 
 const LIMIT = LINODE_METADATA_SAFE_LIMIT_BYTES;
 const BUCKET = "bootstrap-cloudinit";
@@ -49,7 +50,7 @@ describe("bootstrap delivery through cloud-init's own user-data processing (Debi
         minio = await MinioServer.start();
         await minio.createBucket(BUCKET);
         const common = { endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, ...minio.credentials };
-        const key = bootstrapObjectKey({ prefix: "bootstrap/", stack: "test", node: "big-node", generation: "abc123", contentSha256: contentSha256(original) });
+        const key = bootstrapObjectKey({ prefix: "bootstrap/", stack: "test", node: "big-node", generation: "abc123", contentSha256: sha256Hex(original) });
         const objectResource = await captureDynamicResource(() => new BootstrapObject("big-node-bootstrap-object", { ...common, key, content: original, store: true }));
         const urlResource = await captureDynamicResource(() => new PresignedUrl("big-node-bootstrap-url", { ...common, key, method: "GET", expiresInSeconds: 3600 }));
         objects = await ProviderHost.start(objectResource.serializedProvider);

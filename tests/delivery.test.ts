@@ -3,7 +3,6 @@ import * as zlib from "zlib";
 import {
     bootstrapObjectKey,
     chooseDelivery,
-    contentSha256,
     deliveredUserData,
     DeliveryChoice,
     describeDelivery,
@@ -17,6 +16,7 @@ import {
 } from "../cloudinit/delivery";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
 import { cloudConfigOfBytes } from "./support/cloudInit";
+import { sha256Hex } from "../lib/digest";
 
 const LIMIT = LINODE_METADATA_SAFE_LIMIT_BYTES;
 const GZIP_ON = { limitBytes: LIMIT, gzipAccepted: true };
@@ -167,7 +167,7 @@ describe("delivered user-data", () => {
 
 describe("bootstrap object key", () => {
     it("sits under the bootstrap prefix, per stack and per node, and names the instance generation and the content", () => {
-        const hash = contentSha256("#cloud-config\n");
+        const hash = sha256Hex("#cloud-config\n");
         const key = bootstrapObjectKey({ prefix: "bootstrap/", stack: "dev", node: "nats-1", generation: "q7x2ab", contentSha256: hash });
         assert.strictEqual(key, `bootstrap/dev/nats-1/q7x2ab-${hash.slice(0, 16)}.cloud-config`);
     });

@@ -7,10 +7,13 @@ import { pemBlock } from "../lib/config";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
 import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
 import { instanceUserData } from "../lib/plan";
+import { meshTopology } from "../lib/topology";
 import { isSecret, resolve } from "./support/outputs";
 
 const naming = { project: "meshstack", stack: "test" };
-const wgKeys = [0, 1, 2].map(() => crypto.randomBytes(32).toString("base64"));
+const topology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test" });
+const members = (count: number, of = topology) => of.nats.slice(0, count).map((node) => ({ node, wgPrivateKey: crypto.randomBytes(32).toString("base64") }));
+const dnsTopology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test", dnsDomain: "example.net" });
 const wgHub = { publicKey: crypto.randomBytes(32).toString("base64"), endpoint: "203.0.113.12:51820" };
 
 async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud: MockCloud; cluster: NatsCluster }> {
@@ -19,8 +22,8 @@ async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud:
     await cloud.runProgram(() => {
         const objectStore = new ObjectStore("store", { naming, kind: "linode", region: "us-east", bootstrapPrefix: "bootstrap/", bootstrapObjectExpiryDays: 1 });
         cluster = new NatsCluster("nats", {
-            naming, region: "us-east", nodeCount: 3, instanceType: "g6-standard-1", image: "linode/debian12", clusterName: "meshstack-test",
-            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], wgCacheAddress: "10.44.0.1/24", wgKeys, wgHub, authorizedKeys: [],
+            naming, region: "us-east", instanceType: "g6-standard-1", image: "linode/debian12", topology, members: members(3),
+            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], wgHub, authorizedKeys: [],
             objectStore, bootstrap: { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 },
             ...overrides,
         });
@@ -116,6 +119,8 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
     let cloud: MockCloud;
     const caCert = "-----BEGIN CERTIFICATE-----\nEXISTINGCA\n-----END CERTIFICATE-----\n";
     before(async () => ({ cloud } = await build({
+        topology: dnsTopology,
+        members: members(3, dnsTopology),
         dnsDomain: "example.net",
         clientCa: { certPem: caCert, keyPem: pemBlock("PRIVATE KEY", "EXISTINGKEY") },
         controlPlaneKv: { bucket: "control", replicas: 1 },
@@ -141,8 +146,8 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
         assert.ok(isRpcSecret(kv.inputs.keyPem));
     });
 
-    it("refuses a WireGuard key count that differs from the node count", async () => {
-        await assert.rejects(build({ wgKeys: wgKeys.slice(0, 2) }), /2 WireGuard keys for 3 nodes/);
+    it("refuses an even number of members (RAFT needs a majority)", async () => {
+        await assert.rejects(build({ members: members(2) }), /meshstack:natsNodeCount 2 is not allowed; allowed: an odd integer/);
     });
 
     it("refuses more KV replicas than nodes, naming the config keys", async () => {

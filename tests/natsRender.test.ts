@@ -9,27 +9,28 @@ import {
     NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, natsConfPath,
     renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../cloudinit/nats";
-import { natsNodes, natsServerCertProfile, natsRouteCertProfile, natsWgAddresses } from "../cloudinit/natsTopology";
-import { wgSubnet } from "../cloudinit/wgMesh";
+import { natsServerCertProfile, natsRouteCertProfile } from "../cloudinit/natsCerts";
+import { meshTopology, planMeshTopology, wgSubnet } from "../lib/topology";
 import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
 import { LoopbackNatsCluster } from "./support/natsCluster";
 import { toolPath } from "./support/tools";
 
 const run = promisify(execFile);
 const PASSWORD = "Zx81routePassword0123456789abcdef";
-const nodes = natsNodes({ clusterName: "meshstack-dev", wgAddresses: natsWgAddresses("10.44.0.1/24", 3), dnsDomain: "example.net" });
+const nodes = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-dev", dnsDomain: "example.net" }).nats;
 const nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
 const secrets = renderNatsClusterSecrets({ self: nodes[1], peers: nodes, password: PASSWORD });
 
 describe("NATS topology (pure)", () => {
     it("gives node i the WireGuard address .10+i in the cache node's subnet", () => {
-        assert.deepStrictEqual(natsWgAddresses("10.44.0.1/24", 3), ["10.44.0.10", "10.44.0.11", "10.44.0.12"]);
+        assert.deepStrictEqual(nodes.map((n) => n.wgAddress), ["10.44.0.10", "10.44.0.11", "10.44.0.12"]);
         assert.strictEqual(wgSubnet("10.44.0.1/24"), "10.44.0.0/24");
     });
 
     it("refuses a subnet without room for the nodes, naming the config key", () => {
-        assert.throws(() => natsWgAddresses("10.44.0.1/29", 3), /meshstack:wgCacheAddress .*no room/);
-        assert.throws(() => natsWgAddresses("10.44.0.11/24", 3), /meshstack:wgCacheAddress 10\.44\.0\.11\/24: 10\.44\.0\.11 collides with NATS node 1/);
+        const plan = (address: string) => planMeshTopology({ hubInterfaceAddress: address, natsNodeCount: 3, clusterName: "c" });
+        assert.deepStrictEqual(plan("10.44.0.1/29"), { ok: false, error: "meshstack:wgCacheAddress 10.44.0.1/29: subnet 10.44.0.0/29 has no room for 3 NATS nodes at .10-.12; allowed: a prefix of /28 or wider" });
+        assert.deepStrictEqual(plan("10.44.0.11/24"), { ok: false, error: "meshstack:wgCacheAddress 10.44.0.11/24: 10.44.0.11 collides with NATS node 1's WireGuard address; allowed: an address outside .10-.12" });
     });
 
     it("puts hostname, DNS name and WireGuard address in the route certificate, with serverAuth and clientAuth", () => {

@@ -9,8 +9,8 @@ const base: Omit<ObjectStoreArgs, "kind" | "region"> = { naming, bootstrapPrefix
 async function build(args: Partial<ObjectStoreArgs> & Pick<ObjectStoreArgs, "kind" | "region">): Promise<{ cloud: MockCloud; store: ObjectStore }> {
     const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
     const store = new ObjectStore("rendezvous", { ...base, ...args });
-    await resolve(store.bucketName);
-    await resolve(store.secretAccessKey);
+    await resolve(store.access.bucket);
+    await resolve(store.access.secretAccessKey);
     return { cloud, store };
 }
 
@@ -22,7 +22,7 @@ describe("ObjectStore, kind linode", () => {
     it("creates a private bucket with a stack-derived name and a random suffix", async () => {
         const bucket = cloud.byName("rendezvous-bucket");
         assert.strictEqual(bucket.inputs.acl, "private");
-        assert.match(await resolve(store.bucketName), /^meshstack-test-rendezvous-[a-z0-9]{6}$/);
+        assert.match(await resolve(store.access.bucket), /^meshstack-test-rendezvous-[a-z0-9]{6}$/);
     });
 
     it("expires objects under the bootstrap prefix with a lifecycle rule", () => {
@@ -34,17 +34,17 @@ describe("ObjectStore, kind linode", () => {
         const key = cloud.byName("rendezvous-key");
         const accesses = key.inputs.bucketAccesses as any[];
         assert.strictEqual(accesses.length, 1);
-        assert.deepStrictEqual(accesses[0], { bucketName: await resolve(store.bucketName), region: "us-east", permissions: "read_write" });
+        assert.deepStrictEqual(accesses[0], { bucketName: await resolve(store.access.bucket), region: "us-east", permissions: "read_write" });
     });
 
     it("marks the key pair secret", async () => {
-        assert.ok(await isSecret(store.accessKeyId));
-        assert.ok(await isSecret(store.secretAccessKey));
+        assert.ok(await isSecret(store.access.accessKeyId));
+        assert.ok(await isSecret(store.access.secretAccessKey));
     });
 
     it("exposes the S3 endpoint and its signing region", async () => {
-        assert.strictEqual(await resolve(store.endpoint), "https://us-east-1.linodeobjects.com");
-        assert.strictEqual(await resolve(store.signingRegion), "us-east-1");
+        assert.strictEqual(await resolve(store.access.endpoint), "https://us-east-1.linodeobjects.com");
+        assert.strictEqual(await resolve(store.access.region), "us-east-1");
     });
 });
 
@@ -80,8 +80,8 @@ describe("ObjectStore, kind s3", () => {
     });
 
     it("exposes the endpoint without a trailing slash and the configured signing region", async () => {
-        assert.strictEqual(await resolve(store.endpoint), "https://minio.example.com:9000");
-        assert.strictEqual(await resolve(store.signingRegion), "us-east-1");
-        assert.ok(await isSecret(store.secretAccessKey));
+        assert.strictEqual(await resolve(store.access.endpoint), "https://minio.example.com:9000");
+        assert.strictEqual(await resolve(store.access.region), "us-east-1");
+        assert.ok(await isSecret(store.access.secretAccessKey));
     });
 });

@@ -1,5 +1,5 @@
 /**
- * The bootstrap loop of seed 000, for real on this machine: the first-boot
+ * The hub's bootstrap loop, for real on this machine: the first-boot
  * script exactly as the cloud-config carries it, run in a temp root with the
  * real `wg`, uploads through a presigned PUT (signed by the serialized
  * PresignedUrl provider) to MinIO, while the serialized poll provider waits
@@ -87,7 +87,7 @@ describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <-
         const n = ++caseCounter;
         const key = `bootstrap/wg/test/cache/${n}/pubkey`;
         const put = await presignHost.checkAndCreate({ ...presignInputs, key, method: "PUT" });
-        const cloudConfig = renderWgCacheCloudConfig({ pubkeyPutUrl: put.outs.url, listenPort: 51820, address: "10.44.0.1/24", spokes });
+        const cloudConfig = renderWgCacheCloudConfig({ pubkeyPutUrl: put.outs.url, listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24", spokes });
         const file = (parse(cloudConfig).write_files as { path: string; permissions: string; content: string }[]).find(
             (f) => f.path === WG_BOOTSTRAP_SCRIPT_PATH,
         )!;

@@ -8,7 +8,8 @@ import { WgCache, WgCacheArgs } from "../components/wgCache";
 import { WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
 import { isRpcSecret, MockCloud, startMockCloud } from "../lib/mockCloud";
 import { linodeLabelProblem } from "../lib/naming";
-import { DEFAULT_POLL_POLICY, isWireGuardPublicKey } from "../providers/wgPubkeyPoll";
+import { isWgPublicKey } from "../lib/wgKey";
+import { DEFAULT_POLL_POLICY } from "../providers/wgPubkeyPoll";
 import { unwrapSecrets } from "../lib/mockCloud";
 import { instanceUserData } from "../lib/plan";
 import { assertValidCloudConfig } from "./support/cloudInit";
@@ -28,7 +29,7 @@ describe("WgCache component (mock cloud)", function () {
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     const baseArgs = (objectStore: ObjectStore): WgCacheArgs => ({
-        naming, region: "us-east", instanceType: "g6-nanode-1", image: "linode/debian12", listenPort: 51820, address: "10.44.0.1/24",
+        naming, region: "us-east", instanceType: "g6-nanode-1", image: "linode/debian12", listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24",
         authorizedKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOPeratorKeyForTestsOnly0000000000000000 ops@example"],
         breakGlassSshCidrs: ["203.0.113.7/32", "2001:db8::/48"], pubkeyPollTimeoutSeconds: 480,
         objectStore, bootstrap: { metadataLimitBytes: 16384, gzipUserDataImages: [], urlExpirySeconds: 3600 },
@@ -138,7 +139,7 @@ describe("WgCache component (mock cloud)", function () {
     it("outputs the public key, the public endpoint, the WG address and a paste-ready [Peer] section", async () => {
         const { cache } = await build("cache-i");
         const [publicKey, endpoint, peerSection, label] = await resolved(pulumi.all([cache.publicKey, cache.endpoint, cache.peerSection, cache.label]));
-        assert.ok(isWireGuardPublicKey(publicKey));
+        assert.ok(isWgPublicKey(publicKey));
         // The mock instance lists its private 192.168.139.x address first.
         assert.match(endpoint, /^203\.0\.113\.\d+:51820$/);
         assert.strictEqual(cache.wgAddress, "10.44.0.1/24");

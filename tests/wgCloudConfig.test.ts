@@ -8,7 +8,7 @@ import { parse } from "yaml";
 import {
     renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_SCRIPT_PATH, WgBootstrapParams,
 } from "../cloudinit/wgCache";
-import { wgSubnet } from "../cloudinit/wgMesh";
+import { wgSubnet } from "../lib/topology";
 import { assertValidCloudConfig } from "./support/cloudInit";
 import { toolPath } from "./support/tools";
 
@@ -23,9 +23,9 @@ describe("WireGuard cache cloud-config rendering", function () {
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     const variants: { name: string; params: WgBootstrapParams }[] = [
-        { name: "defaults", params: { pubkeyPutUrl: "https://us-east-1.linodeobjects.com/b/bootstrap/wg/dev/cache/0a1b/pubkey?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab12", listenPort: 51820, address: "10.44.0.1/24" } },
-        { name: "another port and subnet", params: { pubkeyPutUrl: "http://127.0.0.1:9000/b/k?X-Amz-Signature=00", listenPort: 1024, address: "172.20.9.1/16" } },
-        { name: "a URL with shell metacharacters", params: { pubkeyPutUrl: "https://h/b/it's%20a%20key?a=1&b=$(reboot)&c=`id`", listenPort: 65535, address: "192.168.77.1/30" } },
+        { name: "defaults", params: { pubkeyPutUrl: "https://us-east-1.linodeobjects.com/b/bootstrap/wg/dev/cache/0a1b/pubkey?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab12", listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24" } },
+        { name: "another port and subnet", params: { pubkeyPutUrl: "http://127.0.0.1:9000/b/k?X-Amz-Signature=00", listenPort: 1024, address: "172.20.9.1/16", subnet: "172.20.0.0/16" } },
+        { name: "a URL with shell metacharacters", params: { pubkeyPutUrl: "https://h/b/it's%20a%20key?a=1&b=$(reboot)&c=`id`", listenPort: 65535, address: "192.168.77.1/30", subnet: "192.168.77.0/30" } },
     ];
     for (const v of variants) {
         it(`passes cloud-init schema and shellcheck: ${v.name}`, async () => {
@@ -51,7 +51,7 @@ describe("WireGuard cache cloud-config rendering", function () {
         assert.strictEqual(stdout, url);
     });
 
-    it("never uses awscli and uploads with curl --fail-with-body and retries (seed 000)", () => {
+    it("never uses awscli (it breaks against Linode Object Storage) and uploads with curl --fail-with-body and retries", () => {
         const script = parse(renderWgCacheCloudConfig(variants[0].params)).write_files[0].content as string;
         assert.doesNotMatch(script, /\baws\b/);
         assert.match(script, /curl --fail-with-body [^\n]*\\\n\s+--retry \d+ --retry-all-errors/);

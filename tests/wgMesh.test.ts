@@ -9,8 +9,9 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { isWgKey } from "../lib/wgKey";
 import {
-    isWgKey, renderHubPeers, renderSpokeWgFiles, WG_CONF_PATH, WG_PRIVATE_KEY_PATH, wgPublicKeyFromPrivate, WgSpokePeer,
+    renderHubPeers, renderSpokeWgFiles, WG_CONF_PATH, WG_PRIVATE_KEY_PATH, wgPublicKeyFromPrivate, WgSpokePeer,
 } from "../cloudinit/wgMesh";
 import { toolPath } from "./support/tools";
 

@@ -200,7 +200,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         const key = newPublicKey();
         await minio.putObject(BUCKET, inputs.key, key);
         const { id, outs } = await host.checkAndCreate(inputs);
-        assert.deepStrictEqual(await host.diff(id, outs, inputs), { changes: false, replaces: [], deleteBeforeReplace: false });
+        assert.deepStrictEqual(await host.diff(id, outs, inputs), { changes: false, diffs: [], replaces: [], deleteBeforeReplace: false });
         const replaced = await host.diff(id, outs, { ...inputs, instanceId: "10002" });
         assert.deepStrictEqual(replaced.replaces, ["instanceId"]);
         const relabelled = { ...inputs, nodeLabel: "renamed-node", policy: { ...FAST_POLICY, timeoutMs: 20_000 } };

@@ -1,6 +1,7 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import { DEFAULT_POLL_POLICY, isWireGuardPublicKey, pollDelayMs, pollForPublicKey, PollPolicy, PollResponse } from "../providers/wgPubkeyPoll";
+import { isWgPublicKey } from "../lib/wgKey";
+import { DEFAULT_POLL_POLICY, pollDelayMs, pollForPublicKey, PollPolicy, PollResponse } from "../providers/wgPubkeyPoll";
 import { toolPath } from "./support/tools";
 
 const NO_JITTER: PollPolicy = { ...DEFAULT_POLL_POLICY, jitter: 0 };
@@ -43,7 +44,7 @@ describe("WgPubkeyPoll policy and key validation (simulated clock)", () => {
         ["two keys", `${realKey}${realKey}`, false],
     ];
     for (const [name, text, valid] of keys) {
-        it(`${valid ? "accepts" : "rejects"} ${name}`, () => assert.strictEqual(isWireGuardPublicKey(text), valid));
+        it(`${valid ? "accepts" : "rejects"} ${name}`, () => assert.strictEqual(isWgPublicKey(text.trim()), valid));
     }
 
     it("grows the wait from the initial delay to the cap", () => {

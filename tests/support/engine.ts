@@ -100,10 +100,16 @@ export async function runProgram(
         preview: options.preview,
         answer: options.answer,
     });
+    // A module runs once per require: drop the cached program before and after,
+    // so this run and any other test's run each execute it afresh.
     const program = require.resolve(path.join(REPO_ROOT, "index.ts"));
     delete require.cache[program];
-    const outputs = await cloud.runProgram(() => ({ ...require(program) }));
-    return { cloud, outputs };
+    try {
+        const outputs = await cloud.runProgram(() => ({ ...require(program) }));
+        return { cloud, outputs };
+    } finally {
+        delete require.cache[program];
+    }
 }
 
 export interface FreshPreview extends ProgramRun {

@@ -15,9 +15,9 @@ import {
     renderNatsClusterSecrets, renderNatsConf,
 } from "../../cloudinit/nats";
 import {
-    CertProfile, natsClientCaProfile, natsClientCertProfile, natsHostname, NatsNode, natsRouteCaProfile,
-    natsRouteCertProfile, natsServerCertProfile, natsServiceName, opensslExtensions,
-} from "../../cloudinit/natsTopology";
+    CertProfile, natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, opensslExtensions,
+} from "../../cloudinit/natsCerts";
+import { natsHostname, NatsNode, natsServiceName } from "../../lib/topology";
 import { freePort, waitFor } from "./ports";
 import { toolPath } from "./tools";
 

@@ -1,73 +1,10 @@
 /**
- * Who is who in a NATS cluster, as data: node names, WireGuard addresses,
- * ports, and the certificate profiles (subject, SANs, key usages) every node
- * gets. The component feeds these profiles to @pulumi/tls and the tests feed
- * the very same profiles to openssl, so a test certificate can only differ
- * from a deployed one by its key material.
+ * The certificate profiles (subject, SANs, key usages) every NATS node and
+ * CA gets, as data. The component feeds these profiles to @pulumi/tls and
+ * the tests feed the very same profiles to openssl, so a test certificate
+ * can only differ from a deployed one by its key material.
  */
-import { natsWgAddressPlan } from "../lib/topology";
-
-export interface NatsPorts {
-    /** Data plane (clients, the deployer's KV provider). */
-    client: number;
-    /** Server-to-server routes; bound to the WireGuard address. */
-    route: number;
-    /** HTTP monitoring (/healthz, /routez, /jsz); bound to localhost. */
-    monitor: number;
-}
-
-export const NATS_DEFAULT_PORTS: NatsPorts = { client: 4222, route: 6222, monitor: 8222 };
-
-export { NATS_FIRST_WG_HOST } from "../lib/topology";
-
-export interface NatsNode {
-    index: number;
-    /** server_name in nats.conf and the node's hostname. */
-    hostname: string;
-    /** Fully qualified name when the stack has a DNS domain. */
-    dnsName?: string;
-    /** The node's WireGuard address: routes listen and dial here. */
-    wgAddress: string;
-    ports: NatsPorts;
-}
-
-/** WireGuard addresses of the NATS nodes (see natsWgAddressPlan); throws naming the config key. */
-export function natsWgAddresses(cacheInterfaceAddress: string, nodeCount: number): string[] {
-    const plan = natsWgAddressPlan(cacheInterfaceAddress, nodeCount);
-    if (!plan.ok) throw new Error(`meshstack:wgCacheAddress ${cacheInterfaceAddress}: ${plan.error}`);
-    return plan.value;
-}
-
-/** Hostname (and server_name) of node i: a DNS label, stable across `up`s. */
-export function natsHostname(clusterName: string, index: number): string {
-    const label = `${clusterName}-${index}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+/, "");
-    return label.slice(0, 63).replace(/-+$/, "");
-}
-
-/**
- * The name every data-plane certificate carries besides the node's own
- * names. A node's public IP is only known once Linode has created the
- * instance, and the instance's user-data carries the certificate, so the IP
- * cannot be a SAN without a cycle. Clients that dial a public IP (the
- * deployer's KV provider) verify this name instead (TLS server name), and
- * with a DNS domain it is also published as a round-robin record.
- */
-export function natsServiceName(clusterName: string, dnsDomain?: string): string {
-    return dnsDomain ? `${clusterName.toLowerCase()}.${dnsDomain}` : `${clusterName.toLowerCase()}.nats.internal`;
-}
-
-export function natsNodes(options: { clusterName: string; wgAddresses: string[]; dnsDomain?: string; ports?: NatsPorts }): NatsNode[] {
-    return options.wgAddresses.map((wgAddress, index) => {
-        const hostname = natsHostname(options.clusterName, index);
-        return {
-            index,
-            hostname,
-            dnsName: options.dnsDomain ? `${hostname}.${options.dnsDomain}` : undefined,
-            wgAddress,
-            ports: options.ports ?? NATS_DEFAULT_PORTS,
-        };
-    });
-}
+import { NatsNode } from "../lib/topology";
 
 /** Key usages with the names @pulumi/tls uses (openssl names in OPENSSL_USAGE). */
 export type CertUse = "digital_signature" | "cert_signing" | "crl_signing" | "server_auth" | "client_auth";
