@@ -1,6 +1,8 @@
 import * as assert from "assert";
+import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { promisify } from "util";
 import {
     applySweep, DEFAULT_SWEEP_SETTINGS, LinodeResource, linodeResourcesFrom, planSweep, SweepExecutor, SweepInventory,
 } from "../lib/sweep";
@@ -96,5 +98,24 @@ describe("sweeper selection (recorded inventory)", () => {
         assert.deepStrictEqual(executor.calls.slice(0, 2), ["destroy pr-10", "destroy pr-12"]);
         assert.strictEqual(executor.calls.length, 6);
         assert.match(results.find((r) => r.action.includes("bucket"))!.outcome, /failed: BucketNotEmpty/);
+    });
+});
+
+describe("sweep script", function () {
+    this.timeout(60_000);
+    const run = promisify(execFile);
+    const fixture = path.join(__dirname, "fixtures/sweep/recorded.json");
+    const sweep = (...args: string[]) => run("npx", ["ts-node", "--transpile-only", "scripts/sweep.ts", ...args], { cwd: path.resolve(__dirname, "..") });
+
+    it("is a dry run by default: lists what it would do and why, and changes nothing", async () => {
+        const { stdout } = await sweep("--inventory", fixture);
+        assert.match(stdout, /would destroy and remove stack pr-10: PR #10 is closed/);
+        assert.match(stdout, /would delete bucket meshstack-pr-20-rendezvous-abc123 \(us-east\/meshstack-pr-20-rendezvous-abc123\): belongs to pr-20, which has no stack/);
+        assert.match(stdout, /dry run: 7 actions, nothing changed; run with --yes to act/);
+    });
+
+    it("refuses --yes on a recorded inventory and an unknown option, naming it", async () => {
+        await assert.rejects(sweep("--inventory", fixture, "--yes"), (err: { stderr: string }) => /cannot be combined with --inventory/.test(err.stderr));
+        await assert.rejects(sweep("--max-age", "3"), (err: { stderr: string }) => /unknown option --max-age/.test(err.stderr));
     });
 });
