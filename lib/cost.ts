@@ -94,3 +94,13 @@ export function formatCostTable(report: CostReport): string {
         ...report.notes.map((n) => `- ${n}`),
     ].join("\n") + "\n";
 }
+
+/** One line comparing a stack's cost on the base branch with this change's, loud when it at least doubles. */
+export function formatCostChange(base: CostReport, head: CostReport): string {
+    const money = (v: number) => `$${v.toFixed(2)}`;
+    if (base.totalMonthly === head.totalMonthly) return `Monthly cost unchanged from the base branch: ${money(head.totalMonthly)}.`;
+    const ratio = base.totalMonthly > 0 ? head.totalMonthly / base.totalMonthly : Infinity;
+    const change = base.totalMonthly > 0 ? ` (${ratio >= 1 ? "+" : ""}${Math.round((ratio - 1) * 100)}%)` : "";
+    const line = `Monthly cost ${money(base.totalMonthly)} on the base branch, ${money(head.totalMonthly)} with this change${change}.`;
+    return ratio >= 2 ? `**Warning: this change at least doubles the monthly cost.** ${line}` : line;
+}

@@ -5,7 +5,7 @@
  * (scripts/prComment.ts) feeds it `pulumi stack output --json` and the
  * offline plan's cost.json, and edits the comment carrying the marker.
  */
-import { CostReport, formatCostTable } from "./cost";
+import { CostReport, formatCostChange, formatCostTable } from "./cost";
 
 export interface PreviewCommentInput {
     stack: string;
@@ -14,6 +14,8 @@ export interface PreviewCommentInput {
     /** `pulumi stack output --json` (secrets print as "[secret]"). */
     outputs: Record<string, unknown>;
     cost?: CostReport;
+    /** The same stack's cost on the PR's base branch, when it has a cost report. */
+    baseCost?: CostReport;
     /** Where the full `pulumi up` log is (the workflow run). */
     runUrl?: string;
 }
@@ -69,6 +71,7 @@ export function renderPreviewComment(input: PreviewCommentInput): string {
         "",
     ];
     if (input.cost) lines.push(formatCostTable(input.cost));
+    if (input.cost && input.baseCost) lines.push(formatCostChange(input.baseCost, input.cost), "");
     if (input.runUrl) lines.push(`Full \`pulumi up\` log: ${input.runUrl}`);
     lines.push("", "_This comment is edited on every push; the stack is destroyed and removed when the PR closes._");
     return lines.join("\n") + "\n";

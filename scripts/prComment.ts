@@ -1,7 +1,11 @@
 /**
  * Posts or edits the preview deployment's one PR comment.
  *
- *   ts-node scripts/prComment.ts --stack pr-12 --outputs outputs.json [--cost out/pr-12/cost.json] [--dry-run]
+ *   ts-node scripts/prComment.ts --stack pr-12 --outputs outputs.json [--cost out/pr-12/cost.json]
+ *       [--base-cost base/out/pr-12/cost.json] [--dry-run]
+ *
+ * A cost file that does not exist is left out (the base branch may predate
+ * cost reports).
  *
  * GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_SHA and (optionally) RUN_URL come
  * from the workflow. --dry-run prints the body instead of posting it.
@@ -36,12 +40,13 @@ async function main(): Promise<void> {
     if (prNumber === undefined) throw new Error(`--stack must be a preview stack pr-<number>; got ${JSON.stringify(stack)}`);
     const outputsFile = flag(argv, "--outputs");
     if (!outputsFile) throw new Error("--outputs needs the file `pulumi stack output --json` wrote");
-    const costFile = flag(argv, "--cost");
+    const readCost = (file?: string) => (file && fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : undefined);
     const body = renderPreviewComment({
         stack, prNumber,
         commit: process.env.GITHUB_SHA ?? "unknown",
         outputs: JSON.parse(fs.readFileSync(outputsFile, "utf8")),
-        cost: costFile && fs.existsSync(costFile) ? JSON.parse(fs.readFileSync(costFile, "utf8")) : undefined,
+        cost: readCost(flag(argv, "--cost")),
+        baseCost: readCost(flag(argv, "--base-cost")),
         runUrl: process.env.RUN_URL,
     });
     if (argv.includes("--dry-run")) {

@@ -34,6 +34,12 @@ describe("preview deployment PR comment", () => {
         assert.match(body, /\| instance g6-nanode-1 \| 1 \| \$5\.00 \| \$5\.00 \|/);
     });
 
+    it("says so when a change doubles the cost", () => {
+        const doubled = stackCost("pr-7", [1, 2].map(() => ({ type: "linode:index/instance:Instance", inputs: { type: "g6-nanode-1", region: "us-east" } })));
+        const text = renderPreviewComment({ stack: "pr-7", prNumber: 7, commit: "x", outputs, cost: doubled, baseCost: cost });
+        assert.match(text, /\*\*Warning: this change at least doubles the monthly cost\.\*\* Monthly cost \$5\.00 on the base branch, \$10\.00 with this change \(\+100%\)/);
+    });
+
     it("never prints key material, even if an output carries some", () => {
         const leaky = renderPreviewComment({ stack: "pr-7", prNumber: 7, commit: "x", outputs: { ...outputs, wgCachePeerSection: "[Interface]\nPrivateKey = abc\n" } });
         assert.ok(!leaky.includes("PrivateKey = abc"));
