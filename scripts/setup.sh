@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the offline plan and the test suite need: npm packages
-# (the program's and the policy pack's),
-# the Debian tools the tests drive (cloud-init, wireguard-tools, shellcheck,
-# systemd for systemd-analyze), and pinned Go builds of the real servers
-# (MinIO, nats-server, the nats CLI, actionlint). Safe to re-run: each step
+# (the program's and the policy pack's), the Debian tools the tests drive
+# (cloud-init, wireguard-tools, shellcheck, systemd for systemd-analyze), and
+# pinned Go builds of the real servers (MinIO, nats-server, the nats CLI,
+# actionlint). Safe to re-run: each step
 # is skipped when the pinned version is already present.
 set -euo pipefail
 
