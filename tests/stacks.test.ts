@@ -64,6 +64,11 @@ describe("committed stacks", function () {
         assert.deepStrictEqual(protectedNames, ["nats-0-instance", "nats-1-instance", "nats-2-instance", "rendezvous-bucket"]);
     });
 
+    it("prod protects its control-plane KV bucket too", async () => {
+        const { cloud } = await runStackProgram("prod", { "meshstack:natsKvBucket": "control" });
+        assert.strictEqual(cloud.byName("nats-kv").options?.protect, true);
+    });
+
     it("dev protects nothing, so it can be torn down freely", async () => {
         const { cloud } = await runStackProgram("dev");
         assert.deepStrictEqual(cloud.resources.filter((r) => r.options?.protect).map((r) => r.name), []);
