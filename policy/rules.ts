@@ -32,6 +32,21 @@ export interface PolicyConfig {
 
 export const DEFAULT_POLICY_CONFIG: PolicyConfig = { wireguardPorts: [51820], natsClientPort: 4222, allowWorldNatsClient: false };
 
+/**
+ * The pack's config for one stack, from what the stack's own config says:
+ * its WireGuard port, and whether its natsClientCidrs open the client port
+ * to the world. The offline plan writes it (out/<stack>/policy-config.json,
+ * in packConfigFile's form) for `--policy-pack-config`.
+ */
+export function policyConfigForStack(stack: { wireguardPort: number; natsClientCidrs: string[] }): PolicyConfig {
+    return { ...DEFAULT_POLICY_CONFIG, wireguardPorts: [stack.wireguardPort], allowWorldNatsClient: stack.natsClientCidrs.some(isWorld) };
+}
+
+/** `--policy-pack-config` JSON: config per policy name. */
+export function packConfigFile(config: PolicyConfig): Record<string, PolicyConfig> {
+    return { [POLICY_NAMES.worldInbound]: config };
+}
+
 /** What the engine passes for a value not known until the resource exists. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 

@@ -6,8 +6,10 @@
  *
  * Writes out/<stack>/: resources.json (type, name, parent, dependencies,
  * inputs with secrets redacted), artifacts/ (every rendered file),
- * topology.mmd (Mermaid), cost.json (monthly cost from lib/linodePrices.ts)
- * and policy.json (the policy pack's rules over every resource). A preview
+ * topology.mmd (Mermaid), cost.json (monthly cost from lib/linodePrices.ts),
+ * policy.json (the policy pack's rules over every resource), policy-config.json
+ * (the pack's config for this stack, for --policy-pack-config) and
+ * stack-tags.json (what `pulumi stack tag set` gives the stack). A preview
  * stack `pr-<n>` without a file of its own reads the template Pulumi.pr.yaml.
  * Invalid config or a policy violation exits 1 with the report.
  */
@@ -17,10 +19,10 @@ import * as YAML from "yaml";
 import { formatConfigErrors, parseStackConfig } from "../lib/config";
 import { cliStackConfigOf } from "../lib/cliConfig";
 import { formatCostTable, stackCost } from "../lib/cost";
-import { stackFileName } from "../lib/environments";
+import { environmentOf, stackFileName, stackTags } from "../lib/environments";
 import { startMockCloud, unwrapSecrets } from "../lib/mockCloud";
 import { extractArtifacts, policyResources, redactInputs, topologyMermaid } from "../lib/plan";
-import { checkStack } from "../policy/rules";
+import { checkStack, packConfigFile, policyConfigForStack } from "../policy/rules";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -79,7 +81,10 @@ async function main(): Promise<number> {
     const cost = stackCost(stack, cloud.resources.map((r) => ({ type: r.type, inputs: unwrapSecrets(r.inputs) })));
     fs.writeFileSync(path.join(outDir, "cost.json"), JSON.stringify(cost, null, 2) + "\n");
     const checked = policyResources(project, stack, cloud.resources);
-    const violations = checkStack(checked);
+    const policyConfig = policyConfigForStack({ wireguardPort: parsed.value.wgCache.listenPort, natsClientCidrs: parsed.value.nats.clientCidrs });
+    const violations = checkStack(checked, policyConfig);
+    fs.writeFileSync(path.join(outDir, "policy-config.json"), JSON.stringify(packConfigFile(policyConfig), null, 2) + "\n");
+    fs.writeFileSync(path.join(outDir, "stack-tags.json"), JSON.stringify(stackTags(environmentOf(stack)), null, 2) + "\n");
     fs.writeFileSync(path.join(outDir, "policy.json"), JSON.stringify({ checked: checked.length, violations }, null, 2) + "\n");
 
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
@@ -87,7 +92,7 @@ async function main(): Promise<number> {
     const components = cloud.resources.length - custom;
     console.log(`offline plan of stack ${stack}: ${custom} resources in ${components} component${components === 1 ? "" : "s"}, ${artifacts.length} artifacts`);
     if (stackFile !== path.join(REPO_ROOT, `Pulumi.${stack}.yaml`)) console.log(`config from the preview template ${path.basename(stackFile)}`);
-    console.log(`wrote ${path.relative(REPO_ROOT, outDir)}/ (resources.json, outputs.json, artifacts/, topology.mmd, cost.json, policy.json) in ${elapsedMs.toFixed(0)} ms`);
+    console.log(`wrote ${path.relative(REPO_ROOT, outDir)}/ (resources.json, outputs.json, artifacts/, topology.mmd, cost.json, policy.json, policy-config.json, stack-tags.json) in ${elapsedMs.toFixed(0)} ms`);
     console.log("");
     console.log(formatCostTable(cost));
     if (violations.length) {

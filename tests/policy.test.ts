@@ -7,7 +7,7 @@
 import * as assert from "assert";
 import { policyResources } from "../lib/plan";
 import {
-    CheckedResource, checkStack, dynamicKind, instanceFirewallViolations, prodProtectViolations, publicStorageViolations, TYPES, UNKNOWN,
+    CheckedResource, checkStack, dynamicKind, policyConfigForStack, instanceFirewallViolations, prodProtectViolations, publicStorageViolations, TYPES, UNKNOWN,
     userDataSecretViolations, worldInboundViolations,
 } from "../policy/rules";
 import { committedStacks, PROJECT, runStackProgram } from "./support/program";
@@ -61,6 +61,16 @@ describe("policy pack rules", () => {
             assert.strictEqual(worldInboundViolations(fw).length, 1);
             assert.deepStrictEqual(worldInboundViolations(fw, { wireguardPorts: [51820], natsClientPort: 4222, allowWorldNatsClient: true }), []);
         });
+        it("takes the WireGuard port and the NATS client exception from the stack's own config", () => {
+            const fw = firewall([
+                { label: "wireguard", action: "ACCEPT", protocol: "UDP", ports: "51999", ...world },
+                { label: "nats-client", action: "ACCEPT", protocol: "TCP", ports: "4222", ...world },
+            ]);
+            assert.strictEqual(worldInboundViolations(fw).length, 2);
+            assert.deepStrictEqual(worldInboundViolations(fw, policyConfigForStack({ wireguardPort: 51999, natsClientCidrs: ["0.0.0.0/0"] })), []);
+            assert.strictEqual(worldInboundViolations(fw, policyConfigForStack({ wireguardPort: 51999, natsClientCidrs: ["203.0.113.0/24"] })).length, 1);
+        });
+
         it("accepts WireGuard from the world and SSH from one address", () => {
             const fw = firewall([
                 { label: "wireguard", action: "ACCEPT", protocol: "UDP", ports: "51820", ...world },

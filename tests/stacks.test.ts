@@ -83,6 +83,10 @@ describe("committed stacks", function () {
             const cost = JSON.parse(fs.readFileSync(path.join(out, "cost.json"), "utf8"));
             assert.ok(cost.totalMonthly > 0 && cost.unpriced.length === 0, JSON.stringify(cost));
             assert.deepStrictEqual(JSON.parse(fs.readFileSync(path.join(out, "policy.json"), "utf8")).violations, []);
+            const packConfig = JSON.parse(fs.readFileSync(path.join(out, "policy-config.json"), "utf8"));
+            assert.deepStrictEqual(packConfig["meshstack-no-world-inbound"].wireguardPorts, [51820]);
+            const tags = JSON.parse(fs.readFileSync(path.join(out, "stack-tags.json"), "utf8"));
+            assert.strictEqual(tags["meshstack:pr"], stack === "pr-1" ? "1" : undefined);
         });
     }
 });

@@ -58,10 +58,11 @@ describe("workflows", () => {
             assert.ok(template >= 0 && template < deploy.steps.indexOf(up), "the stack file exists before the first pulumi command");
         });
 
-        it("tags the preview stack with its environment and PR", () => {
-            const tagging = deploy.steps.find((s) => s.run?.includes("pulumi stack tag set"))!.run!;
-            assert.match(tagging, /pulumi stack tag set meshstack:environment preview/);
-            assert.match(tagging, /pulumi stack tag set meshstack:pr "\$PR_NUMBER"/);
+        it("tags the preview stack with the tags the plan derived (environment, PR), before the up", () => {
+            const tagging = deploy.steps.findIndex((s) => s.run?.includes("pulumi stack tag set"));
+            assert.match(deploy.steps[tagging].run!, /"out\/\$STACK\/stack-tags\.json"/);
+            assert.ok(tagging > stepIndex(deploy, (s) => s.run?.includes("npm run plan -- --stack \"$STACK\"") === true));
+            assert.ok(tagging < deploy.steps.indexOf(withCommand(deploy, "up")[0]));
         });
 
         it("keeps one comment per preview deployment, edited on every push", () => {
@@ -93,7 +94,10 @@ describe("workflows", () => {
         it("runs the policy pack on every preview and up", () => {
             const steps = [...withCommand(deploy, "up"), ...withCommand(previewDev, "preview")];
             assert.strictEqual(steps.length, 2);
-            for (const s of steps) assert.strictEqual(s.with!.policyPacks, "policy", s.name);
+            for (const s of steps) {
+                assert.strictEqual(s.with!.policyPacks, "policy", s.name);
+                assert.match(String(s.with!.policyPackConfigs), /^out\/(\$\{\{ env\.STACK \}\}|dev)\/policy-config\.json$/, "the stack's own pack config, from its plan");
+            }
             for (const job of [deploy, previewDev]) assert.ok(job.steps.some((s) => s.run?.includes("npm ci --prefix policy")), "the pack's packages are installed");
         });
     });
