@@ -1,11 +1,10 @@
 import * as assert from "assert";
-import * as fs from "fs";
 import * as path from "path";
 import { formatConfigErrors, parseStackConfig, qualify } from "../lib/config";
 import {
     environmentOf, linodeTags, prNumberOfTag, PREVIEW_TAG, prTag, resourceTags, stackFileName, stackTags,
 } from "../lib/environments";
-import { rawConfigFromStackFile } from "../lib/plan";
+import { cliStackConfigOf } from "../lib/cliConfig";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -22,7 +21,9 @@ function onlyError(stack: string, values: Record<string, string>) {
 }
 
 function committed(stack: string) {
-    return parseStackConfig(rawConfigFromStackFile(fs.readFileSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`), "utf8")), stack);
+    const cli = cliStackConfigOf(REPO_ROOT, stack);
+    if (!cli.ok) throw new Error(cli.errors.join("\n"));
+    return parseStackConfig(cli.raw, stack);
 }
 
 describe("environments", () => {

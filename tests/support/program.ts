@@ -1,15 +1,13 @@
 /**
- * The real program (index.ts) under the mock cloud for one stack, with the
- * config its stack file (or, for pr-<n>, the preview template) gives it.
- * index.ts runs when it is required, so the module cache entry is dropped
- * before and after: every caller gets a fresh run and leaves none behind.
+ * The committed stacks, and the real program run for one of them through
+ * the engine stand-in (./engine.ts) in preview mode, with the config its
+ * stack file (or, for pr-<n>, the preview template) gives it.
  */
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { stackFileName } from "../../lib/environments";
-import { MockCloud, startMockCloud } from "../../lib/mockCloud";
-import { rawConfigFromStackFile } from "../../lib/plan";
+import { ProgramRun, runProgram } from "./engine";
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 export const PROJECT = "meshstack";
@@ -23,17 +21,17 @@ export function committedStacks(): string[] {
         .sort();
 }
 
-/** `extraConfig` (fully qualified keys) is set on top of the stack file, as `pulumi config set` would. */
-export async function runStackProgram(stack: string, extraConfig: Record<string, string> = {}): Promise<{ cloud: MockCloud; outputs: Record<string, unknown> }> {
-    const file = stackFileName(stack, (f) => fs.existsSync(path.join(REPO_ROOT, f)));
-    const raw = rawConfigFromStackFile(fs.readFileSync(path.join(REPO_ROOT, file), "utf8"));
-    const cloud = await startMockCloud({ project: PROJECT, stack, config: { ...raw.values, ...extraConfig }, secretKeys: [...raw.secretKeys], preview: true });
-    const entry = require.resolve("../../index");
-    delete require.cache[entry];
+/**
+ * `overrides` (fully qualified keys) are set on top of the stack file, as
+ * `pulumi config set` would. index.ts runs when it is required, so its
+ * cache entry is dropped afterwards too: a later `require("../index")`
+ * runs the program again.
+ */
+export async function runStackProgram(stack: string, overrides: Record<string, string> = {}): Promise<ProgramRun> {
+    const stackFile = stackFileName(stack, (f) => fs.existsSync(path.join(REPO_ROOT, f)));
     try {
-        const outputs = await cloud.runProgram(() => ({ ...require(entry) }));
-        return { cloud, outputs };
+        return await runProgram(stack, { preview: true, stackFile, overrides });
     } finally {
-        delete require.cache[entry];
+        delete require.cache[require.resolve(path.join(REPO_ROOT, "index.ts"))];
     }
 }
