@@ -65,7 +65,7 @@ describe("committed stacks", function () {
     });
 
     it("prod protects its control-plane KV bucket too", async () => {
-        const { cloud } = await runStackProgram("prod", { "meshstack:natsKvBucket": "control" });
+        const { cloud } = await runStackProgram("prod", { "meshstack:natsKvBucket": "control", "meshstack:natsClientCidrs": JSON.stringify(["198.51.100.7/32"]) });
         assert.strictEqual(cloud.byName("nats-kv").options?.protect, true);
     });
 
