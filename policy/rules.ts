@@ -11,12 +11,13 @@
  * its type suffix or, failing that, by the shape of its inputs.
  */
 import { environmentOf } from "../lib/environments";
+import { UNKNOWN } from "../providers/unknowns";
 
 export interface CheckedResource {
     type: string;
     name: string;
     urn: string;
-    /** Inputs as a policy pack sees them: secrets unwrapped, unknowns as UNKNOWN. */
+    /** Inputs as a policy pack sees them: secrets unwrapped; unknowns (previews) as the SDK's sentinel. */
     props: Record<string, any>;
     opts: { protect: boolean; additionalSecretOutputs: string[] };
 }
@@ -47,8 +48,6 @@ export function packConfigFile(config: PolicyConfig): Record<string, PolicyConfi
     return { [POLICY_NAMES.worldInbound]: config };
 }
 
-/** What the engine passes for a value not known until the resource exists. */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 export const TYPES = {
     instance: "linode:index/instance:Instance",
@@ -153,10 +152,12 @@ export function worldInboundViolations(r: CheckedResource, config: PolicyConfig 
 
 /** User-data carries keys, passwords and presigned URLs: it must be a secret in state. */
 export function userDataSecretViolations(r: CheckedResource): Violation[] {
-    if (r.type !== TYPES.instance) return [];
+    // Options first: during a preview user-data is unknown, and reading an
+    // unknown makes the pack's host skip the rule as inconclusive.
+    if (r.type !== TYPES.instance || r.opts.additionalSecretOutputs.includes("metadatas")) return [];
     const metadatas = (r.props.metadatas ?? []) as { userData?: unknown }[];
     const hasUserData = metadatas.some((m) => m && m.userData !== undefined);
-    if (!hasUserData || r.opts.additionalSecretOutputs.includes("metadatas")) return [];
+    if (!hasUserData) return [];
     return [`instance ${r.name} carries user-data that is not secret; register it with additionalSecretOutputs: ["metadatas"] and a secret input`];
 }
 

@@ -7,9 +7,10 @@
 import * as assert from "assert";
 import { policyResources } from "../lib/plan";
 import {
-    CheckedResource, checkStack, dynamicKind, policyConfigForStack, instanceFirewallViolations, prodProtectViolations, publicStorageViolations, TYPES, UNKNOWN,
+    CheckedResource, checkStack, dynamicKind, policyConfigForStack, instanceFirewallViolations, prodProtectViolations, publicStorageViolations, TYPES,
     userDataSecretViolations, worldInboundViolations,
 } from "../policy/rules";
+import { UNKNOWN } from "../providers/unknowns";
 import { committedStacks, PROJECT, runStackProgram } from "./support/program";
 
 function resource(type: string, props: Record<string, unknown>, options: Partial<CheckedResource["opts"]> = {}, stack = "dev", name = "r"): CheckedResource {

@@ -8,6 +8,7 @@
 import * as assert from "assert";
 import { ChildProcess, spawn } from "child_process";
 import * as path from "path";
+import { UNKNOWN } from "../providers/unknowns";
 
 const POLICY_DIR = path.resolve(__dirname, "../policy");
 // The pack's own packages, as the CLI would load them.
@@ -38,7 +39,7 @@ describe("policy pack under the CLI's policy-pack host (analyzer gRPC)", functio
     const call = <T>(method: string, request: unknown): Promise<T> =>
         new Promise((resolve, reject) => client[method](request, (err: Error | null, res: T) => (err ? reject(err) : resolve(res))));
 
-    function analyze(type: string, name: string, props: Record<string, unknown>, stack = "dev", protect = false): Promise<{ policy: string; message: string; level: number }[]> {
+    function analyze(type: string, name: string, props: Record<string, unknown>, stack = "dev", protect = false, secretOutputs = ["metadatas"]): Promise<{ policy: string; message: string; level: number }[]> {
         const request = new analyzerPb.AnalyzeRequest();
         request.setType(type);
         request.setName(name);
@@ -46,7 +47,7 @@ describe("policy pack under the CLI's policy-pack host (analyzer gRPC)", functio
         request.setProperties(Struct.fromJavaScript(props));
         const options = new analyzerPb.AnalyzerResourceOptions();
         options.setProtect(protect);
-        options.setAdditionalsecretoutputsList(type === "linode:index/instance:Instance" ? ["metadatas"] : []);
+        options.setAdditionalsecretoutputsList(type === "linode:index/instance:Instance" ? secretOutputs : []);
         request.setOptions(options);
         return call<any>("analyze", request).then((res) =>
             res.getDiagnosticsList().map((d: any) => ({ policy: d.getPolicyname(), message: d.getMessage(), level: d.getEnforcementlevel() })));
@@ -86,6 +87,17 @@ describe("policy pack under the CLI's policy-pack host (analyzer gRPC)", functio
         const bucket = { label: "meshstack-prod-rendezvous-abc123", acl: "private", region: "us-ord" };
         assert.deepStrictEqual((await analyze("linode:index/objectStorageBucket:ObjectStorageBucket", "rendezvous-bucket", bucket, "prod")).map((d) => d.policy), ["meshstack-prod-protects-state"]);
         assert.deepStrictEqual(await analyze("linode:index/objectStorageBucket:ObjectStorageBucket", "rendezvous-bucket", bucket, "dev"), []);
+    });
+
+    it("rejects an instance whose user-data is not a secret output", async () => {
+        const diagnostics = await analyze("linode:index/instance:Instance", "n", { firewallId: 42, metadatas: [{ userData: "eA==" }] }, "dev", false, []);
+        assert.deepStrictEqual(diagnostics.map((d) => [d.policy, d.level]), [["meshstack-user-data-secret", MANDATORY]]);
+    });
+
+    it("in a preview of a fresh stack (unknown firewall id and user-data) reports nothing mandatory", async () => {
+        const diagnostics = await analyze("linode:index/instance:Instance", "nats-0-instance", { firewallId: UNKNOWN, metadatas: UNKNOWN, tags: ["nats"] });
+        assert.ok(diagnostics.every((d) => d.level !== MANDATORY), JSON.stringify(diagnostics));
+        assert.ok(!diagnostics.some((d) => d.policy === "meshstack-user-data-secret"), "the user-data rule decides on options alone");
     });
 
     it("accepts a compliant instance and a dynamic resource", async () => {
