@@ -8,11 +8,14 @@ import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
 import { WgSpokeKeys } from "./components/wgSpokeKeys";
+import { environmentOf, resourceTags } from "./lib/environments";
 import { requireStackConfig, s3CredentialsFromEnv } from "./lib/pulumiConfig";
 import { meshTopology } from "./lib/topology";
 
 const config = requireStackConfig();
 const naming = { project: pulumi.getProject(), stack: pulumi.getStack() };
+const environment = environmentOf(naming.stack);
+const tags = resourceTags(naming.project, environment);
 
 const store = new ObjectStore("rendezvous", {
     naming,
@@ -21,6 +24,8 @@ const store = new ObjectStore("rendezvous", {
     endpoint: config.objectStore.endpoint,
     bootstrapPrefix: config.objectStore.bootstrapPrefix,
     bootstrapObjectExpiryDays: config.objectStore.bootstrapObjectExpiryDays,
+    tags,
+    protect: environment.protectState,
     s3Credentials: config.objectStore.kind === "s3" ? s3CredentialsFromEnv(process.env) : undefined,
 });
 
@@ -52,6 +57,7 @@ const wgCache = new WgCache("wg-cache", {
     breakGlassSshCidrs: config.access.breakGlassSshCidrs,
     objectStore: store,
     bootstrap: config.bootstrap,
+    tags,
 });
 
 const nats = new NatsCluster("nats", {
@@ -69,6 +75,8 @@ const nats = new NatsCluster("nats", {
     objectStore: store,
     bootstrap: config.bootstrap,
     clientCa: config.nats.clientCa,
+    tags,
+    protect: environment.protectState,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 

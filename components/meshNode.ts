@@ -12,6 +12,7 @@ import {
 } from "../cloudinit/delivery";
 import { BootstrapConfig } from "../lib/config";
 import { BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS } from "../lib/limits";
+import { linodeTags } from "../lib/environments";
 import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
@@ -32,8 +33,10 @@ export interface MeshNodeArgs {
     authorizedKeys: string[];
     /** Firewall attached at creation, so the node is never exposed unfiltered. */
     firewallId?: pulumi.Input<number>;
-    /** Linode tags. */
+    /** Linode tags (environment, stack, PR and role); `meshstack` and the stack name are always added. */
     tags?: string[];
+    /** Protect the instance (a stateful node): replacing or deleting it then needs `pulumi state unprotect`. */
+    protect?: boolean;
     /** Where user-data too large for Linode Metadata is stored. */
     objectStore: ObjectStore;
     /** Limits and options of bootstrap delivery. */
@@ -120,8 +123,8 @@ export class MeshNode extends pulumi.ComponentResource {
             firewallId: args.firewallId,
             // @pulumi/linode does not mark user-data secret itself; the pointer carries a live URL.
             metadatas: [{ userData: pulumi.secret(userData) }],
-            tags: ["meshstack", args.naming.stack, ...(args.tags ?? [])],
-        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object] });
+            tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
+        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object], protect: args.protect });
 
         new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
             ...store.access,

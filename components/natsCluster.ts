@@ -16,6 +16,7 @@ import { MeshTopology, NATS_DEFAULT_PORTS, NatsNode } from "../lib/topology";
 import { BootstrapConfig } from "../lib/config";
 import { MAX_NATS_NODES } from "../lib/limits";
 import { selectPublicIpv4 } from "../lib/endpoint";
+import { linodeTags } from "../lib/environments";
 import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { JetStreamKv } from "../providers/jetstreamKv";
@@ -87,6 +88,10 @@ export interface NatsClusterArgs {
      * so clients that already trust it keep working. Generated when unset.
      */
     clientCa?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
+    /** Linode tags of the nodes and the firewall (environment, stack, PR). */
+    tags?: string[];
+    /** Protect what holds the cluster's data (every node and the KV bucket): replacing one then needs `pulumi state unprotect`. */
+    protect?: boolean;
     /** JetStream memory and file store limits per node. */
     jetstream?: JetStreamLimits;
     /**
@@ -191,7 +196,7 @@ export class NatsCluster extends pulumi.ComponentResource {
             inboundPolicy: "DROP",
             outboundPolicy: "ACCEPT",
             inbounds: natsFirewallInbounds({ clientCidrs: args.clientCidrs, wgSubnet: subnet, sshCidrs: args.breakGlassSshCidrs ?? [] }),
-            tags: ["meshstack", args.naming.stack],
+            tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
         }, { parent: this });
         this.firewallId = firewall.id.apply(Number);
 
@@ -224,7 +229,8 @@ export class NatsCluster extends pulumi.ComponentResource {
                 cloudConfig: pulumi.secret(cloudConfig),
                 authorizedKeys: args.authorizedKeys,
                 firewallId: this.firewallId,
-                tags: ["nats", clusterName.toLowerCase()],
+                tags: ["nats", clusterName.toLowerCase(), ...(args.tags ?? [])],
+                protect: args.protect,
                 objectStore: args.objectStore,
                 bootstrap: args.bootstrap,
             }, { parent: this });
@@ -247,7 +253,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 history: args.controlPlaneKv.history,
                 ttlSeconds: args.controlPlaneKv.ttlSeconds,
                 timeoutSeconds: args.controlPlaneKv.timeoutSeconds ?? 900,
-            }, { parent: this, dependsOn: this.nodes });
+            }, { parent: this, dependsOn: this.nodes, protect: args.protect });
         }
 
         this.registerOutputs({

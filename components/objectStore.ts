@@ -21,6 +21,10 @@ export interface ObjectStoreArgs {
     bootstrapPrefix: string;
     /** Days after which the lifecycle rule expires bootstrap objects. */
     bootstrapObjectExpiryDays: number;
+    /** Tags for the bucket where the store takes them (S3; Linode buckets have none, their name carries the stack). */
+    tags?: string[];
+    /** Protect the bucket (it holds state): deleting or replacing it then needs `pulumi state unprotect`. */
+    protect?: boolean;
     /**
      * Kind s3 only: the key pair the deploy signs bootstrap URLs with. An S3
      * store's IAM is outside this stack, so the operator supplies a key
@@ -61,7 +65,7 @@ export class ObjectStore extends pulumi.ComponentResource {
                 acl: "private",
                 corsEnabled: false,
                 lifecycleRules: [{ id: lifecycle.id, enabled: true, prefix: lifecycle.prefix, expiration: { days: lifecycle.expirationDays } }],
-            }, { parent: this });
+            }, { parent: this, protect: args.protect });
             const key = new linode.ObjectStorageKey(`${name}-key`, {
                 label: linodeLabel(args.naming, `${name}-key`),
                 bucketAccesses: [{ bucketName: bucket.label, region: bucket.region, permissions: "read_write" }],
@@ -91,7 +95,8 @@ export class ObjectStore extends pulumi.ComponentResource {
                 skipMetadataApiCheck: true,
                 skipRegionValidation: true,
             }, { parent: this });
-            const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: bucketName, forceDestroy: true }, { parent: this, provider });
+            const tags = Object.fromEntries((args.tags ?? []).map((tag) => [tag, "true"]));
+            const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: bucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect });
             new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, {
                 bucket: bucket.bucket,
                 rules: [{ id: lifecycle.id, status: "Enabled", filter: { prefix: lifecycle.prefix }, expiration: { days: lifecycle.expirationDays } }],

@@ -8,6 +8,7 @@ import { WgSpokePeer } from "../cloudinit/wgMesh";
 import { BootstrapConfig } from "../lib/config";
 import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
 import { cidrsByFamily } from "../lib/ip";
+import { linodeTags } from "../lib/environments";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";
@@ -52,7 +53,7 @@ export interface WgCacheArgs {
     objectStore: ObjectStore;
     /** Bootstrap delivery limits and presigned URL lifetime. */
     bootstrap: BootstrapConfig;
-    /** Extra Linode tags. */
+    /** Linode tags of the node and its firewall (environment, stack, PR). */
     tags?: string[];
 }
 
@@ -123,7 +124,7 @@ export class WgCache extends pulumi.ComponentResource {
             inboundPolicy: "DROP",
             inbounds: wgCacheInboundRules(args.listenPort, args.breakGlassSshCidrs),
             outboundPolicy: "ACCEPT",
-            tags: ["meshstack", args.naming.stack],
+            tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
         }, { parent: this });
 
         // Keepers: every input that replaces the instance or re-signs the URL

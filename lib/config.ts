@@ -6,6 +6,7 @@
  * one `pulumi up` per mistake.
  */
 
+import { environmentOf, environmentProblems } from "./environments";
 import { ipv4Network, ipv4ToInt, isCidr, isIpv4Cidr } from "./ip";
 import {
     BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS,
@@ -507,11 +508,19 @@ function wgAddressPlanRule(v: Record<string, ConfigValue>): ConfigError | undefi
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
 const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule];
 
-export function parseStackConfig(raw: RawConfig): Result<StackConfig> {
+/**
+ * With the stack name, the stack's environment (lib/environments.ts) adds
+ * its own refusals, e.g. prod's; without it only the per-key and cross-key
+ * rules apply.
+ */
+export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackConfig> {
     const { values, errors } = parseKeys(raw);
     for (const rule of CROSS_KEY_RULES) {
         const problem = rule(values);
         if (problem) errors.push(problem);
+    }
+    if (stack !== undefined) {
+        for (const problem of environmentProblems(environmentOf(stack), values)) errors.push({ ...problem, key: qualify(problem.key) });
     }
     if (errors.length) return { ok: false, errors };
     const v = values as Record<string, never>;

@@ -27,6 +27,13 @@ export interface RecordedResource {
     /** The mock state returned as outputs. */
     outputs: Record<string, unknown>;
     custom: boolean;
+    /** The resource options a policy pack sees. */
+    options?: RecordedOptions;
+}
+
+export interface RecordedOptions {
+    protect: boolean;
+    additionalSecretOutputs: string[];
 }
 
 export function isRpcSecret(value: unknown): value is { value: unknown } {
@@ -162,6 +169,7 @@ export interface MockCloud {
 interface PendingMeta {
     parent?: string;
     dependencies: Set<string>;
+    options: RecordedOptions;
 }
 
 const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
@@ -179,7 +187,9 @@ function observeRegistrations(meta: Map<string, PendingMeta>): void {
         }
         const parent = args.opts.parent;
         const parentName = parent && !(parent as unknown as { [k: string]: unknown }).__pulumiType?.toString().startsWith(ROOT_STACK_TYPE) ? resourceName(parent) : undefined;
-        const entry: PendingMeta = { parent: parentName, dependencies };
+        const opts = args.opts as pulumi.CustomResourceOptions;
+        const options = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
+        const entry: PendingMeta = { parent: parentName, dependencies, options };
         meta.set(args.name, entry);
         void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));
         return undefined;
@@ -267,6 +277,7 @@ export async function startMockCloud(options: {
                     inputs: args.inputs,
                     outputs: answer.state,
                     custom: args.custom ?? true,
+                    options: info?.options,
                 });
                 return { id: answer.id, state: answer.state };
             },

@@ -7,6 +7,7 @@
 import * as zlib from "zlib";
 import * as YAML from "yaml";
 import { isRpcSecret, RecordedResource, unwrapSecrets } from "./mockCloud";
+import type { CheckedResource } from "../policy/rules";
 
 const SECRET_MARK = "[secret]";
 const BOOTSTRAP_OBJECT_TYPE = "pulumi-nodejs:dynamic/meshstack:BootstrapObject";
@@ -155,4 +156,18 @@ export function topologyMermaid(resources: RecordedResource[]): string {
         }
     }
     return [...lines, ...[...edges].sort()].join("\n") + "\n";
+}
+
+/**
+ * Recorded resources as a policy pack sees them: inputs with secrets
+ * unwrapped, and a URN naming the stack (the prod rule reads it there).
+ */
+export function policyResources(project: string, stack: string, resources: RecordedResource[]): CheckedResource[] {
+    return resources.filter((r) => r.custom).map((r) => ({
+        type: r.type,
+        name: r.name,
+        urn: `urn:pulumi:${stack}::${project}::${r.type}::${r.name}`,
+        props: unwrapSecrets(r.inputs),
+        opts: r.options ?? { protect: false, additionalSecretOutputs: [] },
+    }));
 }

@@ -16,7 +16,7 @@ export function readRawConfig(): RawConfig {
 
 /** Parses the stack's config or throws one error listing every problem, before any resource exists. */
 export function requireStackConfig(): StackConfig {
-    const parsed = parseStackConfig(readRawConfig());
+    const parsed = parseStackConfig(readRawConfig(), pulumi.getStack());
     if (!parsed.ok) throw new Error(formatConfigErrors(parsed.errors));
     return parsed.value;
 }

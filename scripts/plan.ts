@@ -5,16 +5,24 @@
  *   npm run plan -- --stack dev
  *
  * Writes out/<stack>/: resources.json (type, name, parent, dependencies,
- * inputs with secrets redacted), artifacts/ (every rendered file), and
- * topology.mmd (Mermaid). Invalid config exits 1 with the validation report.
+ * inputs with secrets redacted), artifacts/ (every rendered file),
+ * topology.mmd (Mermaid), cost.json (monthly cost from lib/linodePrices.ts),
+ * policy.json (the policy pack's rules over every resource), policy-config.json
+ * (the pack's config for this stack, for --policy-pack-config) and
+ * stack-tags.json (what `pulumi stack tag set` gives the stack). A preview
+ * stack `pr-<n>` without a file of its own reads the template Pulumi.pr.yaml.
+ * Invalid config or a policy violation exits 1 with the report.
  */
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { formatConfigErrors, parseStackConfig } from "../lib/config";
-import { startMockCloud } from "../lib/mockCloud";
 import { cliStackConfigOf } from "../lib/cliConfig";
-import { extractArtifacts, redactInputs, topologyMermaid } from "../lib/plan";
+import { formatCostTable, stackCost } from "../lib/cost";
+import { environmentOf, stackFileName, stackTags } from "../lib/environments";
+import { startMockCloud, unwrapSecrets } from "../lib/mockCloud";
+import { extractArtifacts, policyResources, redactInputs, topologyMermaid } from "../lib/plan";
+import { checkStack, packConfigFile, policyConfigForStack } from "../policy/rules";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -30,19 +38,19 @@ function stackArgument(argv: string[]): string {
 async function main(): Promise<number> {
     const started = process.hrtime.bigint();
     const stack = stackArgument(process.argv.slice(2));
-    const stackFile = path.join(REPO_ROOT, `Pulumi.${stack}.yaml`);
+    const stackFile = path.join(REPO_ROOT, stackFileName(stack, (file) => fs.existsSync(path.join(REPO_ROOT, file))));
     if (!fs.existsSync(stackFile)) {
         console.error(`no stack file ${path.relative(REPO_ROOT, stackFile)}; create it or pass --stack NAME`);
         return 1;
     }
     const project = (YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;
-    const cli = cliStackConfigOf(REPO_ROOT, stack);
+    const cli = cliStackConfigOf(REPO_ROOT, stack, path.basename(stackFile));
     if (!cli.ok) {
         console.error(`${path.basename(stackFile)}: the Pulumi CLI would refuse this stack:\n${cli.errors.map((e) => `  - ${e}`).join("\n")}`);
         return 1;
     }
     const raw = cli.raw;
-    const parsed = parseStackConfig(raw);
+    const parsed = parseStackConfig(raw, stack);
     if (!parsed.ok) {
         console.error(`${path.basename(stackFile)}: ${formatConfigErrors(parsed.errors)}`);
         return 1;
@@ -70,12 +78,29 @@ async function main(): Promise<number> {
         fs.writeFileSync(file, artifact.content);
     }
     fs.writeFileSync(path.join(outDir, "topology.mmd"), topologyMermaid(cloud.resources));
+    const cost = stackCost(stack, cloud.resources.map((r) => ({ type: r.type, inputs: unwrapSecrets(r.inputs) })));
+    fs.writeFileSync(path.join(outDir, "cost.json"), JSON.stringify(cost, null, 2) + "\n");
+    const checked = policyResources(project, stack, cloud.resources);
+    const policyConfig = policyConfigForStack({ wireguardPort: parsed.value.wgCache.listenPort, natsClientCidrs: parsed.value.nats.clientCidrs });
+    const violations = checkStack(checked, policyConfig);
+    fs.writeFileSync(path.join(outDir, "policy-config.json"), JSON.stringify(packConfigFile(policyConfig), null, 2) + "\n");
+    fs.writeFileSync(path.join(outDir, "stack-tags.json"), JSON.stringify(stackTags(environmentOf(stack)), null, 2) + "\n");
+    fs.writeFileSync(path.join(outDir, "policy.json"), JSON.stringify({ checked: checked.length, violations }, null, 2) + "\n");
 
     const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
     const custom = cloud.resources.filter((r) => r.custom).length;
     const components = cloud.resources.length - custom;
     console.log(`offline plan of stack ${stack}: ${custom} resources in ${components} component${components === 1 ? "" : "s"}, ${artifacts.length} artifacts`);
-    console.log(`wrote ${path.relative(REPO_ROOT, outDir)}/ (resources.json, outputs.json, artifacts/, topology.mmd) in ${elapsedMs.toFixed(0)} ms`);
+    if (stackFile !== path.join(REPO_ROOT, `Pulumi.${stack}.yaml`)) console.log(`config from the preview template ${path.basename(stackFile)}`);
+    console.log(`wrote ${path.relative(REPO_ROOT, outDir)}/ (resources.json, outputs.json, artifacts/, topology.mmd, cost.json, policy.json, policy-config.json, stack-tags.json) in ${elapsedMs.toFixed(0)} ms`);
+    console.log("");
+    console.log(formatCostTable(cost));
+    if (violations.length) {
+        console.error(`policy: ${violations.length} violation${violations.length === 1 ? "" : "s"}:`);
+        for (const v of violations) console.error(`  - ${v.policy}: ${v.resource}: ${v.message}`);
+        return 1;
+    }
+    console.log(`policy: every rule of policy/ passes on all ${checked.length} resources`);
     return 0;
 }
 

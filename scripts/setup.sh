@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything the offline plan and the test suite need: npm packages,
-# the Debian tools the tests drive (cloud-init, wireguard-tools, shellcheck,
-# systemd for systemd-analyze), and pinned Go builds of the real servers
-# (MinIO, nats-server, the nats CLI, actionlint). Safe to re-run: each step
+# Installs everything the offline plan and the test suite need: npm packages
+# (the program's and the policy pack's), the Debian tools the tests drive
+# (cloud-init, wireguard-tools, shellcheck, systemd for systemd-analyze), and
+# pinned Go builds of the real servers (MinIO, nats-server, the nats CLI,
+# actionlint). Safe to re-run: each step
 # is skipped when the pinned version is already present.
 set -euo pipefail
 
@@ -71,5 +72,11 @@ cd "$repo_root"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+# The policy pack is its own package (pulumi runs it from policy/); the
+# tests and the offline plan run its rules, so its packages are installed too.
+if [ ! -d policy/node_modules ] || [ policy/package-lock.json -nt policy/node_modules/.package-lock.json ]; then
+  log "installing the policy pack's npm packages"
+  npm ci --prefix policy --no-audit --no-fund --loglevel=error
 fi
 log "tools in $tools_dir/bin"
