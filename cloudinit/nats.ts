@@ -7,6 +7,7 @@
  */
 import * as YAML from "yaml";
 import { NatsNode } from "../lib/topology";
+import { metadataGuardCloudConfig } from "./metadataGuard";
 import { WG_QUICK_UNIT, WgFile } from "./wgMesh";
 
 /**
@@ -98,6 +99,17 @@ function quoted(value: string, what: string): string {
  * cluster block includes cluster-secrets.conf for the route password, which
  * nats-server resolves relative to this file.
  */
+/**
+ * Lame-duck mode on stop: the server stops accepting clients, tells the
+ * connected ones to move to another server (clients see `ldm` in INFO),
+ * hands over its RAFT leaderships and closes clients spread over the
+ * duration, instead of dropping them all at once. systemd waits for it.
+ */
+/** nats-server refuses a lame_duck_duration under 30 s. */
+export const NATS_LAME_DUCK = { durationSeconds: 30, graceSeconds: 10 } as const;
+/** How long systemd waits for a stopping server: lame duck plus room to flush JetStream. */
+export const NATS_STOP_TIMEOUT_SECONDS = NATS_LAME_DUCK.durationSeconds + NATS_LAME_DUCK.graceSeconds + 30;
+
 export function renderNatsConf(input: NatsConfInput): string {
     const { node, layout } = input;
     const tls = (file: keyof typeof NATS_TLS_FILES) => quoted(natsTlsPath(layout, file), "TLS path");
@@ -118,6 +130,10 @@ tls {
 # Monitoring (/healthz, /routez, /jsz) never leaves the node.
 http: ${quoted(`127.0.0.1:${node.ports.monitor}`, "monitor address")}
 
+# SIGUSR2 (systemd's KillSignal) stops the server in lame-duck mode.
+lame_duck_duration: "${NATS_LAME_DUCK.durationSeconds}s"
+lame_duck_grace_period: "${NATS_LAME_DUCK.graceSeconds}s"
+
 jetstream {
   store_dir: ${quoted(layout.storeDir, "store_dir")}
   max_memory_store: ${input.jetstream.maxMemoryBytes}
@@ -129,6 +145,11 @@ cluster {
   # Routes only on the WireGuard address; the route CA is separate from the
   # client CA, so a client certificate never passes verification here.
   listen: ${quoted(`${node.wgAddress}:${node.ports.route}`, "route listen address")}
+  # Servers would otherwise tell clients every peer's client URLs, built from
+  # every interface address (WireGuard and private ones included), none of
+  # which a client outside can reach or verify in the certificate. Clients
+  # get their server list from the deploy's outputs instead.
+  no_advertise: true
   tls {
     cert_file: ${tls("routeCert")}
     key_file: ${tls("routeKey")}
@@ -205,9 +226,10 @@ ExecStart=${layout.binary} -c ${conf}
 ExecReload=/bin/kill -s HUP $MAINPID
 Restart=always
 RestartSec=2
-# SIGTERM makes nats-server hand over its RAFT leaderships before exiting.
-KillSignal=SIGTERM
-TimeoutStopSec=60
+# SIGUSR2 is lame-duck mode: clients are moved off gently, RAFT leaderships
+# handed over, then the server exits (see lame_duck_duration in nats.conf).
+KillSignal=SIGUSR2
+TimeoutStopSec=${NATS_STOP_TIMEOUT_SECONDS}
 LimitNOFILE=65536
 UMask=0077
 ReadWritePaths=${layout.storeDir}
@@ -229,6 +251,15 @@ RestrictSUIDSGID=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
 SystemCallArchitectures=native
+# The system calls an ordinary service makes; anything else fails with EPERM
+# instead of killing the process, so a Go runtime probe cannot crash it.
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+# Other processes, and /proc beyond its own pids, are invisible to it.
+ProtectProc=invisible
+ProcSubset=pid
+PrivateMounts=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
 
@@ -327,6 +358,7 @@ export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
     const file = (path: string, content: string, permissions: string, owner = "root:root", defer = owner !== "root:root") => ({
         path, content, permissions, owner, ...(defer ? { defer: true } : {}),
     });
+    const guard = metadataGuardCloudConfig();
     const doc = {
         hostname: node.hostname,
         ...(node.dnsName ? { fqdn: node.dnsName } : {}),
@@ -347,9 +379,10 @@ export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
             file(NATS_INSTALL_SCRIPT, input.installScript, "0700"),
             file(wireguard.privateKey.path, wireguard.privateKey.content, wireguard.privateKey.permissions, "root:root", true),
             file(wireguard.conf.path, wireguard.conf.content, wireguard.conf.permissions, "root:root", true),
+            ...guard.files.map((f) => file(f.path, f.content, f.permissions)),
         ],
-        packages: ["wireguard-tools"],
-        runcmd: [["systemctl", "enable", "--now", WG_QUICK_UNIT], [NATS_INSTALL_SCRIPT]],
+        packages: ["wireguard-tools", ...guard.packages],
+        runcmd: [...guard.runcmd, ["systemctl", "enable", "--now", WG_QUICK_UNIT], [NATS_INSTALL_SCRIPT]],
     };
     return `#cloud-config\n${YAML.stringify(doc, { lineWidth: 0 })}`;
 }

@@ -10,6 +10,7 @@
  * SSH or the Linode console.
  */
 import { stringify } from "yaml";
+import { metadataGuardCloudConfig } from "./metadataGuard";
 import { ipv4InCidr, isIpv4Cidr } from "../lib/ip";
 import { WG_LISTEN_PORT_MAX, WG_LISTEN_PORT_MIN } from "../lib/limits";
 import { renderHubPeers, renderPeer, WG_INTERFACE, WG_PERSISTENT_KEEPALIVE_SECONDS, WgSpokePeer } from "./wgMesh";
@@ -196,6 +197,7 @@ log "done"
 
 /** The cache node's cloud-config: the bootstrap script and a runcmd that runs it. */
 export function renderWgCacheCloudConfig(params: WgBootstrapParams): string {
+    const guard = metadataGuardCloudConfig();
     const document = {
         write_files: [
             {
@@ -204,8 +206,10 @@ export function renderWgCacheCloudConfig(params: WgBootstrapParams): string {
                 permissions: "0700",
                 content: renderWgBootstrapScript(params),
             },
+            ...guard.files,
         ],
-        runcmd: [[WG_BOOTSTRAP_SCRIPT_PATH]],
+        packages: guard.packages,
+        runcmd: [...guard.runcmd, [WG_BOOTSTRAP_SCRIPT_PATH]],
     };
     return `#cloud-config\n${stringify(document, { lineWidth: 0 })}`;
 }

@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { METADATA_GUARD_UNIT_NAME } from "../cloudinit/metadataGuard";
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -152,12 +153,12 @@ describe("systemd unit, install script and cloud-config", function () {
 
     it("installs wireguard-tools, writes the WireGuard files root-only after it, and brings wg0 up before nats-server", () => {
         const doc = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, ""));
-        assert.deepStrictEqual(doc.packages, ["wireguard-tools"]);
+        assert.deepStrictEqual(doc.packages, ["wireguard-tools", "nftables"]);
         const byPath = Object.fromEntries((doc.write_files as { path: string }[]).map((f) => [f.path, f]));
         for (const [path, content] of [["/etc/wireguard/privatekey", wireguard.privateKey.content], ["/etc/wireguard/wg0.conf", wireguard.conf.content]]) {
             assert.deepStrictEqual(byPath[path], { path, content, permissions: "0600", owner: "root:root", defer: true }, path);
         }
-        assert.deepStrictEqual(doc.runcmd, [["systemctl", "enable", "--now", "wg-quick@wg0.service"], ["/usr/local/sbin/meshstack-install-nats"]]);
+        assert.deepStrictEqual(doc.runcmd, [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", METADATA_GUARD_UNIT_NAME], ["systemctl", "enable", "--now", "wg-quick@wg0.service"], ["/usr/local/sbin/meshstack-install-nats"]]);
     });
 
     it("writes secrets 0600 for the nats user after cloud-init created it", () => {

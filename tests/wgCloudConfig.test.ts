@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { METADATA_GUARD_UNIT_NAME } from "../cloudinit/metadataGuard";
 import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -37,7 +38,7 @@ describe("WireGuard cache cloud-config rendering", function () {
         const text = renderWgCacheCloudConfig(variants[0].params);
         assert.ok(text.startsWith("#cloud-config\n"));
         const doc = parse(text);
-        assert.deepStrictEqual(doc.runcmd, [[WG_BOOTSTRAP_SCRIPT_PATH]]);
+        assert.deepStrictEqual(doc.runcmd, [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", METADATA_GUARD_UNIT_NAME], [WG_BOOTSTRAP_SCRIPT_PATH]]);
         const file = doc.write_files.find((f: { path: string }) => f.path === WG_BOOTSTRAP_SCRIPT_PATH);
         assert.strictEqual(file.permissions, "0700");
         assert.strictEqual(file.owner, "root:root");

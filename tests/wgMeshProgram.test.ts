@@ -85,13 +85,13 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
         }
     });
 
-    it("NATS user-data: nats-server wants and starts after wg-quick@wg0, which runcmd brings up first", () => {
+    it("NATS user-data: nats-server wants and starts after wg-quick@wg0, which runcmd brings up first (after the metadata guard)", () => {
         for (const i of NODES) {
             const cloudConfig = userData(cloud.byName(`nats-${i}-instance`));
             const unit = writtenFile(cloudConfig, "/etc/systemd/system/nats-server.service");
             assert.match(unit, /^Wants=.*\bwg-quick@wg0\.service\b/m);
             assert.match(unit, /^After=.*\bwg-quick@wg0\.service\b/m);
-            assert.deepStrictEqual(YAML.parse(cloudConfig).runcmd[0], ["systemctl", "enable", "--now", "wg-quick@wg0.service"]);
+            assert.deepStrictEqual(YAML.parse(cloudConfig).runcmd[2], ["systemctl", "enable", "--now", "wg-quick@wg0.service"]);
         }
     });
 

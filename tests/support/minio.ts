@@ -38,7 +38,9 @@ export class MinioServer {
         child.stdout!.on("data", (d) => server.output.push(String(d)));
         child.stderr!.on("data", (d) => server.output.push(String(d)));
         try {
-            await waitFor("MinIO to become ready", async () => (await fetch(`${server.endpoint}/minio/health/ready`)).ok, 60_000);
+            // health/ready answers before IAM and the object layer are up (a loaded
+            // machine then gets 503 XMinioServerNotInitialized): wait for a signed request.
+            await waitFor("MinIO to become ready", async () => (await fetch(`${server.endpoint}/minio/health/ready`)).ok && (await server.signedFetch("GET", "/")).ok, 60_000);
         } catch (err) {
             await server.stop();
             throw new Error(`${(err as Error).message}\n${server.output.join("")}`);
@@ -50,17 +52,22 @@ export class MinioServer {
         return { endpoint: this.endpoint, region: this.region, bucket, key };
     }
 
-    async createBucket(bucket: string): Promise<void> {
+    /** A bodiless request signed with the root credentials. */
+    private async signedFetch(method: "GET" | "PUT", pathname: string): Promise<Response> {
         const url = new URL(this.endpoint);
         const signer = new SignatureV4({ credentials: this.credentials, region: this.region, service: "s3", sha256: Sha256, uriEscapePath: false });
         const signed = await signer.sign(
             new HttpRequest({
-                method: "PUT", protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path: `/${bucket}`,
+                method, protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path: pathname,
                 headers: { host: url.host, "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
             }),
         );
         const { host: _host, ...headers } = signed.headers;
-        const response = await fetch(`${this.endpoint}/${bucket}`, { method: "PUT", headers });
+        return fetch(`${this.endpoint}${pathname}`, { method, headers });
+    }
+
+    async createBucket(bucket: string): Promise<void> {
+        const response = await this.signedFetch("PUT", `/${bucket}`);
         if (!response.ok) throw new Error(`create bucket ${bucket}: HTTP ${response.status} ${await response.text()}`);
     }
 

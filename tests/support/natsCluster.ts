@@ -188,7 +188,7 @@ export class LoopbackNatsCluster {
         child.stderr!.on("data", (d) => state.log.push(String(d)));
     }
 
-    /** Stops a server: SIGTERM is `systemctl stop` (graceful), SIGKILL a crash. */
+    /** Stops a server: SIGTERM a graceful stop, SIGUSR2 what `systemctl stop` sends (lame duck), SIGKILL a crash. */
     async stop(index: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
         const state = this.nodes[index];
         if (!this.isRunning(index)) return;
