@@ -24,12 +24,11 @@
 import * as http from "http";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "tls";
+import { GOLDEN_PREPARED_MARKER } from "../cloudinit/goldenPrepare";
 
 /** What the engine passes for a value not known yet during a preview. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
-/** The description line GoldenImage writes into a prepared build container; vzdump keeps it in the archive. */
-export const GOLDEN_PREPARED_MARKER = "meshstack-golden-prepared";
 
 export interface RetryPolicy {
     /** Tries of one call in all, the first included. */
