@@ -5,6 +5,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { natsNodes, natsWgAddresses } from "./cloudinit/natsTopology";
+import { GoldenGuests } from "./components/goldenGuests";
 import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
@@ -66,6 +67,9 @@ const nats = new NatsCluster("nats", {
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 
+// Off unless meshstack:proxmoxGuests lists guests.
+const goldenGuests = config.proxmox ? new GoldenGuests("pve", { proxmox: config.proxmox }) : undefined;
+
 export const bucketName = store.bucketName;
 export const bucketEndpoint = store.endpoint;
 export const wgCachePublicKey = wgCache.publicKey;
@@ -78,3 +82,4 @@ export const bootstrapDelivery = {
     "wg-cache": wgCache.node.bootstrapDelivery,
     ...Object.fromEntries(nats.nodes.map((node, i) => [nats.hostnames[i], node.bootstrapDelivery])),
 };
+export const proxmoxGuests = goldenGuests?.summary ?? {};
