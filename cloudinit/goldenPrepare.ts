@@ -167,12 +167,19 @@ echo "$volid"
 `;
 }
 
-/** Removes the archive a build made; the command provider hands its stdout to the delete command. */
+/**
+ * Removes the archive a build made. The command provider hands the build's
+ * stdout to the delete command as PULUMI_COMMAND_STDOUT, over SSH only where
+ * the node's sshd accepts that variable (AcceptEnv PULUMI_COMMAND_*);
+ * without it the archive is left and the script says so.
+ */
 export function renderGoldenDeleteScript(): string {
     return `#!/bin/bash
 set -euo pipefail
 volid=$(printf '%s\\n' "\${PULUMI_COMMAND_STDOUT:-}" | tail -n 1)
-if [ -n "$volid" ] && pvesm path "$volid" >/dev/null 2>&1; then
+if [ -z "$volid" ]; then
+  echo "golden archive unknown here (sshd did not accept PULUMI_COMMAND_STDOUT); remove it with pvesm free" >&2
+elif pvesm path "$volid" >/dev/null 2>&1; then
   pvesm free "$volid"
 fi
 `;
