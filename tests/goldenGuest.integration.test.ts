@@ -106,11 +106,13 @@ describe("GoldenGuest provider (serialized, fresh host process) against the Prox
         }
     });
 
-    it("delete stops and destroys a guest; a second delete of the missing guest succeeds", async () => {
+    it("delete stops and destroys a guest; a second delete of the missing guest succeeds, a read reports it gone", async () => {
         const guest = await create({ vmid: target.vmidBase + 3, hostname: "gone" });
         await host.delete(guest.id, guest.outs);
         if (target.emulator) assert.strictEqual(target.emulator.guestConfig(target.vmidBase + 3), undefined);
         await host.delete(guest.id, guest.outs);
+        // A refresh of a guest deleted by hand drops it from state (empty id) instead of failing.
+        assert.strictEqual((await host.read(guest.id, guest.outs)).id, "");
     });
 
     it("a bad token fails fast with an authorization error, no retries", async () => {
