@@ -4,6 +4,7 @@
  * providers/ (dynamic providers).
  */
 import * as pulumi from "@pulumi/pulumi";
+import { GoldenGuests } from "./components/goldenGuests";
 import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
@@ -80,6 +81,9 @@ const nats = new NatsCluster("nats", {
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 
+// Off unless meshstack:proxmoxGuests lists guests.
+const goldenGuests = config.proxmox ? new GoldenGuests("pve", { proxmox: config.proxmox }) : undefined;
+
 export const bucketName = store.access.bucket;
 export const bucketEndpoint = store.access.endpoint;
 export const wgCachePublicKey = wgCache.publicKey;
@@ -92,3 +96,4 @@ export const bootstrapDelivery = {
     "wg-cache": wgCache.node.bootstrapDelivery,
     ...Object.fromEntries(nats.nodes.map((node, i) => [nats.hostnames[i], node.bootstrapDelivery])),
 };
+export const proxmoxGuests = goldenGuests?.summary ?? {};

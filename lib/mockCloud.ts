@@ -145,6 +145,18 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         outcome: unwrapSecrets(inputs.stored) ? "deleted" : "nothing-stored",
         detail: unwrapSecrets(inputs.stored) ? `s3://${unwrapSecrets(inputs.bucket)}/${unwrapSecrets(inputs.key)} deleted` : "user-data went inline or gzipped; nothing in the bucket",
     }),
+    // The golden build prints the archive's volume id last.
+    "command:remote:Command": (name) => ({ stdout: `local:backup/vzdump-lxc-9000-${name}.tar.zst\n`, stderr: "" }),
+    "pulumi-nodejs:dynamic/meshstack:GoldenGuest": (name, inputs) => {
+        const mac = (seed: string) => ["BC", "24", "11", ...(fakeToken(seed, 6, "0123456789ABCDEF").match(/../g) ?? [])].join(":");
+        return {
+            archiveMacs: { net0: mac("golden-archive") },
+            observed: {
+                hostname: unwrapSecrets(inputs.hostname), macs: { net0: mac(name) }, rootfsSizeGiB: Number(unwrapSecrets(inputs.rootfsSizeGiB)) || 8,
+                mountPoints: {}, startOnBoot: Boolean(unwrapSecrets(inputs.startOnBoot)), running: true, ipv4: fakeIpv4(name, "192.0.2"),
+            },
+        };
+    },
 };
 
 function fakeId(type: string, name: string): string {

@@ -11,7 +11,8 @@ readonly MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 readonly NATS_SERVER_VERSION="v2.14.7"
 readonly NATSCLI_VERSION="v0.3.0"
 readonly ACTIONLINT_VERSION="v1.7.12"
-readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 openssl curl nftables util-linux)
+# debootstrap, qemu-system-x86 and e2fsprogs: the golden-image boot test (npm run test:golden-boot).
+readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 openssl curl nftables util-linux debootstrap qemu-system-x86 e2fsprogs)
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}"

@@ -279,6 +279,65 @@ describe("stack config", () => {
             assert.match(onlyError({ natsClusterName: "TODO" }).message, /placeholder/);
         });
     });
+
+    describe("Proxmox VE golden-image guests", () => {
+        const guest = "vmid=101;hostname=web-1;rootfsGiB=16;mp=/srv/data:8;mp=/var/lib/app:4:fast;onboot=true";
+        const base = {
+            proxmoxEndpoint: "https://pve.example.net:8006", proxmoxNode: "pve", proxmoxTokenId: "meshstack@pve!deploy",
+            proxmoxTokenSecret: "5f0c3e6e-3d1b-4d7e-9d61-0a1b2c3d4e5f", proxmoxStorage: "local-lvm",
+            proxmoxArchive: "local:backup/vzdump-lxc-9000-2026_06_09-20_41_10.tar.zst",
+        };
+
+        it("is off with the Pulumi.yaml defaults: every optional string \"\" and no guests", () => {
+            const defaults = Object.fromEntries(Object.entries(CONFIG_KEYS).filter(([k, spec]) => k.startsWith("proxmox") && spec.type === "string" && spec.optional).map(([k]) => [k, ""]));
+            assert.strictEqual(valid({ ...defaults, proxmoxGuests: "[]" }).proxmox, undefined);
+        });
+
+        it("parses guests, with mount points and start on boot, and keeps the token secret secret", () => {
+            const config = valid({ ...base, proxmoxGuests: JSON.stringify([guest, "vmid=102;hostname=web-2"]) }, ["proxmoxTokenSecret"]);
+            assert.deepStrictEqual(config.proxmox!.guests, [
+                { vmid: 101, hostname: "web-1", rootfsGiB: 16, mountPoints: [{ path: "/srv/data", sizeGiB: 8 }, { path: "/var/lib/app", sizeGiB: 4, storage: "fast" }], startOnBoot: true },
+                { vmid: 102, hostname: "web-2", mountPoints: [], startOnBoot: false },
+            ]);
+            assert.strictEqual(config.proxmox!.archive, base.proxmoxArchive);
+            const clear = errorsOf({ ...base, proxmoxGuests: JSON.stringify([guest]) });
+            assert.deepStrictEqual(clear.map((e) => [e.key, e.value]), [["meshstack:proxmoxTokenSecret", "[secret]"]]);
+        });
+
+        it("names every problem in every guest at once", () => {
+            const error = onlyError({ ...base, proxmoxGuests: JSON.stringify(["vmid=5;hostname=Web_1;mp=srv:0", "hostname=b;color=red", "vmid=101;hostname=x", "vmid=101;hostname=y"]) }, ["proxmoxTokenSecret"]);
+            assert.strictEqual(error.key, "meshstack:proxmoxGuests");
+            for (const part of [/item 0 .*vmid "5"/, /item 0 .*hostname "Web_1"/, /item 0 .*mp "srv:0"/, /item 1 .*unknown field "color"/, /item 1 .*vmid is missing/, /vmid 101 is used by more than one guest/, /allowed: a list of "vmid=/]) {
+                assert.match(error.message, part);
+            }
+        });
+
+        it("with guests, requires the endpoint, node, token, storage and one golden source, all reported together", () => {
+            const errors = errorsOf({ proxmoxGuests: JSON.stringify([guest]) });
+            assert.deepStrictEqual(errors.map((e) => e.key).sort(), [
+                "meshstack:proxmoxArchive", "meshstack:proxmoxEndpoint", "meshstack:proxmoxNode", "meshstack:proxmoxStorage", "meshstack:proxmoxTokenId", "meshstack:proxmoxTokenSecret",
+            ]);
+        });
+
+        it("building the golden needs the SSH key and excludes a given archive; CA bundle and fingerprint exclude each other", () => {
+            const errors = errorsOf({
+                ...base, proxmoxGuests: JSON.stringify([guest]), proxmoxGoldenTemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                proxmoxCaBundlePem: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----", proxmoxTlsFingerprint: Array(32).fill("AB").join(":"),
+            }, ["proxmoxTokenSecret"]);
+            assert.deepStrictEqual(errors.map((e) => e.key).sort(), ["meshstack:proxmoxGoldenTemplate", "meshstack:proxmoxSshPrivateKey", "meshstack:proxmoxTlsFingerprint"]);
+        });
+
+        it("a golden built by the stack is reached over SSH at the endpoint's host unless told otherwise", () => {
+            const { archive: _archive, ...rest } = { ...base, archive: undefined };
+            const config = valid({
+                ...rest, proxmoxArchive: "", proxmoxGuests: JSON.stringify([guest]), proxmoxGoldenTemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+                proxmoxSshPrivateKey: pemBlock("OPENSSH PRIVATE KEY", "k"),
+            }, ["proxmoxTokenSecret", "proxmoxSshPrivateKey"]);
+            assert.deepStrictEqual({ ...config.proxmox!.golden, sshPrivateKey: "-" }, {
+                template: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", vmid: 9000, packages: [], backupStorage: "local", bridge: "vmbr0", sshHost: "pve.example.net", sshPrivateKey: "-",
+            });
+        });
+    });
 });
 
 function lengthPrefixed(value: string | Buffer): Buffer {

@@ -1,0 +1,149 @@
+/**
+ * The Proxmox VE API emulator holds to what the real API does, checked with
+ * raw HTTPS calls (no provider code), so the provider's tests mean something.
+ */
+import * as assert from "assert";
+import * as https from "https";
+import { PveEmulator } from "./support/pveEmulator";
+import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, PveTarget, startPveEmulator } from "./support/pveTarget";
+
+interface Raw {
+    status: number;
+    reason: string;
+    body: any;
+}
+
+function raw(target: PveTarget, method: string, apiPath: string, params: Record<string, string> = {}, authorization?: string): Promise<Raw> {
+    const form = new URLSearchParams(params).toString();
+    const withBody = method !== "GET" && method !== "DELETE";
+    const url = new URL(`${target.endpoint}/api2/json${apiPath}${!withBody && form ? `?${form}` : ""}`);
+    return new Promise((resolve, reject) => {
+        const req = https.request(url, {
+            method, ca: target.caBundlePem,
+            headers: {
+                Authorization: authorization ?? `PVEAPIToken=${target.tokenId}=${target.tokenSecret}`,
+                ...(withBody ? { "Content-Type": "application/x-www-form-urlencoded" } : {}),
+            },
+        }, (res) => {
+            let text = "";
+            res.on("data", (c) => (text += c));
+            res.on("end", () => resolve({ status: res.statusCode!, reason: res.statusMessage!, body: JSON.parse(text) }));
+        });
+        req.on("error", reject);
+        if (withBody) req.write(form);
+        req.end();
+    });
+}
+
+async function waitTask(target: PveTarget, upid: string): Promise<any> {
+    for (;;) {
+        const r = await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(upid)}/status`);
+        if (r.status === 200 && r.body.data.status === "stopped") return r.body.data;
+        await new Promise((done) => setTimeout(done, 20));
+    }
+}
+
+describe("Proxmox VE API emulator", function () {
+    this.timeout(30_000);
+    let target: PveTarget;
+    let emulator: PveEmulator;
+
+    before(async () => {
+        target = await startPveEmulator({ timeScale: 0.05, timings: { resizeMs: 40_000 } });
+        emulator = target.emulator!;
+        emulator.tokens.push({ id: "auditor@pve!ro", secret: "ro-secret-0000", privileges: ["VM.Audit", "Datastore.Audit"] });
+    });
+    after(() => target?.stop());
+
+    it("answers with the {\"data\": ...} envelope", async () => {
+        const r = await raw(target, "GET", "/version");
+        assert.strictEqual(r.status, 200);
+        assert.strictEqual(typeof r.body.data.version, "string");
+    });
+
+    it("refuses a bad token with 401 after the (scaled) 3 s delay, the message in the reason phrase", async () => {
+        const started = Date.now();
+        const r = await raw(target, "GET", "/version", {}, `PVEAPIToken=${target.tokenId}=wrong`);
+        assert.deepStrictEqual([r.status, r.reason, r.body.data], [401, "invalid token value!", null]);
+        assert.ok(Date.now() - started >= 140, "delayed");
+        assert.strictEqual((await raw(target, "GET", "/version", {}, "Bearer x")).status, 401);
+    });
+
+    it("refuses a missing privilege with 403 Permission check failed", async () => {
+        const r = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "300", ostemplate: target.archive, restore: "1" }, "PVEAPIToken=auditor@pve!ro=ro-secret-0000");
+        assert.deepStrictEqual([r.status, r.reason], [403, "Permission check failed (/vms/300, VM.Allocate)"]);
+    });
+
+    it("reports parameter errors as 400 with an errors object", async () => {
+        const r = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "5", restore: "1" });
+        assert.strictEqual(r.status, 400);
+        assert.strictEqual(r.reason, "Parameter verification failed.");
+        assert.deepStrictEqual(Object.keys(r.body.errors).sort(), ["ostemplate", "vmid"]);
+        assert.strictEqual(r.body.data, null);
+    });
+
+    it("extractconfig returns the archived config with its description as comment lines", async () => {
+        const r = await raw(target, "GET", "/nodes/pve/vzdump/extractconfig", { volume: target.archive });
+        assert.match(r.body.data, /^#meshstack-golden-prepared v1\n/);
+        assert.match(r.body.data, new RegExp(`hwaddr=${EMULATED_ARCHIVE_MAC}`));
+    });
+
+    it("a restore without unique=1 keeps the archived MAC and hostname; with unique=1 and a hostname it does not", async () => {
+        const kept = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "301", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        assert.match(kept.body.data, /^UPID:pve:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzrestore:301:meshstack@pve!deploy:$/);
+        const locked = await raw(target, "PUT", "/nodes/pve/lxc/301/config", { onboot: "1" });
+        assert.deepStrictEqual([locked.status, locked.reason], [500, "CT is locked (create)"]);
+        assert.strictEqual((await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(kept.body.data)}/status`)).reason, "no such task");
+        assert.strictEqual((await waitTask(target, kept.body.data)).exitstatus, "OK");
+        assert.strictEqual(emulator.guestConfig(301)!.hostname, EMULATED_ARCHIVE_HOSTNAME);
+        assert.match(emulator.guestConfig(301)!.net0, new RegExp(`hwaddr=${EMULATED_ARCHIVE_MAC}`));
+        const unique = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "302", ostemplate: target.archive, restore: "1", unique: "1", hostname: "own", storage: "local-lvm" });
+        await waitTask(target, unique.body.data);
+        assert.strictEqual(emulator.guestConfig(302)!.hostname, "own");
+        assert.doesNotMatch(emulator.guestConfig(302)!.net0, new RegExp(EMULATED_ARCHIVE_MAC));
+        const again = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "302", ostemplate: target.archive, restore: "1" });
+        assert.deepStrictEqual([again.status, again.reason], [500, "CT 302 already exists on node 'pve'"]);
+    });
+
+    it("a resize task holds the config lock: a config write fails after the (scaled) 10 s wait with the exact lock text", async () => {
+        const resize = await raw(target, "PUT", "/nodes/pve/lxc/302/resize", { disk: "rootfs", size: "+2G" });
+        assert.match(resize.body.data, /:resize:302:/);
+        const started = Date.now();
+        const write = await raw(target, "PUT", "/nodes/pve/lxc/302/config", { mp0: "local-lvm:1,mp=/srv" });
+        assert.deepStrictEqual([write.status, write.reason], [500, "can't lock file '/run/lock/lxc/pve-config-302.lock' - got timeout"]);
+        assert.ok(Date.now() - started >= 480, `waited ${Date.now() - started} ms`);
+        await waitTask(target, resize.body.data);
+        assert.match(emulator.guestConfig(302)!.rootfs, /size=10G/);
+        assert.strictEqual((await raw(target, "PUT", "/nodes/pve/lxc/302/config", { mp0: "local-lvm:1,mp=/srv" })).status, 200);
+        const same = await raw(target, "PUT", "/nodes/pve/lxc/302/resize", { disk: "rootfs", size: "10G" });
+        assert.deepStrictEqual([same.status, same.reason], [500, "disk is already at specified size"]);
+        const shrink = await raw(target, "PUT", "/nodes/pve/lxc/302/resize", { disk: "rootfs", size: "4G" });
+        assert.deepStrictEqual([shrink.status, shrink.reason], [500, "unable to shrink disk size"]);
+    });
+
+    it("a stale digest is a conflict", async () => {
+        const { body } = await raw(target, "GET", "/nodes/pve/lxc/302/config");
+        assert.strictEqual((await raw(target, "PUT", "/nodes/pve/lxc/302/config", { onboot: "1", digest: body.data.digest })).status, 200);
+        const stale = await raw(target, "PUT", "/nodes/pve/lxc/302/config", { onboot: "0", digest: body.data.digest });
+        assert.deepStrictEqual([stale.status, stale.reason], [500, "detected modified configuration - file changed by other user? Try again."]);
+    });
+
+    it("a netN written without hwaddr gets a fresh MAC", async () => {
+        const before = emulator.guestConfig(301)!.net0;
+        await raw(target, "PUT", "/nodes/pve/lxc/301/config", { net0: "name=eth0,bridge=vmbr0,ip=dhcp" });
+        assert.notStrictEqual(emulator.guestConfig(301)!.net0, before);
+        assert.match(emulator.guestConfig(301)!.net0, /hwaddr=BC:24:11:/);
+    });
+
+    it("start, stop and destroy are tasks; destroying a missing CT says its config does not exist", async () => {
+        const start = await raw(target, "POST", "/nodes/pve/lxc/301/status/start");
+        await waitTask(target, start.body.data);
+        assert.strictEqual((await raw(target, "POST", "/nodes/pve/lxc/301/status/start")).reason, "CT 301 already running");
+        assert.strictEqual((await raw(target, "DELETE", "/nodes/pve/lxc/301")).reason, "CT 301 is running - destroy failed");
+        await waitTask(target, (await raw(target, "POST", "/nodes/pve/lxc/301/status/stop")).body.data);
+        await waitTask(target, (await raw(target, "DELETE", "/nodes/pve/lxc/301")).body.data);
+        const gone = await raw(target, "DELETE", "/nodes/pve/lxc/301");
+        assert.deepStrictEqual([gone.status, gone.reason], [500, "Configuration file 'nodes/pve/lxc/301.conf' does not exist"]);
+    });
+
+});
