@@ -11,7 +11,8 @@ import {
     userDataSecretViolations, worldInboundViolations,
 } from "../policy/rules";
 import { UNKNOWN } from "../providers/unknowns";
-import { committedStacks, PROJECT, runStackProgram } from "./support/program";
+import { asHostSees, previewFreshStack } from "./support/engine";
+import { committedStacks, forgetProgram, PROJECT, runStackProgram } from "./support/program";
 
 function resource(type: string, props: Record<string, unknown>, options: Partial<CheckedResource["opts"]> = {}, stack = "dev", name = "r"): CheckedResource {
     return { type, name, urn: `urn:pulumi:${stack}::meshstack::${type}::${name}`, props, opts: { protect: false, additionalSecretOutputs: [], ...options } };
@@ -106,6 +107,14 @@ describe("policy pack rules", () => {
             assert.deepStrictEqual(prodProtectViolations(natsNode("prod", true)), []);
             assert.deepStrictEqual(prodProtectViolations(natsNode("dev", false)), []);
         });
+    });
+
+    it("accepts prod's resources as a preview of a fresh prod stack shows them (unknowns where nothing exists yet)", async () => {
+        const { cloud } = await previewFreshStack("prod").finally(forgetProgram);
+        const checked = policyResources(PROJECT, "prod", cloud.resources).map((r) => ({ ...r, props: asHostSees(r.props) }));
+        const instance = checked.find((r) => r.type === TYPES.instance)!;
+        assert.strictEqual(instance.props.firewallId, UNKNOWN, "a fresh stack's firewall id is not known yet");
+        assert.deepStrictEqual(checkStack(checked), []);
     });
 
     for (const stack of committedStacks()) {

@@ -47,6 +47,7 @@ describe("workflows", () => {
             assert.match(deploy.if!, new RegExp(`github\\.event\\.label\\.name == '${LABEL}'`));
             assert.match(previewDev.if!, new RegExp(`!contains\\(github\\.event\\.pull_request\\.labels\\.\\*\\.name, '${LABEL}'\\)`));
             for (const job of [deploy, previewDev, destroy]) assert.match(job.if!, /head\.repo\.full_name == github\.repository/, "forks get no secrets");
+            assert.match(deploy.if!, /github\.event\.pull_request\.state == 'open'/, "labelling a closed PR deploys nothing");
         });
 
         it("deploys stack pr-<number> made from the template, creating it when missing", () => {

@@ -32,6 +32,11 @@ export async function runStackProgram(stack: string, overrides: Record<string, s
     try {
         return await runProgram(stack, { preview: true, stackFile, overrides });
     } finally {
-        delete require.cache[require.resolve(path.join(REPO_ROOT, "index.ts"))];
+        forgetProgram();
     }
+}
+
+/** Drops index.ts from the module cache, so the next require of it runs the program again. */
+export function forgetProgram(): void {
+    delete require.cache[require.resolve(path.join(REPO_ROOT, "index.ts"))];
 }
