@@ -81,8 +81,8 @@ const nats = new NatsCluster("nats", {
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 
-// Off unless meshstack:proxmoxGuests lists guests.
-const goldenGuests = config.proxmox ? new GoldenGuests("pve", { proxmox: config.proxmox }) : undefined;
+// Off unless meshstack:proxmoxGuests lists guests. Guests hold state: protected where the environment protects state (children inherit protect).
+const goldenGuests = config.proxmox ? new GoldenGuests("pve", { proxmox: config.proxmox }, { protect: environment.protectState }) : undefined;
 
 export const bucketName = store.access.bucket;
 export const bucketEndpoint = store.access.endpoint;
