@@ -6,7 +6,7 @@
  *
  * Writes out/<stack>/: resources.json (type, name, parent, dependencies,
  * inputs with secrets redacted), artifacts/ (every rendered file),
- * topology.mmd (Mermaid), cost.json (monthly cost from lib/linodePrices.ts),
+ * topology.mmd (Mermaid), cost.json (monthly cost from tooling/linodePrices.ts),
  * policy.json (the policy pack's rules over every resource), policy-config.json
  * (the pack's config for this stack, for --policy-pack-config) and
  * stack-tags.json (what `pulumi stack tag set` gives the stack). A preview
@@ -17,11 +17,11 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { formatConfigErrors, parseStackConfig } from "../lib/config";
-import { cliStackConfigOf } from "../lib/cliConfig";
-import { formatCostTable, stackCost } from "../lib/cost";
+import { cliStackConfigOf } from "../tooling/cliConfig";
+import { formatCostTable, stackCost } from "../tooling/cost";
 import { environmentOf, stackFileName, stackTags } from "../lib/environments";
-import { startMockCloud, unwrapSecrets } from "../lib/mockCloud";
-import { extractArtifacts, policyResources, redactInputs, topologyMermaid } from "../lib/plan";
+import { startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
+import { extractArtifacts, policyResources, redactInputs, topologyMermaid } from "../tooling/plan";
 import { checkStack, packConfigFile, policyConfigForStack } from "../policy/rules";
 
 const REPO_ROOT = path.resolve(__dirname, "..");

@@ -12,7 +12,7 @@
  */
 import * as fs from "fs";
 import { environmentOf } from "../lib/environments";
-import { markedCommentId, renderPreviewComment } from "../lib/prComment";
+import { markedCommentId, renderPreviewComment } from "../tooling/prComment";
 
 const GITHUB_API = "https://api.github.com";
 const REQUEST_TIMEOUT_MS = 30_000;

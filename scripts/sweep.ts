@@ -11,7 +11,7 @@
  * (GITHUB_TOKEN, GITHUB_REPOSITORY or --repo owner/name), and the account's
  * instances, firewalls, buckets and object storage keys from the Linode API
  * (LINODE_TOKEN). `--record FILE` writes that inventory for later.
- * The decisions are lib/sweep.ts's.
+ * The decisions are tooling/sweep.ts's.
  */
 import { execFile } from "child_process";
 import * as fs from "fs";
@@ -22,7 +22,7 @@ import { environmentOf, PREVIEW_TEMPLATE_STACK } from "../lib/environments";
 import {
     applySweep, DEFAULT_SWEEP_SETTINGS, describeAction, LinodeResource, linodeResourcesFrom, planSweep, previewPrOf, PullRequestState,
     shortStackName, StackListEntry, SweepExecutor, SweepInventory, SweepSettings,
-} from "../lib/sweep";
+} from "../tooling/sweep";
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, "..");

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { asRewrittenByCli, cliStackConfig, cliStackConfigOf, projectConfigProblems } from "../lib/cliConfig";
+import { asRewrittenByCli, cliStackConfig, cliStackConfigOf, projectConfigProblems } from "../tooling/cliConfig";
 import { formatConfigErrors, parseStackConfig, StackConfig } from "../lib/config";
 
 const REPO_ROOT = path.resolve(__dirname, "..");

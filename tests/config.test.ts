@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, ConfigError, formatConfigErrors, parseStackConfig, pemBlock, qualify, StackConfig } from "../lib/config";
-import { cliStackConfigOf } from "../lib/cliConfig";
+import { cliStackConfigOf } from "../tooling/cliConfig";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 

@@ -4,7 +4,7 @@ import { formatConfigErrors, parseStackConfig, qualify } from "../lib/config";
 import {
     environmentOf, linodeTags, prNumberOfTag, PREVIEW_TAG, prTag, resourceTags, stackFileName, stackTags,
 } from "../lib/environments";
-import { cliStackConfigOf } from "../lib/cliConfig";
+import { cliStackConfigOf } from "../tooling/cliConfig";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 

@@ -7,8 +7,8 @@ import * as assert from "assert";
 import * as path from "path";
 import { GOLDEN_PREPARED_MARKER } from "../cloudinit/goldenPrepare";
 import { pemBlock, qualify } from "../lib/config";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
-import { cliStackConfigOf } from "../lib/cliConfig";
+import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
+import { cliStackConfigOf } from "../tooling/cliConfig";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 const GOLDEN_GUEST = "pulumi-nodejs:dynamic/meshstack:GoldenGuest";

@@ -5,8 +5,8 @@ import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
 import { pemBlock } from "../lib/config";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../lib/mockCloud";
-import { instanceUserData } from "../lib/plan";
+import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
+import { instanceUserData } from "../tooling/plan";
 import { meshTopology } from "../lib/topology";
 import { isSecret, resolve } from "./support/outputs";
 

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { ObjectStore, ObjectStoreArgs } from "../components/objectStore";
-import { isRpcSecret, MockCloud, startMockCloud } from "../lib/mockCloud";
+import { isRpcSecret, MockCloud, startMockCloud } from "../tooling/mockCloud";
 import { isSecret, resolve } from "./support/outputs";
 
 const naming = { project: "meshstack", stack: "test" };

@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
 import * as zlib from "zlib";
-import { RecordedResource, RPC_SECRET_KEY, RPC_SECRET_SIG } from "../lib/mockCloud";
-import { extractArtifacts, redactInputs, topologyMermaid } from "../lib/plan";
+import { RecordedResource, RPC_SECRET_KEY, RPC_SECRET_SIG } from "../tooling/mockCloud";
+import { extractArtifacts, redactInputs, topologyMermaid } from "../tooling/plan";
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, "..");

@@ -5,7 +5,7 @@
  * stack under the mock cloud.
  */
 import * as assert from "assert";
-import { policyResources } from "../lib/plan";
+import { policyResources } from "../tooling/plan";
 import {
     CheckedResource, checkStack, dynamicKind, policyConfigForStack, instanceFirewallViolations, prodProtectViolations, publicStorageViolations, TYPES,
     userDataSecretViolations, worldInboundViolations,

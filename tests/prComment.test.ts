@@ -1,6 +1,6 @@
 import * as assert from "assert";
-import { stackCost } from "../lib/cost";
-import { commentMarker, markedCommentId, renderPreviewComment } from "../lib/prComment";
+import { stackCost } from "../tooling/cost";
+import { commentMarker, markedCommentId, renderPreviewComment } from "../tooling/prComment";
 
 const outputs = {
     bucketName: "meshstack-pr-7-rendezvous-abc123",

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { startMockCloud } from "../lib/mockCloud";
+import { startMockCloud } from "../tooling/mockCloud";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { resolve } from "./support/outputs";
 

@@ -8,7 +8,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
-import { MockCloud, RecordedResource, unwrapSecrets } from "../lib/mockCloud";
+import { MockCloud, RecordedResource, unwrapSecrets } from "../tooling/mockCloud";
 import { committedStacks, REPO_ROOT, runStackProgram } from "./support/program";
 
 const run = promisify(execFile);

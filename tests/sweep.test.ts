@@ -5,7 +5,7 @@ import * as path from "path";
 import { promisify } from "util";
 import {
     applySweep, DEFAULT_SWEEP_SETTINGS, LinodeResource, linodeResourcesFrom, planSweep, SweepExecutor, SweepInventory,
-} from "../lib/sweep";
+} from "../tooling/sweep";
 
 const recorded = JSON.parse(fs.readFileSync(path.join(__dirname, "fixtures/sweep/recorded.json"), "utf8"));
 const inventory: SweepInventory = { now: recorded.now, stacks: recorded.stacks, pulls: recorded.pulls, resources: linodeResourcesFrom(recorded.linode) };

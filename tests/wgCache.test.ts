@@ -6,12 +6,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "../components/objectStore";
 import { WgCache, WgCacheArgs } from "../components/wgCache";
 import { WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
-import { isRpcSecret, MockCloud, startMockCloud } from "../lib/mockCloud";
+import { isRpcSecret, MockCloud, startMockCloud } from "../tooling/mockCloud";
 import { linodeLabelProblem } from "../lib/naming";
 import { isWgPublicKey } from "../lib/wgKey";
 import { DEFAULT_POLL_POLICY } from "../providers/wgPubkeyPoll";
-import { unwrapSecrets } from "../lib/mockCloud";
-import { instanceUserData } from "../lib/plan";
+import { unwrapSecrets } from "../tooling/mockCloud";
+import { instanceUserData } from "../tooling/plan";
 import { assertValidCloudConfig } from "./support/cloudInit";
 
 const naming = { project: "meshstack", stack: "dev" };

@@ -21,7 +21,7 @@ import * as os from "os";
 import * as path from "path";
 import * as readline from "readline";
 import * as pulumi from "@pulumi/pulumi";
-import { isRpcSecret, unwrapSecrets } from "../../lib/mockCloud";
+import { isRpcSecret, unwrapSecrets } from "../../tooling/mockCloud";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 

@@ -23,8 +23,8 @@
  * not touch it.
  */
 import * as path from "path";
-import { cliStackConfigOf } from "../../lib/cliConfig";
-import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud, unwrapSecrets } from "../../lib/mockCloud";
+import { cliStackConfigOf } from "../../tooling/cliConfig";
+import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud, unwrapSecrets } from "../../tooling/mockCloud";
 import { UNKNOWN } from "../../providers/unknowns";
 import { OFFLINE_HOST_ENV, ProviderHost } from "../harness/dynamicProviders";
 

@@ -6,7 +6,7 @@
  * gathers the inventory (pulumi stack ls, GitHub, the Linode API) and acts
  * on the plan only with --yes.
  */
-import { environmentOf, PREVIEW_TAG, previewStackName, prNumberOfTag } from "./environments";
+import { environmentOf, PREVIEW_TAG, previewStackName, prNumberOfTag } from "../lib/environments";
 
 /** One entry of `pulumi stack ls --json`. */
 export interface StackListEntry {

@@ -21,7 +21,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "./config";
+import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "../lib/config";
 
 interface ProjectConfigType {
     type?: string;

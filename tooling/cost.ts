@@ -1,6 +1,6 @@
 /**
  * The monthly cost of a stack from what its program registers, priced with
- * the committed table in lib/linodePrices.ts. No Pulumi tool prices Linode,
+ * the committed table in tooling/linodePrices.ts. No Pulumi tool prices Linode,
  * so the offline plan does: a pull request that doubles a preview's cost
  * says so in its comment.
  */
@@ -72,7 +72,7 @@ export function stackCost(stack: string, resources: PricedResource[], prices = L
     if (storageRegions.size) notes.push("an account already paying for Object Storage in that region pays nothing more for the bucket");
     const overridden = [...regions].filter((r) => (prices.regionsWithOverrides as readonly string[]).includes(r));
     if (overridden.length) notes.push(`${overridden.join(", ")} ${overridden.length === 1 ? "has" : "have"} region prices above the base prices shown`);
-    if (unpriced.length) notes.push(`no price in lib/linodePrices.ts for ${unpriced.join(", ")}: the total leaves them out`);
+    if (unpriced.length) notes.push(`no price in tooling/linodePrices.ts for ${unpriced.join(", ")}: the total leaves them out`);
     return {
         stack, currency: prices.currency, pricesAsOf: prices.asOf, source: prices.source,
         lines, totalMonthly: cents(lines.reduce((sum, l) => sum + l.monthly, 0)), unpriced, notes,
