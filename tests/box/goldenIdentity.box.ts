@@ -7,9 +7,10 @@
  * machine-ids of their own. A third copy with the first-boot unit removed
  * must show ssh.service failed: the unit is what makes sshd work.
  *
- * Run with `npm run test:golden-boot`. Cold (no cached root) the
- * debootstrap adds about three minutes; each boot takes one to two minutes
- * under TCG.
+ * Run with `npm run test:golden-boot`. Measured on the shared 2-core box
+ * (load average about 12): debootstrap 3 min when the root is not cached,
+ * the chroot prepare 15-35 s, each boot 2-5 min under TCG (RSA host-key
+ * generation is the slow part); 12-14 min in all when warm.
  */
 import * as assert from "assert";
 import * as fs from "fs";
