@@ -63,6 +63,7 @@ const nats = new NatsCluster("nats", {
     objectStore: store,
     bootstrap: config.bootstrap,
     clientCa: config.nats.clientCa,
+    serverRelease: config.nats.serverRelease,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 

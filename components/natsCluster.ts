@@ -16,6 +16,7 @@ import { renderSpokeWgFiles, WG_QUICK_UNIT, wgSubnet } from "../cloudinit/wgMesh
 import { BootstrapConfig, MAX_NATS_NODES } from "../lib/config";
 import { cidrsByFamily, selectPublicIpv4 } from "../lib/endpoint";
 import { linodeLabel, NamingContext } from "../lib/naming";
+import { NatsServerRelease } from "../lib/natsRelease";
 import { JetStreamKv } from "../providers/jetstreamKv";
 
 export interface NatsControlPlaneKvArgs {
@@ -91,6 +92,8 @@ export interface NatsClusterArgs {
      * clientCidrs; otherwise leave it unset and create buckets from inside.
      */
     controlPlaneKv?: NatsControlPlaneKvArgs;
+    /** Where the nodes download nats-server and its checksums (a private mirror); the release site by default. */
+    serverRelease?: NatsServerRelease;
 }
 
 /**
@@ -193,7 +196,7 @@ export class NatsCluster extends pulumi.ComponentResource {
         this.firewallId = firewall.id.apply(Number);
 
         const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-        const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300 });
+        const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300, release: args.serverRelease });
         this.nodes = topology.map((node) => {
             const route = this.leafCert(`${name}-${node.index}-route`, natsRouteCertProfile(node), routeCa);
             const server = this.leafCert(`${name}-${node.index}-server`, natsServerCertProfile(node, this.serviceName), clientCa);
