@@ -73,6 +73,8 @@ echo 'LANG=en_US.UTF-8' >"$root/etc/default/locale"
 cat >"$root/etc/cloud/cloud.cfg.d/90-meshstack-box.cfg" <<'EOF'
 # meshstack box: the seed disk (NoCloud) stands in for Linode Metadata.
 datasource_list: [ NoCloud, None ]
+# Linode installs an instance's authorized keys for root.
+disable_root: false
 EOF
 
 install -m 0755 "$here/platform/meshstack-box-platform" "$root/usr/local/sbin/meshstack-box-platform"
@@ -91,7 +93,7 @@ cp "$initrd" "$work/initrd.img"
 basename "$kernel" | sed 's/^vmlinuz-//' >"$work/kernel-version"
 
 log "writing the ext4 root disk ($DISK_SIZE)"
-mkfs.ext4 -q -F -L root -d "$root" "$work/root.raw" "$DISK_SIZE"
+mkfs.ext4 -q -F -L root -d "$root" "$work/root.raw" "$DISK_SIZE" >&2
 qemu-img convert -O qcow2 "$work/root.raw" "$work/root.qcow2"
 rm -f "$work/root.raw"
 echo "$packages" | tr , '\n' >"$work/packages"
