@@ -31,7 +31,7 @@ import { BoxTls, randomOutputs } from "./material";
 import { applyFirewall, attachTap, createUnderlay, FirewallSpec, removeUnderlay, UNDERLAY, vmUnderlayAddress } from "./network";
 import { BoxObjectStore } from "./objectStore";
 import { boxSshKey } from "./ssh";
-import { bootImageAt, macAddress, powerOffAll, QemuVm } from "./vm";
+import { bootImageAt, macAddress, powerOff, powerOffAll, powerOn, QemuVm } from "./vm";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 export const BOX_CACHE = process.env.MESHSTACK_BOX_CACHE ?? path.join(os.homedir(), ".cache", "meshstack", "box");
@@ -191,6 +191,8 @@ export async function up(options: UpOptions): Promise<BoxState> {
         // The box's operator is this host: break-glass SSH with the box's key, from the host's underlay address.
         sshAuthorizedKeys: JSON.stringify([sshKey.publicKey]),
         breakGlassSshCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
+        // Emulated VMs on a shared host boot several times slower than a Linode; the deploy's wait is what grows.
+        wgPubkeyPollTimeoutSeconds: "1500",
     };
     const config = boxConfig(options.stack, { ...mirrorConfig, ...options.overrides });
 
@@ -324,6 +326,17 @@ export async function up(options: UpOptions): Promise<BoxState> {
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(path.join(out, "outputs.json"), JSON.stringify(redactInputs(outputs), null, 2) + "\n");
     return state;
+}
+
+/** Pulls a box VM's plug (chaos). */
+export async function powerOffVm(vm: BoxVm): Promise<void> {
+    await powerOff(vm.dir);
+}
+
+/** Boots a powered-off box VM again on its own disk, behind the same tap name and firewall chain. */
+export function powerOnVm(vm: BoxVm): void {
+    powerOn(vm.dir);
+    attachTap(vm.tap);
 }
 
 /** Deletes everything a box run made, newest first; works on a crashed run's leftovers too. */

@@ -109,10 +109,6 @@ export function writeSeedIso(dir: string, seed: SeedFiles): string {
 export class QemuVm {
     constructor(public readonly spec: VmSpec) {}
 
-    get pidFile(): string {
-        return path.join(this.spec.dir, "qemu.pid");
-    }
-
     /** Everything the guest printed on its serial console (kernel, systemd, cloud-init). */
     get consoleLog(): string {
         return path.join(this.spec.dir, "console.log");
@@ -148,54 +144,54 @@ export class QemuVm {
             "-drive", `file=${this.overlay},if=virtio,format=qcow2,discard=unmap`,
             "-drive", `file=${path.join(spec.dir, "seed.iso")},if=virtio,format=raw,readonly=on`,
             ...nics,
-            "-serial", `file:${this.consoleLog}`,
-            "-daemonize", "-pidfile", this.pidFile,
+            "-chardev", `file,id=console,path=${this.consoleLog},append=on`, "-serial", "chardev:console",
+            "-daemonize", "-pidfile", path.join(spec.dir, "qemu.pid"),
         ];
     }
 
-    /** Powers the VM on (prepare() first). Returns once QEMU runs; the guest boots on its own. */
+    /**
+     * Powers the VM on (prepare() first). Returns once QEMU runs; the guest
+     * boots on its own. The command line is kept in the VM's directory, so
+     * powerOn() can boot the same machine again from any process.
+     */
     start(): void {
-        if (this.running()) return;
-        // An appended console log keeps earlier boots for the post-mortem.
-        const result = spawnSync("nice", ["-n", "5", "qemu-system-x86_64", ...this.qemuArgs()], { encoding: "utf8" });
-        if (result.status !== 0) throw new Error(`qemu for ${this.spec.name} failed (exit ${result.status}): ${result.stderr.trim()}`);
-    }
-
-    running(): boolean {
-        const pid = readPid(this.pidFile);
-        return pid !== undefined && alive(pid);
-    }
-
-    /** Pulls the plug: no shutdown, as a host failure would. Resolves when QEMU is gone. */
-    async powerOff(): Promise<void> {
-        const pid = readPid(this.pidFile);
-        if (pid === undefined) return;
-        if (alive(pid)) process.kill(pid, "SIGKILL");
-        for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-        fs.rmSync(this.pidFile, { force: true });
-    }
-
-    /** Powers off and removes the VM's directory. */
-    async destroy(): Promise<void> {
-        await this.powerOff();
-        fs.rmSync(this.spec.dir, { recursive: true, force: true });
+        const args = this.qemuArgs();
+        fs.writeFileSync(path.join(this.spec.dir, ARGS_FILE), JSON.stringify(args));
+        powerOn(this.spec.dir);
     }
 }
 
-/** Powers off every VM whose pidfile lies under `root` (a crashed run's leftovers included). */
+const ARGS_FILE = "qemu-args.json";
+
+/** Boots the VM whose directory this is, with the command line of its first start (same disk, same seed). */
+export function powerOn(dir: string): void {
+    const pidFile = path.join(dir, "qemu.pid");
+    const pid = readPid(pidFile);
+    if (pid !== undefined && alive(pid)) return;
+    const args = JSON.parse(fs.readFileSync(path.join(dir, ARGS_FILE), "utf8")) as string[];
+    // The serial console is a file QEMU appends to: earlier boots stay for the post-mortem.
+    const result = spawnSync("nice", ["-n", "5", "qemu-system-x86_64", ...args], { encoding: "utf8" });
+    if (result.status !== 0) throw new Error(`qemu in ${dir} failed (exit ${result.status}): ${result.stderr.trim()}`);
+}
+
+/** Pulls the plug: no shutdown, as a host failure would. Resolves when QEMU is gone. */
+export async function powerOff(dir: string): Promise<boolean> {
+    const pidFile = path.join(dir, "qemu.pid");
+    const pid = readPid(pidFile);
+    if (pid === undefined) return false;
+    const wasRunning = alive(pid);
+    if (wasRunning) process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    fs.rmSync(pidFile, { force: true });
+    return wasRunning;
+}
+
+/** Powers off every VM whose directory lies under `root` (a crashed run's leftovers included). */
 export async function powerOffAll(root: string): Promise<string[]> {
     if (!fs.existsSync(root)) return [];
     const stopped: string[] = [];
     for (const entry of fs.readdirSync(root, { withFileTypes: true })) {
-        const pidFile = path.join(root, entry.name, "qemu.pid");
-        const pid = entry.isDirectory() ? readPid(pidFile) : undefined;
-        if (pid === undefined) continue;
-        if (alive(pid)) {
-            process.kill(pid, "SIGKILL");
-            stopped.push(entry.name);
-        }
-        for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-        fs.rmSync(pidFile, { force: true });
+        if (entry.isDirectory() && (await powerOff(path.join(root, entry.name)))) stopped.push(entry.name);
     }
     return stopped;
 }

@@ -87,7 +87,7 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/tmp/* "$root"/var/log/*.log
 
 kernel=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n 1)
 initrd=$(find "$root/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n 1)
-[ -n "$kernel" ] && [ -n "$initrd" ] || { log "no kernel or initrd in /boot"; exit 1; }
+if [ -z "$kernel" ] || [ -z "$initrd" ]; then log "no kernel or initrd in /boot"; exit 1; fi
 cp "$kernel" "$work/vmlinuz"
 cp "$initrd" "$work/initrd.img"
 basename "$kernel" | sed 's/^vmlinuz-//' >"$work/kernel-version"
