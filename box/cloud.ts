@@ -44,6 +44,7 @@ export const BOX_IMAGE_ID = "linode/debian12";
 const DYNAMIC_PREFIX = "pulumi-nodejs:dynamic/";
 const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
 const LINODE_ID_BASE = 40_000_000;
+const DELETE_DEADLINE_MS = 60_000;
 // The runtime exports this from its stack module but not from its index.
 const { runInPulumiStack } = require("@pulumi/pulumi/runtime/stack") as { runInPulumiStack: (init: () => Promise<unknown>) => Promise<unknown> };
 
@@ -349,11 +350,17 @@ export async function down(log: (line: string) => void): Promise<void> {
             if (!host) continue;
             try {
                 const { __provider: _provider, ...props } = resource.outputs;
-                await host.delete(resource.id, props);
+                // Everything goes with the box anyway: a delete that waits on a VM already gone is cut short.
+                let timer: NodeJS.Timeout | undefined;
+                const deadline = new Promise<never>((_, reject) => {
+                    timer = setTimeout(() => reject(new Error(`no answer within ${DELETE_DEADLINE_MS / 1000}s`)), DELETE_DEADLINE_MS);
+                });
+                await Promise.race([host.delete(resource.id, props), deadline]).finally(() => clearTimeout(timer));
                 log(`- ${shortType(resource.type)} ${resource.name} deleted`);
             } catch (err) {
                 log(`- ${shortType(resource.type)} ${resource.name}: delete failed (${(err as Error).message}); removed with the box anyway`);
             } finally {
+                await host.kill("SIGKILL");
                 await host.close();
             }
         }

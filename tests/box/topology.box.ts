@@ -32,8 +32,9 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
     natsKvBucket: "control",
     metadataLimitBytes: "8192",
-    // Long enough for a slow emulated boot to fetch its #include before the object goes.
-    bootstrapCleanupDelaySeconds: "240",
+    // Three emulated VMs booting at once on a shared host reach cloud-init's
+    // network stage minutes after power-on; the object must outlive that.
+    bootstrapCleanupDelaySeconds: "600",
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
 const KV_BUCKET = "boxtest";
