@@ -28,7 +28,8 @@ export const UNDERLAY = {
     firstVmHost: 10,
 } as const;
 
-const TABLE = "meshstack_box";
+export const NFT_TABLE = "meshstack_box";
+const TABLE = NFT_TABLE;
 
 function run(cmd: string, args: string[], input?: string): string {
     try {
@@ -141,14 +142,18 @@ export function nftVmChains(chain: string, firewall: FirewallSpec | undefined): 
     return { inbound, outbound };
 }
 
-/** Puts a VM behind its firewall: traffic to and from its tap jumps to the VM's chains. */
-export function applyFirewall(vmName: string, tap: string, firewall: FirewallSpec | undefined): void {
+/** The nftables script that puts a VM behind its firewall: traffic to and from its tap jumps to the VM's chains. */
+export function nftFirewallScript(vmName: string, tap: string, firewall: FirewallSpec | undefined): string {
     const chain = vmName.replace(/[^A-Za-z0-9_]/g, "_");
     const { inbound, outbound } = nftVmChains(chain, firewall);
     const body = (name: string, statements: string[]) => `  chain ${name} {\n${statements.map((s) => `    ${s}\n`).join("")}  }\n`;
-    inNamespace("nft", ["-f", "-"], `table inet ${TABLE} {
+    return `table inet ${TABLE} {
 ${body(`${chain}_in`, inbound)}${body(`${chain}_out`, outbound)}}
 add rule inet ${TABLE} forward oifname "${tap}" jump ${chain}_in
 add rule inet ${TABLE} forward iifname "${tap}" jump ${chain}_out
-`);
+`;
+}
+
+export function applyFirewall(vmName: string, tap: string, firewall: FirewallSpec | undefined): void {
+    inNamespace("nft", ["-f", "-"], nftFirewallScript(vmName, tap, firewall));
 }
