@@ -124,7 +124,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         for (const vm of state.vms) {
             const status = await onVm(vm, "cloud-init status --long");
             assert.match(status, /^status: done$/m, `${vm.name}: ${status}`);
-            const problems = await onVm(vm, "grep -E ' (WARNING|ERROR|CRITICAL)' /var/log/cloud-init.log || true");
+            const problems = await onVm(vm, "grep -E '\\[(WARNING|ERROR|CRITICAL)\\]' /var/log/cloud-init.log || true");
             assert.strictEqual(problems.trim(), "", `${vm.name} logged problems:\n${problems}`);
         }
     });
