@@ -78,6 +78,7 @@ const nats = new NatsCluster("nats", {
     clientCa: config.nats.clientCa,
     tags,
     protect: environment.protectState,
+    serverRelease: config.nats.serverRelease,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
 });
 

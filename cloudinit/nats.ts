@@ -9,19 +9,9 @@ import * as YAML from "yaml";
 import { NatsNode } from "../lib/topology";
 import { metadataGuardCloudConfig } from "./metadataGuard";
 import { WG_QUICK_UNIT, WgFile } from "./wgMesh";
+import { NATS_SERVER_RELEASE, NatsServerRelease } from "../lib/natsRelease";
 
-/**
- * The nats-server release installed on the nodes. 2.10+ for v2 routes
- * (pooling) and in-place replica changes of older streams; the tests build
- * the same version from the Go module proxy (scripts/setup.sh).
- */
-export const NATS_SERVER_RELEASE = {
-    version: "v2.14.7",
-    sha256: {
-        amd64: "e5c20b1cb2c0566b54c544312e91e011f9e130c5c80f16a14f4cf28ef30b8be2",
-        arm64: "50e0258a1b7290f3fe2e4f17506b74a90ffb1dd77867ae3a402eb0c9e2b0d40f",
-    },
-} as const;
+export { NATS_SERVER_RELEASE } from "../lib/natsRelease";
 
 /** Where things live on a node. Tests point these at a temp directory. */
 export interface NatsLayout {
@@ -273,6 +263,8 @@ export interface NatsInstallInput {
     monitorPort: number;
     /** How long the script waits for /healthz?js-server-only=true before failing the boot. */
     readyTimeoutSeconds: number;
+    /** Where the tarball comes from and its checksums; NATS_SERVER_RELEASE when unset. */
+    release?: NatsServerRelease;
 }
 
 /**
@@ -283,15 +275,21 @@ export interface NatsInstallInput {
 export function renderNatsInstallScript(input: NatsInstallInput): string {
     const { layout } = input;
     const conf = natsConfPath(layout);
-    const v = NATS_SERVER_RELEASE.version;
+    const release = input.release ?? NATS_SERVER_RELEASE;
+    const v = release.version;
+    // Goes into a double-quoted shell word where only $arch may expand.
+    if (!/^https?:\/\/[^\s"`$\\]+$/.test(release.urlTemplate)) {
+        throw new Error(`nats-server download URL ${JSON.stringify(release.urlTemplate)} is not allowed; allowed: an http(s) URL without spaces, quotes, backslashes or $`);
+    }
+    const urlTemplate = release.urlTemplate.replaceAll("{version}", v).replaceAll("{arch}", "$arch");
     return `#!/usr/bin/env bash
 # Installs nats-server ${v} and starts it (rendered by meshstack).
 set -euo pipefail
 
 arch=$(dpkg --print-architecture)
 case "$arch" in
-  amd64) sha256=${NATS_SERVER_RELEASE.sha256.amd64} ;;
-  arm64) sha256=${NATS_SERVER_RELEASE.sha256.arm64} ;;
+  amd64) sha256=${release.sha256.amd64} ;;
+  arm64) sha256=${release.sha256.arm64} ;;
   *) echo "meshstack-install-nats: no pinned nats-server ${v} for architecture $arch (allowed: amd64, arm64)" >&2; exit 1 ;;
 esac
 
@@ -300,7 +298,7 @@ if [ "$(${layout.binary} --version 2>/dev/null || true)" != "nats-server: ${v}" 
   trap 'rm -rf "$work"' EXIT
   tarball="nats-server-${v}-linux-$arch.tar.gz"
   curl --fail --silent --show-error --location --retry 5 --retry-delay 3 \\
-    --output "$work/$tarball" "https://github.com/nats-io/nats-server/releases/download/${v}/$tarball"
+    --output "$work/$tarball" "${urlTemplate}"
   echo "$sha256  $work/$tarball" | sha256sum --check --strict
   tar -xzf "$work/$tarball" -C "$work"
   install -m 0755 -o root -g root "$work/nats-server-${v}-linux-$arch/nats-server" ${layout.binary}

@@ -19,6 +19,7 @@ import { selectPublicIpv4 } from "../lib/endpoint";
 import { linodeTags } from "../lib/environments";
 import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
+import { NatsServerRelease } from "../lib/natsRelease";
 import { JetStreamKv } from "../providers/jetstreamKv";
 
 export interface NatsControlPlaneKvArgs {
@@ -100,6 +101,8 @@ export interface NatsClusterArgs {
      * clientCidrs; otherwise leave it unset and create buckets from inside.
      */
     controlPlaneKv?: NatsControlPlaneKvArgs;
+    /** Where the nodes download nats-server and its checksums (a private mirror); the release site by default. */
+    serverRelease?: NatsServerRelease;
 }
 
 /**
@@ -201,7 +204,7 @@ export class NatsCluster extends pulumi.ComponentResource {
         this.firewallId = firewall.id.apply(Number);
 
         const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-        const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300 });
+        const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300, release: args.serverRelease });
         this.nodes = args.members.map(({ node, wgPrivateKey }) => {
             const route = this.leafCert(`${name}-${node.index}-route`, natsRouteCertProfile(node), routeCa);
             const server = this.leafCert(`${name}-${node.index}-server`, natsServerCertProfile(node, this.serviceName), clientCa);

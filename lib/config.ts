@@ -5,6 +5,7 @@
  * list of problems, so an operator fixes a stack file in one pass instead of
  * one `pulumi up` per mistake.
  */
+import { NATS_SERVER_RELEASE, NatsServerRelease } from "./natsRelease";
 
 import { environmentOf, environmentProblems } from "./environments";
 import { ipv4Network, ipv4ToInt, isCidr, isIpv4Cidr } from "./ip";
@@ -266,6 +267,20 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Control-plane KV bucket the deploy creates over the client port (needs the deployer inside natsClientCidrs); unset: none.",
         allowed: "1 to 64 letters, digits, _ or -",
     },
+    natsServerDownloadUrl: {
+        type: "string", default: NATS_SERVER_RELEASE.urlTemplate,
+        check: (v) => (typeof v === "string" && /^https?:\/\/[^\s"`$\\]+$/.test(v) && v.includes("{arch}") ? undefined : "is not allowed"),
+        description: `Where the nodes download the nats-server ${NATS_SERVER_RELEASE.version} release tarball ({version} and {arch} are filled in): the release site, or a private mirror of the same files.`,
+        allowed: "an http(s) URL containing {arch}, without spaces, quotes, backslashes or $, such as https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz",
+    },
+    natsServerSha256Amd64: {
+        type: "string", default: NATS_SERVER_RELEASE.sha256.amd64, check: matches(/^[0-9a-f]{64}$/),
+        description: "sha256 of the amd64 nats-server tarball; the node refuses any other bytes.", allowed: "64 lowercase hex digits",
+    },
+    natsServerSha256Arm64: {
+        type: "string", default: NATS_SERVER_RELEASE.sha256.arm64, check: matches(/^[0-9a-f]{64}$/),
+        description: "sha256 of the arm64 nats-server tarball; the node refuses any other bytes.", allowed: "64 lowercase hex digits",
+    },
     // Proxmox VE golden-image guests: all off while proxmoxGuests is empty.
     proxmoxEndpoint: {
         type: "string", default: "", optional: true, check: matches(/^https:\/\/[^/\s]+\/?$/),
@@ -392,6 +407,8 @@ export interface NatsConfig {
     dnsDomain?: string;
     /** The control-plane KV bucket the deploy creates, when set. */
     kvBucket?: string;
+    /** Where the nodes get nats-server and the checksums they check. */
+    serverRelease: NatsServerRelease;
 }
 
 /** The Proxmox VE part; present only when guests are configured. */
@@ -698,6 +715,11 @@ export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackCo
                 clientCa: v.natsClientCaCertPem ? { certPem: v.natsClientCaCertPem, keyPem: v.natsClientCaKeyPem } : undefined,
                 dnsDomain: v.natsDnsDomain,
                 kvBucket: v.natsKvBucket,
+                serverRelease: {
+                    version: NATS_SERVER_RELEASE.version,
+                    urlTemplate: v.natsServerDownloadUrl,
+                    sha256: { amd64: v.natsServerSha256Amd64, arm64: v.natsServerSha256Arm64 },
+                },
             },
             proxmox: proxmoxConfig(values),
         },

@@ -11,8 +11,11 @@ readonly MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 readonly NATS_SERVER_VERSION="v2.14.7"
 readonly NATSCLI_VERSION="v0.3.0"
 readonly ACTIONLINT_VERSION="v1.7.12"
-# debootstrap, qemu-system-x86 and e2fsprogs: the golden-image boot test (npm run test:golden-boot).
-readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 openssl curl nftables util-linux debootstrap qemu-system-x86 e2fsprogs)
+readonly MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
+# The box tier (real Debian VMs under QEMU): emulator, image tools, the seed
+# ISO, the per-VM firewall (nftables also checks the nodes' metadata guard).
+readonly BOX_APT_PACKAGES=(qemu-system-x86 qemu-utils debootstrap genisoimage e2fsprogs nftables)
+readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 openssl curl util-linux "${BOX_APT_PACKAGES[@]}")
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}"
@@ -68,6 +71,26 @@ go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
 go_tool nats "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" via-module
 go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
+go_tool mc "github.com/minio/mc@$MC_VERSION" via-module
+
+# nats_release_tarball: the pinned nats-server in its release layout
+# (nats-server-VERSION-linux-amd64/nats-server in a .tar.gz), for the box's
+# mirror: the nodes download and checksum-verify it as from a private mirror.
+# Reproducible bytes (fixed mtime and owner), so its sha256 is stable.
+nats_release_tarball() {
+  local dir="$tools_dir/mirror/nats-server/$NATS_SERVER_VERSION"
+  local name="nats-server-$NATS_SERVER_VERSION-linux-amd64"
+  [ -s "$dir/$name.tar.gz.sha256" ] && return
+  log "packing $name.tar.gz for the box mirror"
+  local work
+  work=$(mktemp -d)
+  mkdir -p "$work/$name" "$dir"
+  cp "$tools_dir/nats-server-$NATS_SERVER_VERSION" "$work/$name/nats-server"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" -cf - "$name" | gzip -n >"$dir/$name.tar.gz"
+  (cd "$dir" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
+  rm -rf "$work"
+}
+nats_release_tarball
 
 cd "$repo_root"
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -4,6 +4,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { CONFIG_KEYS, ConfigError, formatConfigErrors, parseStackConfig, pemBlock, qualify, StackConfig } from "../lib/config";
 import { cliStackConfigOf } from "../tooling/cliConfig";
+import { NATS_SERVER_RELEASE } from "../lib/natsRelease";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
 
@@ -57,6 +58,17 @@ describe("stack config", () => {
         const report = formatConfigErrors(errors);
         assert.match(report, /4 problems/);
         assert.match(report, /meshstack:wgListenPort = "70000": .*allowed: an integer from 1024 to 65535/);
+    });
+
+    it("takes a private mirror for nats-server, defaulting to the release site and its pinned checksums", () => {
+        assert.deepStrictEqual(valid().nats.serverRelease, NATS_SERVER_RELEASE);
+        const mirrored = valid({ natsServerDownloadUrl: "https://mirror.example.net/nats-server-{version}-linux-{arch}.tar.gz", natsServerSha256Amd64: "0".repeat(64) });
+        assert.strictEqual(mirrored.nats.serverRelease.urlTemplate, "https://mirror.example.net/nats-server-{version}-linux-{arch}.tar.gz");
+        assert.strictEqual(mirrored.nats.serverRelease.sha256.amd64, "0".repeat(64));
+        assert.strictEqual(mirrored.nats.serverRelease.sha256.arm64, NATS_SERVER_RELEASE.sha256.arm64);
+        const errors = errorsOf({ natsServerDownloadUrl: "https://mirror.example.net/nats.tar.gz", natsServerSha256Arm64: "XYZ" });
+        assert.deepStrictEqual(errors.map((e) => e.key).sort(), ["meshstack:natsServerDownloadUrl", "meshstack:natsServerSha256Arm64"]);
+        assert.match(errors.find((e) => e.key === "meshstack:natsServerDownloadUrl")!.message, /allowed: an http\(s\) URL containing \{arch\}/);
     });
 
     it("refuses angle-bracket placeholders", () => {

@@ -143,6 +143,26 @@ describe("systemd unit, install script and cloud-config", function () {
         await run("shellcheck", [file]);
     });
 
+    it("install script downloads from a configured mirror and checks the configured checksum (and shellcheck agrees)", async () => {
+        const mirror = {
+            ...NATS_SERVER_RELEASE,
+            urlTemplate: "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz?X-Amz-Signature=ab&x=1",
+            sha256: { amd64: "a".repeat(64), arm64: "b".repeat(64) },
+        };
+        const mirrored = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 60, release: mirror });
+        assert.ok(mirrored.includes(`"https://mirror.example.net/nats/${NATS_SERVER_RELEASE.version}/nats-server-${NATS_SERVER_RELEASE.version}-linux-$arch.tar.gz?X-Amz-Signature=ab&x=1"`));
+        assert.ok(mirrored.includes("a".repeat(64)) && !mirrored.includes(NATS_SERVER_RELEASE.sha256.amd64));
+        const file = path.join(dir, "install-mirror.sh");
+        fs.writeFileSync(file, mirrored);
+        await run("shellcheck", [file]);
+    });
+
+    it("refuses a download URL that would break out of its shell word", () => {
+        for (const urlTemplate of ["https://x/$(reboot)", "https://x/a b", 'https://x/"', "ftp://x/{arch}"]) {
+            assert.throws(() => renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 60, release: { ...NATS_SERVER_RELEASE, urlTemplate } }), /download URL .* is not allowed/);
+        }
+    });
+
     it("is a valid cloud-config for cloud-init's own schema", async () => {
         const file = path.join(dir, "cloud-config.yaml");
         fs.writeFileSync(file, cloudConfig);

@@ -1,0 +1,243 @@
+/**
+ * The box tier: the dev stack's real program boots real Debian 12 VMs
+ * (npm run box), and these tests look at what came up. One box for the
+ * whole file: booting it is the expensive part (minutes under emulation).
+ *
+ * The box runs the dev stack with what an operator of this machine would
+ * set: the NATS client port open to the host (the test client and the KV
+ * the deploy makes), and a Metadata limit small enough that the NATS nodes
+ * get their cloud-config through an #include pointer to MinIO.
+ */
+import * as assert from "assert";
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { jetstream } from "@nats-io/jetstream";
+import { KV, Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
+import { BoxResource, BoxState, BoxVm, logsDir, powerOffVm, powerOnVm, readState, REPO_ROOT, RUN_DIR } from "../../box/cloud";
+import { BoxTls } from "../../box/material";
+import { UNDERLAY } from "../../box/network";
+import { BoxObjectStore } from "../../box/objectStore";
+import { ssh } from "../../box/ssh";
+import { natsClientCertProfile } from "../../cloudinit/natsCerts";
+import { WG_BOOTSTRAP_LOG_PATH } from "../../cloudinit/wgCache";
+import { waitFor } from "../support/ports";
+
+type NatsConnection = Awaited<ReturnType<typeof connect>>;
+
+const STACK = "dev";
+/** The dev stack plus what the box's operator sets (see the file comment). */
+export const BOX_TEST_OVERRIDES: Record<string, string> = {
+    natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
+    natsKvBucket: "control",
+    metadataLimitBytes: "8192",
+    // Three emulated VMs booting at once on a shared host reach cloud-init's
+    // network stage minutes after power-on; the object must outlive that.
+    bootstrapCleanupDelaySeconds: "600",
+};
+const BOX_UP_TIMEOUT_MS = 30 * 60_000;
+const KV_BUCKET = "boxtest";
+
+/** Runs `npm run box` in its own process (the mock runtime is per process) and streams its progress. */
+function boxUp(): Promise<void> {
+    const args = ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "up", "--stack", STACK];
+    for (const [key, value] of Object.entries(BOX_TEST_OVERRIDES)) args.push("--config", `${key}=${value}`);
+    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), args, { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => child.kill("SIGTERM"), BOX_UP_TIMEOUT_MS);
+        child.on("exit", (code) => {
+            clearTimeout(timer);
+            code === 0 ? resolve() : reject(new Error(`npm run box exited ${code}`));
+        });
+    });
+}
+
+function boxDown(): Promise<void> {
+    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "down"], { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
+    return new Promise((resolve) => child.on("exit", () => resolve()));
+}
+
+describe("box: the dev topology on real Debian 12 VMs, from the program's own user-data", function () {
+    this.timeout(10 * 60_000);
+    let state: BoxState;
+    let failed = false;
+    let nc: NatsConnection | undefined;
+    let kv: KV;
+    const written = new Map<string, string>();
+
+    const resource = (name: string): BoxResource => {
+        const found = state.resources.find((r) => r.name === name);
+        if (!found) throw new Error(`the box state has no resource ${name}`);
+        return found;
+    };
+    const hub = (): BoxVm => state.vms.find((vm) => vm.name.startsWith("wg-cache"))!;
+    const natsVms = (): BoxVm[] => state.vms.filter((vm) => vm.name.startsWith("nats-")).sort((a, b) => a.name.localeCompare(b.name));
+    const onVm = (vm: BoxVm, command: string, timeoutSeconds = 60) => ssh(state.sshPrivateKey, vm.address, command, timeoutSeconds);
+    const serviceName = () => String(state.outputs!.natsServiceName);
+
+    /** A fresh client identity from the stack's client CA (its key is in the box's state, as in Pulumi's). */
+    const clientIdentity = () => {
+        const tls = new BoxTls();
+        const profile = natsClientCertProfile("box-test-client");
+        const key = tls.outputs("tls:index/privateKey:PrivateKey", { algorithm: "ECDSA", ecdsaCurve: "P256" });
+        const csr = tls.outputs("tls:index/certRequest:CertRequest", { privateKeyPem: key.privateKeyPem, subject: { commonName: profile.commonName, organization: profile.organization } });
+        const cert = tls.outputs("tls:index/locallySignedCert:LocallySignedCert", {
+            certRequestPem: csr.certRequestPem, caCertPem: resource("nats-client-ca").outputs.certPem, caPrivateKeyPem: resource("nats-client-ca-key").outputs.privateKeyPem,
+            validityPeriodHours: 24, allowedUses: profile.uses,
+        });
+        return { cert: String(cert.certPem), key: String(key.privateKeyPem) };
+    };
+
+    const clientUrls = () => state.outputs!.natsClientUrls as string[];
+
+    before(async function () {
+        this.timeout(BOX_UP_TIMEOUT_MS + 60_000);
+        await boxUp();
+        state = readState()!;
+        assert.ok(state?.outputs, "the box recorded no stack outputs");
+    });
+
+    afterEach(function () {
+        if (this.currentTest?.state === "failed") failed = true;
+    });
+
+    after(async function () {
+        this.timeout(10 * 60_000);
+        await nc?.close().catch(() => undefined);
+        if (failed && state) {
+            // The bootstrap logs, for the post-mortem (the serial consoles are copied by box:down).
+            const dir = path.join(logsDir(STACK), "bootstrap");
+            fs.mkdirSync(dir, { recursive: true });
+            for (const vm of state.vms) {
+                const text = await onVm(vm, `cloud-init status --long; tail -n +1 /var/log/cloud-init-output.log /var/log/cloud-init.log ${WG_BOOTSTRAP_LOG_PATH} 2>/dev/null; journalctl -b --no-pager -u nats-server -u wg-quick@wg0 | tail -n 200`, 60)
+                    .catch((err) => `unreachable: ${(err as Error).message}`);
+                fs.writeFileSync(path.join(dir, `${vm.name}.log`), text);
+            }
+            console.log(`bootstrap logs in ${path.relative(REPO_ROOT, dir)}/`);
+        }
+        await boxDown();
+    });
+
+    it("every node's cloud-init ends `done`, with no error and no warning in its log", async () => {
+        assert.strictEqual(state.vms.length, 4);
+        for (const vm of state.vms) {
+            const status = await onVm(vm, "cloud-init status --long");
+            assert.match(status, /^status: done$/m, `${vm.name}: ${status}`);
+            const problems = await onVm(vm, "grep -E '\\[(WARNING|ERROR|CRITICAL)\\]' /var/log/cloud-init.log || true");
+            assert.strictEqual(problems.trim(), "", `${vm.name} logged problems:\n${problems}`);
+        }
+    });
+
+    it("the pubkey poll returned the key the hub made, and the peer section carries it", async () => {
+        const onHub = (await onVm(hub(), "cat /etc/wireguard/publickey")).trim();
+        assert.match(onHub, /^[A-Za-z0-9+/]{43}=$/);
+        assert.strictEqual(state.outputs!.wgCachePublicKey, onHub);
+        assert.strictEqual(state.outputs!.wgCacheEndpoint, `${hub().address}:51820`);
+        assert.ok(String(state.outputs!.wgCachePeerSection).includes(`PublicKey = ${onHub}`));
+    });
+
+    it("NATS formed one cluster, its routes on wg0 addresses only", async () => {
+        for (const vm of natsVms()) {
+            const routez = JSON.parse(await onVm(vm, "curl -fsS http://127.0.0.1:8222/routez")) as { routes: { ip: string; remote_name: string }[] };
+            assert.ok(routez.routes.length > 0, `${vm.name} has no routes`);
+            for (const route of routez.routes) assert.match(route.ip, /^10\.44\.0\.\d+$/, `${vm.name} routes to ${route.ip}, outside wg0`);
+            assert.strictEqual(new Set(routez.routes.map((r) => r.remote_name)).size, natsVms().length - 1, `${vm.name}: ${JSON.stringify(routez.routes)}`);
+            const jsz = JSON.parse(await onVm(vm, "curl -fsS http://127.0.0.1:8222/jsz")) as { meta_cluster?: { cluster_size?: number; leader?: string } };
+            assert.strictEqual(jsz.meta_cluster?.cluster_size, 3);
+            assert.ok(jsz.meta_cluster?.leader);
+        }
+        const listeners = await onVm(natsVms()[0], "ss -Hltn 'sport = :6222'");
+        assert.match(listeners, /10\.44\.0\.10:6222/);
+        assert.doesNotMatch(listeners, /0\.0\.0\.0:6222|198\.51\.100/);
+    });
+
+    it("the deploy's own KV exists (the JetStreamKv provider ran against the VMs)", async () => {
+        assert.strictEqual(resource("nats-kv").outputs.streamName, "KV_control");
+    });
+
+    it("a client with a certificate from the client CA writes an R3 KV; a client without one is refused", async () => {
+        const identity = clientIdentity();
+        const ca = String(state.outputs!.natsClientCaCertPem);
+        await assert.rejects(
+            connect({ servers: clientUrls(), reconnect: false, timeout: 5000, tls: { ca, servername: serviceName() } }),
+            /certificate required|ECONNRESET|closed/i,
+        );
+        nc = await connect({ servers: clientUrls(), timeout: 10_000, reconnectTimeWait: 500, maxReconnectAttempts: -1, tls: { ca, cert: identity.cert, key: identity.key, servername: serviceName() } });
+        kv = await new Kvm(jetstream(nc, { timeout: 10_000 })).create(KV_BUCKET, { replicas: 3 });
+        for (let i = 0; i < 5; i++) {
+            await kv.put(`key.${i}`, `value-${i}`);
+            written.set(`key.${i}`, `value-${i}`);
+        }
+        const status = await kv.status();
+        assert.strictEqual(status.replicas, 3);
+        assert.strictEqual((await kv.get("key.3"))?.string(), "value-3");
+    });
+
+    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object", async () => {
+        const delivery = state.outputs!.bootstrapDelivery as Record<string, { method: string }>;
+        const included = Object.entries(delivery).filter(([, d]) => d.method === "object").map(([node]) => node);
+        assert.strictEqual(included.length, 3, JSON.stringify(delivery));
+        const store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, state.caCertFile);
+        for (const vm of natsVms()) {
+            const pointer = await onVm(vm, "head -c 9 /var/lib/cloud/instance/user-data.txt");
+            assert.strictEqual(pointer, "#include\n");
+            assert.match(await onVm(vm, "hostname"), /^meshstack-dev-\d\n$/);
+            const base = vm.name.replace(/-instance$/, "");
+            const cleanup = resource(`${base}-bootstrap-cleanup`).outputs;
+            assert.strictEqual(cleanup.outcome, "deleted", JSON.stringify(cleanup));
+            const object = resource(`${base}-bootstrap-object`).outputs;
+            assert.strictEqual(store.objectExists(String(state.outputs!.bucketName), String(object.key)), false);
+        }
+    });
+
+    describe("chaos on the VMs", () => {
+        const off: BoxVm[] = [];
+
+        const readAll = async () => {
+            const values: Record<string, string> = {};
+            for (const key of written.keys()) values[key] = (await kv.get(key))?.string() ?? "<missing>";
+            return values;
+        };
+
+        it("one NATS VM powered off: reads and writes go on", async () => {
+            off.push(natsVms()[2]);
+            await powerOffVm(off[0]);
+            await waitFor("a write with 2 of 3 servers", async () => {
+                await kv.put("chaos.one-off", "written-with-2-of-3");
+                return true;
+            }, 120_000, 2000);
+            written.set("chaos.one-off", "written-with-2-of-3");
+            // A read right after the failover may still be routed to the gone server's interest and time out; the next one is answered.
+            let values: Record<string, string> = {};
+            await waitFor("every value to read back with 2 of 3 servers", async () => {
+                values = await readAll();
+                return true;
+            }, 120_000, 2000);
+            assert.deepStrictEqual(values, Object.fromEntries(written));
+        });
+
+        it("two NATS VMs powered off: writes fail (closed), none is acknowledged", async () => {
+            off.push(natsVms()[1]);
+            await powerOffVm(off[1]);
+            await assert.rejects(kv.put("chaos.two-off", "must-not-be-acknowledged"));
+        });
+
+        it("both powered on again: the cluster re-forms and the data written before is intact", async function () {
+            this.timeout(15 * 60_000);
+            // The same disk and seed: cloud-init sees the same instance and does not run again.
+            for (const vm of off) powerOnVm(vm);
+            await waitFor("writes to succeed again", async () => {
+                await kv.put("chaos.back", "written-after-return");
+                return true;
+            }, 12 * 60_000, 5000);
+            written.set("chaos.back", "written-after-return");
+            let values: Record<string, string> = {};
+            await waitFor("every value to read back", async () => {
+                values = await readAll();
+                return true;
+            }, 120_000, 2000);
+            assert.deepStrictEqual(values, Object.fromEntries(written));
+        });
+    });
+});
