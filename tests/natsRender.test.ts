@@ -6,13 +6,14 @@ import * as path from "path";
 import { promisify } from "util";
 import * as YAML from "yaml";
 import {
-    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, natsConfPath,
+    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_UNIT_NAME, natsConfPath,
     renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../cloudinit/nats";
 import { natsNodes, natsServerCertProfile, natsRouteCertProfile, natsWgAddresses } from "../cloudinit/natsTopology";
 import { wgSubnet } from "../cloudinit/wgMesh";
 import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
 import { LoopbackNatsCluster } from "./support/natsCluster";
+import { waitFor } from "./support/ports";
 import { toolPath } from "./support/tools";
 
 const run = promisify(execFile);
@@ -88,6 +89,24 @@ describe("nats-server -t on the rendered configs", function () {
         });
     }
 
+    it("applies the JetStream file and memory store limits from nats.conf (a node's disk is not the store's to fill)", async () => {
+        cluster.start(0);
+        try {
+            let varz: { jetstream?: { config?: { max_storage?: number; max_memory?: number } } } = {};
+            await waitFor("node 0's monitoring endpoint", async () => {
+                const response = await cluster.monitor(0, "/varz").catch(() => undefined);
+                if (response?.ok) varz = (await response.json()) as typeof varz;
+                return !!response?.ok;
+            });
+            assert.deepStrictEqual(
+                [varz.jetstream?.config?.max_storage, varz.jetstream?.config?.max_memory],
+                [NATS_DEFAULT_JETSTREAM_LIMITS.maxFileBytes, NATS_DEFAULT_JETSTREAM_LIMITS.maxMemoryBytes],
+            );
+        } finally {
+            await cluster.stop(0, "SIGKILL");
+        }
+    });
+
     it("reports the pinned version", async () => {
         const { stdout } = await run(toolPath("nats-server"), ["--version"]);
         assert.strictEqual(stdout.trim(), `nats-server: ${NATS_SERVER_RELEASE.version}`);
@@ -130,6 +149,52 @@ describe("systemd unit, install script and cloud-config", function () {
         fs.writeFileSync(file, testUnit);
         const { stdout, stderr } = await run("systemd-analyze", ["verify", file]);
         assert.strictEqual((stdout + stderr).trim(), "");
+    });
+
+    describe("sandboxing, as `systemd-analyze security --offline=yes` scores the unit", () => {
+        interface SecurityCheck {
+            name: string;
+            set: boolean;
+            description: string;
+        }
+        let checks: SecurityCheck[];
+        before(async () => {
+            const file = path.join(dir, "security", NATS_UNIT_NAME);
+            fs.mkdirSync(path.dirname(file), { recursive: true });
+            fs.writeFileSync(file, unit);
+            const { stdout } = await run("systemd-analyze", ["security", "--offline=yes", "--json=short", file]);
+            checks = JSON.parse(stdout) as SecurityCheck[];
+        });
+        const failing = (prefix: string) => checks.filter((c) => c.name.startsWith(prefix) && !c.set).map((c) => `${c.name} ${c.description}`);
+
+        const required: [string, string][] = [
+            ["NoNewPrivileges=", "a setuid binary or a file capability cannot give the server more than it started with"],
+            ["ProtectSystem=", "strict: the whole file system is read-only except the JetStream store, so a compromised server cannot rewrite binaries, configs or keys"],
+            ["CapabilityBoundingSet=~", "no capability at all: every port nats-server binds is above 1024 and it changes no owner, clock or network setting"],
+            ["MemoryDenyWriteExecute=", "no memory both writable and executable: the Go runtime does not need it, injected code does"],
+            ["User=/DynamicUser=", "the server runs as the nats user, never root"],
+        ];
+        for (const [check, reason] of required) {
+            it(`passes ${check}: ${reason}`, () => {
+                assert.ok(checks.some((c) => c.name.startsWith(check)), `systemd-analyze reported no ${check} check`);
+                assert.deepStrictEqual(failing(check), []);
+            });
+        }
+
+        it("is exposed nowhere else than the network it serves and the options the unit does not set yet", () => {
+            // Not set in the unit; each would be a hardening change of its
+            // own, proven by a VM boot first (a wrong syscall filter or
+            // device policy kills the server only at runtime).
+            const accepted = [
+                "RestrictAddressFamilies=~AF_(INET|INET6)", // it serves clients and routes over TCP
+                "PrivateNetwork=", // the same
+                "IPAddressDeny=", // the Linode firewall filters sources; routes bind only the WireGuard address
+                "RestrictAddressFamilies=~AF_UNIX", // allowed by the unit for local name-service lookups
+                "SystemCallFilter=~", "DeviceAllow=", "ProtectProc=", "ProcSubset=", "PrivateUsers=", "PrivateMounts=", "RemoveIPC=", "RootDirectory=/RootImage=",
+            ];
+            const exposed = checks.filter((c) => !c.set && !accepted.some((a) => c.name.startsWith(a))).map((c) => `${c.name} ${c.description}`);
+            assert.deepStrictEqual(exposed, []);
+        });
     });
 
     it("install script pins the version and both checksums and passes shellcheck", async () => {
