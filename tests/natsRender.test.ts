@@ -19,8 +19,14 @@ import { toolPath } from "./support/tools";
 const run = promisify(execFile);
 const PASSWORD = "Zx81routePassword0123456789abcdef";
 const nodes = natsNodes({ clusterName: "meshstack-dev", wgAddresses: natsWgAddresses("10.44.0.1/24", 3), dnsDomain: "example.net" });
-const nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
-const secrets = renderNatsClusterSecrets({ self: nodes[1], peers: nodes, password: PASSWORD });
+// Rendered in beforeEach, not at load time: mutation testing (npm run mutate)
+// then knows which tests cover each line of the renderers.
+let nodeConf: string;
+let secrets: string;
+function renderNodeFiles(): void {
+    nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
+    secrets = renderNatsClusterSecrets({ self: nodes[1], peers: nodes, password: PASSWORD });
+}
 
 describe("NATS topology (pure)", () => {
     it("gives node i the WireGuard address .10+i in the cache node's subnet", () => {
@@ -47,6 +53,8 @@ describe("NATS topology (pure)", () => {
 });
 
 describe("nats.conf and the cluster-secrets include (pure)", () => {
+    beforeEach(renderNodeFiles);
+
     it("binds routes to the WireGuard address and monitoring to localhost", () => {
         assert.match(nodeConf, /listen: "10\.44\.0\.11:6222"/);
         assert.match(nodeConf, /^http: "127\.0\.0\.1:8222"$/m);
@@ -116,16 +124,23 @@ describe("nats-server -t on the rendered configs", function () {
 describe("systemd unit, install script and cloud-config", function () {
     this.timeout(60_000);
     let dir: string;
-    const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-    const script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 300 });
     const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-    const wireguard = renderSpokeWgFiles({
-        address: nodes[0].wgAddress, subnet: "10.44.0.0/24", privateKey: "YOuCSn3sTnjBB0ZT+k3Jt6mW1PmSm0EhGUzKixuW2GA=",
-        hub: { publicKey: "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=", endpoint: "45.79.1.2:51820" },
-    });
-    const cloudConfig = renderNatsCloudConfig({
-        node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, wireguard,
-        files: { routeCaPem: pem, routeCertPem: pem, routeKeyPem: pem, clientCaPem: pem, serverCertPem: pem, serverKeyPem: pem, natsConf: nodeConf, clusterSecrets: secrets },
+    let unit: string;
+    let script: string;
+    let wireguard: ReturnType<typeof renderSpokeWgFiles>;
+    let cloudConfig: string;
+    beforeEach(() => {
+        renderNodeFiles();
+        unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
+        script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 300 });
+        wireguard = renderSpokeWgFiles({
+            address: nodes[0].wgAddress, subnet: "10.44.0.0/24", privateKey: "YOuCSn3sTnjBB0ZT+k3Jt6mW1PmSm0EhGUzKixuW2GA=",
+            hub: { publicKey: "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=", endpoint: "45.79.1.2:51820" },
+        });
+        cloudConfig = renderNatsCloudConfig({
+            node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, wireguard,
+            files: { routeCaPem: pem, routeCertPem: pem, routeKeyPem: pem, clientCaPem: pem, serverCertPem: pem, serverKeyPem: pem, natsConf: nodeConf, clusterSecrets: secrets },
+        });
     });
     before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-nats-render-"))));
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -158,7 +173,7 @@ describe("systemd unit, install script and cloud-config", function () {
             description: string;
         }
         let checks: SecurityCheck[];
-        before(async () => {
+        beforeEach(async () => {
             const file = path.join(dir, "security", NATS_UNIT_NAME);
             fs.mkdirSync(path.dirname(file), { recursive: true });
             fs.writeFileSync(file, unit);
