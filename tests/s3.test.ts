@@ -108,7 +108,7 @@ describe("S3 access (pure, in process)", () => {
             ]);
         });
 
-        for (const endpoint of ["us-east-1.linodeobjects.com", "https://host/path", "ftp://host", "https://", "https://ho st", undefined]) {
+        for (const endpoint of ["us-east-1.linodeobjects.com", "https://host/path", "ftp://host", "xhttps://host", "https://", "https://ho st", undefined]) {
             it(`refuses the endpoint ${JSON.stringify(endpoint)}, saying what is allowed`, () => {
                 const problems = s3ObjectAccessProblems({ ...good, endpoint });
                 assert.deepStrictEqual(problems, [{ property: "endpoint", reason: `got ${JSON.stringify(endpoint)}; allowed: an http(s) URL with no path` }]);
@@ -138,9 +138,10 @@ describe("S3 access (pure, in process)", () => {
             assert.strictEqual(networkFailureReason(failed({ message: "self-signed certificate" }), 1), "self-signed certificate");
         });
 
-        it("falls back to the error's own message, or the value itself", () => {
+        it("falls back to the error's own message, or the value itself, even when nothing was thrown with it", () => {
             assert.strictEqual(networkFailureReason(new Error("socket hang up"), 1), "socket hang up");
             assert.strictEqual(networkFailureReason("plain text", 1), "plain text");
+            assert.strictEqual(networkFailureReason(undefined, 1), "undefined");
         });
     });
 
@@ -216,6 +217,12 @@ describe("S3 access (pure, in process)", () => {
             reply = { status: 403, body: "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>" };
             const response = await signedObjectRequest({ endpoint, region: "r", bucket: "b", key: "k" }, CREDENTIALS, "GET");
             assert.deepStrictEqual([response.status, response.errorCode], [403, "SignatureDoesNotMatch"]);
+        });
+
+        it("reports no error code when a refusal has no S3 error body (a proxy's page, a HEAD)", async () => {
+            reply = { status: 502, body: "<html>Bad Gateway</html>" };
+            const response = await signedObjectRequest({ endpoint, region: "r", bucket: "b", key: "k" }, CREDENTIALS, "GET");
+            assert.deepStrictEqual([response.status, response.errorCode, response.body.toString()], [502, undefined, "<html>Bad Gateway</html>"]);
         });
 
         it("names the operation, object and endpoint when no HTTP answer comes", async () => {
