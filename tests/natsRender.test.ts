@@ -13,7 +13,6 @@ import { natsNodes, natsServerCertProfile, natsRouteCertProfile, natsWgAddresses
 import { wgSubnet } from "../cloudinit/wgMesh";
 import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
 import { LoopbackNatsCluster } from "./support/natsCluster";
-import { waitFor } from "./support/ports";
 import { toolPath } from "./support/tools";
 
 const run = promisify(execFile);
@@ -101,11 +100,18 @@ describe("nats-server -t on the rendered configs", function () {
         cluster.start(0);
         try {
             let varz: { jetstream?: { config?: { max_storage?: number; max_memory?: number } } } = {};
-            await waitFor("node 0's monitoring endpoint", async () => {
+            // A config nats-server refuses ends the process at once: fail then, not after the wait.
+            const deadline = Date.now() + 30_000;
+            for (;;) {
+                assert.ok(cluster.isRunning(0), `nats-server exited: ${cluster.logs(0)}`);
                 const response = await cluster.monitor(0, "/varz").catch(() => undefined);
-                if (response?.ok) varz = (await response.json()) as typeof varz;
-                return !!response?.ok;
-            });
+                if (response?.ok) {
+                    varz = (await response.json()) as typeof varz;
+                    break;
+                }
+                assert.ok(Date.now() < deadline, "nats-server served no /varz within 30 s");
+                await new Promise((resolve) => setTimeout(resolve, 100));
+            }
             assert.deepStrictEqual(
                 [varz.jetstream?.config?.max_storage, varz.jetstream?.config?.max_memory],
                 [NATS_DEFAULT_JETSTREAM_LIMITS.maxFileBytes, NATS_DEFAULT_JETSTREAM_LIMITS.maxMemoryBytes],
