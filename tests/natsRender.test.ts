@@ -65,6 +65,32 @@ describe("nats.conf and the cluster-secrets include (pure)", () => {
         assert.match(nodeConf, /cluster \{[^]*tls \{\n {4}cert_file: "\/etc\/nats\/tls\/route\.crt"\n.*\n {4}ca_file: "\/etc\/nats\/tls\/route-ca\.crt"\n {4}verify: true/);
     });
 
+    it("presents the server key on the client port and the route key on routes", () => {
+        assert.match(nodeConf, /^tls \{\n {2}cert_file: .*\n {2}key_file: "\/etc\/nats\/tls\/server\.key"\n/m);
+        assert.match(nodeConf, /cluster \{[^]*tls \{\n {4}cert_file: .*\n {4}key_file: "\/etc\/nats\/tls\/route\.key"\n/);
+    });
+
+    // Every value that can come from outside (config, layout, topology); the
+    // route user and include path are constants, the ports numbers.
+    const unquotable: [string, () => unknown, RegExp][] = [
+        ["server_name", () => renderNatsConf({ clusterName: "c", node: { ...nodes[1], hostname: "bad\"name" }, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^server_name "bad\\"name" holds characters/],
+        ["client host", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0\n", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^client host "0\.0\.0\.0\\n" holds/],
+        ["cluster name", () => renderNatsConf({ clusterName: "my{cluster}", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^cluster name "my\{cluster\}" holds/],
+        ["store_dir", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: { ...NATS_NODE_LAYOUT, storeDir: "/var/lib/$nats" }, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^store_dir "\/var\/lib\/\$nats" holds/],
+        ["TLS path", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: { ...NATS_NODE_LAYOUT, tlsDir: "/etc/nats/#tls" }, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^TLS path "\/etc\/nats\/#tls\/server\.crt" holds/],
+        ["route listen address", () => renderNatsConf({ clusterName: "c", node: { ...nodes[1], wgAddress: "10.0.0.1;" }, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^route listen address "10\.0\.0\.1;:6222" holds/],
+        ["route URL", () => renderNatsClusterSecrets({ self: nodes[0], peers: [nodes[0], { ...nodes[1], wgAddress: "10.0.0.1]" }], password: PASSWORD }), /^route URL ".*10\.0\.0\.1\]:6222" holds/],
+    ];
+    for (const [what, render, message] of unquotable) {
+        it(`refuses a ${what} nats.conf would need escaped, naming it and what is allowed`, () => {
+            assert.throws(render, (err: Error) => {
+                assert.match(err.message, message);
+                assert.match(err.message, /allowed: letters, digits and \. _ : \/ @ \+ = , - space$/);
+                return true;
+            });
+        });
+    }
+
     it("keeps the password out of nats.conf and includes the secrets file by a relative path inside the cluster block", () => {
         assert.ok(!nodeConf.includes(PASSWORD));
         assert.match(nodeConf, /cluster \{[^}]*\}[^}]*include "cluster-secrets\.conf"\n\}/);
@@ -73,11 +99,14 @@ describe("nats.conf and the cluster-secrets include (pure)", () => {
     it("routes to the other nodes only, with the credentials in the URL, and authorizes with the same password", () => {
         const routes = secrets.match(/nats-route:\/\/[^"]+/g);
         assert.deepStrictEqual(routes, [`nats-route://route:${PASSWORD}@10.44.0.10:6222`, `nats-route://route:${PASSWORD}@10.44.0.12:6222`]);
+        assert.ok(secrets.includes(`routes: [\n  "${routes![0]}"\n  "${routes![1]}"\n]\n`), "one route per line in the routes list");
         assert.match(secrets, new RegExp(`authorization \\{\\n {2}user: "route"\\n {2}password: "${PASSWORD}"`));
     });
 
-    it("refuses a password that would need escaping in a route URL", () => {
-        assert.throws(() => renderNatsClusterSecrets({ self: nodes[0], peers: nodes, password: "has@and:in-it-0123456789" }), /letters and digits/);
+    it("refuses a password that would need escaping in a route URL, wherever the bad character is", () => {
+        for (const password of ["has@and:in-it-0123456789", "@0123456789abcdefgh", "0123456789abcdefgh@", "short0123"]) {
+            assert.throws(() => renderNatsClusterSecrets({ self: nodes[0], peers: nodes, password }), /at least 16 letters and digits/, password);
+        }
     });
 });
 
@@ -245,12 +274,45 @@ describe("systemd unit, install script and cloud-config", function () {
         assert.deepStrictEqual(doc.runcmd, [["systemctl", "enable", "--now", "wg-quick@wg0.service"], ["/usr/local/sbin/meshstack-install-nats"]]);
     });
 
+    const writtenFiles = () => YAML.parse(cloudConfig.replace(/^#cloud-config\n/, "")).write_files as { path: string; permissions: string; owner: string; defer?: boolean }[];
+
     it("writes secrets 0600 for the nats user after cloud-init created it", () => {
-        const files = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, "")).write_files as { path: string; permissions: string; owner: string; defer?: boolean }[];
-        const byPath = Object.fromEntries(files.map((f) => [f.path, f]));
+        const byPath = Object.fromEntries(writtenFiles().map((f) => [f.path, f]));
         for (const secret of ["/etc/nats/cluster-secrets.conf", "/etc/nats/tls/route.key", "/etc/nats/tls/server.key"]) {
             assert.deepStrictEqual([byPath[secret].permissions, byPath[secret].owner, byPath[secret].defer], ["0600", "nats:nats", true], secret);
         }
-        assert.strictEqual(byPath["/etc/nats/nats.conf"].permissions, "0640");
+    });
+
+    it("writes every file with its mode and owner; only files of the nats user, and WireGuard's after its package, wait for the final stage", () => {
+        const modes = writtenFiles().map((f) => `${f.path} ${f.permissions} ${f.owner}${f.defer ? " deferred" : ""}`);
+        assert.deepStrictEqual(modes, [
+            "/etc/nats/nats.conf 0640 root:nats deferred",
+            "/etc/nats/cluster-secrets.conf 0600 nats:nats deferred",
+            "/etc/nats/tls/route-ca.crt 0644 root:root",
+            "/etc/nats/tls/route.crt 0644 root:root",
+            "/etc/nats/tls/route.key 0600 nats:nats deferred",
+            "/etc/nats/tls/client-ca.crt 0644 root:root",
+            "/etc/nats/tls/server.crt 0644 root:root",
+            "/etc/nats/tls/server.key 0600 nats:nats deferred",
+            "/etc/systemd/system/nats-server.service 0644 root:root",
+            "/usr/local/sbin/meshstack-install-nats 0700 root:root",
+            "/etc/wireguard/privatekey 0600 root:root deferred",
+            "/etc/wireguard/wg0.conf 0600 root:root deferred",
+        ]);
+    });
+
+    it("names the node (hostname and, with a DNS domain, its fqdn) and creates the nats system user, locked and without a shell", () => {
+        const doc = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, ""));
+        assert.deepStrictEqual([doc.hostname, doc.fqdn], ["meshstack-dev-0", "meshstack-dev-0.example.net"]);
+        assert.deepStrictEqual(doc.users, [
+            "default",
+            { name: "nats", system: true, shell: "/usr/sbin/nologin", homedir: "/var/lib/nats", no_create_home: true, lock_passwd: true },
+        ]);
+    });
+
+    it("pulls in and orders after every unit it is given", () => {
+        const twoUnits = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT, "other.service"] });
+        assert.match(twoUnits, /^Wants=network-online\.target wg-quick@wg0\.service other\.service$/m);
+        assert.match(twoUnits, /^After=network-online\.target wg-quick@wg0\.service other\.service$/m);
     });
 });
