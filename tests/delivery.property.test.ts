@@ -32,6 +32,7 @@ describe("bootstrap delivery (properties)", () => {
             const choice = chooseDelivery(text, { limitBytes, gzipAccepted });
             assert.ok(choice.ok);
             assert.deepStrictEqual([choice.value.method, choice.value.rawBytes], ["inline", limitBytes]);
+            assert.strictEqual(choice.value.reason, `${limitBytes} bytes fit the ${limitBytes}-byte limit`);
             const delivered = deliveredUserData(text, choice.value, "https://unused.invalid/");
             assert.ok(delivered.ok);
             assert.deepStrictEqual(decoded(delivered.value), Buffer.from(text, "utf8"));
@@ -47,6 +48,7 @@ describe("bootstrap delivery (properties)", () => {
             const gzipBytes = gzipUserData(text).length;
             const expected = gzipAccepted && gzipBytes <= limitBytes ? "gzip" : "object";
             assert.deepStrictEqual([choice.value.method, choice.value.rawBytes, choice.value.gzipBytes], [expected, limitBytes + 1, gzipBytes]);
+            if (expected === "gzip") assert.strictEqual(choice.value.reason, `gzip (${gzipBytes} bytes) fits the ${limitBytes}-byte limit`);
         }), RUNS);
     });
 
@@ -59,6 +61,15 @@ describe("bootstrap delivery (properties)", () => {
             assert.ok(delivered.ok);
             assert.ok(decoded(delivered.value).length <= limitBytes);
             assert.strictEqual(zlib.gunzipSync(decoded(delivered.value)).toString("utf8"), text);
+        }), RUNS);
+    });
+
+    it("gzips at deflate's strongest level, with the OS byte pinned to RFC 1952's unknown (255)", () => {
+        fc.assert(fc.property(fc.array(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 50, maxLength: 400 }), (parts) => {
+            const text = parts.join("\n");
+            const expected = zlib.gzipSync(Buffer.from(text, "utf8"), { level: 9 });
+            expected[9] = 255;
+            assert.ok(gzipUserData(text).equals(expected));
         }), RUNS);
     });
 
