@@ -548,7 +548,7 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
     for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
         const fullKey = qualify(key);
         const rawValue = raw.values[fullKey];
-        if (rawValue === undefined || (spec.optional && rawValue.trim() === "")) {
+        if (rawValue === undefined || (spec.optional && rawValue === "")) {
             if (spec.default !== undefined && !(spec.optional && spec.default === "")) values[key] = spec.default;
             continue;
         }

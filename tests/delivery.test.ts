@@ -97,6 +97,12 @@ describe("bootstrap delivery decision (boundaries, measured on unencoded bytes)"
         assert.match(error(chooseDelivery("#cloud-config\n", { limitBytes: 65536, gzipAccepted: false })), /meshstack:metadataLimitBytes is 65536; allowed: an integer from 1024 to 65535/);
     });
 
+    it("returns an error naming the config key for a limit below Linode's minimum or not a whole number", () => {
+        for (const limitBytes of [1023, 0, -1, 16384.5, Number.NaN]) {
+            assert.match(error(chooseDelivery("#cloud-config\n", { limitBytes, gzipAccepted: false })), new RegExp(`meshstack:metadataLimitBytes is ${limitBytes}; allowed`), String(limitBytes));
+        }
+    });
+
     it("returns an error for an empty cloud-config", () => {
         assert.match(error(chooseDelivery("", GZIP_ON)), /empty/);
     });
@@ -113,6 +119,11 @@ describe("bootstrap delivery per image and stack config", () => {
         const text = cloudConfigOfBytes(LIMIT + 1, "compressible");
         assert.strictEqual(value(planBootstrapDelivery(text, "linode/debian12", bootstrap)).method, "gzip");
         assert.strictEqual(value(planBootstrapDelivery(text, "linode/ubuntu24.04", bootstrap)).method, "object");
+    });
+
+    it("describes an inline choice without a gzip size", () => {
+        const choice: DeliveryChoice = { method: "inline", rawBytes: 900, limitBytes: LIMIT, reason: "900 bytes fit the 16384-byte limit" };
+        assert.strictEqual(describeDelivery(choice), "bootstrap delivery: inline (raw 900 bytes, limit 16384): 900 bytes fit the 16384-byte limit");
     });
 
     it("describes the choice with method, sizes and limit for the log and the plan", () => {
@@ -156,6 +167,15 @@ describe("delivered user-data", () => {
         assert.match(error(renderIncludePointer(`${url}\nhttp://evil.example/`)), /single http\(s\) URL/);
         assert.match(error(renderIncludePointer(`#${url}`)), /single http\(s\) URL/);
         assert.match(error(renderIncludePointer("file:///etc/shadow")), /single http\(s\) URL/);
+    });
+
+    it("points at an http URL too (an S3-compatible store on a private network)", () => {
+        assert.strictEqual(value(renderIncludePointer("http://10.0.0.5:9000/b/k?X-Amz-Signature=00")), "#include\nhttp://10.0.0.5:9000/b/k?X-Amz-Signature=00\n");
+    });
+
+    it("returns the pointer's error, not a pointer, for a URL cloud-init would split", () => {
+        const choice: DeliveryChoice = { method: "object", rawBytes: 5000, gzipBytes: 3000, limitBytes: 1024, reason: "" };
+        assert.match(error(deliveredUserData("#cloud-config\n", choice, `${url} trailing`)), /single http\(s\) URL/);
     });
 
     it("returns an error naming the config key when the pointer itself exceeds the limit", () => {

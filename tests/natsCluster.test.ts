@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
@@ -9,6 +10,7 @@ import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets
 import { instanceUserData } from "../tooling/plan";
 import { meshTopology } from "../lib/topology";
 import { isSecret, resolve } from "./support/outputs";
+import { leakedSecrets, pemLines, SecretValue } from "./support/secrets";
 
 const naming = { project: "meshstack", stack: "test" };
 const topology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test" });
@@ -67,10 +69,50 @@ describe("NatsCluster (mocks)", () => {
         assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-1-route").inputs).allowedUses, ["digital_signature", "server_auth", "client_auth"]);
     });
 
-    it("keeps private keys, the client CA key and user-data secret", async () => {
-        assert.ok(await isSecret(cluster.clientCaKeyPem));
-        for (const i of [0, 1, 2]) assert.ok(isRpcSecret(cloud.byName(`nats-${i}-instance`).inputs.metadatas));
-        // The password resource is @pulumi/random's, whose result the provider marks secret; it must be letters and digits.
+    /** The cluster's secret values as the providers made them: every private key and the route password. */
+    function clusterSecrets(): SecretValue[] {
+        const keys = cloud.ofType("tls:index/privateKey:PrivateKey").flatMap((k) => pemLines(`the private key of ${k.name}`, String(unwrapSecrets(k.outputs).privateKeyPem)));
+        return [...keys, { what: "the cluster password", value: String(unwrapSecrets(cloud.byName("nats-cluster-password").outputs).result) }];
+    }
+
+    it("makes one private key per CA and per node certificate", () => {
+        const keys = cloud.ofType("tls:index/privateKey:PrivateKey").map((k) => k.name).sort();
+        assert.deepStrictEqual(keys, ["nats-0-route-key", "nats-0-server-key", "nats-1-route-key", "nats-1-server-key", "nats-2-route-key", "nats-2-server-key", "nats-client-ca-key", "nats-route-ca-key"]);
+    });
+
+    it("hands every private key and the password to other resources only as secrets", () => {
+        const consumers = cloud.resources.filter((r) => r.type !== "tls:index/privateKey:PrivateKey" && r.type !== "random:index/randomPassword:RandomPassword");
+        const used = new Set(consumers.flatMap((r) => leakedSecrets(unwrapSecrets(r.inputs), clusterSecrets())));
+        assert.deepStrictEqual(clusterSecrets().filter((s) => !used.has(s.what)), [], "a secret no resource uses cannot show that it is kept secret");
+        const leaks = consumers.flatMap((r) => leakedSecrets(r.inputs, clusterSecrets()).map((what) => `${what} in the inputs of ${r.name}`));
+        assert.deepStrictEqual(leaks, []);
+    });
+
+    it("ships each node's keys and the password in its user-data, which is secret", () => {
+        for (const i of [0, 1, 2]) {
+            const instance = cloud.byName(`nats-${i}-instance`);
+            assert.ok(isRpcSecret(instance.inputs.metadatas), `nats-${i}'s user-data is not secret`);
+            const delivered = leakedSecrets(unwrapSecrets(instance.inputs.metadatas), clusterSecrets());
+            for (const what of [`the private key of nats-${i}-route-key`, `the private key of nats-${i}-server-key`, "the cluster password"]) {
+                assert.ok(delivered.includes(what), `nats-${i}'s user-data lacks ${what}`);
+            }
+        }
+    });
+
+    it("exports the client CA key as a secret, and no other output of the cluster or its nodes carries a secret value", async () => {
+        const outputsOf = (owner: object) => Object.entries(owner).filter(([, v]) => pulumi.Output.isInstance(v)) as [string, pulumi.Output<unknown>][];
+        const exported = [...outputsOf(cluster), ...cluster.nodes.flatMap((node, i) => outputsOf(node).map(([k, v]) => [`nodes[${i}].${k}`, v] as [string, pulumi.Output<unknown>]))];
+        const carrying: string[] = [];
+        for (const [name, output] of exported) {
+            if (leakedSecrets(await resolve(output), clusterSecrets()).length > 0) {
+                carrying.push(name);
+                assert.ok(await isSecret(output), `${name} carries a secret value but is not secret`);
+            }
+        }
+        assert.deepStrictEqual(carrying, ["clientCaKeyPem"]);
+    });
+
+    it("generates a letters-and-digits cluster password (it goes into route URLs unescaped)", () => {
         assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-cluster-password").inputs).special, false);
     });
 

@@ -7,7 +7,7 @@ import * as path from "path";
 import { promisify } from "util";
 import * as YAML from "yaml";
 import {
-    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, natsConfPath,
+    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_UNIT_NAME, natsConfPath,
     renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../cloudinit/nats";
 import { natsServerCertProfile, natsRouteCertProfile } from "../cloudinit/natsCerts";
@@ -19,8 +19,14 @@ import { toolPath } from "./support/tools";
 const run = promisify(execFile);
 const PASSWORD = "Zx81routePassword0123456789abcdef";
 const nodes = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-dev", dnsDomain: "example.net" }).nats;
-const nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
-const secrets = renderNatsClusterSecrets({ self: nodes[1], peers: nodes, password: PASSWORD });
+// Rendered in beforeEach, not at load time: mutation testing (npm run mutate)
+// then knows which tests cover each line of the renderers.
+let nodeConf: string;
+let secrets: string;
+function renderNodeFiles(): void {
+    nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
+    secrets = renderNatsClusterSecrets({ self: nodes[1], peers: nodes, password: PASSWORD });
+}
 
 describe("NATS topology (pure)", () => {
     it("gives node i the WireGuard address .10+i in the cache node's subnet", () => {
@@ -48,6 +54,8 @@ describe("NATS topology (pure)", () => {
 });
 
 describe("nats.conf and the cluster-secrets include (pure)", () => {
+    beforeEach(renderNodeFiles);
+
     it("binds routes to the WireGuard address and monitoring to localhost", () => {
         assert.match(nodeConf, /listen: "10\.44\.0\.11:6222"/);
         assert.match(nodeConf, /^http: "127\.0\.0\.1:8222"$/m);
@@ -59,6 +67,32 @@ describe("nats.conf and the cluster-secrets include (pure)", () => {
         assert.match(nodeConf, /cluster \{[^]*tls \{\n {4}cert_file: "\/etc\/nats\/tls\/route\.crt"\n.*\n {4}ca_file: "\/etc\/nats\/tls\/route-ca\.crt"\n {4}verify: true/);
     });
 
+    it("presents the server key on the client port and the route key on routes", () => {
+        assert.match(nodeConf, /^tls \{\n {2}cert_file: .*\n {2}key_file: "\/etc\/nats\/tls\/server\.key"\n/m);
+        assert.match(nodeConf, /cluster \{[^]*tls \{\n {4}cert_file: .*\n {4}key_file: "\/etc\/nats\/tls\/route\.key"\n/);
+    });
+
+    // Every value that can come from outside (config, layout, topology); the
+    // route user and include path are constants, the ports numbers.
+    const unquotable: [string, () => unknown, RegExp][] = [
+        ["server_name", () => renderNatsConf({ clusterName: "c", node: { ...nodes[1], hostname: "bad\"name" }, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^server_name "bad\\"name" holds characters/],
+        ["client host", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0\n", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^client host "0\.0\.0\.0\\n" holds/],
+        ["cluster name", () => renderNatsConf({ clusterName: "my{cluster}", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^cluster name "my\{cluster\}" holds/],
+        ["store_dir", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: { ...NATS_NODE_LAYOUT, storeDir: "/var/lib/$nats" }, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^store_dir "\/var\/lib\/\$nats" holds/],
+        ["TLS path", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: { ...NATS_NODE_LAYOUT, tlsDir: "/etc/nats/#tls" }, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^TLS path "\/etc\/nats\/#tls\/server\.crt" holds/],
+        ["route listen address", () => renderNatsConf({ clusterName: "c", node: { ...nodes[1], wgAddress: "10.0.0.1;" }, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^route listen address "10\.0\.0\.1;:6222" holds/],
+        ["route URL", () => renderNatsClusterSecrets({ self: nodes[0], peers: [nodes[0], { ...nodes[1], wgAddress: "10.0.0.1]" }], password: PASSWORD }), /^route URL ".*10\.0\.0\.1\]:6222" holds/],
+    ];
+    for (const [what, render, message] of unquotable) {
+        it(`refuses a ${what} nats.conf would need escaped, naming it and what is allowed`, () => {
+            assert.throws(render, (err: Error) => {
+                assert.match(err.message, message);
+                assert.match(err.message, /allowed: letters, digits and \. _ : \/ @ \+ = , - space$/);
+                return true;
+            });
+        });
+    }
+
     it("keeps the password out of nats.conf and includes the secrets file by a relative path inside the cluster block", () => {
         assert.ok(!nodeConf.includes(PASSWORD));
         assert.match(nodeConf, /cluster \{[^}]*\}[^}]*include "cluster-secrets\.conf"\n\}/);
@@ -67,11 +101,14 @@ describe("nats.conf and the cluster-secrets include (pure)", () => {
     it("routes to the other nodes only, with the credentials in the URL, and authorizes with the same password", () => {
         const routes = secrets.match(/nats-route:\/\/[^"]+/g);
         assert.deepStrictEqual(routes, [`nats-route://route:${PASSWORD}@10.44.0.10:6222`, `nats-route://route:${PASSWORD}@10.44.0.12:6222`]);
+        assert.ok(secrets.includes(`routes: [\n  "${routes![0]}"\n  "${routes![1]}"\n]\n`), "one route per line in the routes list");
         assert.match(secrets, new RegExp(`authorization \\{\\n {2}user: "route"\\n {2}password: "${PASSWORD}"`));
     });
 
-    it("refuses a password that would need escaping in a route URL", () => {
-        assert.throws(() => renderNatsClusterSecrets({ self: nodes[0], peers: nodes, password: "has@and:in-it-0123456789" }), /letters and digits/);
+    it("refuses a password that would need escaping in a route URL, wherever the bad character is", () => {
+        for (const password of ["has@and:in-it-0123456789", "@0123456789abcdefgh", "0123456789abcdefgh@", "short0123"]) {
+            assert.throws(() => renderNatsClusterSecrets({ self: nodes[0], peers: nodes, password }), /at least 16 letters and digits/, password);
+        }
     });
 });
 
@@ -90,6 +127,31 @@ describe("nats-server -t on the rendered configs", function () {
         });
     }
 
+    it("applies the JetStream file and memory store limits from nats.conf (a node's disk is not the store's to fill)", async () => {
+        cluster.start(0);
+        try {
+            let varz: { jetstream?: { config?: { max_storage?: number; max_memory?: number } } } = {};
+            // A config nats-server refuses ends the process at once: fail then, not after the wait.
+            const deadline = Date.now() + 30_000;
+            for (;;) {
+                assert.ok(cluster.isRunning(0), `nats-server exited: ${cluster.logs(0)}`);
+                const response = await cluster.monitor(0, "/varz").catch(() => undefined);
+                if (response?.ok) {
+                    varz = (await response.json()) as typeof varz;
+                    break;
+                }
+                assert.ok(Date.now() < deadline, "nats-server served no /varz within 30 s");
+                await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+            assert.deepStrictEqual(
+                [varz.jetstream?.config?.max_storage, varz.jetstream?.config?.max_memory],
+                [NATS_DEFAULT_JETSTREAM_LIMITS.maxFileBytes, NATS_DEFAULT_JETSTREAM_LIMITS.maxMemoryBytes],
+            );
+        } finally {
+            await cluster.stop(0, "SIGKILL");
+        }
+    });
+
     it("reports the pinned version", async () => {
         const { stdout } = await run(toolPath("nats-server"), ["--version"]);
         assert.strictEqual(stdout.trim(), `nats-server: ${NATS_SERVER_RELEASE.version}`);
@@ -99,16 +161,23 @@ describe("nats-server -t on the rendered configs", function () {
 describe("systemd unit, install script and cloud-config", function () {
     this.timeout(60_000);
     let dir: string;
-    const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-    const script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 300 });
     const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-    const wireguard = renderSpokeWgFiles({
-        address: nodes[0].wgAddress, subnet: "10.44.0.0/24", privateKey: "YOuCSn3sTnjBB0ZT+k3Jt6mW1PmSm0EhGUzKixuW2GA=",
-        hub: { publicKey: "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=", endpoint: "45.79.1.2:51820" },
-    });
-    const cloudConfig = renderNatsCloudConfig({
-        node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, wireguard,
-        files: { routeCaPem: pem, routeCertPem: pem, routeKeyPem: pem, clientCaPem: pem, serverCertPem: pem, serverKeyPem: pem, natsConf: nodeConf, clusterSecrets: secrets },
+    let unit: string;
+    let script: string;
+    let wireguard: ReturnType<typeof renderSpokeWgFiles>;
+    let cloudConfig: string;
+    beforeEach(() => {
+        renderNodeFiles();
+        unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
+        script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 300 });
+        wireguard = renderSpokeWgFiles({
+            address: nodes[0].wgAddress, subnet: "10.44.0.0/24", privateKey: "YOuCSn3sTnjBB0ZT+k3Jt6mW1PmSm0EhGUzKixuW2GA=",
+            hub: { publicKey: "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=", endpoint: "45.79.1.2:51820" },
+        });
+        cloudConfig = renderNatsCloudConfig({
+            node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, wireguard,
+            files: { routeCaPem: pem, routeCertPem: pem, routeKeyPem: pem, clientCaPem: pem, serverCertPem: pem, serverKeyPem: pem, natsConf: nodeConf, clusterSecrets: secrets },
+        });
     });
     before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-nats-render-"))));
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -132,6 +201,52 @@ describe("systemd unit, install script and cloud-config", function () {
         fs.writeFileSync(file, testUnit);
         const { stdout, stderr } = await run("systemd-analyze", ["verify", file]);
         assert.strictEqual((stdout + stderr).trim(), "");
+    });
+
+    describe("sandboxing, as `systemd-analyze security --offline=yes` scores the unit", () => {
+        interface SecurityCheck {
+            name: string;
+            set: boolean;
+            description: string;
+        }
+        let checks: SecurityCheck[];
+        beforeEach(async () => {
+            const file = path.join(dir, "security", NATS_UNIT_NAME);
+            fs.mkdirSync(path.dirname(file), { recursive: true });
+            fs.writeFileSync(file, unit);
+            const { stdout } = await run("systemd-analyze", ["security", "--offline=yes", "--json=short", file]);
+            checks = JSON.parse(stdout) as SecurityCheck[];
+        });
+        const failing = (prefix: string) => checks.filter((c) => c.name.startsWith(prefix) && !c.set).map((c) => `${c.name} ${c.description}`);
+
+        const required: [string, string][] = [
+            ["NoNewPrivileges=", "a setuid binary or a file capability cannot give the server more than it started with"],
+            ["ProtectSystem=", "strict: the whole file system is read-only except the JetStream store, so a compromised server cannot rewrite binaries, configs or keys"],
+            ["CapabilityBoundingSet=~", "no capability at all: every port nats-server binds is above 1024 and it changes no owner, clock or network setting"],
+            ["MemoryDenyWriteExecute=", "no memory both writable and executable: the Go runtime does not need it, injected code does"],
+            ["User=/DynamicUser=", "the server runs as the nats user, never root"],
+        ];
+        for (const [check, reason] of required) {
+            it(`passes ${check}: ${reason}`, () => {
+                assert.ok(checks.some((c) => c.name.startsWith(check)), `systemd-analyze reported no ${check} check`);
+                assert.deepStrictEqual(failing(check), []);
+            });
+        }
+
+        it("is exposed nowhere else than the network it serves and the options the unit does not set yet", () => {
+            // Not set in the unit; each would be a hardening change of its
+            // own, proven by a VM boot first (a wrong syscall filter or
+            // device policy kills the server only at runtime).
+            const accepted = [
+                "RestrictAddressFamilies=~AF_(INET|INET6)", // it serves clients and routes over TCP
+                "PrivateNetwork=", // the same
+                "IPAddressDeny=", // the Linode firewall filters sources; routes bind only the WireGuard address
+                "RestrictAddressFamilies=~AF_UNIX", // allowed by the unit for local name-service lookups
+                "SystemCallFilter=~", "DeviceAllow=", "ProtectProc=", "ProcSubset=", "PrivateUsers=", "PrivateMounts=", "RemoveIPC=", "RootDirectory=/RootImage=",
+            ];
+            const exposed = checks.filter((c) => !c.set && !accepted.some((a) => c.name.startsWith(a))).map((c) => `${c.name} ${c.description}`);
+            assert.deepStrictEqual(exposed, []);
+        });
     });
 
     it("install script pins the version and both checksums and passes shellcheck", async () => {
@@ -181,12 +296,47 @@ describe("systemd unit, install script and cloud-config", function () {
         assert.deepStrictEqual(doc.runcmd, [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", METADATA_GUARD_UNIT_NAME], ["systemctl", "enable", "--now", "wg-quick@wg0.service"], ["/usr/local/sbin/meshstack-install-nats"]]);
     });
 
+    const writtenFiles = () => YAML.parse(cloudConfig.replace(/^#cloud-config\n/, "")).write_files as { path: string; permissions: string; owner: string; defer?: boolean }[];
+
     it("writes secrets 0600 for the nats user after cloud-init created it", () => {
-        const files = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, "")).write_files as { path: string; permissions: string; owner: string; defer?: boolean }[];
-        const byPath = Object.fromEntries(files.map((f) => [f.path, f]));
+        const byPath = Object.fromEntries(writtenFiles().map((f) => [f.path, f]));
         for (const secret of ["/etc/nats/cluster-secrets.conf", "/etc/nats/tls/route.key", "/etc/nats/tls/server.key"]) {
             assert.deepStrictEqual([byPath[secret].permissions, byPath[secret].owner, byPath[secret].defer], ["0600", "nats:nats", true], secret);
         }
-        assert.strictEqual(byPath["/etc/nats/nats.conf"].permissions, "0640");
+    });
+
+    it("writes every file with its mode and owner; only files of the nats user, and WireGuard's after its package, wait for the final stage", () => {
+        const modes = writtenFiles().map((f) => `${f.path} ${f.permissions} ${f.owner}${f.defer ? " deferred" : ""}`);
+        assert.deepStrictEqual(modes, [
+            "/etc/nats/nats.conf 0640 root:nats deferred",
+            "/etc/nats/cluster-secrets.conf 0600 nats:nats deferred",
+            "/etc/nats/tls/route-ca.crt 0644 root:root",
+            "/etc/nats/tls/route.crt 0644 root:root",
+            "/etc/nats/tls/route.key 0600 nats:nats deferred",
+            "/etc/nats/tls/client-ca.crt 0644 root:root",
+            "/etc/nats/tls/server.crt 0644 root:root",
+            "/etc/nats/tls/server.key 0600 nats:nats deferred",
+            "/etc/systemd/system/nats-server.service 0644 root:root",
+            "/usr/local/sbin/meshstack-install-nats 0700 root:root",
+            "/etc/wireguard/privatekey 0600 root:root deferred",
+            "/etc/wireguard/wg0.conf 0600 root:root deferred",
+            "/etc/meshstack/metadata-guard.nft 0644 root:root",
+            "/etc/systemd/system/meshstack-metadata-guard.service 0644 root:root",
+        ]);
+    });
+
+    it("names the node (hostname and, with a DNS domain, its fqdn) and creates the nats system user, locked and without a shell", () => {
+        const doc = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, ""));
+        assert.deepStrictEqual([doc.hostname, doc.fqdn], ["meshstack-dev-0", "meshstack-dev-0.example.net"]);
+        assert.deepStrictEqual(doc.users, [
+            "default",
+            { name: "nats", system: true, shell: "/usr/sbin/nologin", homedir: "/var/lib/nats", no_create_home: true, lock_passwd: true },
+        ]);
+    });
+
+    it("pulls in and orders after every unit it is given", () => {
+        const twoUnits = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT, "other.service"] });
+        assert.match(twoUnits, /^Wants=network-online\.target wg-quick@wg0\.service other\.service$/m);
+        assert.match(twoUnits, /^After=network-online\.target wg-quick@wg0\.service other\.service$/m);
     });
 });

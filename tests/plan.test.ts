@@ -91,10 +91,45 @@ describe("offline plan", function () {
             assert.strictEqual(bucket?.parent, "rendezvous");
         });
 
-        it("writes no secret values into resources.json", () => {
-            const text = fs.readFileSync(path.join(outDir, "resources.json"), "utf8");
-            assert.ok(!text.includes(RPC_SECRET_SIG), "a secret wrapper leaked unredacted");
+        /**
+         * The secret values of this plan, taken from the rendered artifacts
+         * (which hold them on purpose: they are what the nodes receive):
+         * every private key, the NATS cluster password, the WireGuard
+         * private keys, the presigned URL signatures, and each instance's
+         * user-data as Linode Metadata gets it (base64).
+         */
+        function planSecrets(): { kind: string; where: string; value: string }[] {
+            const secrets: { kind: string; where: string; value: string }[] = [];
+            const walk = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true })
+                .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+            for (const file of walk(path.join(outDir, "artifacts"))) {
+                const text = fs.readFileSync(file, "utf8");
+                const where = path.relative(outDir, file);
+                for (const [, body] of text.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----\n([^-]+)-----END/g)) {
+                    // Lines, as JSON escapes the newlines between them.
+                    for (const line of body.split("\n").filter((l) => l.length >= 40)) secrets.push({ kind: "private key", where, value: line });
+                }
+                for (const [, password] of text.matchAll(/password: "([^"]+)"/g)) secrets.push({ kind: "cluster password", where, value: password });
+                for (const [, signature] of text.matchAll(/X-Amz-Signature=([0-9a-f]{64})/g)) secrets.push({ kind: "presigned URL signature", where, value: signature });
+                if (where.endsWith("/etc/wireguard/privatekey")) secrets.push({ kind: "WireGuard private key", where, value: text.trim() });
+                if (/\/user-data\.txt$/.test(where)) secrets.push({ kind: "user-data", where, value: Buffer.from(text).toString("base64").slice(0, 80) });
+            }
+            return secrets;
+        }
+
+        it("finds the secrets to look for in the rendered artifacts", () => {
+            const kinds = new Set(planSecrets().map((s) => s.kind));
+            assert.deepStrictEqual([...kinds].sort(), ["WireGuard private key", "cluster password", "presigned URL signature", "private key", "user-data"]);
         });
+
+        for (const file of ["resources.json", "outputs.json"]) {
+            it(`writes no secret value into ${file}`, () => {
+                const text = fs.readFileSync(path.join(outDir, file), "utf8");
+                assert.ok(!text.includes(RPC_SECRET_SIG), "a secret wrapper leaked unredacted");
+                const leaked = planSecrets().filter((s) => text.includes(s.value)).map((s) => `${s.kind} (${s.where})`);
+                assert.deepStrictEqual(leaked, []);
+            });
+        }
 
         it("writes a Mermaid topology", () => {
             assert.match(fs.readFileSync(path.join(outDir, "topology.mmd"), "utf8"), /^flowchart LR/);

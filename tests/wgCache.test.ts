@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -6,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "../components/objectStore";
 import { WgCache, WgCacheArgs } from "../components/wgCache";
 import { WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
-import { isRpcSecret, MockCloud, startMockCloud } from "../tooling/mockCloud";
+import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud } from "../tooling/mockCloud";
 import { linodeLabelProblem } from "../lib/naming";
 import { isWgPublicKey } from "../lib/wgKey";
 import { DEFAULT_POLL_POLICY } from "../providers/wgPubkeyPoll";
@@ -17,6 +18,15 @@ import { assertValidCloudConfig } from "./support/cloudInit";
 const naming = { project: "meshstack", stack: "dev" };
 const FIREWALL = "linode:index/firewall:Firewall";
 const INSTANCE = "linode:index/instance:Instance";
+
+const POLL = "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll";
+type AnswerHook = (registration: Registration, faked: FakedAnswer) => ResourceAnswer;
+
+/** A fresh X25519 public key, base64 as `wg pubkey` prints it. */
+function wgPublicKey(): string {
+    const { publicKey } = crypto.generateKeyPairSync("x25519");
+    return publicKey.export({ format: "der", type: "spki" }).subarray(-32).toString("base64");
+}
 
 const resolved = <T>(output: pulumi.Output<T>) => new Promise<T>((resolve) => output.apply(resolve));
 
@@ -36,8 +46,8 @@ describe("WgCache component (mock cloud)", function () {
     });
 
     /** Runs a program holding one cache (and its bucket) as `pulumi up` would; returns what it recorded and warned. */
-    async function build(name: string, overrides: Partial<WgCacheArgs> = {}): Promise<{ cloud: MockCloud; cache: WgCache; warned: string[] }> {
-        const cloud = await startMockCloud({ project: naming.project, stack: naming.stack });
+    async function build(name: string, overrides: Partial<WgCacheArgs> = {}, answer?: AnswerHook): Promise<{ cloud: MockCloud; cache: WgCache; warned: string[] }> {
+        const cloud = await startMockCloud({ project: naming.project, stack: naming.stack, answer });
         const warned: string[] = [];
         const consoleWarn = console.warn;
         // Under mocks pulumi.log.warn goes to console.warn.
@@ -136,8 +146,17 @@ describe("WgCache component (mock cloud)", function () {
         assert.deepStrictEqual(inputs.policy, { ...DEFAULT_POLL_POLICY, authGraceMs: 30_000, timeoutMs: 120_000 });
     });
 
-    it("outputs the public key, the public endpoint, the WG address and a paste-ready [Peer] section", async () => {
-        const { cache } = await build("cache-i");
+    it("outputs the public key its poll read from the bucket, the one the node published, and puts it in the [Peer] section", async () => {
+        // A key of the test's own making, not the mock cloud's: the output must be the poll's result.
+        const published = wgPublicKey();
+        const { cache } = await build("cache-i", {}, (registration, faked) =>
+            registration.type === POLL ? { id: faked.id, state: { ...faked.state, publicKey: published } } : faked);
+        assert.strictEqual(await resolved(cache.publicKey), published);
+        assert.ok((await resolved(cache.peerSection)).split("\n").includes(`PublicKey = ${published}`));
+    });
+
+    it("outputs the public endpoint, the WG address and a paste-ready [Peer] section", async () => {
+        const { cache } = await build("cache-i2");
         const [publicKey, endpoint, peerSection, label] = await resolved(pulumi.all([cache.publicKey, cache.endpoint, cache.peerSection, cache.label]));
         assert.ok(isWgPublicKey(publicKey));
         // The mock instance lists its private 192.168.139.x address first.

@@ -86,6 +86,12 @@ export const OFFLINE_HOST_ENV = { MESHSTACK_PROVIDER_HOST_OFFLINE: "1" };
 /** The line an offline host prints for each refused network access. */
 export const OFFLINE_MARK = "[provider-host] network access during an offline call:";
 
+/** Stryker's state in this process (npm run mutate), handed to the host: see providerHostMain.js. */
+function mutationTestingEnv(): NodeJS.ProcessEnv {
+    const stryker = (globalThis as { __stryker__?: { activeMutant?: string } }).__stryker__;
+    return stryker ? { MESHSTACK_MUTATION_TESTING: "1", MESHSTACK_ACTIVE_MUTANT: stryker.activeMutant ?? "" } : {};
+}
+
 export class ProviderHostError extends Error {
     constructor(message: string, public readonly hostStack?: string) {
         super(message);
@@ -113,7 +119,7 @@ export class ProviderHost {
         fs.writeFileSync(file, serializedProvider);
         const child = spawn(process.execPath, [path.join(__dirname, "providerHostMain.js"), file], {
             cwd: REPO_ROOT,
-            env: { ...process.env, ...env },
+            env: { ...process.env, ...mutationTestingEnv(), ...env },
             stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
         });
         const host = new ProviderHost(child, tempDir);

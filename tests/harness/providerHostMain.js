@@ -30,6 +30,14 @@ if (process.env.MESHSTACK_PROVIDER_HOST_OFFLINE === "1") {
   dns.promises.lookup = async (host) => refuse(`dns lookup ${host}`);
 }
 
+// Under mutation testing (npm run mutate) the serialized provider carries
+// Stryker's instrumented code, which reads global.__stryker__: give it one,
+// with the mutant the test process has active, so the provider runs the same
+// mutant as the test that drives it.
+if (process.env.MESHSTACK_MUTATION_TESTING === "1") {
+  globalThis.__stryker__ = { activeMutant: process.env.MESHSTACK_ACTIVE_MUTANT || undefined };
+}
+
 const [serializedPath] = process.argv.slice(2);
 const provider = requireFromString(fs.readFileSync(serializedPath, "utf8")).handler();
 const protocolOut = fs.createWriteStream(null, { fd: 3 });
