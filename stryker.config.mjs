@@ -73,6 +73,7 @@ export default {
             "tests/natsRender.test.ts",
             "tests/presignedUrl.test.ts",
             "tests/s3.test.ts",
+            "tests/topology.test.ts",
             "tests/*.property.test.ts",
         ],
     },

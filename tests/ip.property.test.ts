@@ -90,6 +90,18 @@ describe("IPv4 and CIDR arithmetic (properties)", () => {
     });
 });
 
+describe("firewall address lists (properties)", () => {
+    it("files each CIDR of a mixed list under its own family, in order, and leaves out an empty family", () => {
+        const v4 = fc.tuple(address, prefix).map(([value, bits]) => `${intToIpv4(value)}/${bits}`);
+        const v6 = ipv6Like.filter((t) => net.isIPv6(t)).map((t) => `${t}/64`);
+        fc.assert(fc.property(fc.array(fc.oneof(v4, v6), { maxLength: 6 }), (cidrs) => {
+            const ipv4s = cidrs.filter((c) => net.isIPv4(c.split("/")[0]));
+            const ipv6s = cidrs.filter((c) => net.isIPv6(c.split("/")[0]));
+            assert.deepStrictEqual(cidrsByFamily(cidrs), { ...(ipv4s.length ? { ipv4s } : {}), ...(ipv6s.length ? { ipv6s } : {}) });
+        }), RUNS);
+    });
+});
+
 describe("IPv6 text (properties)", () => {
     it("accepts what Node's net.isIPv6 accepts and rejects what it rejects", () => {
         fc.assert(fc.property(ipv6Like, (text) => assert.strictEqual(isIpv6(text), net.isIPv6(text), text)), { numRuns: 2000 });
