@@ -163,7 +163,9 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             connect({ servers: clientUrls(), reconnect: false, timeout: 5000, tls: { ca, servername: serviceName() } }),
             /certificate required|ECONNRESET|closed/i,
         );
-        nc = await connect({ servers: clientUrls(), timeout: 10_000, reconnectTimeWait: 500, maxReconnectAttempts: -1, tls: { ca, cert: identity.cert, key: identity.key, servername: serviceName() } });
+        // A powered-off server sends no reset: the client notices it only by missed
+        // pings, so ping every 2 s (the default is 2 min, longer than the chaos waits).
+        nc = await connect({ servers: clientUrls(), timeout: 10_000, reconnectTimeWait: 500, maxReconnectAttempts: -1, pingInterval: 2000, maxPingOut: 2, tls: { ca, cert: identity.cert, key: identity.key, servername: serviceName() } });
         kv = await new Kvm(jetstream(nc, { timeout: 10_000 })).create(KV_BUCKET, { replicas: 3 });
         for (let i = 0; i < 5; i++) {
             await kv.put(`key.${i}`, `value-${i}`);
