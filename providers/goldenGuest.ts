@@ -233,15 +233,8 @@ export function goldenGuestInputProblems(news: Partial<GoldenGuestInputs>, olds?
 // The API client: one TLS connection per request, verified before a byte of
 // the request (and its token) is sent.
 
-interface PveConnection {
-    endpoint: string;
-    node: string;
-    tokenId: string;
-    tokenSecret: string;
-    caBundlePem: string;
-    tlsFingerprint: string;
-    requestTimeoutMs: number;
-}
+/** How one guest's API calls reach Proxmox VE: the connection part of the inputs. */
+type PveConnection = Pick<GoldenGuestInputs, "endpoint" | "node" | "tokenId" | "tokenSecret" | "caBundlePem" | "tlsFingerprint"> & { requestTimeoutMs: number };
 
 interface PveReply {
     status: number;

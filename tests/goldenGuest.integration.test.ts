@@ -246,7 +246,7 @@ describe("GoldenGuest provider under Proxmox VE faults (emulator)", function () 
 
     it("a task ending in WARNINGS counts as success", async () => {
         const inputs = next();
-        emulator.failTasks({ type: "vzrestore", exitstatus: "WARNINGS: 1", times: 1, log: ["WARN: skipping unsupported feature 'fuse'"] });
+        emulator.failTasks({ type: "vzrestore", exitstatus: "WARNINGS: 1", times: 1, log: ["WARN: unsupported feature 'fuse' left out of the restore"] });
         const { outs } = await host.checkAndCreate(inputs);
         assert.strictEqual(outs.observed.running, true);
         assert.ok(emulator.taskList().some((t) => t.exitstatus === "WARNINGS: 1"));
