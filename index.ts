@@ -8,9 +8,9 @@ import { GoldenGuests } from "./components/goldenGuests";
 import { NatsCluster } from "./components/natsCluster";
 import { ObjectStore } from "./components/objectStore";
 import { WgCache } from "./components/wgCache";
-import { WgSpokeKeys } from "./components/wgSpokeKeys";
+import { MeshRuntime } from "./components/meshRuntime";
 import { environmentOf, resourceTags } from "./lib/environments";
-import { requireStackConfig, s3CredentialsFromEnv } from "./lib/pulumiConfig";
+import { requireStackConfig, s3AgentCredentialsFromEnv, s3CredentialsFromEnv } from "./lib/pulumiConfig";
 import { meshTopology } from "./lib/topology";
 
 const config = requireStackConfig();
@@ -28,6 +28,7 @@ const store = new ObjectStore("rendezvous", {
     tags,
     protect: environment.protectState,
     s3Credentials: config.objectStore.kind === "s3" ? s3CredentialsFromEnv(process.env) : undefined,
+    s3AgentCredentials: config.objectStore.kind === "s3" ? s3AgentCredentialsFromEnv(process.env) : undefined,
 });
 
 // Who is who in the mesh, worked out once and handed to every component.
@@ -38,12 +39,6 @@ const topology = meshTopology({
     dnsDomain: config.nats.dnsDomain,
 });
 
-// The NATS nodes are the spokes of the WireGuard mesh. Their keys exist
-// before either side, so the hub lists them from its first boot.
-const natsSpokes = new WgSpokeKeys("nats-wg", {
-    spokes: topology.nats.map((node) => ({ name: node.hostname, address: node.wgAddress })),
-});
-
 const wgCache = new WgCache("wg-cache", {
     naming,
     region: config.region,
@@ -52,7 +47,6 @@ const wgCache = new WgCache("wg-cache", {
     listenPort: config.wgCache.listenPort,
     address: topology.hub.interfaceAddress,
     subnet: topology.subnet,
-    spokes: natsSpokes.peers,
     pubkeyPollTimeoutSeconds: config.wgCache.pubkeyPollTimeoutSeconds,
     authorizedKeys: config.access.sshAuthorizedKeys,
     breakGlassSshCidrs: config.access.breakGlassSshCidrs,
@@ -67,9 +61,9 @@ const nats = new NatsCluster("nats", {
     instanceType: config.nats.instanceType,
     image: config.nats.image,
     topology,
-    members: topology.nats.map((node) => ({ node, wgPrivateKey: natsSpokes.keyFor(node.hostname).privateKey })),
+    nodes: topology.nats,
+    publishTimeoutSeconds: config.wgCache.pubkeyPollTimeoutSeconds,
     clientCidrs: config.nats.clientCidrs,
-    wgHub: { publicKey: wgCache.publicKey, endpoint: wgCache.endpoint },
     dnsDomain: config.nats.dnsDomain,
     authorizedKeys: config.access.sshAuthorizedKeys,
     breakGlassSshCidrs: config.access.breakGlassSshCidrs,
@@ -80,6 +74,17 @@ const nats = new NatsCluster("nats", {
     protect: environment.protectState,
     serverRelease: config.nats.serverRelease,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
+});
+
+// What changes after first boot (peers, certificates, routes, operators)
+// reaches the running nodes through here, never through their user-data.
+const mesh = new MeshRuntime("mesh", {
+    naming,
+    objectStore: store,
+    subnet: topology.subnet,
+    hub: wgCache.member,
+    nats: nats.runtimeMembers,
+    operators: config.wgCache.operatorPeers,
 });
 
 // Off unless meshstack:proxmoxGuests lists guests. Guests hold state: protected where the environment protects state (children inherit protect).
@@ -97,4 +102,5 @@ export const bootstrapDelivery = {
     "wg-cache": wgCache.node.bootstrapDelivery,
     ...Object.fromEntries(nats.nodes.map((node, i) => [nats.hostnames[i], node.bootstrapDelivery])),
 };
+export const desiredStateDigests = mesh.desiredStateDigests;
 export const proxmoxGuests = goldenGuests?.summary ?? {};

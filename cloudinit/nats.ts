@@ -8,7 +8,8 @@
 import * as YAML from "yaml";
 import { NatsNode } from "../lib/topology";
 import { metadataGuardCloudConfig } from "./metadataGuard";
-import { WG_QUICK_UNIT, WgFile } from "./wgMesh";
+import { AGENT_TIMER_NAME } from "./agent";
+import { NODE_BOOTSTRAP_SCRIPT_PATH } from "./nodeBootstrap";
 import { NATS_SERVER_RELEASE, NatsServerRelease } from "../lib/natsRelease";
 
 export { NATS_SERVER_RELEASE } from "../lib/natsRelease";
@@ -38,6 +39,10 @@ export const NATS_NODE_LAYOUT: NatsLayout = {
 
 export const NATS_CONF_FILE = "nats.conf";
 export const NATS_CLUSTER_SECRETS_FILE = "cluster-secrets.conf";
+/** The route list, written by the agent from the desired state (it changes with the cluster). */
+export const NATS_CLUSTER_ROUTES_FILE = "cluster-routes.conf";
+/** The route password for the agent, which renders it into route URLs (root only). */
+export const NATS_ROUTE_PASSWORD_PATH = "/etc/meshstack/nats-route-password";
 export const NATS_UNIT_NAME = "nats-server.service";
 export const NATS_INSTALL_SCRIPT = "/usr/local/sbin/meshstack-install-nats";
 /** The route credentials' user name; the password is the secret. */
@@ -148,35 +153,51 @@ cluster {
     timeout: 2
   }
   # authorization (accepting side) and routes (dialling side, credentials in
-  # the URL) live in a 0600 file readable by the nats user only.
+  # the URL) live in 0600 files readable by the nats user only. The routes
+  # change with the cluster: the agent rewrites them and reloads (SIGHUP).
   include ${quoted(NATS_CLUSTER_SECRETS_FILE, "include path")}
+  include ${quoted(NATS_CLUSTER_ROUTES_FILE, "include path")}
 }
 `;
 }
 
-/**
- * The cluster block's secrets. Explicit routes carry their credentials in
- * the URL; the authorization block checks accepted routes, explicit and
- * discovered alike. Literal values, because `$VAR` is not expanded inside
- * quoted strings and an environment variable would end up in the unit.
- */
-export function renderNatsClusterSecrets(input: { self: NatsNode; peers: NatsNode[]; password: string }): string {
-    if (!/^[A-Za-z0-9]{16,}$/.test(input.password)) {
+function checkPassword(password: string): void {
+    if (!/^[A-Za-z0-9]{16,}$/.test(password)) {
         throw new Error("the NATS cluster password must be at least 16 letters and digits (it goes into route URLs and nats.conf unescaped)");
     }
-    const routes = input.peers
-        .filter((peer) => peer.index !== input.self.index)
-        .map((peer) => `  ${quoted(`nats-route://${NATS_ROUTE_USER}:${input.password}@${peer.wgAddress}:${peer.ports.route}`, "route URL")}`);
+}
+
+/**
+ * The accepting side of routes: the authorization block checks every route,
+ * explicit and discovered alike. Literal values, because `$VAR` is not
+ * expanded inside quoted strings and an environment variable would end up
+ * in the unit.
+ */
+export function renderNatsClusterSecrets(input: { password: string }): string {
+    checkPassword(input.password);
     return `# Included from ${NATS_CONF_FILE} inside the cluster block. Mode 0600, owner nats.
 authorization {
   user: ${quoted(NATS_ROUTE_USER, "route user")}
   password: ${quoted(input.password, "route password")}
   timeout: 2
 }
-routes: [
-${routes.join("\n")}
-]
 `;
+}
+
+/**
+ * The dialling side: one route URL per other server, credentials in the
+ * URL. The agent renders this same text on the node from the desired state
+ * (cloudinit/agent.ts; a test holds the two together).
+ */
+export function renderNatsRoutes(input: { routes: string[]; password: string }): string {
+    checkPassword(input.password);
+    const routes = input.routes.map((route) => `  ${quoted(`nats-route://${NATS_ROUTE_USER}:${input.password}@${route}`, "route URL")}\n`);
+    return `# Written by meshstack-agent from the desired state. Mode 0600, owner nats.\nroutes: [\n${routes.join("")}]\n`;
+}
+
+/** host:port of every other server's route listener: what a node dials. */
+export function natsRouteAddresses(self: NatsNode, peers: NatsNode[]): string[] {
+    return peers.filter((peer) => peer.index !== self.index).map((peer) => `${peer.wgAddress}:${peer.ports.route}`);
 }
 
 export interface NatsUnitInput {
@@ -260,21 +281,18 @@ WantedBy=multi-user.target
 
 export interface NatsInstallInput {
     layout: NatsLayout;
-    monitorPort: number;
-    /** How long the script waits for /healthz?js-server-only=true before failing the boot. */
-    readyTimeoutSeconds: number;
     /** Where the tarball comes from and its checksums; NATS_SERVER_RELEASE when unset. */
     release?: NatsServerRelease;
 }
 
 /**
  * Installs the pinned nats-server (checksum verified before anything is
- * unpacked), checks the config as the nats user, starts the unit and waits
- * for the readiness NATS's own Helm chart probes.
+ * unpacked) and its store. It does not start it: the node has no
+ * certificate until the deploy has signed its requests, and the agent
+ * starts the server with the first certificates it applies.
  */
 export function renderNatsInstallScript(input: NatsInstallInput): string {
     const { layout } = input;
-    const conf = natsConfPath(layout);
     const release = input.release ?? NATS_SERVER_RELEASE;
     const v = release.version;
     // Goes into a double-quoted shell word where only $arch may expand.
@@ -283,7 +301,7 @@ export function renderNatsInstallScript(input: NatsInstallInput): string {
     }
     const urlTemplate = release.urlTemplate.replaceAll("{version}", v).replaceAll("{arch}", "$arch");
     return `#!/usr/bin/env bash
-# Installs nats-server ${v} and starts it (rendered by meshstack).
+# Installs nats-server ${v} (rendered by meshstack).
 set -euo pipefail
 
 arch=$(dpkg --print-architecture)
@@ -305,32 +323,17 @@ if [ "$(${layout.binary} --version 2>/dev/null || true)" != "nats-server: ${v}" 
 fi
 
 install -d -o ${layout.user} -g ${layout.group} -m 0700 ${layout.storeDir}
-runuser -u ${layout.user} -- ${layout.binary} -t -c ${conf}
 systemctl daemon-reload
-systemctl enable --now ${NATS_UNIT_NAME}
-
-deadline=$((SECONDS + ${input.readyTimeoutSeconds}))
-until curl --fail --silent --max-time 2 "http://127.0.0.1:${input.monitorPort}/healthz?js-server-only=true" >/dev/null; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "meshstack-install-nats: nats-server not ready after ${input.readyTimeoutSeconds}s" >&2
-    systemctl status --no-pager ${NATS_UNIT_NAME} >&2 || true
-    exit 1
-  fi
-  sleep 2
-done
-echo "meshstack-install-nats: nats-server ${v} ready"
+echo "meshstack-install-nats: nats-server ${v} installed; the agent starts it with its first certificates"
 `;
 }
 
 export interface NatsNodeFiles {
-    routeCaPem: string;
-    routeCertPem: string;
-    routeKeyPem: string;
-    clientCaPem: string;
-    serverCertPem: string;
-    serverKeyPem: string;
-    clusterSecrets: string;
     natsConf: string;
+    /** The authorization block (renderNatsClusterSecrets). */
+    clusterSecrets: string;
+    /** The route password again, for the agent that renders route URLs. */
+    routePassword: string;
 }
 
 export interface NatsCloudConfigInput {
@@ -339,19 +342,22 @@ export interface NatsCloudConfigInput {
     files: NatsNodeFiles;
     unit: string;
     installScript: string;
-    /** The node's WireGuard private key file and wg0.conf (renderSpokeWgFiles). */
-    wireguard: { privateKey: WgFile; conf: WgFile };
+    /** The first-boot script (renderNodeBootstrapScript): keys, CSRs, wg0, publishing. */
+    bootstrapScript: string;
+    /** The agent's files (agentFiles). */
+    agent: { path: string; content: string; permissions: string }[];
 }
 
 /**
- * The node's cloud-config. Files owned by the nats user are deferred to the
- * final stage: cloud-init creates users after the early write_files run.
- * The WireGuard files are deferred too, so they land after `packages:` has
- * installed wireguard-tools and its 0700 /etc/wireguard. wg0 comes up
- * before the install script starts nats-server: runcmd runs in order.
+ * The node's cloud-config: nothing in it changes after the first boot, so
+ * nothing in it needs to. Peers, certificates and routes arrive through the
+ * agent. Files owned by the nats user are deferred to the final stage:
+ * cloud-init creates users after the early write_files run. runcmd runs in
+ * order: the metadata guard, the first boot (keys, wg0, publishing), the
+ * nats-server install, then the agent's timer.
  */
 export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
-    const { layout, files, node, wireguard } = input;
+    const { layout, files, node } = input;
     const owned = `${layout.user}:${layout.group}`;
     const file = (path: string, content: string, permissions: string, owner = "root:root", defer = owner !== "root:root") => ({
         path, content, permissions, owner, ...(defer ? { defer: true } : {}),
@@ -367,20 +373,15 @@ export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
         write_files: [
             file(natsConfPath(layout), files.natsConf, "0640", `root:${layout.group}`),
             file(`${layout.configDir}/${NATS_CLUSTER_SECRETS_FILE}`, files.clusterSecrets, "0600", owned),
-            file(natsTlsPath(layout, "routeCa"), files.routeCaPem, "0644"),
-            file(natsTlsPath(layout, "routeCert"), files.routeCertPem, "0644"),
-            file(natsTlsPath(layout, "routeKey"), files.routeKeyPem, "0600", owned),
-            file(natsTlsPath(layout, "clientCa"), files.clientCaPem, "0644"),
-            file(natsTlsPath(layout, "serverCert"), files.serverCertPem, "0644"),
-            file(natsTlsPath(layout, "serverKey"), files.serverKeyPem, "0600", owned),
+            file(NATS_ROUTE_PASSWORD_PATH, `${files.routePassword}\n`, "0600"),
             file(`/etc/systemd/system/${NATS_UNIT_NAME}`, input.unit, "0644"),
             file(NATS_INSTALL_SCRIPT, input.installScript, "0700"),
-            file(wireguard.privateKey.path, wireguard.privateKey.content, wireguard.privateKey.permissions, "root:root", true),
-            file(wireguard.conf.path, wireguard.conf.content, wireguard.conf.permissions, "root:root", true),
+            file(NODE_BOOTSTRAP_SCRIPT_PATH, input.bootstrapScript, "0700"),
+            ...input.agent.map((f) => file(f.path, f.content, f.permissions)),
             ...guard.files.map((f) => file(f.path, f.content, f.permissions)),
         ],
-        packages: ["wireguard-tools", ...guard.packages],
-        runcmd: [...guard.runcmd, ["systemctl", "enable", "--now", WG_QUICK_UNIT], [NATS_INSTALL_SCRIPT]],
+        packages: guard.packages,
+        runcmd: [...guard.runcmd, [NODE_BOOTSTRAP_SCRIPT_PATH], [NATS_INSTALL_SCRIPT], ["systemctl", "enable", "--now", AGENT_TIMER_NAME]],
     };
     return `#cloud-config\n${YAML.stringify(doc, { lineWidth: 0 })}`;
 }

@@ -23,7 +23,7 @@ export interface CertProfile {
 export const NATS_KEY = { algorithm: "ECDSA", ecdsaCurve: "P256" } as const;
 export const NATS_CA_VALIDITY_HOURS = 10 * 365 * 24;
 export const NATS_LEAF_VALIDITY_HOURS = 2 * 365 * 24;
-/** Leaf certificates are re-issued (and nodes replaced) this long before they expire. */
+/** Leaf certificates are re-issued this long before they expire; nodes reload them through the agent. */
 export const NATS_LEAF_EARLY_RENEWAL_HOURS = 30 * 24;
 
 const ORGANIZATION = "meshstack";
@@ -97,4 +97,29 @@ export function opensslExtensions(profile: CertProfile): string {
         "subjectKeyIdentifier = hash",
         ...(profile.isCa ? [] : ["authorityKeyIdentifier = keyid"]),
     ].join("\n") + "\n";
+}
+
+/**
+ * The profile's subject and names as an openssl req config: what a node
+ * feeds `openssl req -new` to make its certificate request. @pulumi/tls
+ * signs a request with the subject and SANs it carries, and the key usages
+ * the deploy gives it.
+ */
+export function opensslRequestConfig(profile: CertProfile): string {
+    const plain = (value: string, what: string) => {
+        if (!/^[A-Za-z0-9 ._:-]+$/.test(value)) throw new Error(`${what} ${JSON.stringify(value)} cannot go into an openssl config unescaped; allowed: letters, digits, space and . _ : -`);
+        return value;
+    };
+    const san = [...profile.dnsNames.map((d) => `DNS:${plain(d, "DNS name")}`), ...profile.ipAddresses.map((ip) => `IP:${plain(ip, "IP address")}`)];
+    return [
+        "[req]",
+        "prompt = no",
+        "distinguished_name = dn",
+        ...(san.length ? ["req_extensions = ext"] : []),
+        "[dn]",
+        `O = ${plain(profile.organization, "organization")}`,
+        `CN = ${plain(profile.commonName, "common name")}`,
+        ...(san.length ? ["[ext]", `subjectAltName = ${san.join(", ")}`] : []),
+        "",
+    ].join("\n");
 }

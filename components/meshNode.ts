@@ -1,7 +1,11 @@
 import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { ObjectStore } from "./objectStore";
+import { ObjectStore, ObjectStoreAccessOutputs } from "./objectStore";
+import { PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
+import { selectPublicIpv4 } from "../lib/endpoint";
+import { publishedMaterialKey } from "../lib/runtimeChannel";
+import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";
 import {
     bootstrapObjectKey,
     deliveredUserData,
@@ -27,8 +31,20 @@ export interface MeshNodeArgs {
     instanceType: string;
     /** Linode image, e.g. linode/debian12. */
     image: string;
-    /** The node's cloud-config. Treated as secret: it may carry keys, passwords and presigned URLs. */
+    /**
+     * The node's cloud-config. Treated as secret: it may carry passwords and
+     * presigned URLs. With `publish`, it holds PUBLISH_URL_PLACEHOLDER once,
+     * where the node's presigned PUT URL goes.
+     */
     cloudConfig: pulumi.Input<string>;
+    /** The node makes keys at first boot and publishes public material: where, and how long to wait for it. */
+    publish?: MeshNodePublish;
+    /**
+     * Delete the old instance before creating its replacement: for a node
+     * whose replacement must not run beside it (a NATS server keeps its
+     * server_name and WireGuard address). The label suffix still changes.
+     */
+    deleteBeforeReplace?: boolean;
     /** SSH public keys for root (break-glass). */
     authorizedKeys: string[];
     /** Firewall attached at creation, so the node is never exposed unfiltered. */
@@ -43,9 +59,37 @@ export interface MeshNodeArgs {
     bootstrap: BootstrapConfig;
 }
 
+export interface MeshNodePublish {
+    /** The node's name in the runtime channel. */
+    node: string;
+    /** The runtime bucket, with the deploy's key (ObjectStore.runtime). */
+    runtime: ObjectStoreAccessOutputs;
+    /** Certificate requests the node publishes (none for the hub). */
+    requestNames: string[];
+    /** Where the node logs its first boot, for the timeout hint. */
+    bootstrapLogPath: string;
+    /** How long `pulumi up` waits for the material. */
+    timeoutSeconds: number;
+    /** Overrides of the poll schedule; defaults are DEFAULT_POLL_POLICY. */
+    pollPolicy?: Partial<Omit<PollPolicy, "timeoutMs">>;
+}
+
+/** What a node published: its WireGuard public key and certificate requests by name. */
+export interface PublishedOutputs {
+    publicKey: pulumi.Output<string>;
+    requests: pulumi.Output<Record<string, string>>;
+}
+
 function orThrow<T>(node: MeshNode, name: string, result: DeliveryResult<T>): T {
     if (!result.ok) throw new pulumi.ResourceError(`MeshNode ${name}: ${result.error}`, node);
     return result.value;
+}
+
+/** The cloud-config with the node's presigned PUT URL in place of PUBLISH_URL_PLACEHOLDER (exactly once). */
+function withPublishUrl(node: MeshNode, name: string, template: string, url: string): string {
+    const parts = template.split(PUBLISH_URL_PLACEHOLDER);
+    if (parts.length !== 2) throw new pulumi.ResourceError(`MeshNode ${name}: the cloud-config holds the publish URL placeholder ${parts.length - 1} times; expected once`, node);
+    return parts.join(url);
 }
 
 /**
@@ -71,29 +115,49 @@ export class MeshNode extends pulumi.ComponentResource {
     public readonly ipv4s: pulumi.Output<string[]>;
     /** How the cloud-config is delivered and the sizes behind the choice (not secret). */
     public readonly bootstrapDelivery: pulumi.Output<DeliveryChoice>;
+    /** The instance's boot generation: renewed by every input that replaces it. */
+    public readonly generation: pulumi.Output<string>;
+    /** With `publish`: the material this instance published. */
+    public readonly published?: PublishedOutputs;
 
     constructor(name: string, args: MeshNodeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:MeshNode", name, {}, opts);
-        const cloudConfig = pulumi.secret(args.cloudConfig);
-        // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
-        const contentHash = pulumi.unsecret(cloudConfig.apply(sha256Hex));
+        const template = pulumi.secret(args.cloudConfig);
         // Linode labels are unique per account: a replacement is created
         // before its predecessor is deleted, so it needs a label of its own.
-        // The suffix changes exactly when an input that forces replacement does.
+        // The suffix changes exactly when an input that forces replacement
+        // does, so it is also the instance's boot generation. It keys on the
+        // user-data without the publish URL, which is signed per generation.
         const suffix = new random.RandomString(`${name}-label`, {
             length: RANDOM_SUFFIX_LENGTH, upper: false, special: false,
             keepers: {
                 image: args.image,
                 region: args.region,
                 authorizedKeys: args.authorizedKeys.join("\n"),
-                userData: contentHash,
+                userData: pulumi.unsecret(template.apply(sha256Hex)),
             },
         }, { parent: this });
+        this.generation = suffix.result;
+
+        const store = args.objectStore;
+        const publish = args.publish;
+        let cloudConfig = template;
+        if (publish) {
+            const putUrl = new PresignedUrl(`${name}-publish-url`, {
+                ...publish.runtime,
+                key: suffix.result.apply((generation) => publishedMaterialKey(args.naming.stack, publish.node, generation)),
+                method: "PUT",
+                expiresInSeconds: args.bootstrap.urlExpirySeconds,
+                keepers: { generation: suffix.result },
+            }, { parent: this });
+            cloudConfig = pulumi.secret(pulumi.all([template, putUrl.url]).apply(([text, url]) => withPublishUrl(this, name, text, url)));
+        }
+        // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
+        const contentHash = pulumi.unsecret(cloudConfig.apply(sha256Hex));
 
         this.bootstrapDelivery = pulumi.unsecret(cloudConfig.apply((text) => orThrow(this, name, planBootstrapDelivery(text, args.image, args.bootstrap))));
         this.bootstrapDelivery.apply((choice) => pulumi.log.info(`${name}: ${describeDelivery(choice)}`, this));
 
-        const store = args.objectStore;
         const object = new BootstrapObject(`${name}-bootstrap-object`, {
             ...store.access,
             key: pulumi.all([suffix.result, contentHash]).apply(([generation, hash]) =>
@@ -124,7 +188,7 @@ export class MeshNode extends pulumi.ComponentResource {
             // @pulumi/linode does not mark user-data secret itself; the pointer carries a live URL.
             metadatas: [{ userData: pulumi.secret(userData) }],
             tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
-        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object], protect: args.protect });
+        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
 
         new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
             ...store.access,
@@ -137,6 +201,23 @@ export class MeshNode extends pulumi.ComponentResource {
         this.instanceId = this.instance.id.apply(Number);
         this.label = this.instance.label;
         this.ipv4s = this.instance.ipv4s;
-        this.registerOutputs({ instanceId: this.instanceId, label: this.label, ipv4s: this.ipv4s, bootstrapDelivery: this.bootstrapDelivery });
+
+        if (publish) {
+            const primary = this.instance.ipAddress;
+            const poll = new WgPubkeyPoll(`${name}-published`, {
+                ...publish.runtime,
+                key: suffix.result.apply((generation) => publishedMaterialKey(args.naming.stack, publish.node, generation)),
+                node: publish.node,
+                // A new instance publishes new material: the poll runs again, and only its document counts.
+                instanceId: this.instance.id,
+                requestNames: publish.requestNames,
+                nodeLabel: this.label,
+                nodeAddress: pulumi.all([this.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main)),
+                bootstrapLogPath: publish.bootstrapLogPath,
+                policy: { ...DEFAULT_POLL_POLICY, ...publish.pollPolicy, timeoutMs: publish.timeoutSeconds * 1000 },
+            }, { parent: this, dependsOn: [this.instance] });
+            this.published = { publicKey: poll.publicKey, requests: poll.requests };
+        }
+        this.registerOutputs({ instanceId: this.instanceId, label: this.label, ipv4s: this.ipv4s, bootstrapDelivery: this.bootstrapDelivery, generation: this.generation });
     }
 }

@@ -4,15 +4,20 @@ import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { MeshNode } from "./meshNode";
 import { ObjectStore } from "./objectStore";
+import { agentFiles, AgentNats } from "../cloudinit/agent";
 import {
-    JetStreamLimits, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, renderNatsCloudConfig, renderNatsClusterSecrets,
-    renderNatsConf, renderNatsInstallScript, renderNatsUnit,
+    JetStreamLimits, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES, natsRouteAddresses, natsTlsPath,
+    renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../cloudinit/nats";
 import {
     CertProfile, NATS_KEY, NATS_LEAF_EARLY_RENEWAL_HOURS, natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile,
+    opensslRequestConfig,
 } from "../cloudinit/natsCerts";
-import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
-import { MeshTopology, NATS_DEFAULT_PORTS, NatsNode } from "../lib/topology";
+import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
+import { WG_QUICK_UNIT } from "../cloudinit/wgMesh";
+import { MeshMember } from "../lib/meshPeers";
+import { desiredStateKey } from "../lib/runtimeChannel";
+import { MeshTopology, NATS_DEFAULT_PORTS, NATS_WG_LISTEN_PORT, NatsNode } from "../lib/topology";
 import { BootstrapConfig } from "../lib/config";
 import { MAX_NATS_NODES } from "../lib/limits";
 import { selectPublicIpv4 } from "../lib/endpoint";
@@ -35,9 +40,13 @@ export interface NatsControlPlaneKvArgs {
     timeoutSeconds?: number;
 }
 
-export interface NatsMember {
-    node: NatsNode;
-    wgPrivateKey: pulumi.Input<string>;
+/** A NATS node as the runtime channel needs it: its mesh identity, its certificates, its routes. */
+export interface NatsRuntimeMember {
+    member: MeshMember;
+    /** PEM by file name under the node's TLS directory (the CAs and the node's own certificates). */
+    certificates: Record<string, string>;
+    /** host:port of every other server's route listener. */
+    routes: string[];
 }
 
 export interface NatsClusterArgs {
@@ -58,17 +67,12 @@ export interface NatsClusterArgs {
      */
     topology: Pick<MeshTopology, "clusterName" | "subnet" | "natsServiceName">;
     /**
-     * One member per server (an odd number, so RAFT keeps a majority after
-     * losing a minority): the node as planned (hostname, DNS name, WireGuard
-     * address) and its WireGuard private key (WgSpokeKeys.keyFor(hostname),
-     * base64 of 32 bytes, secret). The key travels with its node.
+     * One node per server (an odd number, so RAFT keeps a majority after
+     * losing a minority), as planned: hostname, DNS name, WireGuard address.
      */
-    members: NatsMember[];
-    /**
-     * The hub every node dials and routes the subnet through: its public key
-     * and public ip:port (WgCache.publicKey and WgCache.endpoint).
-     */
-    wgHub: { publicKey: pulumi.Input<string>; endpoint: pulumi.Input<string> };
+    nodes: NatsNode[];
+    /** How long `pulumi up` waits for each node's public material (meshstack:wgPubkeyPollTimeoutSeconds). */
+    publishTimeoutSeconds: number;
     /**
      * DNS domain managed in Linode DNS. When set, each node's certificate
      * names `<hostname>.<domain>`, and A records for the nodes and for the
@@ -106,13 +110,16 @@ export interface NatsClusterArgs {
 }
 
 /**
- * Inbound rules: the client port from the configured sources, the route
- * port from the WireGuard subnet only, SSH for break-glass; everything else
- * (monitoring included) is dropped by the policy.
+ * Inbound rules: WireGuard from anywhere (the nodes dial each other
+ * directly, and WireGuard answers no packet without a peer's key), the
+ * client port from the configured sources, the route port from the
+ * WireGuard subnet only, SSH for break-glass; everything else (monitoring
+ * included) is dropped by the policy.
  */
 export function natsFirewallInbounds(input: { clientCidrs: string[]; wgSubnet: string; sshCidrs: string[] }): linode.types.input.FirewallInbound[] {
     const rule = (label: string, port: number, cidrs: string[]) => ({ label, action: "ACCEPT", protocol: "TCP", ports: String(port), ...cidrsByFamily(cidrs) });
     return [
+        { label: "wireguard", action: "ACCEPT", protocol: "UDP", ports: String(NATS_WG_LISTEN_PORT), ipv4s: ["0.0.0.0/0"], ipv6s: ["::/0"] },
         ...(input.clientCidrs.length ? [rule("nats-client", NATS_DEFAULT_PORTS.client, input.clientCidrs)] : []),
         rule("nats-route-wg", NATS_DEFAULT_PORTS.route, [input.wgSubnet]),
         ...(input.sshCidrs.length ? [rule("ssh-break-glass", 22, input.sshCidrs)] : []),
@@ -127,25 +134,29 @@ interface Issued {
 /**
  * A NATS JetStream cluster of nodeCount Linode instances: route CA and
  * per-node route certificates (mutual TLS between servers only), data-plane
- * certificates from the client CA, a random route password kept in a 0600
- * include file, nats-server pinned and checksum-verified, a hardened
- * systemd unit with Restart=always, and a firewall that admits routes only
- * from the WireGuard subnet.
+ * certificates from the client CA, a random route password kept in 0600
+ * files, nats-server pinned and checksum-verified, a hardened systemd unit,
+ * and a firewall that admits routes only from the WireGuard subnet.
  *
- * Every node is a spoke of the WireGuard mesh: cloud-init installs
- * wireguard-tools, writes the node's key (made by WgSpokeKeys) and a wg0.conf
- * whose one peer is the hub (WgCache), and brings wg0 up before nats-server
- * starts, so the route listener can bind the node's WireGuard address. Routes
- * between nodes travel spoke -> hub -> spoke inside the tunnel. The nodes'
- * user-data carries the hub's public key, so a hub that comes back with a
- * new key means new user-data, and so new instances, for every node.
+ * Every private key is born on its node: at first boot a node makes its
+ * WireGuard key and its TLS keys, and publishes its WireGuard public key
+ * and two certificate requests. The deploy signs the requests with the CAs
+ * it holds and hands the certificates, the peers and the routes to the
+ * node's agent through the runtime channel (MeshRuntime), which starts
+ * nats-server with them and reloads it when they change. So the user-data
+ * holds only what never changes for this node (its name, its address, the
+ * route password, the agent's read-only key): scaling, renewing
+ * certificates, replacing the hub or another node changes no node's
+ * user-data, and replaces nothing.
+ *
+ * A replaced node (its own image or SSH keys changed) is deleted before its
+ * replacement is created: the replacement keeps the server_name and the
+ * WireGuard address, and two servers with one name must never run at once.
+ * It rejoins under the same name, and JetStream catches it up.
  *
  * Certificates name the node's hostname, DNS name, WireGuard address and
- * the cluster's service name, all known before any instance exists. The
- * public IP is not a SAN: the certificate travels in the instance's
- * user-data, so it cannot depend on the instance's own address. Clients
- * reach a node by DNS name, or dial the public IP and verify the service
- * name (natsServiceName).
+ * the cluster's service name. Clients reach a node by DNS name, or dial the
+ * public IP and verify the service name (natsServiceName).
  */
 export class NatsCluster extends pulumi.ComponentResource {
     public readonly nodes: MeshNode[];
@@ -164,10 +175,12 @@ export class NatsCluster extends pulumi.ComponentResource {
     public readonly clientCaKeyPem: pulumi.Output<string>;
     /** The opt-in control-plane bucket. */
     public readonly controlPlaneKv?: JetStreamKv;
+    /** What MeshRuntime writes into each node's desired state. */
+    public readonly runtimeMembers: pulumi.Output<NatsRuntimeMember>[];
 
     constructor(name: string, args: NatsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:NatsCluster", name, {}, opts);
-        const nodeCount = args.members.length;
+        const nodeCount = args.nodes.length;
         if (nodeCount < 1 || nodeCount > MAX_NATS_NODES || nodeCount % 2 === 0) {
             throw new pulumi.ResourceError(`meshstack:natsNodeCount ${nodeCount} is not allowed; allowed: an odd integer from 1 to ${MAX_NATS_NODES}`, this);
         }
@@ -176,7 +189,7 @@ export class NatsCluster extends pulumi.ComponentResource {
         }
         const clusterName = args.topology.clusterName;
         const subnet = args.topology.subnet;
-        const topology = args.members.map((member) => member.node);
+        const topology = args.nodes;
         this.wgAddresses = topology.map((n) => n.wgAddress);
         this.hostnames = topology.map((n) => n.hostname);
         this.serviceName = args.topology.natsServiceName;
@@ -203,33 +216,74 @@ export class NatsCluster extends pulumi.ComponentResource {
         }, { parent: this });
         this.firewallId = firewall.id.apply(Number);
 
-        const unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-        const installScript = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: NATS_DEFAULT_PORTS.monitor, readyTimeoutSeconds: 300, release: args.serverRelease });
-        this.nodes = args.members.map(({ node, wgPrivateKey }) => {
-            const route = this.leafCert(`${name}-${node.index}-route`, natsRouteCertProfile(node), routeCa);
-            const server = this.leafCert(`${name}-${node.index}-server`, natsServerCertProfile(node, this.serviceName), clientCa);
-            const wireguard = pulumi
-                .all([wgPrivateKey, args.wgHub.publicKey, args.wgHub.endpoint])
-                .apply(([privateKey, publicKey, endpoint]) =>
-                    renderSpokeWgFiles({ address: node.wgAddress, subnet, privateKey, hub: { publicKey, endpoint } }));
+        const layout = NATS_NODE_LAYOUT;
+        const unit = renderNatsUnit({ layout, wants: [WG_QUICK_UNIT] });
+        const installScript = renderNatsInstallScript({ layout, release: args.serverRelease });
+        const prefix = subnet.split("/")[1];
+        const tlsFile = NATS_TLS_FILES;
+        const agentNats: AgentNats = {
+            layout,
+            certificates: [
+                { file: tlsFile.routeCa },
+                { file: tlsFile.routeCert, matchesKey: tlsFile.routeKey, issuer: tlsFile.routeCa },
+                { file: tlsFile.clientCa },
+                { file: tlsFile.serverCert, matchesKey: tlsFile.serverKey, issuer: tlsFile.clientCa },
+            ],
+            routeUser: NATS_ROUTE_USER,
+            routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
+        };
+        const runtime = args.objectStore.runtime;
+        const agentKey = args.objectStore.agentCredentials;
+        const runtimeMembers: pulumi.Output<NatsRuntimeMember>[] = [];
+        this.nodes = topology.map((node) => {
+            const address = `${node.wgAddress}/${prefix}`;
+            const interfaceSection = wgInterfaceSection({ address, listenPort: NATS_WG_LISTEN_PORT });
+            const bootstrapScript = renderNodeBootstrapScript({
+                node: node.hostname,
+                publishPutUrl: PUBLISH_URL_PLACEHOLDER,
+                listenPort: NATS_WG_LISTEN_PORT,
+                address,
+                subnet,
+                interfaceSection,
+                certificateRequests: [
+                    { name: "route", keyPath: natsTlsPath(layout, "routeKey"), owner: `${layout.user}:${layout.group}`, requestConfig: opensslRequestConfig(natsRouteCertProfile(node)) },
+                    { name: "server", keyPath: natsTlsPath(layout, "serverKey"), owner: `${layout.user}:${layout.group}`, requestConfig: opensslRequestConfig(natsServerCertProfile(node, this.serviceName)) },
+                ],
+            });
             const cloudConfig = pulumi
-                .all([routeCa.certPem, route.certPem, route.keyPem, clientCa.certPem, server.certPem, server.keyPem, password.result, wireguard])
-                .apply(([routeCaPem, routeCertPem, routeKeyPem, clientCaPem, serverCertPem, serverKeyPem, clusterPassword, wgFiles]) =>
+                .all([runtime.endpoint, runtime.region, runtime.bucket, agentKey.accessKeyId, agentKey.secretAccessKey, password.result])
+                .apply(([endpoint, region, bucket, accessKeyId, secretAccessKey, clusterPassword]) =>
                     renderNatsCloudConfig({
-                        node, layout: NATS_NODE_LAYOUT, unit, installScript, wireguard: wgFiles,
+                        node, layout, unit, installScript, bootstrapScript,
+                        agent: agentFiles({
+                            node: node.hostname, endpoint, region, bucket,
+                            key: desiredStateKey(args.naming.stack, node.hostname),
+                            wgAddress: address,
+                            wgListenPort: NATS_WG_LISTEN_PORT,
+                            interfaceSection,
+                            nats: agentNats,
+                        }, { accessKeyId, secretAccessKey }),
                         files: {
-                            routeCaPem, routeCertPem, routeKeyPem, clientCaPem, serverCertPem, serverKeyPem,
-                            natsConf: renderNatsConf({ clusterName, node, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS }),
-                            clusterSecrets: renderNatsClusterSecrets({ self: node, peers: topology, password: clusterPassword }),
+                            natsConf: renderNatsConf({ clusterName, node, layout, clientHost: "0.0.0.0", jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS }),
+                            clusterSecrets: renderNatsClusterSecrets({ password: clusterPassword }),
+                            routePassword: clusterPassword,
                         },
                     }),
                 );
-            return new MeshNode(`${name}-${node.index}`, {
+            const meshNode = new MeshNode(`${name}-${node.index}`, {
                 naming: args.naming,
                 region: args.region,
                 instanceType: args.instanceType,
                 image: args.image,
                 cloudConfig: pulumi.secret(cloudConfig),
+                publish: {
+                    node: node.hostname,
+                    runtime,
+                    requestNames: ["route", "server"],
+                    bootstrapLogPath: NODE_BOOTSTRAP_LOG_PATH,
+                    timeoutSeconds: args.publishTimeoutSeconds,
+                },
+                deleteBeforeReplace: true,
                 authorizedKeys: args.authorizedKeys,
                 firewallId: this.firewallId,
                 tags: ["nats", clusterName.toLowerCase(), ...(args.tags ?? [])],
@@ -237,7 +291,21 @@ export class NatsCluster extends pulumi.ComponentResource {
                 objectStore: args.objectStore,
                 bootstrap: args.bootstrap,
             }, { parent: this });
+            const published = meshNode.published!;
+            const route = this.signRequest(`${name}-${node.index}-route`, published.requests.apply((r) => r.route), natsRouteCertProfile(node), routeCa);
+            const server = this.signRequest(`${name}-${node.index}-server`, published.requests.apply((r) => r.server), natsServerCertProfile(node, this.serviceName), clientCa);
+            const endpoint = pulumi.all([meshNode.ipv4s, meshNode.instance.ipAddress]).apply(([ips, main]) => `${selectPublicIpv4(ips, main, "a NATS node's WireGuard endpoint")}:${NATS_WG_LISTEN_PORT}`);
+            runtimeMembers.push(
+                pulumi.all([published.publicKey, endpoint, meshNode.instance.id, routeCa.certPem, route, clientCa.certPem, server]).apply(
+                    ([publicKey, wgEndpoint, instanceId, routeCaPem, routePem, clientCaPem, serverPem]): NatsRuntimeMember => ({
+                        member: { name: node.hostname, address: node.wgAddress, publicKey, endpoint: wgEndpoint, instanceId },
+                        certificates: { [tlsFile.routeCa]: routeCaPem, [tlsFile.routeCert]: routePem, [tlsFile.clientCa]: clientCaPem, [tlsFile.serverCert]: serverPem },
+                        routes: natsRouteAddresses(node, topology),
+                    })),
+            );
+            return meshNode;
         });
+        this.runtimeMembers = runtimeMembers;
         this.publicIpv4s = pulumi.all(this.nodes.map((n) => n.ipv4s.apply((ips) => selectPublicIpv4(ips, undefined, "a NATS client address"))));
         this.clientUrls = this.publicIpv4s.apply((ips) => ips.map((ip) => `tls://${ip}:${NATS_DEFAULT_PORTS.client}`));
 
@@ -308,6 +376,19 @@ export class NatsCluster extends pulumi.ComponentResource {
             setSubjectKeyId: true,
         }, { parent: this });
         return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+    }
+
+    /** A certificate for a request a node made: its key never leaves the node. Renewed early, reloaded by the agent. */
+    private signRequest(name: string, requestPem: pulumi.Output<string>, profile: CertProfile, issuer: Issued): pulumi.Output<string> {
+        return new tls.LocallySignedCert(name, {
+            certRequestPem: requestPem,
+            caCertPem: issuer.certPem,
+            caPrivateKeyPem: issuer.keyPem,
+            validityPeriodHours: profile.validityHours,
+            earlyRenewalHours: NATS_LEAF_EARLY_RENEWAL_HOURS,
+            allowedUses: profile.uses,
+            setSubjectKeyId: true,
+        }, { parent: this }).certPem;
     }
 
     /** A records for each node and the round-robin service name, made after the instances: no cycle with the certificates. */

@@ -31,12 +31,22 @@ export interface ObjectStoreArgs {
      * already scoped to the bucket (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
      */
     s3Credentials?: S3KeyPair;
+    /**
+     * Kind s3 only: the key pair the nodes' agents read the runtime bucket
+     * with (MESHSTACK_AGENT_ACCESS_KEY_ID / MESHSTACK_AGENT_SECRET_ACCESS_KEY):
+     * read-only, on the runtime bucket alone.
+     */
+    s3AgentCredentials?: S3KeyPair;
 }
 
 /**
- * The private bucket nodes rendezvous through: bootstrap objects (large
- * user-data, the WireGuard public key) go up and down with presigned URLs
- * signed by a key that can reach this bucket only.
+ * The private buckets nodes rendezvous through. The bootstrap bucket holds
+ * what carries secrets (large user-data) and no node holds a key for it:
+ * each node fetches its own object through a presigned GET. The runtime
+ * bucket (lib/runtimeChannel.ts) holds public material only: what nodes
+ * publish at first boot (through presigned PUTs) and the desired states
+ * their agents read with a key that can read this bucket and nothing else.
+ * The deploy's key reaches both.
  */
 export class ObjectStore extends pulumi.ComponentResource {
     /**
@@ -45,6 +55,10 @@ export class ObjectStore extends pulumi.ComponentResource {
      * bucket-backed resource spreads into its args.
      */
     public readonly access: ObjectStoreAccessOutputs;
+    /** The runtime bucket with the deploy's key (read-write). */
+    public readonly runtime: ObjectStoreAccessOutputs;
+    /** The agents' key pair: read-only, runtime bucket only (secret). */
+    public readonly agentCredentials: { accessKeyId: pulumi.Output<string>; secretAccessKey: pulumi.Output<string> };
     public readonly bootstrapPrefix: string;
 
     constructor(name: string, args: ObjectStoreArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -52,6 +66,7 @@ export class ObjectStore extends pulumi.ComponentResource {
         this.bootstrapPrefix = args.bootstrapPrefix;
         const suffix = new random.RandomString(`${name}-suffix`, { length: RANDOM_SUFFIX_LENGTH, upper: false, special: false }, { parent: this });
         const bucketName = pulumi.interpolate`${bucketNameBase(args.naming, name)}-${suffix.result}`;
+        const runtimeBucketName = pulumi.interpolate`${bucketNameBase(args.naming, `${name}-rt`)}-${suffix.result}`;
         const lifecycle = {
             id: "expire-bootstrap-objects",
             prefix: args.bootstrapPrefix,
@@ -66,21 +81,36 @@ export class ObjectStore extends pulumi.ComponentResource {
                 corsEnabled: false,
                 lifecycleRules: [{ id: lifecycle.id, enabled: true, prefix: lifecycle.prefix, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, protect: args.protect });
+            const runtimeBucket = new linode.ObjectStorageBucket(`${name}-runtime-bucket`, {
+                label: runtimeBucketName,
+                region: args.region,
+                acl: "private",
+                corsEnabled: false,
+            }, { parent: this });
             const key = new linode.ObjectStorageKey(`${name}-key`, {
                 label: linodeLabel(args.naming, `${name}-key`),
-                bucketAccesses: [{ bucketName: bucket.label, region: bucket.region, permissions: "read_write" }],
+                bucketAccesses: [
+                    { bucketName: bucket.label, region: bucket.region, permissions: "read_write" },
+                    { bucketName: runtimeBucket.label, region: runtimeBucket.region, permissions: "read_write" },
+                ],
             }, { parent: this, additionalSecretOutputs: ["secretKey"] });
-            this.access = {
-                endpoint: bucket.endpoint.apply((host) => `https://${host}`),
-                // Linode's S3 endpoints are <cluster-id>.linodeobjects.com; SigV4 signs with the cluster id.
-                region: bucket.endpoint.apply((host) => host.split(".")[0]),
-                bucket: bucket.label,
-                accessKeyId: pulumi.secret(key.accessKey),
-                secretAccessKey: pulumi.secret(key.secretKey),
-            };
+            const agentKey = new linode.ObjectStorageKey(`${name}-agent-key`, {
+                label: linodeLabel(args.naming, `${name}-agent-key`),
+                bucketAccesses: [{ bucketName: runtimeBucket.label, region: runtimeBucket.region, permissions: "read_only" }],
+            }, { parent: this, additionalSecretOutputs: ["secretKey"] });
+            // Linode's S3 endpoints are <cluster-id>.linodeobjects.com; SigV4 signs with the cluster id.
+            const endpoint = bucket.endpoint.apply((host) => `https://${host}`);
+            const region = bucket.endpoint.apply((host) => host.split(".")[0]);
+            const deployKey = { accessKeyId: pulumi.secret(key.accessKey), secretAccessKey: pulumi.secret(key.secretKey) };
+            this.access = { endpoint, region, bucket: bucket.label, ...deployKey };
+            this.runtime = { endpoint, region, bucket: runtimeBucket.label, ...deployKey };
+            this.agentCredentials = { accessKeyId: pulumi.secret(agentKey.accessKey), secretAccessKey: pulumi.secret(agentKey.secretKey) };
         } else {
-            if (!args.endpoint || !args.s3Credentials) {
-                throw new pulumi.ResourceError("ObjectStore kind s3 needs endpoint and s3Credentials (meshstack:objectStoreEndpoint, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", this);
+            if (!args.endpoint || !args.s3Credentials || !args.s3AgentCredentials) {
+                throw new pulumi.ResourceError(
+                    "ObjectStore kind s3 needs endpoint, s3Credentials and s3AgentCredentials (meshstack:objectStoreEndpoint, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, MESHSTACK_AGENT_ACCESS_KEY_ID/MESHSTACK_AGENT_SECRET_ACCESS_KEY)",
+                    this,
+                );
             }
             // Explicit provider: a self-hosted store has no STS, IAM or EC2
             // metadata, and needs path-style addressing.
@@ -101,15 +131,18 @@ export class ObjectStore extends pulumi.ComponentResource {
                 bucket: bucket.bucket,
                 rules: [{ id: lifecycle.id, status: "Enabled", filter: { prefix: lifecycle.prefix }, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, provider });
-            this.access = {
-                endpoint: pulumi.output(args.endpoint.replace(/\/$/, "")),
-                region: pulumi.output(args.region),
-                bucket: bucket.bucket,
-                accessKeyId: pulumi.secret(args.s3Credentials.accessKeyId),
-                secretAccessKey: pulumi.secret(args.s3Credentials.secretAccessKey),
+            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider });
+            const endpoint = pulumi.output(args.endpoint.replace(/\/$/, ""));
+            const region = pulumi.output(args.region);
+            const deployKey = { accessKeyId: pulumi.secret(pulumi.output(args.s3Credentials.accessKeyId)), secretAccessKey: pulumi.secret(pulumi.output(args.s3Credentials.secretAccessKey)) };
+            this.access = { endpoint, region, bucket: bucket.bucket, ...deployKey };
+            this.runtime = { endpoint, region, bucket: runtimeBucket.bucket, ...deployKey };
+            this.agentCredentials = {
+                accessKeyId: pulumi.secret(pulumi.output(args.s3AgentCredentials.accessKeyId)),
+                secretAccessKey: pulumi.secret(pulumi.output(args.s3AgentCredentials.secretAccessKey)),
             };
         }
 
-        this.registerOutputs({ access: this.access });
+        this.registerOutputs({ access: this.access, runtime: this.runtime, agentCredentials: this.agentCredentials });
     }
 }

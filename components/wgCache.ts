@@ -1,18 +1,18 @@
 import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import { MeshNode } from "./meshNode";
 import { ObjectStore } from "./objectStore";
-import { renderPeerSection, renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
-import { WgSpokePeer } from "../cloudinit/wgMesh";
+import { agentFiles } from "../cloudinit/agent";
+import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
+import { hubInterfaceSection, renderPeerSection, renderWgCacheCloudConfig } from "../cloudinit/wgCache";
+import { MeshMember } from "../lib/meshPeers";
+import { desiredStateKey } from "../lib/runtimeChannel";
 import { BootstrapConfig } from "../lib/config";
 import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
 import { cidrsByFamily } from "../lib/ip";
 import { linodeTags } from "../lib/environments";
 import { linodeLabel, NamingContext } from "../lib/naming";
-import { PresignedUrl } from "../providers/presignedUrl";
-import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";
-import { sha256Hex } from "../lib/digest";
+import { PollPolicy } from "../providers/wgPubkeyPoll";
 
 export interface WgCacheArgs {
     /** Project and stack, for physical names and the object key. */
@@ -29,14 +29,6 @@ export interface WgCacheArgs {
     address: string;
     /** The mesh's WireGuard subnet (MeshTopology.subnet): the peer section's AllowedIPs. */
     subnet: string;
-    /**
-     * The spokes (NATS nodes) this hub accepts: a `[Peer]` with the spoke's
-     * public key and its address as /32 each (WgSpokeKeys.peers). They are
-     * in the node's user-data, so changing the list replaces the node, and
-     * the replacement generates a new key of its own, which every spoke's
-     * user-data carries: the spokes are replaced with it.
-     */
-    spokes?: pulumi.Input<WgSpokePeer[]>;
     /** SSH public keys for root (meshstack:sshAuthorizedKeys). */
     authorizedKeys: string[];
     /**
@@ -49,7 +41,7 @@ export interface WgCacheArgs {
     pubkeyPollTimeoutSeconds: number;
     /** Overrides of the poll schedule; defaults are DEFAULT_POLL_POLICY. */
     pollPolicy?: Partial<Omit<PollPolicy, "timeoutMs">>;
-    /** The bucket the node publishes its public key to. */
+    /** The buckets: the node publishes its public key to the runtime bucket, and its agent reads its peers there. */
     objectStore: ObjectStore;
     /** Bootstrap delivery limits and presigned URL lifetime. */
     bootstrap: BootstrapConfig;
@@ -72,19 +64,22 @@ export function wgCacheInboundRules(listenPort: number, breakGlassSshCidrs: stri
 
 
 /**
- * The WireGuard cache/gateway node: a Linode behind a DROP-by-
- * default firewall that generates its keypair at first boot and publishes
- * the public key through a presigned PUT; `pulumi up` waits for that key and
- * outputs a ready `[Peer]` section. It is the hub of the mesh: it lists the
- * spokes' keys and forwards between spokes on wg0, and only there.
+ * The WireGuard cache/gateway node: a Linode behind a DROP-by-default
+ * firewall that generates its keypair at first boot and publishes the
+ * public key through a presigned PUT; `pulumi up` waits for that key and
+ * outputs a ready `[Peer]` section. It is the way into the mesh: operators
+ * peer with it, and it forwards between them and the NATS nodes on wg0, and
+ * only there. The NATS nodes do not depend on it among themselves.
  *
- * A rebuild must never boot with an expired URL nor pick up the previous
- * node's key. A boot nonce, renewed by every input that replaces the
- * instance, names the object key and re-signs the URL, so each generation of
- * the node has its own key path and a fresh URL in its user-data. To rebuild
- * the node by hand, replace the nonce (`pulumi up --replace <urn of
- * NAME-boot>`), not the instance: a bare instance replacement keeps the old
- * URL and object.
+ * Its user-data holds nothing that changes with the rest of the mesh: its
+ * peers (NATS nodes, operators) reach its agent through the runtime
+ * channel. So the hub is replaced only by its own inputs (image, region,
+ * listen port, address, SSH keys), and a replacement changes no NATS node's
+ * user-data: their agents switch to the new key. Each boot generation
+ * publishes under its own key, and the poll takes only a document naming
+ * the new instance. To rebuild the node by hand, replace its label
+ * (`pulumi up --replace <urn of NAME-node-label>`): that renews the
+ * generation and signs a fresh URL.
  */
 export class WgCache extends pulumi.ComponentResource {
     public readonly firewall: linode.Firewall;
@@ -103,8 +98,8 @@ export class WgCache extends pulumi.ComponentResource {
     public readonly wgSubnet: string;
     /** A wg-quick `[Peer]` section for this node, to paste into an operator's config. */
     public readonly peerSection: pulumi.Output<string>;
-    /** Object key the node publishes its public key to. */
-    public readonly pubkeyObjectKey: pulumi.Output<string>;
+    /** The hub as the runtime channel knows it (MeshRuntime's `hub`). */
+    public readonly member: pulumi.Output<MeshMember>;
 
     constructor(name: string, args: WgCacheArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:WgCache", name, {}, opts);
@@ -127,40 +122,20 @@ export class WgCache extends pulumi.ComponentResource {
             tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
         }, { parent: this });
 
-        // Keepers: every input that replaces the instance or re-signs the URL
-        // (which changes the user-data, so also replaces the instance). Each
-        // new instance thus gets a fresh URL and a key path the previous
-        // node's key cannot be waiting at.
         const store = args.objectStore;
-        const spokes = pulumi.output(args.spokes ?? []);
-        const template = spokes.apply((peers) =>
-            renderWgCacheCloudConfig({ pubkeyPutUrl: "https://presigned.invalid/", listenPort: args.listenPort, address: args.address, subnet: args.subnet, spokes: peers }));
-        const bootNonce = new random.RandomId(`${name}-boot`, {
-            byteLength: 6,
-            keepers: {
-                image: args.image,
-                region: args.region,
-                authorizedKeys: sha256Hex(args.authorizedKeys.join("\n")),
-                cloudConfigTemplate: template.apply(sha256Hex),
-                urlExpirySeconds: String(args.bootstrap.urlExpirySeconds),
-                store: pulumi
-                    .all([store.access.endpoint, store.access.region, store.access.bucket, store.access.accessKeyId, store.access.secretAccessKey])
-                    .apply((parts) => sha256Hex(parts.join("\n"))),
-            },
-        }, { parent: this });
-
-        this.pubkeyObjectKey = pulumi.interpolate`${store.bootstrapPrefix}wg/${args.naming.stack}/${name}/${bootNonce.hex}/pubkey`;
-        const putUrl = new PresignedUrl(`${name}-pubkey-put`, {
-            ...store.access,
-            key: this.pubkeyObjectKey,
-            method: "PUT",
-            expiresInSeconds: args.bootstrap.urlExpirySeconds,
-            keepers: { boot: bootNonce.hex },
-        }, { parent: this });
-
+        const hub = { node: name, publishPutUrl: PUBLISH_URL_PLACEHOLDER, listenPort: args.listenPort, address: args.address, subnet: args.subnet };
+        const runtime = store.runtime;
         const cloudConfig = pulumi.secret(
-            pulumi.all([putUrl.url, spokes]).apply(([url, peers]) =>
-                renderWgCacheCloudConfig({ pubkeyPutUrl: url, listenPort: args.listenPort, address: args.address, subnet: args.subnet, spokes: peers })),
+            pulumi
+                .all([runtime.endpoint, runtime.region, runtime.bucket, store.agentCredentials.accessKeyId, store.agentCredentials.secretAccessKey])
+                .apply(([endpoint, region, bucket, accessKeyId, secretAccessKey]) =>
+                    renderWgCacheCloudConfig(hub, agentFiles({
+                        node: name, endpoint, region, bucket,
+                        key: desiredStateKey(args.naming.stack, name),
+                        wgAddress: args.address,
+                        wgListenPort: args.listenPort,
+                        interfaceSection: hubInterfaceSection(hub),
+                    }, { accessKeyId, secretAccessKey }))),
         );
         this.node = new MeshNode(`${name}-node`, {
             naming: args.naming,
@@ -168,6 +143,14 @@ export class WgCache extends pulumi.ComponentResource {
             instanceType: args.instanceType,
             image: args.image,
             cloudConfig,
+            publish: {
+                node: name,
+                runtime: store.runtime,
+                requestNames: [],
+                bootstrapLogPath: NODE_BOOTSTRAP_LOG_PATH,
+                timeoutSeconds: args.pubkeyPollTimeoutSeconds,
+                pollPolicy: args.pollPolicy,
+            },
             authorizedKeys: args.authorizedKeys,
             firewallId: this.firewall.id.apply(Number),
             tags: ["wg-cache", ...(args.tags ?? [])],
@@ -181,18 +164,10 @@ export class WgCache extends pulumi.ComponentResource {
         this.publicIpv4 = pulumi.all([this.node.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main));
         this.endpoint = pulumi.all([this.node.ipv4s, primary]).apply(([ips, main]) => publicEndpoint(ips, args.listenPort, main));
 
-        const policy: PollPolicy = { ...DEFAULT_POLL_POLICY, ...args.pollPolicy, timeoutMs: args.pubkeyPollTimeoutSeconds * 1000 };
-        const poll = new WgPubkeyPoll(`${name}-pubkey`, {
-            ...store.access,
-            key: this.pubkeyObjectKey,
-            // A new instance publishes a new key: the poll runs again.
-            instanceId: this.node.instanceId.apply(String),
-            nodeLabel: this.node.label,
-            nodeAddress: this.publicIpv4,
-            bootstrapLogPath: WG_BOOTSTRAP_LOG_PATH,
-            policy,
-        }, { parent: this, dependsOn: [this.node] });
-        this.publicKey = poll.publicKey;
+        this.publicKey = this.node.published!.publicKey;
+        this.member = pulumi.all([this.publicKey, this.endpoint, this.node.instance.id]).apply(([publicKey, endpoint, instanceId]) => ({
+            name, address: args.address.split("/")[0], publicKey, endpoint, instanceId,
+        }));
 
         this.peerSection = pulumi
             .all([this.publicKey, this.endpoint, this.label])
@@ -209,7 +184,6 @@ export class WgCache extends pulumi.ComponentResource {
             wgAddress: this.wgAddress,
             wgSubnet: this.wgSubnet,
             peerSection: this.peerSection,
-            pubkeyObjectKey: this.pubkeyObjectKey,
         });
     }
 }

@@ -21,7 +21,8 @@ import {
     WG_LISTEN_PORT_MAX,
     WG_LISTEN_PORT_MIN,
 } from "./limits";
-import { natsWgAddressPlan } from "./topology";
+import { natsWgAddressPlan, wgSubnet } from "./topology";
+import { OPERATOR_PEER_FORMAT, OperatorPeer, parseOperatorPeers } from "./meshPeers";
 import { GUEST_SPEC_ALLOWED, guestListProblem, GuestSpec, parseGuestList } from "./proxmoxGuests";
 
 export const CONFIG_NAMESPACE = "meshstack";
@@ -212,6 +213,11 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "The cache node's wg0 address; the NATS nodes take addresses from the same subnet.",
         allowed: "an IPv4 interface address with prefix, such as 10.44.0.1/24",
     },
+    wgOperatorPeers: {
+        type: "array", default: [], check: (v) => (Array.isArray(v) && v.every((e) => typeof e === "string") ? undefined : "is not a list of strings"),
+        description: "WireGuard peers of operators (and other outside machines) the hub accepts; they reach the NATS nodes through it. Adding or removing one replaces nothing.",
+        allowed: `a list of ${OPERATOR_PEER_FORMAT}, each address in the mesh subnet outside the hub's and the NATS range`,
+    },
     wgPubkeyPollTimeoutSeconds: {
         type: "integer", default: 480, check: intRange(30, 3600),
         description: "How long `pulumi up` waits for the cache node to publish its WireGuard public key.",
@@ -392,6 +398,8 @@ export interface WgCacheConfig {
     image: string;
     listenPort: number;
     address: string;
+    /** Parsed and checked meshstack:wgOperatorPeers. */
+    operatorPeers: OperatorPeer[];
     pubkeyPollTimeoutSeconds: number;
 }
 
@@ -659,8 +667,23 @@ function wgAddressPlanRule(v: Record<string, ConfigValue>): ConfigError | undefi
     return plan.ok ? undefined : { key: qualify("wgCacheAddress"), value: address, message: plan.error };
 }
 
+function operatorPeersRule(v: Record<string, ConfigValue>): ConfigError | undefined {
+    const address = v.wgCacheAddress as string | undefined;
+    const entries = v.wgOperatorPeers as string[] | undefined;
+    if (address === undefined || entries === undefined) return undefined;
+    const parsed = parseOperatorPeers(entries, wgSubnet(address), address.split("/")[0]);
+    return parsed.ok ? undefined : { key: qualify("wgOperatorPeers"), message: parsed.error };
+}
+
+/** The operator peers of a config that passed operatorPeersRule. */
+function operatorPeersOf(entries: string[], address: string): OperatorPeer[] {
+    const parsed = parseOperatorPeers(entries, wgSubnet(address), address.split("/")[0]);
+    if (!parsed.ok) throw new Error(`${parsed.error} (operatorPeersRule should have refused this)`);
+    return parsed.value;
+}
+
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
-const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule];
+const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule, operatorPeersRule];
 
 /**
  * With the stack name, the stack's environment (lib/environments.ts) adds
@@ -703,6 +726,7 @@ export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackCo
                 image: v.wgCacheImage,
                 listenPort: v.wgListenPort,
                 address: v.wgCacheAddress,
+                operatorPeers: operatorPeersOf(v.wgOperatorPeers, v.wgCacheAddress),
                 pubkeyPollTimeoutSeconds: v.wgPubkeyPollTimeoutSeconds,
             },
             nats: {

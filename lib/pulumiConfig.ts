@@ -29,3 +29,13 @@ export function s3CredentialsFromEnv(env: NodeJS.ProcessEnv): S3KeyPair {
     }
     return { accessKeyId: pulumi.secret(env.AWS_ACCESS_KEY_ID!), secretAccessKey: pulumi.secret(env.AWS_SECRET_ACCESS_KEY!) };
 }
+
+/** The agents' read-only key pair for an s3-kind store's runtime bucket. */
+export function s3AgentCredentialsFromEnv(env: NodeJS.ProcessEnv): S3KeyPair {
+    const names = ["MESHSTACK_AGENT_ACCESS_KEY_ID", "MESHSTACK_AGENT_SECRET_ACCESS_KEY"];
+    const missing = names.filter((name) => !env[name]);
+    if (missing.length) {
+        throw new Error(`meshstack:objectStoreKind is s3, so ${missing.join(" and ")} must be set in the environment (a key that can only read the runtime bucket)`);
+    }
+    return { accessKeyId: pulumi.secret(env.MESHSTACK_AGENT_ACCESS_KEY_ID!), secretAccessKey: pulumi.secret(env.MESHSTACK_AGENT_SECRET_ACCESS_KEY!) };
+}

@@ -19,6 +19,13 @@ export interface NatsPorts {
 
 export const NATS_DEFAULT_PORTS: NatsPorts = { client: 4222, route: 6222, monitor: 8222 };
 
+/**
+ * UDP port WireGuard listens on at every NATS node: the nodes dial each
+ * other directly. Fixed, so changing the hub's port (meshstack:wgListenPort)
+ * touches the hub alone.
+ */
+export const NATS_WG_LISTEN_PORT = 51820;
+
 export interface NatsNode {
     index: number;
     /** server_name in nats.conf and the node's hostname. */

@@ -5,7 +5,6 @@ import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
-import { sha256Hex } from "../lib/digest";
 
 
 export interface PresignedUrlArgs extends S3ObjectAccessArgs {
@@ -29,7 +28,7 @@ export interface PresignedUrlInputs extends S3ObjectAccess {
     keepers?: Record<string, string>;
 }
 
-/** State kept for the resource. The secret key is not kept, only a digest to notice its rotation. */
+/** State kept for the resource. The key pair is not kept: a rotation does not re-sign. */
 export interface PresignedUrlOutputs {
     endpoint: string;
     region: string;
@@ -38,7 +37,6 @@ export interface PresignedUrlOutputs {
     method: "GET" | "PUT";
     expiresInSeconds: number;
     keepers: Record<string, string>;
-    credentialsDigest: string;
     signedAt: string;
     expiresAt: string;
     url: string;
@@ -57,10 +55,6 @@ export function presignedUrlInputProblems(inputs: Partial<PresignedUrlInputs>): 
         problems.push({ property: "method", reason: `got ${JSON.stringify(inputs.method)}; allowed: GET or PUT` });
     }
     return problems;
-}
-
-function credentialsDigest(inputs: PresignedUrlInputs): string {
-    return sha256Hex(`${inputs.accessKeyId}\n${inputs.secretAccessKey}`);
 }
 
 async function sign(inputs: PresignedUrlInputs): Promise<PresignedUrlOutputs> {
@@ -82,14 +76,20 @@ async function sign(inputs: PresignedUrlInputs): Promise<PresignedUrlOutputs> {
         method: inputs.method,
         expiresInSeconds: inputs.expiresInSeconds,
         keepers: inputs.keepers ?? {},
-        credentialsDigest: credentialsDigest(inputs),
         signedAt: signedAt.toISOString(),
         expiresAt: new Date(signedAt.getTime() + inputs.expiresInSeconds * 1000).toISOString(),
         url,
     };
 }
 
-const SIGNED_FIELDS = ["endpoint", "region", "bucket", "key", "method", "expiresInSeconds"] as const;
+/**
+ * What makes a different URL. Not the lifetime and not the key pair: a URL
+ * sits in the user-data of the node that consumes it, which Linode cannot
+ * change in place, so re-signing it for a new lifetime or a rotated key
+ * would replace a node whose URL is already spent. The keepers say when a
+ * fresh URL is due (a new instance generation).
+ */
+const SIGNED_FIELDS = ["endpoint", "region", "bucket", "key", "method"] as const;
 
 export const presignedUrlProvider: pulumi.dynamic.ResourceProvider<PresignedUrlInputs, PresignedUrlOutputs> = {
     async check(_olds: PresignedUrlInputs, news: PresignedUrlInputs) {
@@ -103,7 +103,6 @@ export const presignedUrlProvider: pulumi.dynamic.ResourceProvider<PresignedUrlI
     async diff(_id: string, olds: PresignedUrlOutputs, news: PresignedUrlInputs) {
         const changed: string[] = changedFields(olds, news, SIGNED_FIELDS);
         if (containsUnknown(news.keepers) || JSON.stringify(olds.keepers ?? {}) !== JSON.stringify(news.keepers ?? {})) changed.push("keepers");
-        if (containsUnknown([news.accessKeyId, news.secretAccessKey]) || olds.credentialsDigest !== credentialsDigest(news)) changed.push("accessKeyId");
         return { changes: changed.length > 0, diffs: changed, replaces: [], deleteBeforeReplace: false };
     },
 

@@ -1,6 +1,10 @@
 /**
- * Waits during `pulumi up` until a node has published its WireGuard public
- * key to the bucket, and returns it. Seed 000's poller treated every failure
+ * Waits during `pulumi up` until a node has published its public material
+ * (lib/runtimeChannel.ts: its WireGuard public key and any certificate
+ * requests) and returns it. Only this instance's material counts: the key
+ * is per boot generation and the document names the instance, so a
+ * predecessor's document (a bare instance replacement keeps the
+ * generation) is "not yet", never an answer. Seed 000's poller treated every failure
  * as "not yet" for 8 minutes; here each outcome is told apart:
  *
  * - 404, or an object that is not a WireGuard public key (partial write,
@@ -20,7 +24,7 @@ import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3Netw
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
-import { isWgPublicKey } from "../lib/wgKey";
+import { PublishedMaterial, publishedMaterialProblems } from "../lib/runtimeChannel";
 
 export interface PollPolicy {
     /** Wait before the first GET. */
@@ -54,7 +58,14 @@ export const DEFAULT_POLL_POLICY: PollPolicy = {
     requestTimeoutMs: 10_000,
 };
 
-export interface PollTarget extends S3Location {
+/** Whose material counts: this node, this instance, with these certificate requests. */
+export interface PublishedExpectation {
+    node: string;
+    instanceId: string;
+    requestNames: string[];
+}
+
+export interface PollTarget extends S3Location, PublishedExpectation {
     /** Linode label of the publishing node, for messages. */
     nodeLabel: string;
     /** Public address of the node, for the "read its log" hint. */
@@ -76,6 +87,7 @@ export interface PollDeps {
 
 export interface PollResult {
     publicKey: string;
+    requests: Record<string, string>;
     attempts: number;
     waitedMs: number;
 }
@@ -93,16 +105,21 @@ const AUTH_ERROR_CODES = [
     "RequestTimeTooSkewed", "ExpiredToken", "InvalidToken", "InvalidSecurity",
 ];
 
-type Verdict = { kind: "found"; publicKey: string } | { kind: "auth" | "notYet"; status: string };
+type Verdict = { kind: "found"; material: PublishedMaterial } | { kind: "auth" | "notYet"; status: string };
 
-function judge(response: PollResponse): Verdict {
+function judge(response: PollResponse, expected: PublishedExpectation): Verdict {
     if ("networkError" in response) return { kind: "notYet", status: `network error (${response.networkError})` };
     const status = `HTTP ${response.status}${response.errorCode ? ` ${response.errorCode}` : ""}`;
     if (response.status === 200) {
-        const text = response.body.toString("utf8");
-        // `wg pubkey` ends its line with a newline; nothing else may surround the key.
-        if (isWgPublicKey(text.trim())) return { kind: "found", publicKey: text.trim() };
-        return { kind: "notYet", status: `${status} but the object's ${response.body.length} bytes are not a WireGuard public key` };
+        let doc: unknown;
+        try {
+            doc = JSON.parse(response.body.toString("utf8"));
+        } catch {
+            return { kind: "notYet", status: `${status} but the object's ${response.body.length} bytes are not JSON (a partial write?)` };
+        }
+        const problems = publishedMaterialProblems(doc, expected);
+        if (problems.length === 0) return { kind: "found", material: doc as PublishedMaterial };
+        return { kind: "notYet", status: `${status} but the document ${problems.join("; ")}` };
     }
     if (response.status === 401 || response.status === 403 || (response.errorCode && AUTH_ERROR_CODES.includes(response.errorCode))) {
         return { kind: "auth", status };
@@ -127,12 +144,12 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
         await deps.sleep(wait);
         attempts++;
         const requestTimeout = Math.max(1_000, Math.min(policy.requestTimeoutMs, deadline - deps.now()));
-        const verdict = judge(await deps.get(requestTimeout));
+        const verdict = judge(await deps.get(requestTimeout), target);
         const now = deps.now();
         const elapsed = now - start;
         if (verdict.kind === "found") {
-            deps.log(`wg-pubkey-poll ${where}: attempt ${attempts} at ${seconds(elapsed)}: found the public key of ${target.nodeLabel}`);
-            return { publicKey: verdict.publicKey, attempts, waitedMs: elapsed };
+            deps.log(`wg-pubkey-poll ${where}: attempt ${attempts} at ${seconds(elapsed)}: found the public material of ${target.nodeLabel}`);
+            return { publicKey: verdict.material.wgPublicKey, requests: verdict.material.certificateRequests ?? {}, attempts, waitedMs: elapsed };
         }
         lastStatus = verdict.status;
         if (verdict.kind === "auth") {
@@ -170,16 +187,14 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
 
 /** What the provider receives: the args, resolved, with secrets unwrapped by the engine. */
 export interface WgPubkeyPollInputs extends PollTarget, S3Credentials {
-    /** The publishing instance; a new instance means a new key, so a new poll. */
-    instanceId: string;
     policy: PollPolicy;
 }
 
 /** State kept: the target and the result, never the credentials. */
 export interface WgPubkeyPollOutputs extends PollTarget {
-    instanceId: string;
     policy: PollPolicy;
     publicKey: string;
+    requests: Record<string, string>;
     attempts: number;
     waitedMs: number;
     foundAt: string;
@@ -188,8 +203,12 @@ export interface WgPubkeyPollOutputs extends PollTarget {
 export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): InputProblem[] {
     const problems = [
         ...s3ObjectAccessProblems(inputs),
-        ...requiredStringProblems(inputs, ["instanceId", "nodeLabel", "bootstrapLogPath"] as const),
+        ...requiredStringProblems(inputs, ["node", "instanceId", "nodeLabel", "bootstrapLogPath"] as const),
     ];
+    const requests = inputs.requestNames;
+    if (!Array.isArray(requests) || !requests.every((name) => typeof name === "string" && name !== "")) {
+        problems.push({ property: "requestNames", reason: `got ${JSON.stringify(requests)}; allowed: a list of request names (empty for none)` });
+    }
     const policy = (inputs.policy ?? {}) as Partial<PollPolicy>;
     const rules: [keyof PollPolicy, (v: number) => boolean, string][] = [
         ["initialDelayMs", (v) => v >= 0, "a number of milliseconds >= 0"],
@@ -210,7 +229,7 @@ export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): 
 }
 
 /** A changed object or instance is a different key: poll again (replace). */
-const REPOLL_FIELDS = ["endpoint", "region", "bucket", "key", "instanceId"] as const;
+const REPOLL_FIELDS = ["endpoint", "region", "bucket", "key", "instanceId", "node", "requestNames"] as const;
 const KEPT_FIELDS = ["nodeLabel", "nodeAddress", "bootstrapLogPath"] as const;
 
 export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollInputs, WgPubkeyPollOutputs> = {
@@ -240,6 +259,9 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollI
             nodeAddress: inputs.nodeAddress,
             bootstrapLogPath: inputs.bootstrapLogPath,
             instanceId: inputs.instanceId,
+            node: inputs.node,
+            requestNames: inputs.requestNames,
+            requests: result.requests,
             policy: inputs.policy,
             publicKey: result.publicKey,
             attempts: result.attempts,
@@ -274,8 +296,12 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollI
 };
 
 export interface WgPubkeyPollArgs extends S3ObjectAccessArgs {
-    /** The publishing instance: when it changes, the poll runs again. */
+    /** The node's name in the runtime channel; the document must carry it. */
+    node: pulumi.Input<string>;
+    /** The publishing instance: when it changes, the poll runs again, and only its document counts. */
     instanceId: pulumi.Input<string>;
+    /** Names of the certificate requests the document must hold (none for the hub). */
+    requestNames: pulumi.Input<string[]>;
     nodeLabel: pulumi.Input<string>;
     nodeAddress: pulumi.Input<string>;
     bootstrapLogPath: pulumi.Input<string>;
@@ -285,6 +311,8 @@ export interface WgPubkeyPollArgs extends S3ObjectAccessArgs {
 export class WgPubkeyPoll extends pulumi.dynamic.Resource {
     /** The node's WireGuard public key, exactly as `wg pubkey` printed it. */
     public readonly publicKey!: pulumi.Output<string>;
+    /** PEM certificate requests by name, as the node made them. */
+    public readonly requests!: pulumi.Output<Record<string, string>>;
     public readonly attempts!: pulumi.Output<number>;
     public readonly waitedMs!: pulumi.Output<number>;
     public readonly foundAt!: pulumi.Output<string>;
@@ -296,6 +324,7 @@ export class WgPubkeyPoll extends pulumi.dynamic.Resource {
             {
                 ...withSecretCredentials(args),
                 publicKey: undefined,
+                requests: undefined,
                 attempts: undefined,
                 waitedMs: undefined,
                 foundAt: undefined,

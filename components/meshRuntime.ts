@@ -1,0 +1,79 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ObjectStore } from "./objectStore";
+import { NatsRuntimeMember } from "./natsCluster";
+import { hubDesiredState, MeshMember, natsPeers, OperatorPeer } from "../lib/meshPeers";
+import { DesiredState, desiredStateKey, desiredStateProblems, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
+import { NamingContext } from "../lib/naming";
+import { RuntimeDocument } from "../providers/runtimeDocument";
+
+export interface MeshRuntimeArgs {
+    /** Project and stack: desired states live under the stack's name. */
+    naming: NamingContext;
+    /** The runtime bucket (ObjectStore.runtime) the agents read. */
+    objectStore: ObjectStore;
+    /** The mesh subnet (MeshTopology.subnet): every allowed IP must lie in it. */
+    subnet: string;
+    /** The hub as it booted (WgCache.member). */
+    hub: pulumi.Input<MeshMember>;
+    /** Every NATS node as it booted, with its certificates and routes (NatsCluster.runtimeMembers). */
+    nats: pulumi.Input<NatsRuntimeMember>[];
+    /** Operators' peers (meshstack:wgOperatorPeers), reaching the mesh through the hub. */
+    operators: OperatorPeer[];
+}
+
+/**
+ * Writes each member's desired state into the runtime bucket, where its
+ * agent applies it in place: the hub's peers (NATS nodes and operators),
+ * and for each NATS node its peers (the hub and every other NATS node
+ * directly), its certificates and its routes. This is the only place a
+ * change to the mesh (a node added or replaced, a certificate renewed, an
+ * operator added) reaches running nodes, and it replaces none of them.
+ */
+export class MeshRuntime extends pulumi.ComponentResource {
+    /** Digest of each member's desired state, by member name. */
+    public readonly desiredStateDigests: pulumi.Output<Record<string, string>>;
+
+    constructor(name: string, args: MeshRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("meshstack:index:MeshRuntime", name, {}, opts);
+        const runtime = args.objectStore.runtime;
+        const nats = pulumi.all(args.nats);
+        const hub = pulumi.output(args.hub);
+        const states: { node: pulumi.Output<string>; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
+            {
+                node: hub.name,
+                state: pulumi.all([hub, nats]).apply(([h, members]) => hubDesiredState(h, members.map((m) => m.member), args.operators)),
+                resourceName: `${name}-hub`,
+            },
+            ...args.nats.map((entry, i) => {
+                const self = pulumi.output(entry);
+                return {
+                    node: self.member.name,
+                    state: pulumi.all([self, hub, nats]).apply(([me, h, members]): DesiredState => ({
+                        version: RUNTIME_FORMAT_VERSION,
+                        node: me.member.name,
+                        instanceId: me.member.instanceId,
+                        wireguard: { peers: natsPeers(me.member, h, members.map((m) => m.member), args.subnet) },
+                        certificates: me.certificates,
+                        natsRoutes: me.routes,
+                    })),
+                    resourceName: `${name}-nats-${i}`,
+                };
+            }),
+        ];
+        const documents = states.map(({ node, state, resourceName }) => {
+            const content = state.apply((s) => {
+                const problems = desiredStateProblems(s, args.subnet);
+                if (problems.length) throw new pulumi.ResourceError(`MeshRuntime ${name}: ${problems.join("; ")}`, this);
+                return JSON.stringify(s, null, 2) + "\n";
+            });
+            const document = new RuntimeDocument(resourceName, {
+                ...runtime,
+                key: node.apply((n) => desiredStateKey(args.naming.stack, n)),
+                content,
+            }, { parent: this });
+            return pulumi.all([node, document.contentSha256]);
+        });
+        this.desiredStateDigests = pulumi.all(documents).apply((pairs) => Object.fromEntries(pairs));
+        this.registerOutputs({ desiredStateDigests: this.desiredStateDigests });
+    }
+}
