@@ -156,7 +156,8 @@ install_wireguard_tools() {
 make_request() {
   local name=$1 key=$2 owner=$3
   cat >"$work/$name.cnf"
-  mkdir -p "$(dirname "$key")"
+  # The directory is traversable (the service user reads its certificates there); the key is not.
+  (umask 022 && mkdir -p "$(dirname "$key")")
   if [ -s "$key" ]; then
     log "keeping the existing $name key $key"
   else
