@@ -211,7 +211,7 @@ else
 fi
 
 instance_id="\${${INSTANCE_ID_ENV}:-}"
-if [ -z "$instance_id" ]; then instance_id=$(cloud-init query instance_id); fi
+if [ -z "$instance_id" ]; then instance_id=$(cloud-init query v1.instance_id); fi
 log "instance id: $instance_id"
 
 # JSON by python3 (cloud-init's own runtime): PEM newlines need escaping.

@@ -36,6 +36,8 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     // Three emulated VMs booting at once on a shared host reach cloud-init's
     // network stage minutes after power-on; the object must outlive that.
     bootstrapCleanupDelaySeconds: "600",
+    // All four VMs boot at once under emulation and each makes its keys before publishing.
+    wgPubkeyPollTimeoutSeconds: "1800",
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
 const KV_BUCKET = "boxtest";
