@@ -141,7 +141,8 @@ install_wireguard_tools() {
   for attempt in 1 2 3 4 5; do
     # --no-install-recommends: the recommended wireguard-dkms would compile a
     # module the stock kernel already has.
-    if apt-get -o DPkg::Lock::Timeout=120 update -q >>"$log_file" 2>&1 &&
+    # The first try uses the lists cloud-init's packages stage just fetched.
+    if { [ "$attempt" = 1 ] || apt-get -o DPkg::Lock::Timeout=120 update -q >>"$log_file" 2>&1; } &&
       DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends wireguard-tools >>"$log_file" 2>&1; then
       return 0
     fi

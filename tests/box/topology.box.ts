@@ -6,7 +6,8 @@
  * The box runs the dev stack with what an operator of this machine would
  * set: the NATS client port open to the host (the test client and the KV
  * the deploy makes), and a Metadata limit small enough that the NATS nodes
- * get their cloud-config through an #include pointer to MinIO.
+ * get their cloud-config through an #include pointer to MinIO while the
+ * hub's goes gzipped.
  */
 import * as assert from "assert";
 import { spawn } from "child_process";
@@ -32,7 +33,10 @@ const STACK = "dev";
 export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
     natsKvBucket: "control",
+    // 8 KiB: the hub's cloud-config fits gzipped (about 6.6 KiB), the NATS
+    // nodes' does not (about 9.2 KiB), so one box runs both delivery paths.
     metadataLimitBytes: "8192",
+    gzipUserDataImages: JSON.stringify(["linode/debian12"]),
     // Three emulated VMs booting at once on a shared host reach cloud-init's
     // network stage minutes after power-on; the object must outlive that.
     bootstrapCleanupDelaySeconds: "600",
@@ -218,10 +222,12 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         assert.strictEqual((await kv.get("key.3"))?.string(), "value-3");
     });
 
-    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object", async () => {
+    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object; the gzipped hub booted too", async () => {
         const delivery = state.outputs!.bootstrapDelivery as Record<string, { method: string }>;
         const included = Object.entries(delivery).filter(([, d]) => d.method === "object").map(([node]) => node);
         assert.strictEqual(included.length, 3, JSON.stringify(delivery));
+        assert.strictEqual(delivery["wg-cache"].method, "gzip", JSON.stringify(delivery));
+        assert.strictEqual((await onVm(hub(), "head -c 2 /var/lib/cloud/instance/user-data.txt | od -An -tx1")).trim(), "1f 8b", "the hub got gzipped user-data");
         const store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, state.caCertFile);
         for (const vm of natsVms()) {
             const pointer = await onVm(vm, "head -c 9 /var/lib/cloud/instance/user-data.txt");
