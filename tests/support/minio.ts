@@ -85,13 +85,12 @@ export class MinioServer {
     }
 
     /** Runs `mc` against this server as root (MC_HOST_<alias>, so no config file is written). */
-    mc(args: string[], input?: string): Promise<string> {
+    mc(args: string[]): Promise<string> {
         const url = new URL(this.endpoint);
         const env = { ...process.env, MC_CONFIG_DIR: path.join(this.dataDir, ".mc"), MC_HOST_test: `${url.protocol}//${this.credentials.accessKeyId}:${this.credentials.secretAccessKey}@${url.host}` };
         return new Promise((resolve, reject) => {
-            const child = execFile(toolPath("mc"), ["--no-color", ...args], { env, timeout: 30_000 }, (err, stdout, stderr) =>
+            execFile(toolPath("mc"), ["--no-color", ...args], { env, timeout: 30_000 }, (err, stdout, stderr) =>
                 err ? reject(new Error(`mc ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout));
-            if (input !== undefined) child.stdin!.end(input);
         });
     }
 
