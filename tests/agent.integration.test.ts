@@ -24,18 +24,28 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { AgentParams } from "../cloudinit/agent";
+import * as tls from "tls";
+import { connect } from "@nats-io/transport-node";
+import { AgentNats, AgentParams } from "../cloudinit/agent";
+import {
+    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES,
+    NatsLayout, natsConfPath, natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf,
+} from "../cloudinit/nats";
+import {
+    natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, opensslExtensions, opensslRequestConfig,
+} from "../cloudinit/natsCerts";
+import { natsHostname, NatsNode, natsServiceName } from "../lib/topology";
+import { Pem, TestPki } from "./support/natsCluster";
 import { wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { desiredStateKey, DesiredState, DesiredPeer } from "../lib/runtimeChannel";
 import { signedObjectRequest } from "../providers/s3";
 import { AgentNode } from "./support/agentNode";
 import { BOOTSTRAP_BUCKET, RUNTIME_BUCKET, RuntimeChannel } from "./support/runtimeChannel";
-import { waitFor } from "./support/ports";
+import { freePort, waitFor } from "./support/ports";
 import { toolPath } from "./support/tools";
 
 const run = promisify(execFile);
 const STACK = "test";
-const SUBNET = "10.44.0.0/24";
 const LAN_PREFIX = "192.168.77";
 const WG_PORT = 51820;
 
@@ -252,5 +262,259 @@ ip link set wg0 up`);
         await a.agent.runOnce({ prefix: a.ns.enter });
         assert.strictEqual(a.agent.log(), before);
         assert.strictEqual(await ifindex(a), index);
+    });
+});
+
+/**
+ * NATS: three real nats-server processes on loopback (each on its own
+ * 127.0.1.x, the stand-in for its WireGuard address, inside the agent's
+ * subnet 127.0.0.0/8), each with an agent root. The keys and requests are
+ * made as the first boot makes them, the deploy's side signs them with
+ * openssl from the same profiles as @pulumi/tls. The agents run with
+ * MESHSTACK_AGENT_SKIP_SERVICES=1 (there is no systemd here), so the test
+ * does what the agent's `systemctl reload nats-server` does, the unit's
+ * ExecReload: SIGHUP to the server, after the agent installed the files.
+ */
+describe("agent: NATS certificates and routes applied to a running 3-node nats-server cluster by reload", function () {
+    this.timeout(240_000);
+    const clusterName = "meshtest";
+    const serviceName = natsServiceName(clusterName);
+    let channel: RuntimeChannel;
+    let work: string;
+    let pki: TestPki;
+    let routeCa: Pem;
+    let clientCa: Pem;
+    let client: Pem;
+    let serial = 0x1000;
+    const password = "meshstackTestPassword0123456789";
+    const servers: NatsMember[] = [];
+
+    interface NatsMember {
+        node: NatsNode;
+        agent: AgentNode;
+        conf: string;
+        tlsDir: string;
+        child?: ChildProcess;
+        exited?: Promise<void>;
+        log: string[];
+        serials: Record<string, string>;
+    }
+
+    const agentNats: AgentNats = {
+        layout: { ...NATS_NODE_LAYOUT, binary: toolPath("nats-server"), user: "root", group: "root" },
+        // As components/natsCluster.ts hands them to the agent.
+        certificates: [
+            { file: NATS_TLS_FILES.routeCa },
+            { file: NATS_TLS_FILES.routeCert, matchesKey: NATS_TLS_FILES.routeKey, issuer: NATS_TLS_FILES.routeCa },
+            { file: NATS_TLS_FILES.clientCa },
+            { file: NATS_TLS_FILES.serverCert, matchesKey: NATS_TLS_FILES.serverKey, issuer: NATS_TLS_FILES.clientCa },
+        ],
+        routeUser: NATS_ROUTE_USER,
+        routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
+    };
+
+    before(async () => {
+        channel = await RuntimeChannel.start();
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-agent-nats-"));
+        pki = new TestPki(path.join(work, "pki"));
+        routeCa = pki.ca("route-ca", natsRouteCaProfile(clusterName));
+        clientCa = pki.ca("client-ca", natsClientCaProfile(clusterName));
+        client = pki.leaf("client", natsClientCertProfile("meshstack-test-client"), clientCa);
+    });
+
+    after(async () => {
+        for (const server of servers) {
+            if (server.child && server.child.exitCode === null) {
+                server.child.kill("SIGKILL");
+                await server.exited;
+            }
+        }
+        await channel?.stop();
+        if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    const openssl = async (...args: string[]) => (await run(toolPath("openssl"), args)).stdout;
+
+    /** A NATS node after its first boot: keys and requests made on it, nats.conf and the route password from user-data, no certificates yet. */
+    async function addServer(): Promise<NatsMember> {
+        const index = servers.length;
+        const node: NatsNode = {
+            index, hostname: natsHostname(clusterName, index), wgAddress: `127.0.1.${10 + index}`,
+            ports: { client: await freePort(), route: await freePort(), monitor: await freePort() },
+        };
+        const root = path.join(work, node.hostname);
+        const agent = new AgentNode(root, {
+            ...agentParams(channel, node.hostname, `${node.wgAddress}/8`), nats: agentNats,
+        }, `5000${index}`, channel.agentCredentials);
+        await agent.generateKey();
+        const rooted: NatsLayout = { ...agentNats.layout, configDir: root + NATS_NODE_LAYOUT.configDir, tlsDir: root + NATS_NODE_LAYOUT.tlsDir, storeDir: root + NATS_NODE_LAYOUT.storeDir };
+        fs.mkdirSync(rooted.tlsDir, { recursive: true });
+        for (const [name, keyFile, profile] of [
+            ["route", NATS_TLS_FILES.routeKey, natsRouteCertProfile(node)],
+            ["server", NATS_TLS_FILES.serverKey, natsServerCertProfile(node, serviceName)],
+        ] as const) {
+            await openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path.join(rooted.tlsDir, keyFile));
+            fs.writeFileSync(path.join(work, `${node.hostname}-${name}.cnf`), opensslRequestConfig(profile));
+            await openssl("req", "-new", "-key", path.join(rooted.tlsDir, keyFile), "-config", path.join(work, `${node.hostname}-${name}.cnf`), "-out", path.join(work, `${node.hostname}-${name}.csr`));
+        }
+        fs.writeFileSync(path.join(rooted.configDir, NATS_CLUSTER_SECRETS_FILE), renderNatsClusterSecrets({ password }), { mode: 0o600 });
+        fs.mkdirSync(path.dirname(root + NATS_ROUTE_PASSWORD_PATH), { recursive: true });
+        fs.writeFileSync(root + NATS_ROUTE_PASSWORD_PATH, password + "\n", { mode: 0o600 });
+        const conf = natsConfPath(rooted);
+        fs.writeFileSync(conf, renderNatsConf({ clusterName, node, layout: rooted, clientHost: node.wgAddress, jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }));
+        const member: NatsMember = { node, agent, conf, tlsDir: rooted.tlsDir, log: [], serials: {} };
+        servers.push(member);
+        return member;
+    }
+
+    /** What the deploy's LocallySignedCert does with a published request: sign it, with a fresh serial. */
+    async function sign(member: NatsMember, name: "route" | "server"): Promise<string> {
+        const profile = name === "route" ? natsRouteCertProfile(member.node) : natsServerCertProfile(member.node, serviceName);
+        const issuer = name === "route" ? routeCa : clientCa;
+        const ext = path.join(work, `${member.node.hostname}-${name}.ext`);
+        fs.writeFileSync(ext, opensslExtensions(profile));
+        const out = path.join(work, `${member.node.hostname}-${name}.crt`);
+        const hex = (++serial).toString(16).toUpperCase();
+        await openssl("x509", "-req", "-in", path.join(work, `${member.node.hostname}-${name}.csr`), "-CA", issuer.certFile, "-CAkey", issuer.keyFile,
+            "-set_serial", `0x${hex}`, "-days", "730", "-extfile", ext, "-out", out);
+        member.serials[name] = hex;
+        return fs.readFileSync(out, "utf8");
+    }
+
+    async function desiredFor(member: NatsMember, cluster: NatsMember[]): Promise<DesiredState> {
+        return {
+            version: 1, node: member.node.hostname, instanceId: member.agent.instanceId, wireguard: { peers: [] },
+            certificates: {
+                [NATS_TLS_FILES.routeCa]: routeCa.certPem, [NATS_TLS_FILES.routeCert]: await sign(member, "route"),
+                [NATS_TLS_FILES.clientCa]: clientCa.certPem, [NATS_TLS_FILES.serverCert]: await sign(member, "server"),
+            },
+            natsRoutes: natsRouteAddresses(member.node, cluster.map((m) => m.node)),
+        };
+    }
+
+    async function publishAndApply(targets: NatsMember[], cluster: NatsMember[]): Promise<void> {
+        for (const member of targets) await channel.write(member.agent.params.key, await desiredFor(member, cluster));
+        for (const member of targets) {
+            await member.agent.runOnce({ env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } });
+            assert.match(member.agent.log(), /not touching nats-server \(changed=1\)/);
+            assert.match(member.agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: 0 peer\\(s\\), ${cluster.length - 1} route\\(s\\), 4 certificate\\(s\\)\\n$`));
+        }
+    }
+
+    function start(member: NatsMember): void {
+        const child = spawn(toolPath("nats-server"), ["-c", member.conf], { stdio: ["ignore", "pipe", "pipe"] });
+        member.child = child;
+        member.exited = new Promise((resolve) => child.once("exit", () => resolve()));
+        child.stdout!.on("data", (d) => member.log.push(String(d)));
+        child.stderr!.on("data", (d) => member.log.push(String(d)));
+    }
+
+    async function monitor(member: NatsMember, what: string): Promise<any> {
+        return (await fetch(`http://127.0.0.1:${member.node.ports.monitor}${what}`, { signal: AbortSignal.timeout(2000) })).json();
+    }
+
+    /**
+     * Every route connection as remote#id, sorted: a route that dropped and
+     * came back gets a new id. A server keeps a pool of connections to each
+     * peer (nats-server's route pooling), so there are several per remote.
+     */
+    async function routes(member: NatsMember): Promise<string[]> {
+        const routez = await monitor(member, "/routez");
+        return (routez.routes ?? []).map((r: { remote_name: string; rid: number }) => `${r.remote_name}#${r.rid}`).sort();
+    }
+
+    async function waitRouted(cluster: NatsMember[]): Promise<void> {
+        await waitFor("every server routed to every other", async () => {
+            try {
+                const all = await Promise.all(cluster.map(routes));
+                return all.every((r, i) => cluster.every((m, j) => i === j || r.some((route) => route.startsWith(`${m.node.hostname}#`))));
+            } catch {
+                return false;
+            }
+        }, 30_000, 100);
+    }
+
+    async function reload(member: NatsMember): Promise<void> {
+        const mark = member.log.join("").length;
+        member.child!.kill("SIGHUP");
+        await waitFor(`${member.node.hostname} to reload`, async () => /Reloaded server configuration/.test(member.log.join("").slice(mark)), 10_000, 50);
+        assert.doesNotMatch(member.log.join("").slice(mark), /Failed to reload|reload.*error/i);
+    }
+
+    /** The serial of the certificate a new client connection is shown (INFO in plaintext, then TLS). */
+    function servedSerial(member: NatsMember): Promise<string> {
+        return new Promise((resolve, reject) => {
+            const socket = net.connect(member.node.ports.client, member.node.wgAddress);
+            socket.once("error", reject);
+            socket.once("data", () => {
+                const secure = tls.connect({ socket, ca: clientCa.certPem, cert: client.certPem, key: client.keyPem, servername: serviceName });
+                secure.once("secureConnect", () => {
+                    resolve(secure.getPeerCertificate().serialNumber.toUpperCase().replace(/^0+/, ""));
+                    secure.destroy();
+                });
+                secure.once("error", reject);
+            });
+        });
+    }
+
+    it("first certificates and routes from the agent start a cluster; a renewal (same keys, new serials) is reloaded with a client and every route staying connected", async () => {
+        const cluster = [await addServer(), await addServer(), await addServer()];
+        await publishAndApply(cluster, cluster);
+        for (const member of cluster) {
+            assert.strictEqual(fs.statSync(path.join(member.agent.root, NATS_NODE_LAYOUT.configDir, NATS_CLUSTER_ROUTES_FILE)).mode & 0o777, 0o600);
+            start(member);
+        }
+        await waitRouted(cluster);
+
+        const nc = await connect({
+            servers: [`tls://${cluster[0].node.wgAddress}:${cluster[0].node.ports.client}`],
+            tls: { ca: clientCa.certPem, cert: client.certPem, key: client.keyPem, servername: serviceName },
+            timeout: 3000, reconnectTimeWait: 200, maxReconnectAttempts: -1,
+        });
+        const events: string[] = [];
+        (async () => {
+            for await (const s of nc.status()) events.push(s.type);
+        })();
+        try {
+            const routesBefore = await Promise.all(cluster.map(routes));
+            const countsBefore = await Promise.all(cluster.map(async (m) => (await monitor(m, "/routez")).num_routes));
+            const oldSerials = cluster.map((m) => ({ ...m.serials }));
+            for (const member of cluster) assert.strictEqual(await servedSerial(member), member.serials.server);
+
+            await publishAndApply(cluster, cluster);
+            for (const [i, member] of cluster.entries()) {
+                assert.notStrictEqual(member.serials.server, oldSerials[i].server);
+                const installed = await openssl("x509", "-in", path.join(member.tlsDir, NATS_TLS_FILES.routeCert), "-noout", "-serial");
+                assert.strictEqual(installed.trim(), `serial=${member.serials.route}`);
+                await reload(member);
+            }
+            for (const member of cluster) assert.strictEqual(await servedSerial(member), member.serials.server, "a new connection is shown the old certificate");
+            assert.deepStrictEqual(await Promise.all(cluster.map(routes)), routesBefore, "a route dropped during the reload");
+            assert.deepStrictEqual(await Promise.all(cluster.map(async (m) => (await monitor(m, "/routez")).num_routes)), countsBefore);
+            await nc.flush();
+            assert.deepStrictEqual(events.filter((e) => /disconnect|reconnect/.test(e)), [], "the client was disconnected");
+        } finally {
+            await nc.close();
+        }
+    });
+
+    it("scale-out: the route lists of the running servers gain a 4th and 5th server's routes by reload", async () => {
+        const cluster = [...servers, await addServer(), await addServer()];
+        const old = cluster.slice(0, 3);
+        const routesBefore = await Promise.all(old.map(routes));
+        await publishAndApply(cluster, cluster);
+        for (const member of old) await reload(member);
+        for (const member of cluster.slice(3)) start(member);
+        await waitRouted(cluster);
+        for (const member of old) {
+            const varz = await monitor(member, "/varz");
+            const configured = (varz.cluster.urls as string[]).map((u) => u.replace(/^.*@/, "")).sort();
+            assert.deepStrictEqual(configured, natsRouteAddresses(member.node, cluster.map((m) => m.node)).sort());
+        }
+        const routesAfter = await Promise.all(old.map(routes));
+        for (const [i, before] of routesBefore.entries()) {
+            for (const route of before) assert.ok(routesAfter[i].includes(route), `route ${old[i].node.hostname} -> ${route} was re-made`);
+            assert.ok(routesAfter[i].length > before.length, `${old[i].node.hostname} has no routes to the new servers`);
+        }
     });
 });
