@@ -4,8 +4,12 @@
  * temp root with the real `wg` and `openssl`, publishes through a presigned
  * PUT signed by the serialized PresignedUrl provider to MinIO, while the
  * serialized poll provider waits for the document in its own host process.
- * Bringing up wg0 needs systemd, so MESHSTACK_NODE_SKIP_INTERFACE=1; the
- * live interface is proven in tests/agent.integration.test.ts.
+ * The script's `systemctl enable --now wg-quick@wg0` needs systemd, so
+ * MESHSTACK_NODE_SKIP_INTERFACE=1; what that unit runs, `wg-quick up wg0`
+ * on the wg0.conf the script wrote, runs here in a network and mount
+ * namespace of its own, with wireguard-go (the host kernel has no wireguard
+ * module) and the temp root's /etc/wireguard and /etc/sysctl.d bound where
+ * the node has them.
  */
 import * as assert from "assert";
 import { execFile, execFileSync } from "child_process";
@@ -146,6 +150,39 @@ describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- seria
         const again = await pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, requestNames: [] });
         assert.strictEqual(again.outs.publicKey, outs.publicKey);
         assert.ok(!fs.readFileSync(node.log, "utf8").includes("X-Amz-Signature"), "the bootstrap log leaks the presigned URL");
+    });
+
+    it("hub: wg-quick brings up the wg0.conf the first boot wrote: its key, address and port, no peers, forwarding on wg0 and the subnet rules; down removes the rules", async () => {
+        const hubName = "meshstack-test-wg-cache";
+        const node = await prepareNode(
+            (url) => renderWgBootstrapScript({ node: hubName, publishPutUrl: url, listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24" }),
+            hubName,
+        );
+        await runScript(node);
+        fs.mkdirSync("/run/wireguard", { recursive: true });
+        const script = [
+            "set -euo pipefail",
+            "mount -t tmpfs tmpfs /run/wireguard",
+            `mount --bind ${path.join(node.root, "etc/wireguard")} /etc/wireguard`,
+            `mount --bind ${path.join(node.root, "etc/sysctl.d")} /etc/sysctl.d`,
+            "ip link set lo up",
+            "wg-quick up wg0 >/dev/null 2>&1",
+            "echo \"key: $(wg show wg0 public-key)\"",
+            "echo \"port: $(wg show wg0 listen-port)\"",
+            "echo \"peers: $(wg show wg0 peers | wc -l)\"",
+            "echo \"address: $(ip -4 -o addr show wg0 | awk '{print $4}')\"",
+            "echo \"forwarding: $(cat /proc/sys/net/ipv4/conf/all/forwarding) $(cat /proc/sys/net/ipv4/conf/wg0/forwarding)\"",
+            "echo \"rules-up: $(ip -4 rule show | grep -c '^3100[01]:')\"",
+            "wg-quick down wg0 >/dev/null 2>&1",
+            "echo \"rules-down: $(ip -4 rule show | grep -c '^3100[01]:' || true)\"",
+        ].join("\n");
+        const { stdout } = await run(toolPath("unshare"), ["--net", "--mount", "--propagation", "private", "bash", "-c", script], {
+            timeout: 30_000, env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: toolPath("wireguard-go") },
+        });
+        const result = Object.fromEntries(stdout.trim().split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]));
+        assert.deepStrictEqual(result, {
+            key: derivedPublicKey(node.privateKey), port: "51820", peers: "0", address: "10.44.0.1/24", forwarding: "0 1", "rules-up": "2", "rules-down": "0",
+        });
     });
 
     it("hub: a document from a previous instance is not returned; the poll waits for this instance's", async () => {
