@@ -18,7 +18,7 @@
  *   bridge and a TCP relay on the host's end of it.
  */
 import * as assert from "assert";
-import { ChildProcess, execFile, spawn } from "child_process";
+import { ChildProcess, execFile, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
@@ -81,6 +81,56 @@ describe("agent: what a node's key can read", function () {
         const other = await signedObjectRequest(channel.minio.location(RUNTIME_BUCKET, desiredStateKey(STACK, "other")), agentKey, "PUT", Buffer.from("{}"));
         assert.strictEqual(other.status, 403, "the agents' key creates an object");
         assert.strictEqual(String(await channel.minio.getObject(RUNTIME_BUCKET, key)), JSON.stringify({ version: 1, node: "meshstack-test-nats-0", instanceId: "1", wireguard: { peers: [] } }));
+    });
+});
+
+describe("agent: what it refuses to apply", function () {
+    this.timeout(120_000);
+    let channel: RuntimeChannel;
+    let work: string;
+    let agent: AgentNode;
+    let peerKey: string;
+    const node = "meshstack-test-hub";
+    const skip = { env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } };
+    const wgConf = () => path.join(agent.root, "etc/wireguard/wg0.conf");
+
+    before(async () => {
+        channel = await RuntimeChannel.start();
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-agent-refuse-"));
+        agent = new AgentNode(path.join(work, node), agentParams(channel, node, "10.44.0.1/24"), "70001", channel.agentCredentials);
+        await agent.generateKey();
+        const peerPrivateKey = execFileSync(toolPath("wg"), ["genkey"]);
+        peerKey = execFileSync(toolPath("wg"), ["pubkey"], { input: peerPrivateKey }).toString().trim();
+    });
+    after(async () => {
+        await channel?.stop();
+        if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    const state = (instanceId: string, allowedIps: string[]): DesiredState => ({
+        version: 1, node, instanceId, wireguard: { peers: [{ name: "meshstack-test-nats-0", publicKey: peerKey, endpoint: "192.0.2.10:51820", allowedIps }] },
+    });
+
+    it("a desired state still made for the previous instance is waited out, and the one for this instance is applied", async () => {
+        await agent.runOnce(skip);
+        assert.match(agent.log(), /no desired state at .* yet/);
+        await channel.write(agent.params.key, state("69999", ["10.44.0.10/32"]));
+        await agent.runOnce(skip);
+        assert.match(agent.log(), /is not for this instance yet; waiting\n$/);
+        assert.ok(!fs.existsSync(wgConf()), "a predecessor's peers were applied");
+        await channel.write(agent.params.key, state("70001", ["10.44.0.10/32"]));
+        await agent.runOnce(skip);
+        assert.match(agent.log(), /applied desired state [0-9a-f]{64}: 1 peer\(s\)\n$/);
+        assert.match(fs.readFileSync(wgConf(), "utf8"), /AllowedIPs = 10\.44\.0\.10\/32/);
+    });
+
+    it("a peer outside the mesh subnet is refused: the run fails and the applied files stay", async () => {
+        const applied = fs.readFileSync(wgConf(), "utf8");
+        await channel.write(agent.params.key, state("70001", ["0.0.0.0/0"]));
+        await assert.rejects(agent.runOnce(skip));
+        assert.match(agent.log(), /allowed IPs 0\.0\.0\.0\/0 are outside 10\.44\.0\.0\/24/);
+        assert.match(agent.log(), /refused desired state [0-9a-f]{64} \(see above\); nothing applied\n$/);
+        assert.strictEqual(fs.readFileSync(wgConf(), "utf8"), applied);
     });
 });
 
@@ -255,7 +305,7 @@ ip link set wg0 up`);
         assert.match(fs.readFileSync(path.join(a.agent.root, "etc/wireguard/wg0.conf"), "utf8"), new RegExp(`PublicKey = ${d.publicKey.replace(/[+/]/g, "\\$&")}`));
     });
 
-    it("an unchanged desired state costs one GET and changes nothing", async () => {
+    it("an unchanged desired state is not applied again: no log line, the same interface", async () => {
         const a = members[0];
         const before = a.agent.log();
         const index = await ifindex(a);
