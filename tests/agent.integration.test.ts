@@ -548,6 +548,24 @@ describe("agent: NATS certificates and routes applied to a running 3-node nats-s
         }
     });
 
+    it("a certificate for another node's key, or from another CA, is refused and nothing is installed", async () => {
+        const [a, b] = servers;
+        const cluster = servers;
+        const installed = fs.readFileSync(path.join(a.tlsDir, NATS_TLS_FILES.serverCert), "utf8");
+        const good = await desiredFor(a, cluster);
+        const otherKey = { ...good, certificates: { ...good.certificates, [NATS_TLS_FILES.serverCert]: fs.readFileSync(path.join(work, `${b.node.hostname}-server.crt`), "utf8") } };
+        await channel.write(a.agent.params.key, otherKey);
+        await assert.rejects(a.agent.runOnce({ env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } }));
+        assert.match(a.agent.log(), /refused: server\.crt is not for this node's key server\.key\n$/);
+        // Signed for this node's key, but by the route CA: it does not chain to the client CA beside it.
+        const strayCert = (await openssl("x509", "-req", "-in", path.join(work, `${a.node.hostname}-server.csr`), "-CA", routeCa.certFile, "-CAkey", routeCa.keyFile,
+            "-set_serial", "0x7777", "-days", "1", "-extfile", path.join(work, `${a.node.hostname}-server.ext`)));
+        await channel.write(a.agent.params.key, { ...good, certificates: { ...good.certificates, [NATS_TLS_FILES.serverCert]: strayCert } });
+        await assert.rejects(a.agent.runOnce({ env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } }));
+        assert.match(a.agent.log(), /refused: server\.crt does not chain to client-ca\.crt\n$/);
+        assert.strictEqual(fs.readFileSync(path.join(a.tlsDir, NATS_TLS_FILES.serverCert), "utf8"), installed);
+    });
+
     it("scale-out: the route lists of the running servers gain a 4th and 5th server's routes by reload", async () => {
         const cluster = [...servers, await addServer(), await addServer()];
         const old = cluster.slice(0, 3);
