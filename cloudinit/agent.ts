@@ -267,12 +267,12 @@ ${c.issuer ? `  openssl verify -CAfile "$stage/${c.issuer}" "$stage/${c.file}" >
     log "MESHSTACK_AGENT_SKIP_SERVICES=1: not touching nats-server (changed=$changed)"
   elif systemctl is-active --quiet ${NATS_UNIT_NAME}; then
     if [ "$changed" = 1 ]; then
-      runuser -u ${nats.layout.user} -- ${nats.layout.binary} -t -c ${natsConfPath(nats.layout)} >>"$log_file" 2>&1 || { log "refused: nats.conf with the new files does not check"; return 1; }
+      runuser -u ${nats.layout.user} -- ${nats.layout.binary} -t -c "$root${natsConfPath(nats.layout)}" >>"$log_file" 2>&1 || { log "refused: nats.conf with the new files does not check"; return 1; }
       systemctl reload ${NATS_UNIT_NAME}
       log "nats-server reloaded (SIGHUP): new certificates or routes, no restart"
     fi
   else
-    runuser -u ${nats.layout.user} -- ${nats.layout.binary} -t -c ${natsConfPath(nats.layout)} >>"$log_file" 2>&1 || { log "refused: nats.conf does not check"; return 1; }
+    runuser -u ${nats.layout.user} -- ${nats.layout.binary} -t -c "$root${natsConfPath(nats.layout)}" >>"$log_file" 2>&1 || { log "refused: nats.conf does not check"; return 1; }
     systemctl enable --now ${NATS_UNIT_NAME} >>"$log_file" 2>&1
     log "nats-server started with its first certificates"
   fi

@@ -12,10 +12,13 @@ readonly NATS_SERVER_VERSION="v2.14.7"
 readonly NATSCLI_VERSION="v0.3.0"
 readonly ACTIONLINT_VERSION="v1.7.12"
 readonly MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
+# wireguard-go: the userspace WireGuard the integration tests bring up in
+# network namespaces, where the host kernel has no wireguard module.
+readonly WIREGUARD_GO_VERSION="v0.0.0-20260522210424-ecfc5a8d5446"
 # The box tier (real Debian VMs under QEMU): emulator, image tools, the seed
 # ISO, the per-VM firewall (nftables also checks the nodes' metadata guard).
 readonly BOX_APT_PACKAGES=(qemu-system-x86 qemu-utils debootstrap genisoimage e2fsprogs nftables)
-readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 openssl curl util-linux "${BOX_APT_PACKAGES[@]}")
+readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck systemd iproute2 iputils-ping openssl curl util-linux "${BOX_APT_PACKAGES[@]}")
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}"
@@ -72,6 +75,7 @@ go_tool nats "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" via-module
 go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
 go_tool mc "github.com/minio/mc@$MC_VERSION" via-module
+go_tool wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION"
 
 # nats_release_tarball: the pinned nats-server in its release layout
 # (nats-server-VERSION-linux-amd64/nats-server in a .tar.gz), for the box's

@@ -1,15 +1,15 @@
 /**
- * The hub's bootstrap loop, for real on this machine: the first-boot
- * script exactly as the cloud-config carries it, run in a temp root with the
- * real `wg`, uploads through a presigned PUT (signed by the serialized
- * PresignedUrl provider) to MinIO, while the serialized poll provider waits
- * for the key in its own host process.
- *
- * Bringing up wg0 needs systemd and the wireguard kernel module, which this
- * machine lacks (`ip link add type wireguard` fails), so the tests set
- * MESHSTACK_WG_SKIP_INTERFACE=1; the wg0.conf the script writes is checked
- * with wg-quick's own parser instead, and its routing hooks run in a network
- * namespace of their own, on a veth named wg0.
+ * The first boot, for real on this machine: the rendered first-boot script
+ * (the hub's, and a NATS node's with its certificate requests) runs in a
+ * temp root with the real `wg` and `openssl`, publishes through a presigned
+ * PUT signed by the serialized PresignedUrl provider to MinIO, while the
+ * serialized poll provider waits for the document in its own host process.
+ * The script's `systemctl enable --now wg-quick@wg0` needs systemd, so
+ * MESHSTACK_NODE_SKIP_INTERFACE=1; what that unit runs, `wg-quick up wg0`
+ * on the wg0.conf the script wrote, runs here in a network and mount
+ * namespace of its own, with wireguard-go (the host kernel has no wireguard
+ * module) and the temp root's /etc/wireguard and /etc/sysctl.d bound where
+ * the node has them.
  */
 import * as assert from "assert";
 import { execFile, execFileSync } from "child_process";
@@ -17,22 +17,28 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { parse } from "yaml";
-import {
-    renderWgCacheCloudConfig, WG_BOOTSTRAP_LOG_PATH, WG_BOOTSTRAP_SCRIPT_PATH, WG_HUB_SYSCTL_PATH, WG_ROOT_ENV, WG_SKIP_INTERFACE_ENV,
-} from "../cloudinit/wgCache";
-import { wgPublicKeyFromPrivate, WgSpokePeer } from "../cloudinit/wgMesh";
+import { NODE_BOOTSTRAP_LOG_PATH, NODE_ROOT_ENV, NODE_SKIP_INTERFACE_ENV, INSTANCE_ID_ENV, renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
+import { NATS_NODE_LAYOUT, natsTlsPath } from "../cloudinit/nats";
+import { natsRouteCertProfile, natsServerCertProfile, opensslRequestConfig } from "../cloudinit/natsCerts";
+import { renderWgBootstrapScript } from "../cloudinit/wgCache";
+import { WG_PRIVATE_KEY_PATH } from "../cloudinit/wgMesh";
+import { publishedMaterialKey } from "../lib/runtimeChannel";
+import { NatsNode } from "../lib/topology";
 import { PresignedUrl, PresignedUrlInputs } from "../providers/presignedUrl";
 import { PollPolicy, WgPubkeyPoll, WgPubkeyPollInputs } from "../providers/wgPubkeyPoll";
 import { captureDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { MinioServer } from "./support/minio";
 import { toolPath } from "./support/tools";
-import { assertValidCloudConfig } from "./support/cloudInit";
 
 const run = promisify(execFile);
-const BUCKET = "wg-loop-tests";
+const BUCKET = "meshstack-test-runtime";
+const STACK = "test";
 const POLICY: PollPolicy = {
     initialDelayMs: 100, multiplier: 1.5, maxIntervalMs: 300, jitter: 0.2, timeoutMs: 30_000, authGraceMs: 2_000, requestTimeoutMs: 2_000,
+};
+const NATS_NODE: NatsNode = {
+    index: 1, hostname: "meshstack-test-nats-1", dnsName: "nats-1.mesh.example.net", wgAddress: "10.44.0.11",
+    ports: { client: 4222, route: 6222, monitor: 8222 },
 };
 
 async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -43,8 +49,16 @@ async function until(what: string, probe: () => boolean, timeoutMs = 10_000): Pr
     }
 }
 
-describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <- serialized poll provider", function () {
-    this.timeout(90_000);
+/** Every object in the bucket, by key. */
+async function allObjects(minio: MinioServer, bucket: string): Promise<Map<string, string>> {
+    const keys = await minio.listKeys(bucket);
+    const objects = new Map<string, string>();
+    for (const key of keys) objects.set(key, String(await minio.getObject(bucket, key)));
+    return objects;
+}
+
+describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- serialized poll provider", function () {
+    this.timeout(120_000);
     let minio: MinioServer;
     let work: string;
     let presignHost: ProviderHost;
@@ -56,17 +70,17 @@ describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <-
     before(async () => {
         minio = await MinioServer.start();
         await minio.createBucket(BUCKET);
-        work = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-wg-loop-"));
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-first-boot-"));
         const common = {
             endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key: "placeholder",
             accessKeyId: minio.credentials.accessKeyId, secretAccessKey: minio.credentials.secretAccessKey,
         };
-        const presign = await captureDynamicResource(() => new PresignedUrl("loop-put", { ...common, method: "PUT", expiresInSeconds: 600 }));
+        const presign = await captureDynamicResource(() => new PresignedUrl("boot-put", { ...common, method: "PUT", expiresInSeconds: 600 }));
         const poll = await captureDynamicResource(
             () =>
-                new WgPubkeyPoll("loop-poll", {
-                    ...common, instanceId: "20001", nodeLabel: "meshstack-test-cache-node-loop01", nodeAddress: "203.0.113.10",
-                    bootstrapLogPath: WG_BOOTSTRAP_LOG_PATH, policy: POLICY,
+                new WgPubkeyPoll("boot-poll", {
+                    ...common, node: "placeholder", instanceId: "20001", requestNames: [], nodeLabel: "meshstack-test-node-boot01", nodeAddress: "203.0.113.10",
+                    bootstrapLogPath: NODE_BOOTSTRAP_LOG_PATH, policy: POLICY,
                 }),
         );
         presignInputs = presign.inputs as PresignedUrlInputs;
@@ -82,177 +96,161 @@ describe("WireGuard bootstrap loop: rendered script -> presigned PUT -> MinIO <-
         if (work) fs.rmSync(work, { recursive: true, force: true });
     });
 
-    /** A node's worth of state: object key, presigned PUT, rendered cloud-config, the script extracted from it, a temp root. */
-    async function prepareNode(spokes: WgSpokePeer[] = []) {
+    /** A node's worth of state: its object key, its presigned PUT, the rendered script, a temp root. */
+    async function prepareNode(render: (publishPutUrl: string) => string, node: string) {
         const n = ++caseCounter;
-        const key = `bootstrap/wg/test/cache/${n}/pubkey`;
+        const key = publishedMaterialKey(STACK, node, `gen${n}`);
         const put = await presignHost.checkAndCreate({ ...presignInputs, key, method: "PUT" });
-        const cloudConfig = renderWgCacheCloudConfig({ pubkeyPutUrl: put.outs.url, listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24", spokes });
-        const file = (parse(cloudConfig).write_files as { path: string; permissions: string; content: string }[]).find(
-            (f) => f.path === WG_BOOTSTRAP_SCRIPT_PATH,
-        )!;
         const dir = path.join(work, `node-${n}`);
         const root = path.join(dir, "root");
         fs.mkdirSync(root, { recursive: true });
-        const script = path.join(dir, path.basename(file.path));
-        fs.writeFileSync(script, file.content, { mode: parseInt(file.permissions, 8) });
-        return {
-            key, cloudConfig, script, root, url: put.outs.url as string,
-            privateKey: path.join(root, "etc/wireguard/privatekey"),
-            conf: path.join(root, "etc/wireguard/wg0.conf"),
-            sysctl: path.join(root, WG_HUB_SYSCTL_PATH),
-            log: path.join(root, WG_BOOTSTRAP_LOG_PATH),
-        };
+        const script = path.join(dir, "meshstack-node-bootstrap");
+        fs.writeFileSync(script, render(put.outs.url), { mode: 0o700 });
+        return { key, node, script, root, instanceId: `3000${n}`, log: path.join(root, NODE_BOOTSTRAP_LOG_PATH), privateKey: path.join(root, WG_PRIVATE_KEY_PATH) };
     }
 
-    function runScript(node: { script: string; root: string }, env: NodeJS.ProcessEnv = { PATH: process.env.PATH }) {
-        return run(node.script, [], { env: { ...env, [WG_ROOT_ENV]: node.root, [WG_SKIP_INTERFACE_ENV]: "1" }, timeout: 60_000 });
+    function runScript(node: { script: string; root: string; instanceId: string }) {
+        return run(node.script, [], {
+            env: { PATH: process.env.PATH, [NODE_ROOT_ENV]: node.root, [NODE_SKIP_INTERFACE_ENV]: "1", [INSTANCE_ID_ENV]: node.instanceId },
+            timeout: 60_000,
+        });
     }
 
-    it("publishes exactly the key `wg pubkey` derives from the private key it wrote, while the poll waits; a re-run keeps the key", async () => {
-        const node = await prepareNode();
-        await assertValidCloudConfig(node.cloudConfig, work);
+    const derivedPublicKey = (privateKeyFile: string) => execFileSync(toolPath("wg"), ["pubkey"], { input: fs.readFileSync(privateKeyFile) }).toString().trim();
 
+    async function assertNoPrivateKeyInBucket(privateKeys: string[]) {
+        const objects = await allObjects(minio, BUCKET);
+        assert.ok(objects.size > 0, "the bucket is empty: nothing was published");
+        for (const [key, body] of objects) {
+            assert.doesNotMatch(body, /PRIVATE KEY/, `${key} holds PEM private key material`);
+            for (const secret of privateKeys) assert.ok(!body.includes(secret), `${key} holds a private key of the node`);
+        }
+    }
+
+    it("hub: publishes exactly the key `wg pubkey` derives, while the poll waits; no private key in the bucket; a re-run keeps the key", async () => {
+        const hubName = "meshstack-test-wg-cache";
+        const node = await prepareNode(
+            (url) => renderWgBootstrapScript({ node: hubName, publishPutUrl: url, listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24" }),
+            hubName,
+        );
         const mark = pollHost.logs.length;
-        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key });
-        await until("the poll to be waiting", () => pollHost.logs.slice(mark).some((l) => /not published yet/.test(l)));
+        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, requestNames: [] });
+        await until("the poll to be waiting", () => pollHost.logs.slice(mark).some((l) => /not published yet|not yet/i.test(l)));
         await runScript(node);
         const { outs } = await polling;
 
-        const derived = execFileSync(toolPath("wg"), ["pubkey"], { input: fs.readFileSync(node.privateKey) }).toString().trim();
-        assert.strictEqual(outs.publicKey, derived);
+        const first = fs.readFileSync(node.privateKey, "utf8").trim();
+        assert.strictEqual(outs.publicKey, derivedPublicKey(node.privateKey));
         assert.strictEqual(fs.statSync(node.privateKey).mode & 0o777, 0o600);
-        assert.strictEqual(fs.statSync(path.dirname(node.privateKey)).mode & 0o777, 0o700);
+        await assertNoPrivateKeyInBucket([first]);
 
-        const firstPrivateKey = fs.readFileSync(node.privateKey, "utf8");
         await runScript(node);
-        assert.strictEqual(fs.readFileSync(node.privateKey, "utf8"), firstPrivateKey);
-        assert.strictEqual((await minio.getObject(BUCKET, node.key))?.toString().trim(), derived);
-        const again = await pollHost.checkAndCreate({ ...pollInputs, key: node.key, instanceId: "20001" });
-        assert.strictEqual(again.outs.publicKey, derived);
+        assert.strictEqual(fs.readFileSync(node.privateKey, "utf8").trim(), first);
+        assert.match(fs.readFileSync(node.log, "utf8"), /keeping the existing WireGuard key/);
+        const again = await pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, requestNames: [] });
+        assert.strictEqual(again.outs.publicKey, outs.publicKey);
+        assert.ok(!fs.readFileSync(node.log, "utf8").includes("X-Amz-Signature"), "the bootstrap log leaks the presigned URL");
     });
 
-    it("logs every step to the bootstrap log, and never the presigned URL", async () => {
-        const node = await prepareNode();
+    it("hub: wg-quick brings up the wg0.conf the first boot wrote: its key, address and port, no peers, forwarding on wg0 and the subnet rules; down removes the rules", async () => {
+        const hubName = "meshstack-test-wg-cache";
+        const node = await prepareNode(
+            (url) => renderWgBootstrapScript({ node: hubName, publishPutUrl: url, listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24" }),
+            hubName,
+        );
         await runScript(node);
-        await runScript(node);
-        const log = fs.readFileSync(node.log, "utf8");
-        for (const step of [
-            /wireguard-tools present: wireguard-tools v/,
-            /generating a keypair/,
-            /public key: [A-Za-z0-9+/]{43}=/,
-            /wrote .*wg0\.conf \(address 10\.44\.0\.1\/24, udp\/51820\)/,
-            /MESHSTACK_WG_SKIP_INTERFACE=1: not bringing up wg0/,
-            /published the public key/,
-            /keeping the existing private key/,
-        ]) {
-            assert.match(log, step);
-        }
-        assert.strictEqual(log.match(/: done$/gm)?.length, 2);
-        assert.ok(!log.includes("X-Amz-Signature"), "the bootstrap log leaks the presigned URL");
-    });
-
-    it("writes a wg0.conf that wg-quick parses, on the configured port and address, without a copy of the private key", async () => {
-        const node = await prepareNode();
-        await runScript(node);
-        const conf = fs.readFileSync(node.conf, "utf8");
-        assert.doesNotMatch(conf, /PrivateKey/);
-        assert.match(conf, /^Address = 10\.44\.0\.1\/24$/m);
-        assert.match(conf, new RegExp(`^PostUp = wg set %i private-key ${node.privateKey}$`, "m"));
-        assert.strictEqual(fs.statSync(node.conf).mode & 0o777, 0o600);
-        const { stdout } = await run(toolPath("wg-quick"), ["strip", node.conf]);
-        assert.strictEqual(stdout.trim(), "[Interface]\nListenPort = 51820");
-    });
-
-    const spokes: WgSpokePeer[] = [10, 11, 12].map((host, i) => ({
-        name: `meshstack-test-${i}`, address: `10.44.0.${host}`,
-        publicKey: wgPublicKeyFromPrivate(execFileSync(toolPath("wg"), ["genkey"]).toString().trim()),
-    }));
-
-    it("with spokes: the cloud-config stays valid and wg0.conf lists exactly one [Peer] per spoke, its key and /32, as wg-quick parses it", async () => {
-        const node = await prepareNode(spokes);
-        await assertValidCloudConfig(node.cloudConfig, work);
-        await runScript(node);
-        const { stdout } = await run(toolPath("wg-quick"), ["strip", node.conf]);
-        const peers = spokes.map((s) => `[Peer]\nPublicKey = ${s.publicKey}\nAllowedIPs = ${s.address}/32`).join("\n\n");
-        const withoutComments = stdout.split("\n").filter((l) => !l.startsWith("#")).join("\n");
-        assert.strictEqual(withoutComments.trim(), `[Interface]\nListenPort = 51820\n\n${peers}`);
-        assert.match(fs.readFileSync(node.log, "utf8"), /wg0 accepts 3 spoke\(s\) in 10\.44\.0\.0\/24/);
-    });
-
-    it("turns on forwarding for wg0 alone in a sysctl drop-in that wg0's PostUp applies", async () => {
-        const node = await prepareNode(spokes);
-        await runScript(node);
-        const settings = fs.readFileSync(node.sysctl, "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-        assert.deepStrictEqual(settings, [
-            "net.ipv4.conf.wg0.forwarding = 1", "net.ipv4.conf.all.send_redirects = 0", "net.ipv4.conf.wg0.send_redirects = 0",
-        ]);
-        assert.doesNotMatch(fs.readFileSync(node.sysctl, "utf8"), /ip_forward|conf\.all\.forwarding/);
-        assert.match(fs.readFileSync(node.conf, "utf8"), new RegExp(`^PostUp = sysctl -q -p ${node.sysctl}$`, "m"));
-    });
-
-    it("routing hooks, run as wg-quick runs them in a network namespace: wg0 forwards into the subnet only, nothing else forwards, PostDown cleans up", async () => {
-        const node = await prepareNode(spokes);
-        await runScript(node);
-        const conf = fs.readFileSync(node.conf, "utf8");
-        // wg-quick substitutes %i and evals each hook; `wg set` needs a real WireGuard interface, the rest runs on the veth.
-        const hooks = (kind: string) => [...conf.matchAll(new RegExp(`^${kind} = (.*)$`, "gm"))]
-            .map((m) => m[1].replace(/%i/g, "wg0"))
-            .filter((hook) => !hook.startsWith("wg "))
-            .map((hook) => `(eval '${hook.replace(/'/g, `'\\''`)}')`);
-        const probe = (label: string, args: string) => `echo "${label}: $(ip route get ${args} 2>&1 | tr -s '\\n ' ' ')"`;
+        fs.mkdirSync("/run/wireguard", { recursive: true });
         const script = [
             "set -euo pipefail",
-            "ip link add wg0 type veth peer name wg0-end",
-            "ip link add eth0 type veth peer name eth0-end",
-            "for dev in wg0 wg0-end eth0 eth0-end; do ip link set \"$dev\" up; done",
-            "ip addr add 10.44.0.1/24 dev wg0",
-            "ip addr add 192.0.2.10/24 dev eth0",
-            "ip route add default via 192.0.2.1 dev eth0",
-            ...hooks("PostUp"),
-            probe("spoke-to-spoke", "10.44.0.11 from 10.44.0.10 iif wg0"),
-            probe("spoke-to-internet", "198.51.100.7 from 10.44.0.10 iif wg0"),
-            probe("public-to-spoke", "10.44.0.11 from 192.0.2.77 iif eth0"),
-            "echo \"forwarding: $(cat /proc/sys/net/ipv4/conf/all/forwarding) $(cat /proc/sys/net/ipv4/conf/eth0/forwarding) $(cat /proc/sys/net/ipv4/conf/wg0/forwarding)\"",
+            "mount -t tmpfs tmpfs /run/wireguard",
+            `mount --bind ${path.join(node.root, "etc/wireguard")} /etc/wireguard`,
+            `mount --bind ${path.join(node.root, "etc/sysctl.d")} /etc/sysctl.d`,
+            "ip link set lo up",
+            "wg-quick up wg0 >/dev/null 2>&1",
+            "echo \"key: $(wg show wg0 public-key)\"",
+            "echo \"port: $(wg show wg0 listen-port)\"",
+            "echo \"peers: $(wg show wg0 peers | wc -l)\"",
+            "echo \"address: $(ip -4 -o addr show wg0 | awk '{print $4}')\"",
+            "echo \"forwarding: $(cat /proc/sys/net/ipv4/conf/all/forwarding) $(cat /proc/sys/net/ipv4/conf/wg0/forwarding)\"",
             "echo \"rules-up: $(ip -4 rule show | grep -c '^3100[01]:')\"",
-            ...hooks("PostDown"),
+            "wg-quick down wg0 >/dev/null 2>&1",
             "echo \"rules-down: $(ip -4 rule show | grep -c '^3100[01]:' || true)\"",
         ].join("\n");
-        const { stdout } = await run(toolPath("unshare"), ["--net", "bash", "-c", script], { timeout: 30_000 });
+        const { stdout } = await run(toolPath("unshare"), ["--net", "--mount", "--propagation", "private", "bash", "-c", script], {
+            timeout: 30_000, env: { ...process.env, WG_QUICK_USERSPACE_IMPLEMENTATION: toolPath("wireguard-go") },
+        });
         const result = Object.fromEntries(stdout.trim().split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)]));
-        assert.match(result["spoke-to-spoke"], /^10\.44\.0\.11 from 10\.44\.0\.10 dev wg0\b/);
-        assert.doesNotMatch(result["spoke-to-spoke"], /redirect/, "the hub would send ICMP redirects between spokes");
-        assert.match(result["spoke-to-internet"], /Network is unreachable/);
-        assert.match(result["public-to-spoke"], /No route to host/);
-        assert.strictEqual(result.forwarding, "0 0 1", "all, eth0, wg0");
-        assert.strictEqual(result["rules-up"], "2");
-        assert.strictEqual(result["rules-down"], "0");
+        assert.deepStrictEqual(result, {
+            key: derivedPublicKey(node.privateKey), port: "51820", peers: "0", address: "10.44.0.1/24", forwarding: "0 1", "rules-up": "2", "rules-down": "0",
+        });
     });
 
-    it("installs wireguard-tools with apt-get only when wg is missing", async () => {
-        const node = await prepareNode();
-        // A PATH holding only what the script needs, minus wg; the apt-get stub
-        // records its arguments and "installs" wg by linking the real one in.
-        const bin = path.join(node.root, "..", "bin");
-        fs.mkdirSync(bin);
-        for (const tool of ["mkdir", "dirname", "date", "tee", "cat", "chmod", "mv", "curl", "sleep", "ln"]) {
-            fs.symlinkSync(toolPath(tool), path.join(bin, tool));
-        }
-        const aptLog = path.join(node.root, "..", "apt-get.calls");
-        fs.writeFileSync(
-            path.join(bin, "apt-get"),
-            `#!/bin/bash\necho "$*" >>'${aptLog}'\nif [[ " $* " == *" install "* ]]; then ln -sf '${toolPath("wg")}' '${bin}/wg'; fi\n`,
-            { mode: 0o755 },
+    it("hub: a document from a previous instance is not returned; the poll waits for this instance's", async () => {
+        const hubName = "meshstack-test-wg-cache";
+        const node = await prepareNode(
+            (url) => renderWgBootstrapScript({ node: hubName, publishPutUrl: url, listenPort: 51820, address: "10.44.0.1/24", subnet: "10.44.0.0/24" }),
+            hubName,
         );
-        await runScript(node, { PATH: bin });
-        const calls = fs.readFileSync(aptLog, "utf8").trim().split("\n");
-        assert.strictEqual(calls.length, 2);
-        assert.match(calls[0], /update/);
-        assert.match(calls[1], /install -y -q --no-install-recommends wireguard-tools$/);
-        assert.match(fs.readFileSync(node.log, "utf8"), /wg not found; installing wireguard-tools/);
-        assert.ok((await minio.getObject(BUCKET, node.key)) !== undefined, "the key was not published after installing");
+        await runScript(node);
+        const stale = derivedPublicKey(node.privateKey);
+        const mark = pollHost.logs.length;
+        const successor = { ...node, instanceId: "49999" };
+        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: successor.instanceId, requestNames: [] });
+        await until("the poll to refuse the predecessor's document", () => pollHost.logs.slice(mark).some((l) => /previous instance/.test(l)));
+        fs.rmSync(node.privateKey);
+        await runScript(successor);
+        const { outs } = await polling;
+        assert.strictEqual(outs.publicKey, derivedPublicKey(node.privateKey));
+        assert.notStrictEqual(outs.publicKey, stale);
+    });
 
-        await runScript(node, { PATH: bin });
-        assert.strictEqual(fs.readFileSync(aptLog, "utf8").trim().split("\n").length, 2, "apt-get ran although wg was present");
+    it("NATS node: publishes valid CSRs with the profiles' subjects and SANs for keys that stay on the node; a re-run keeps every key", async () => {
+        const layout = NATS_NODE_LAYOUT;
+        const requests = [
+            { name: "route", keyPath: natsTlsPath(layout, "routeKey"), owner: "nats:nats", requestConfig: opensslRequestConfig(natsRouteCertProfile(NATS_NODE)) },
+            { name: "server", keyPath: natsTlsPath(layout, "serverKey"), owner: "nats:nats", requestConfig: opensslRequestConfig(natsServerCertProfile(NATS_NODE, "nats.mesh.example.net")) },
+        ];
+        const address = `${NATS_NODE.wgAddress}/24`;
+        const node = await prepareNode(
+            (url) => renderNodeBootstrapScript({
+                node: NATS_NODE.hostname, publishPutUrl: url, listenPort: 51820, address, subnet: "10.44.0.0/24",
+                interfaceSection: wgInterfaceSection({ address, listenPort: 51820 }), certificateRequests: requests,
+            }),
+            NATS_NODE.hostname,
+        );
+        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: NATS_NODE.hostname, instanceId: node.instanceId, requestNames: ["route", "server"] });
+        await runScript(node);
+        const { outs } = await polling;
+        assert.strictEqual(outs.publicKey, derivedPublicKey(node.privateKey));
+
+        const keyFile = (r: (typeof requests)[number]) => path.join(node.root, r.keyPath);
+        const expectedSans = {
+            route: ["DNS:meshstack-test-nats-1", "DNS:nats-1.mesh.example.net", "IP Address:10.44.0.11"],
+            server: ["DNS:meshstack-test-nats-1", "DNS:nats-1.mesh.example.net", "DNS:nats.mesh.example.net", "IP Address:10.44.0.11"],
+        } as Record<string, string[]>;
+        for (const request of requests) {
+            const csr = outs.requests[request.name] as string;
+            const csrFile = path.join(work, `${request.name}.csr`);
+            fs.writeFileSync(csrFile, csr);
+            const { stdout, stderr } = await run(toolPath("openssl"), ["req", "-in", csrFile, "-noout", "-verify", "-text"]);
+            assert.match(stderr + stdout, /verify OK|Certificate request self-signature verify OK/);
+            assert.match(stdout, /Subject: O *= *meshstack, CN *= *meshstack-test-nats-1/);
+            const sans = stdout.match(/X509v3 Subject Alternative Name:\s*\n\s*(.*)/)![1].split(", ").map((s) => s.trim());
+            assert.deepStrictEqual(sans, expectedSans[request.name]);
+            // The request is for the key on the node: same public key.
+            const fromCsr = (await run(toolPath("openssl"), ["req", "-in", csrFile, "-noout", "-pubkey"])).stdout;
+            const fromKey = (await run(toolPath("openssl"), ["pkey", "-in", keyFile(request), "-pubout"])).stdout;
+            assert.strictEqual(fromCsr, fromKey);
+            assert.strictEqual(fs.statSync(keyFile(request)).mode & 0o777, 0o600);
+        }
+        const keysBefore = requests.map((r) => fs.readFileSync(keyFile(r), "utf8"));
+        const wgBefore = fs.readFileSync(node.privateKey, "utf8").trim();
+        await assertNoPrivateKeyInBucket([wgBefore, ...keysBefore.map((k) => k.split("\n")[1])]);
+
+        await runScript(node);
+        assert.deepStrictEqual(requests.map((r) => fs.readFileSync(keyFile(r), "utf8")), keysBefore);
+        assert.strictEqual(fs.readFileSync(node.privateKey, "utf8").trim(), wgBefore);
+        assert.match(fs.readFileSync(node.log, "utf8"), /keeping the existing route key/);
+        assert.match(fs.readFileSync(node.log, "utf8"), /keeping the existing server key/);
     });
 });

@@ -3,7 +3,7 @@
  * service does, so presigning bugs fail here. Started on a random loopback
  * port over a temp directory, stopped and removed afterwards.
  */
-import { ChildProcess, spawn } from "child_process";
+import { ChildProcess, execFile, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -82,6 +82,22 @@ export class MinioServer {
         if (response.status === 404) return undefined;
         if (response.status !== 200) throw new Error(`get ${key}: HTTP ${response.status} ${response.errorCode}`);
         return response.body;
+    }
+
+    /** Runs `mc` against this server as root (MC_HOST_<alias>, so no config file is written). */
+    mc(args: string[]): Promise<string> {
+        const url = new URL(this.endpoint);
+        const env = { ...process.env, MC_CONFIG_DIR: path.join(this.dataDir, ".mc"), MC_HOST_test: `${url.protocol}//${this.credentials.accessKeyId}:${this.credentials.secretAccessKey}@${url.host}` };
+        return new Promise((resolve, reject) => {
+            execFile(toolPath("mc"), ["--no-color", ...args], { env, timeout: 30_000 }, (err, stdout, stderr) =>
+                err ? reject(new Error(`mc ${args.join(" ")}: ${err.message}\n${stderr}`)) : resolve(stdout));
+        });
+    }
+
+    /** Every object key in the bucket. */
+    async listKeys(bucket: string): Promise<string[]> {
+        const out = await this.mc(["ls", "--recursive", "--json", `test/${bucket}`]);
+        return out.split("\n").filter(Boolean).map((line) => JSON.parse(line).key as string);
     }
 
     async stop(): Promise<void> {
