@@ -171,7 +171,6 @@ describe("nats-server -t on the rendered configs", function () {
 describe("systemd unit, install script and cloud-config", function () {
     this.timeout(60_000);
     let dir: string;
-    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     let unit: string;
     let script: string;
     let cloudConfig: string;
