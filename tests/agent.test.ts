@@ -280,6 +280,77 @@ describe("node agent", function () {
             assert.strictEqual(node.wgConf(), good);
         });
 
+        /** A NATS node under a fresh root: its own TLS keys, CAs beside it, and certificates issued by them. */
+        function natsNode(key: string) {
+            const { root } = nodeRoot();
+            // The nats user owns the routes file on a node; here the test's own user stands in.
+            const user = os.userInfo().username;
+            const params: AgentParams = { ...natsParams(), endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key, nats: { ...natsParams().nats!, layout: { ...NATS_NODE_LAYOUT, user, group: user } } };
+            const tls = path.join(root, NATS_NODE_LAYOUT.tlsDir);
+            fs.mkdirSync(tls, { recursive: true });
+            fs.mkdirSync(path.join(root, NATS_NODE_LAYOUT.configDir), { recursive: true });
+            const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: tls, stdio: ["ignore", "pipe", "pipe"] }).toString();
+            for (const name of ["route", "server", "stranger"]) openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`);
+            for (const ca of ["route-ca", "client-ca"]) {
+                openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${ca}.key`);
+                openssl("req", "-x509", "-new", "-key", `${ca}.key`, "-subj", `/CN=${ca}`, "-days", "2", "-out", `${ca}.pem`);
+            }
+            const issue = (keyFile: string, ca: string) => {
+                const csr = openssl("req", "-new", "-key", keyFile, "-subj", "/CN=meshstack-dev-1");
+                fs.writeFileSync(path.join(tls, "req.csr"), csr);
+                return openssl("x509", "-req", "-in", "req.csr", "-CA", `${ca}.pem`, "-CAkey", `${ca}.key`, "-days", "1");
+            };
+            const certificates = {
+                "route-ca.crt": fs.readFileSync(path.join(tls, "route-ca.pem"), "utf8"), "route.crt": issue("route.key", "route-ca"),
+                "client-ca.crt": fs.readFileSync(path.join(tls, "client-ca.pem"), "utf8"), "server.crt": issue("server.key", "client-ca"),
+            };
+            const write = (file: string, content: string, mode: number) => {
+                fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
+                fs.writeFileSync(path.join(root, file), content, { mode });
+            };
+            write(AGENT_CONFIG_PATH, renderAgentConfig(params), 0o644);
+            write(AGENT_CREDENTIALS_PATH, renderAgentCredentials(minio.credentials.accessKeyId, minio.credentials.secretAccessKey), 0o600);
+            write(AGENT_RENDER_PATH, renderAgentRenderer(params), 0o700);
+            write(AGENT_SCRIPT_PATH, renderAgentScript(params), 0o700);
+            const agent = () => spawnSync("bash", [path.join(root, AGENT_SCRIPT_PATH)], {
+                env: { ...process.env, MESHSTACK_AGENT_ROOT: root, MESHSTACK_AGENT_SKIP_SERVICES: "1", MESHSTACK_INSTANCE_ID: "201" }, encoding: "utf8",
+            });
+            const installed = (file: string) => (fs.existsSync(path.join(tls, file)) ? fs.readFileSync(path.join(tls, file), "utf8") : undefined);
+            const routes = () => { const file = path.join(root, NATS_NODE_LAYOUT.configDir, "cluster-routes.conf"); return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined; };
+            const log = () => fs.readFileSync(path.join(root, AGENT_LOG_PATH), "utf8");
+            return { certificates, agent, installed, routes, log, issue, root };
+        }
+
+        it("installs a NATS node's certificates and routes when each certificate is for the node's own key and chains to its CA", async () => {
+            const key = "desired/test/nats-1.json";
+            const node = natsNode(key);
+            await minio.putObject(BUCKET, key, JSON.stringify(natsState({ certificates: node.certificates })));
+            const result = node.agent();
+            assert.strictEqual(result.status, 0, result.stderr);
+            for (const [file, pem] of Object.entries(node.certificates)) assert.strictEqual(node.installed(file), pem, file);
+            assert.strictEqual(node.routes(), renderNatsRoutes({ routes: NATS_ROUTES, password: PASSWORD }));
+            assert.strictEqual(fs.statSync(path.join(node.root, NATS_NODE_LAYOUT.configDir, "cluster-routes.conf")).mode & 0o777, 0o600);
+            assert.match(node.log(), /not touching nats-server \(changed=1\)/);
+            assert.match(node.log(), /applied desired state [0-9a-f]{64}: 2 peer\(s\), 2 route\(s\), 4 certificate\(s\)/);
+        });
+
+        const wrongCertificates: [string, (node: ReturnType<typeof natsNode>) => Record<string, string>, RegExp][] = [
+            ["a certificate for another key", (node) => ({ ...node.certificates, "route.crt": node.issue("stranger.key", "route-ca") }), /refused: route\.crt is not for this node's key route\.key/],
+            ["a certificate from the other CA", (node) => ({ ...node.certificates, "server.crt": node.issue("server.key", "route-ca") }), /refused: server\.crt does not chain to client-ca\.crt/],
+        ];
+        for (const [what, certificates, message] of wrongCertificates) {
+            it(`installs nothing of a NATS state with ${what}`, async () => {
+                const key = `desired/test/nats-${what.replace(/\W+/g, "-")}.json`;
+                const node = natsNode(key);
+                await minio.putObject(BUCKET, key, JSON.stringify(natsState({ certificates: certificates(node) })));
+                const result = node.agent();
+                assert.notStrictEqual(result.status, 0);
+                assert.match(node.log(), message);
+                assert.deepStrictEqual([node.installed("route.crt"), node.installed("server.crt"), node.routes()], [undefined, undefined, undefined]);
+                assert.doesNotMatch(node.log(), /applied desired state/);
+            });
+        }
+
         it("reports a refused signature with the status the store gave and applies nothing", () => {
             const node = hubNode("desired/test/hub-3.json");
             fs.writeFileSync(path.join(node.root, AGENT_CREDENTIALS_PATH), renderAgentCredentials(minio.credentials.accessKeyId, "wrong-secret-000000000000"));
