@@ -11,14 +11,14 @@ import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
 import {
-    AGENT_CONFIG_PATH, AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_RENDER_PATH, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, AgentParams,
-    renderAgentConfig, renderAgentCredentials, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit,
+    AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, AgentParams, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit,
 } from "../cloudinit/agent";
 import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, renderNatsRoutes } from "../cloudinit/nats";
 import { renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { hubInterfaceSection } from "../cloudinit/wgCache";
-import { renderPeer, WG_CONF_PATH, WG_PRIVATE_KEY_PATH } from "../cloudinit/wgMesh";
+import { renderPeer, WG_CONF_PATH } from "../cloudinit/wgMesh";
 import { DesiredPeer, DesiredState, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
+import { agentNode } from "./support/agentNode";
 import { MinioServer } from "./support/minio";
 import { toolPath } from "./support/tools";
 
@@ -74,22 +74,9 @@ describe("node agent", function () {
     before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-agent-"))));
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    /** A node's file system under a fresh root: its WireGuard key and, for NATS, the route password. */
-    function nodeRoot(): { root: string; privateKey: string } {
-        const root = fs.mkdtempSync(path.join(dir, "root-"));
-        const privateKey = wgGenkey();
-        const write = (file: string, content: string) => {
-            fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
-            fs.writeFileSync(path.join(root, file), content, { mode: 0o600 });
-        };
-        write(WG_PRIVATE_KEY_PATH, `${privateKey}\n`);
-        write(NATS_ROUTE_PASSWORD_PATH, `${PASSWORD}\n`);
-        return { root, privateKey };
-    }
-
     describe("renderer (python3, on sample desired states)", () => {
         function render(params: AgentParams, doc: unknown, instanceId: string) {
-            const { root, privateKey } = nodeRoot();
+            const { root, privateKey } = agentNode(dir, params, { instanceId, routePassword: PASSWORD });
             const renderer = path.join(root, "agent-render.py");
             fs.writeFileSync(renderer, renderAgentRenderer(params));
             const docFile = path.join(root, "desired.json");
@@ -214,34 +201,20 @@ describe("node agent", function () {
         after(async () => minio?.stop());
 
         /** A hub node under a fresh root with the agent's files as its cloud-config writes them. */
-        function hubNode(key: string) {
-            const { root } = nodeRoot();
+        function hubNode(key: string, secretAccessKey = minio.credentials.secretAccessKey) {
             const params = hubParams({ endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key });
-            const write = (file: string, content: string, mode: number) => {
-                fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
-                fs.writeFileSync(path.join(root, file), content, { mode });
-            };
-            write(AGENT_CONFIG_PATH, renderAgentConfig(params), 0o644);
-            write(AGENT_CREDENTIALS_PATH, renderAgentCredentials(minio.credentials.accessKeyId, minio.credentials.secretAccessKey), 0o600);
-            write(AGENT_RENDER_PATH, renderAgentRenderer(params), 0o700);
-            write(AGENT_SCRIPT_PATH, renderAgentScript(params), 0o700);
-            const agent = () => spawnSync("bash", [path.join(root, AGENT_SCRIPT_PATH)], {
-                env: { ...process.env, MESHSTACK_AGENT_ROOT: root, MESHSTACK_AGENT_SKIP_SERVICES: "1", MESHSTACK_INSTANCE_ID: "100" }, encoding: "utf8",
-            });
-            const wgConf = () => (fs.existsSync(path.join(root, WG_CONF_PATH)) ? fs.readFileSync(path.join(root, WG_CONF_PATH), "utf8") : undefined);
-            const log = () => fs.readFileSync(path.join(root, AGENT_LOG_PATH), "utf8");
-            return { root, params, agent, wgConf, log };
+            return agentNode(dir, params, { credentials: { ...minio.credentials, secretAccessKey }, instanceId: "100", routePassword: PASSWORD });
         }
 
         it("does nothing while there is no desired state (404), then applies it, then leaves an unchanged one alone", async () => {
             const node = hubNode("desired/test/hub-1.json");
-            const first = node.agent();
+            const first = node.run();
             assert.strictEqual(first.status, 0, first.stderr);
             assert.match(node.log(), /no desired state at agent-runtime\/desired\/test\/hub-1\.json yet/);
             assert.strictEqual(node.wgConf(), undefined);
 
             await minio.putObject(BUCKET, "desired/test/hub-1.json", JSON.stringify(hubState()));
-            const second = node.agent();
+            const second = node.run();
             assert.strictEqual(second.status, 0, second.stderr);
             assert.match(node.log(), /applied desired state [0-9a-f]{64}: 3 peer\(s\)/);
             assert.match(node.log(), /MESHSTACK_AGENT_SKIP_SERVICES=1: wg0 is not up, not starting it/);
@@ -249,7 +222,7 @@ describe("node agent", function () {
             assert.strictEqual(fs.statSync(path.join(node.root, WG_CONF_PATH)).mode & 0o777, 0o600);
 
             const before = node.log();
-            const third = node.agent();
+            const third = node.run();
             assert.strictEqual(third.status, 0, third.stderr);
             assert.strictEqual(node.log(), before, "an unchanged document costs one GET and logs nothing");
             assert.deepStrictEqual(fs.readdirSync(path.join(node.root, AGENT_STATE_DIR)).filter((f) => f.startsWith("stage.")), [], "no staging directory left behind");
@@ -259,21 +232,21 @@ describe("node agent", function () {
             const key = "desired/test/hub-2.json";
             const node = hubNode(key);
             await minio.putObject(BUCKET, key, JSON.stringify(hubState()));
-            assert.strictEqual(node.agent().status, 0);
+            assert.strictEqual(node.run().status, 0);
             const fewer = hubState({ wireguard: { peers: hubPeers.slice(0, 2) } });
             await minio.putObject(BUCKET, key, JSON.stringify(fewer));
-            assert.strictEqual(node.agent().status, 0);
+            assert.strictEqual(node.run().status, 0);
             assert.ok(node.wgConf()!.endsWith(peerText(hubPeers.slice(0, 2))));
             const good = node.wgConf();
 
             await minio.putObject(BUCKET, key, JSON.stringify(hubState({ instanceId: "99" })));
-            const waiting = node.agent();
+            const waiting = node.run();
             assert.strictEqual(waiting.status, 0, waiting.stderr);
             assert.match(node.log(), /is not for this instance yet; waiting/);
             assert.strictEqual(node.wgConf(), good);
 
             await minio.putObject(BUCKET, key, JSON.stringify(hubState({ wireguard: { peers: [{ ...hubPeers[0], allowedIps: ["0.0.0.0/0"] }] } })));
-            const refused = node.agent();
+            const refused = node.run();
             assert.strictEqual(refused.status, 1);
             assert.match(node.log(), /allowed IPs 0\.0\.0\.0\/0 are outside 10\.44\.0\.0\/24/);
             assert.match(node.log(), /refused desired state [0-9a-f]{64} \(see above\); nothing applied/);
@@ -282,13 +255,12 @@ describe("node agent", function () {
 
         /** A NATS node under a fresh root: its own TLS keys, CAs beside it, and certificates issued by them. */
         function natsNode(key: string) {
-            const { root } = nodeRoot();
             // The nats user owns the routes file on a node; here the test's own user stands in.
             const user = os.userInfo().username;
             const params: AgentParams = { ...natsParams(), endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key, nats: { ...natsParams().nats!, layout: { ...NATS_NODE_LAYOUT, user, group: user } } };
-            const tls = path.join(root, NATS_NODE_LAYOUT.tlsDir);
+            const node = agentNode(dir, params, { credentials: minio.credentials, instanceId: "201", routePassword: PASSWORD });
+            const tls = path.join(node.root, NATS_NODE_LAYOUT.tlsDir);
             fs.mkdirSync(tls, { recursive: true });
-            fs.mkdirSync(path.join(root, NATS_NODE_LAYOUT.configDir), { recursive: true });
             const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: tls, stdio: ["ignore", "pipe", "pipe"] }).toString();
             for (const name of ["route", "server", "stranger"]) openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${name}.key`);
             for (const ca of ["route-ca", "client-ca"]) {
@@ -296,36 +268,23 @@ describe("node agent", function () {
                 openssl("req", "-x509", "-new", "-key", `${ca}.key`, "-subj", `/CN=${ca}`, "-days", "2", "-out", `${ca}.pem`);
             }
             const issue = (keyFile: string, ca: string) => {
-                const csr = openssl("req", "-new", "-key", keyFile, "-subj", "/CN=meshstack-dev-1");
-                fs.writeFileSync(path.join(tls, "req.csr"), csr);
+                fs.writeFileSync(path.join(tls, "req.csr"), openssl("req", "-new", "-key", keyFile, "-subj", "/CN=meshstack-dev-1"));
                 return openssl("x509", "-req", "-in", "req.csr", "-CA", `${ca}.pem`, "-CAkey", `${ca}.key`, "-days", "1");
             };
             const certificates = {
                 "route-ca.crt": fs.readFileSync(path.join(tls, "route-ca.pem"), "utf8"), "route.crt": issue("route.key", "route-ca"),
                 "client-ca.crt": fs.readFileSync(path.join(tls, "client-ca.pem"), "utf8"), "server.crt": issue("server.key", "client-ca"),
             };
-            const write = (file: string, content: string, mode: number) => {
-                fs.mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
-                fs.writeFileSync(path.join(root, file), content, { mode });
-            };
-            write(AGENT_CONFIG_PATH, renderAgentConfig(params), 0o644);
-            write(AGENT_CREDENTIALS_PATH, renderAgentCredentials(minio.credentials.accessKeyId, minio.credentials.secretAccessKey), 0o600);
-            write(AGENT_RENDER_PATH, renderAgentRenderer(params), 0o700);
-            write(AGENT_SCRIPT_PATH, renderAgentScript(params), 0o700);
-            const agent = () => spawnSync("bash", [path.join(root, AGENT_SCRIPT_PATH)], {
-                env: { ...process.env, MESHSTACK_AGENT_ROOT: root, MESHSTACK_AGENT_SKIP_SERVICES: "1", MESHSTACK_INSTANCE_ID: "201" }, encoding: "utf8",
-            });
-            const installed = (file: string) => (fs.existsSync(path.join(tls, file)) ? fs.readFileSync(path.join(tls, file), "utf8") : undefined);
-            const routes = () => { const file = path.join(root, NATS_NODE_LAYOUT.configDir, "cluster-routes.conf"); return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : undefined; };
-            const log = () => fs.readFileSync(path.join(root, AGENT_LOG_PATH), "utf8");
-            return { certificates, agent, installed, routes, log, issue, root };
+            const installed = (file: string) => node.read(path.join(NATS_NODE_LAYOUT.tlsDir, file));
+            const routes = () => node.read(path.join(NATS_NODE_LAYOUT.configDir, "cluster-routes.conf"));
+            return { ...node, certificates, installed, routes, issue };
         }
 
         it("installs a NATS node's certificates and routes when each certificate is for the node's own key and chains to its CA", async () => {
             const key = "desired/test/nats-1.json";
             const node = natsNode(key);
             await minio.putObject(BUCKET, key, JSON.stringify(natsState({ certificates: node.certificates })));
-            const result = node.agent();
+            const result = node.run();
             assert.strictEqual(result.status, 0, result.stderr);
             for (const [file, pem] of Object.entries(node.certificates)) assert.strictEqual(node.installed(file), pem, file);
             assert.strictEqual(node.routes(), renderNatsRoutes({ routes: NATS_ROUTES, password: PASSWORD }));
@@ -343,7 +302,7 @@ describe("node agent", function () {
                 const key = `desired/test/nats-${what.replace(/\W+/g, "-")}.json`;
                 const node = natsNode(key);
                 await minio.putObject(BUCKET, key, JSON.stringify(natsState({ certificates: certificates(node) })));
-                const result = node.agent();
+                const result = node.run();
                 assert.notStrictEqual(result.status, 0);
                 assert.match(node.log(), message);
                 assert.deepStrictEqual([node.installed("route.crt"), node.installed("server.crt"), node.routes()], [undefined, undefined, undefined]);
@@ -352,9 +311,8 @@ describe("node agent", function () {
         }
 
         it("reports a refused signature with the status the store gave and applies nothing", () => {
-            const node = hubNode("desired/test/hub-3.json");
-            fs.writeFileSync(path.join(node.root, AGENT_CREDENTIALS_PATH), renderAgentCredentials(minio.credentials.accessKeyId, "wrong-secret-000000000000"));
-            const result = node.agent();
+            const node = hubNode("desired/test/hub-3.json", "wrong-secret-000000000000");
+            const result = node.run();
             assert.strictEqual(result.status, 1);
             assert.match(node.log(), /GET agent-runtime\/desired\/test\/hub-3\.json: HTTP 403 .*SignatureDoesNotMatch/);
             assert.strictEqual(node.wgConf(), undefined);
