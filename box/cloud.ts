@@ -223,7 +223,7 @@ export async function up(options: UpOptions): Promise<BoxState> {
             name, dir: vm.dir, image,
             nics: [{ kind: "user", mac: macAddress(index, 0), pciSlot: 3 }, { kind: "tap", mac: macAddress(index, 1), ifname: vm.tap, pciSlot: 4 }],
             seed: {
-                metaData: YAML.stringify({ "instance-id": `linode-${id}`, "local-hostname": inputs.label, "public-keys": inputs.authorizedKeys ?? [] }),
+                metaData: YAML.stringify({ "instance-id": id, "local-hostname": inputs.label, "public-keys": inputs.authorizedKeys ?? [] }),
                 userData,
                 networkConfig: networkConfig(index, address),
                 extra: { "box-ca.crt": fs.readFileSync(ca.caCertFile) },

@@ -56,9 +56,10 @@ function subjectArg(subject: Subject | undefined): string {
 }
 
 /**
- * Mints with openssl in a private temp directory. CSRs are remembered with
- * their requested names, so signing one gives the certificate the SANs the
- * request asked for, as @pulumi/tls does.
+ * Mints with openssl in a private temp directory. CSRs made here are
+ * remembered with their requested names, and CSRs made on a node carry
+ * theirs, so a certificate gets the SANs its request asked for, as
+ * @pulumi/tls does.
  */
 export class BoxTls {
     private readonly requests = new Map<string, { dnsNames: string[]; ipAddresses: string[]; subject?: Subject }>();
@@ -111,15 +112,16 @@ export class BoxTls {
                 });
             case "tls:index/locallySignedCert:LocallySignedCert":
                 return this.withDir((file) => {
+                    // A request this run made carries its names here; one a node made
+                    // carries them inside, and openssl copies them (as @pulumi/tls does).
                     const request = this.requests.get(inputs.certRequestPem);
-                    if (!request) throw new Error("LocallySignedCert: the certificate request was not made by this box run");
                     fs.writeFileSync(file("csr"), inputs.certRequestPem);
                     fs.writeFileSync(file("ca.crt"), inputs.caCertPem);
                     fs.writeFileSync(file("ca.key"), inputs.caPrivateKeyPem, { mode: 0o600 });
-                    const profile = this.profile(request.subject, inputs.allowedUses ?? [], !!inputs.isCaCertificate, Number(inputs.validityPeriodHours), request);
+                    const profile = this.profile(request?.subject, inputs.allowedUses ?? [], !!inputs.isCaCertificate, Number(inputs.validityPeriodHours), request);
                     fs.writeFileSync(file("ext"), opensslExtensions(profile));
                     const certPem = this.openssl(["x509", "-req", "-in", file("csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-set_serial", String(this.serial++),
-                        "-days", String(Math.ceil(profile.validityHours / 24)), "-extfile", file("ext")]);
+                        "-days", String(Math.ceil(profile.validityHours / 24)), "-extfile", file("ext"), ...(request ? [] : ["-copy_extensions", "copy"])]);
                     return { certPem };
                 });
             default:

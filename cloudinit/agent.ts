@@ -308,7 +308,7 @@ instance_id() {
   if [ -n "\${${INSTANCE_ID_ENV}:-}" ]; then
     echo "$${INSTANCE_ID_ENV}"
   else
-    cloud-init query instance_id
+    cloud-init query v1.instance_id
   fi
 }
 

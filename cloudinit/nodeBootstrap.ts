@@ -141,7 +141,8 @@ install_wireguard_tools() {
   for attempt in 1 2 3 4 5; do
     # --no-install-recommends: the recommended wireguard-dkms would compile a
     # module the stock kernel already has.
-    if apt-get -o DPkg::Lock::Timeout=120 update -q >>"$log_file" 2>&1 &&
+    # The first try uses the lists cloud-init's packages stage just fetched.
+    if { [ "$attempt" = 1 ] || apt-get -o DPkg::Lock::Timeout=120 update -q >>"$log_file" 2>&1; } &&
       DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -q --no-install-recommends wireguard-tools >>"$log_file" 2>&1; then
       return 0
     fi
@@ -156,7 +157,8 @@ install_wireguard_tools() {
 make_request() {
   local name=$1 key=$2 owner=$3
   cat >"$work/$name.cnf"
-  mkdir -p "$(dirname "$key")"
+  # The directory is traversable (the service user reads its certificates there); the key is not.
+  (umask 022 && mkdir -p "$(dirname "$key")")
   if [ -s "$key" ]; then
     log "keeping the existing $name key $key"
   else
@@ -210,7 +212,7 @@ else
 fi
 
 instance_id="\${${INSTANCE_ID_ENV}:-}"
-if [ -z "$instance_id" ]; then instance_id=$(cloud-init query instance_id); fi
+if [ -z "$instance_id" ]; then instance_id=$(cloud-init query v1.instance_id); fi
 log "instance id: $instance_id"
 
 # JSON by python3 (cloud-init's own runtime): PEM newlines need escaping.

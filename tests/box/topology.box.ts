@@ -6,7 +6,8 @@
  * The box runs the dev stack with what an operator of this machine would
  * set: the NATS client port open to the host (the test client and the KV
  * the deploy makes), and a Metadata limit small enough that the NATS nodes
- * get their cloud-config through an #include pointer to MinIO.
+ * get their cloud-config through an #include pointer to MinIO while the
+ * hub's goes gzipped.
  */
 import * as assert from "assert";
 import { spawn } from "child_process";
@@ -15,13 +16,14 @@ import * as path from "path";
 import { jetstream } from "@nats-io/jetstream";
 import { KV, Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
-import { BoxResource, BoxState, BoxVm, logsDir, powerOffVm, powerOnVm, readState, REPO_ROOT, RUN_DIR } from "../../box/cloud";
+import { BoxResource, BoxState, BoxVm, logsDir, powerOffVm, powerOnVm, readState, REPO_ROOT, RUN_DIR, STATE_FILE } from "../../box/cloud";
 import { BoxTls } from "../../box/material";
 import { UNDERLAY } from "../../box/network";
 import { BoxObjectStore } from "../../box/objectStore";
 import { ssh } from "../../box/ssh";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
-import { WG_BOOTSTRAP_LOG_PATH } from "../../cloudinit/wgCache";
+import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent";
+import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
 import { waitFor } from "../support/ports";
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
@@ -31,10 +33,15 @@ const STACK = "dev";
 export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
     natsKvBucket: "control",
+    // 8 KiB: the hub's cloud-config fits gzipped (about 6.6 KiB), the NATS
+    // nodes' does not (about 9.2 KiB), so one box runs both delivery paths.
     metadataLimitBytes: "8192",
+    gzipUserDataImages: JSON.stringify(["linode/debian12"]),
     // Three emulated VMs booting at once on a shared host reach cloud-init's
     // network stage minutes after power-on; the object must outlive that.
     bootstrapCleanupDelaySeconds: "600",
+    // All four VMs boot at once under emulation and each makes its keys before publishing.
+    wgPubkeyPollTimeoutSeconds: "1800",
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
 const KV_BUCKET = "boxtest";
@@ -110,7 +117,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             const dir = path.join(logsDir(STACK), "bootstrap");
             fs.mkdirSync(dir, { recursive: true });
             for (const vm of state.vms) {
-                const text = await onVm(vm, `cloud-init status --long; tail -n +1 /var/log/cloud-init-output.log /var/log/cloud-init.log ${WG_BOOTSTRAP_LOG_PATH} 2>/dev/null; journalctl -b --no-pager -u nats-server -u wg-quick@wg0 | tail -n 200`, 60)
+                const text = await onVm(vm, `cloud-init status --long; tail -n +1 /var/log/cloud-init-output.log /var/log/cloud-init.log ${NODE_BOOTSTRAP_LOG_PATH} ${AGENT_LOG_PATH} 2>/dev/null; wg show; journalctl -b --no-pager -u nats-server -u wg-quick@wg0 -u ${AGENT_UNIT_NAME} | tail -n 300`, 60)
                     .catch((err) => `unreachable: ${(err as Error).message}`);
                 fs.writeFileSync(path.join(dir, `${vm.name}.log`), text);
             }
@@ -152,6 +159,45 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         assert.doesNotMatch(listeners, /0\.0\.0\.0:6222|198\.51\.100/);
     });
 
+    it("every NATS node peers with the hub and with every other NATS node directly, by the keys the nodes made", async () => {
+        const publicKeys = new Map<string, string>();
+        for (const vm of [hub(), ...natsVms()]) publicKeys.set(vm.name, (await onVm(vm, "cat /etc/wireguard/publickey")).trim());
+        for (const vm of natsVms()) {
+            // wg show dump: the interface line, then one line per peer (public key, psk, endpoint, allowed ips, handshake, ...).
+            const peers = (await onVm(vm, "wg show wg0 dump")).trim().split("\n").slice(1).map((line) => line.split("\t"));
+            const expected = [...publicKeys].filter(([name]) => name !== vm.name).map(([, key]) => key).sort();
+            assert.deepStrictEqual(peers.map((p) => p[0]).sort(), expected, `${vm.name} peers`);
+            const hubPeer = peers.find((p) => p[0] === publicKeys.get(hub().name))!;
+            assert.strictEqual(hubPeer[3], "10.44.0.0/24", `${vm.name}: the hub carries the rest of the subnet`);
+            for (const peer of peers.filter((p) => p !== hubPeer)) {
+                assert.match(peer[3], /^10\.44\.0\.1\d\/32$/, `${vm.name}: a NATS peer is one address`);
+                assert.notStrictEqual(peer[4], "0", `${vm.name}: no handshake yet with the NATS peer at ${peer[3]}`);
+            }
+            assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /applied desired state [0-9a-f]{64}: 3 peer\(s\), 2 route\(s\), 4 certificate\(s\)/);
+        }
+    });
+
+    it("no private key left its node: not in the buckets, not in the deploy's state, not in any user-data", async () => {
+        const stateText = fs.readFileSync(STATE_FILE, "utf8");
+        const bucketFiles: string[] = [];
+        const walk = (dir: string) => fs.readdirSync(dir, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : bucketFiles.push(path.join(dir, e.name))));
+        walk(path.join(RUN_DIR, "minio", "data"));
+        const stored = bucketFiles.map((f) => fs.readFileSync(f).toString("latin1")).join("\n");
+        for (const vm of [hub(), ...natsVms()]) {
+            const secrets = [(await onVm(vm, "cat /etc/wireguard/privatekey")).trim()];
+            if (vm !== hub()) {
+                for (const key of ["route", "server"]) secrets.push((await onVm(vm, `openssl pkey -in /etc/nats/tls/${key}.key -outform DER | base64 -w0`)).trim());
+            }
+            const userData = await onVm(vm, "cat /var/lib/cloud/instance/user-data.txt /var/lib/cloud/instance/cloud-config.txt");
+            for (const secret of secrets) {
+                assert.ok(secret.length > 40, `${vm.name}: read a key`);
+                for (const [where, text] of [["the buckets", stored], ["the box state", stateText], ["its user-data", userData]] as const) {
+                    assert.ok(!text.includes(secret) && !text.includes(Buffer.from(secret, "base64").toString("latin1")), `${vm.name}: a private key is in ${where}`);
+                }
+            }
+        }
+    });
+
     it("the deploy's own KV exists (the JetStreamKv provider ran against the VMs)", async () => {
         assert.strictEqual(resource("nats-kv").outputs.streamName, "KV_control");
     });
@@ -176,10 +222,12 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         assert.strictEqual((await kv.get("key.3"))?.string(), "value-3");
     });
 
-    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object", async () => {
+    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object; the gzipped hub booted too", async () => {
         const delivery = state.outputs!.bootstrapDelivery as Record<string, { method: string }>;
         const included = Object.entries(delivery).filter(([, d]) => d.method === "object").map(([node]) => node);
         assert.strictEqual(included.length, 3, JSON.stringify(delivery));
+        assert.strictEqual(delivery["wg-cache"].method, "gzip", JSON.stringify(delivery));
+        assert.strictEqual((await onVm(hub(), "head -c 2 /var/lib/cloud/instance/user-data.txt | od -An -tx1")).trim(), "1f 8b", "the hub got gzipped user-data");
         const store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, state.caCertFile);
         for (const vm of natsVms()) {
             const pointer = await onVm(vm, "head -c 9 /var/lib/cloud/instance/user-data.txt");
@@ -195,6 +243,25 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
 
     describe("chaos on the VMs", () => {
         const off: BoxVm[] = [];
+
+        it("the hub powered off: NATS routes stay up, reads and writes go on", async function () {
+            this.timeout(15 * 60_000);
+            await powerOffVm(hub());
+            // Longer than WireGuard's rekey and the RAFT election timeouts: a dependence on the hub would show by now.
+            await new Promise((resolve) => setTimeout(resolve, 30_000));
+            for (const vm of natsVms()) {
+                const routez = JSON.parse(await onVm(vm, "curl -fsS http://127.0.0.1:8222/routez")) as { routes: { remote_name: string }[] };
+                assert.strictEqual(new Set(routez.routes.map((r) => r.remote_name)).size, natsVms().length - 1, `${vm.name} lost routes with the hub down`);
+            }
+            await waitFor("a write with the hub down", async () => {
+                await kv.put("chaos.hub-off", "written-without-the-hub");
+                return true;
+            }, 60_000, 2000);
+            written.set("chaos.hub-off", "written-without-the-hub");
+            assert.strictEqual((await kv.get("chaos.hub-off"))?.string(), "written-without-the-hub");
+            // Back on while the NATS chaos runs; the last test waits for it.
+            powerOnVm(hub());
+        });
 
         const readAll = async () => {
             const values: Record<string, string> = {};
@@ -240,6 +307,8 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                 return true;
             }, 120_000, 2000);
             assert.deepStrictEqual(values, Object.fromEntries(written));
+            // The hub, rebooted from the same disk, rejoins from the wg0.conf its agent wrote.
+            await waitFor("the hub back on wg0", async () => (await onVm(natsVms()[0], "ping -c1 -W2 10.44.0.1 >/dev/null && echo up || true")).includes("up"), 10 * 60_000, 5000);
         });
     });
 });
