@@ -212,9 +212,10 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         }
     });
 
-    it("rejects an unusable policy at check time, naming the field and what is allowed", async () => {
-        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "" }));
-        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["instanceId", "policy.jitter", "policy.multiplier"]);
+    it("rejects an unusable policy, node or request list at check time, naming the field and what is allowed", async () => {
+        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "", node: "", requestNames: ["route", ""] }));
+        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["instanceId", "node", "policy.jitter", "policy.multiplier", "requestNames"]);
+        assert.match(checked.failures!.find((f) => f.property === "requestNames")!.reason, /^got \["route",""\]; allowed: a list of request names \(empty for none\)$/);
         assert.match(checked.failures!.find((f) => f.property === "policy.jitter")!.reason, /from 0 up to/);
     });
 
@@ -226,6 +227,9 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         assert.deepStrictEqual(await host.diff(id, outs, inputs), { changes: false, diffs: [], replaces: [], deleteBeforeReplace: false });
         const replaced = await host.diff(id, outs, { ...inputs, instanceId: "10002" });
         assert.deepStrictEqual(replaced.replaces, ["instanceId"]);
+        // Another generation's object or other expected requests are another answer too.
+        assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, key: "published/test/wg-cache/next.json" })).replaces, ["key"]);
+        assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, requestNames: ["route"] })).replaces, ["requestNames"]);
         const relabelled = { ...inputs, nodeLabel: "renamed-node", policy: { ...FAST_POLICY, timeoutMs: 20_000 } };
         const diff = await host.diff(id, outs, relabelled);
         assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);
