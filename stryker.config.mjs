@@ -25,7 +25,7 @@ function functionRange(file, name) {
 const providerPureFunctions = {
     "providers/presignedUrl.ts": ["presignedUrlInputProblems"],
     "providers/jetstreamKv.ts": ["jetStreamKvInputProblems"],
-    "providers/wgPubkeyPoll.ts": ["isWireGuardPublicKey", "pollDelayMs", "pollForPublicKey", "wgPubkeyPollInputProblems"],
+    "providers/wgPubkeyPoll.ts": ["pollDelayMs", "pollForPublicKey", "wgPubkeyPollInputProblems"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -50,6 +50,8 @@ export default {
         "lib/config.ts",
         "lib/ip.ts",
         "lib/limits.ts",
+        "lib/meshPeers.ts",
+        "lib/runtimeChannel.ts",
         "lib/topology.ts",
         "providers/s3.ts",
         "providers/unknowns.ts",
@@ -74,6 +76,8 @@ export default {
             "tests/presignedUrl.test.ts",
             "tests/s3.test.ts",
             "tests/topology.test.ts",
+            "tests/runtimeChannel.test.ts",
+            "tests/meshPeers.test.ts",
             "tests/*.property.test.ts",
         ],
     },

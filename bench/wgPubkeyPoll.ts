@@ -9,6 +9,7 @@
  *
  *   npx ts-node --transpile-only bench/wgPubkeyPoll.ts [samples] [seed]
  */
+import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { DEFAULT_POLL_POLICY, pollForPublicKey, PollPolicy, PollResponse } from "../providers/wgPubkeyPoll";
 
 const SEED_POLICY: PollPolicy = {
@@ -20,6 +21,8 @@ const PUBLISH_WINDOW_MS: [number, number] = [20_000, 150_000];
 /** Round trip of one GET to the object store. */
 const GET_LATENCY_MS = 60;
 const VALID_KEY = Buffer.alloc(32, 9).toString("base64");
+/** What a node publishes (lib/runtimeChannel.ts), as the poll must find it. */
+const PUBLISHED = JSON.stringify({ version: RUNTIME_FORMAT_VERSION, node: "sim", instanceId: "1", wgPublicKey: VALID_KEY, certificateRequests: {} });
 
 /** mulberry32: a small seeded PRNG, so a run can be repeated exactly. */
 function prng(seed: number): () => number {
@@ -38,11 +41,11 @@ async function simulate(policy: PollPolicy, publishAtMs: number, random: () => n
     const get = async (): Promise<PollResponse> => {
         now += GET_LATENCY_MS;
         return now - GET_LATENCY_MS / 2 >= publishAtMs
-            ? { status: 200, body: Buffer.from(VALID_KEY + "\n") }
+            ? { status: 200, body: Buffer.from(PUBLISHED) }
             : { status: 404, body: Buffer.alloc(0), errorCode: "NoSuchKey" };
     };
     const result = await pollForPublicKey(
-        { endpoint: "http://sim", region: "sim", bucket: "sim", key: "sim", nodeLabel: "sim", nodeAddress: "sim", bootstrapLogPath: "sim" },
+        { endpoint: "http://sim", region: "sim", bucket: "sim", key: "sim", node: "sim", instanceId: "1", requestNames: [], nodeLabel: "sim", nodeAddress: "sim", bootstrapLogPath: "sim" },
         policy,
         { now: () => now, sleep: async (ms) => void (now += ms), random, get, log: () => undefined },
     );

@@ -151,9 +151,11 @@ if str(doc.get("instanceId")) != instance_id:
 if "PRIVATE KEY-----" in json.dumps(doc):
     fail("desired state carries private key material; refused")
 
-peers = doc.get("wireguard", {}).get("peers")
-if not isinstance(peers, list):
-    fail("desired state has no wireguard.peers list")
+# A wrong shape is refused (exit 2) like any bad value, not a traceback.
+wireguard = doc.get("wireguard")
+peers = wireguard.get("peers") if isinstance(wireguard, dict) else None
+if not isinstance(peers, list) or not all(isinstance(peer, dict) for peer in peers):
+    fail("desired state has no wireguard.peers list of objects")
 sections = []
 seen = set()
 for peer in peers:
@@ -170,7 +172,8 @@ for peer in peers:
             net = ipaddress.ip_network(cidr)
         except ValueError:
             fail(f"peer {name}: allowed IPs {cidr!r} are not a network")
-        if not net.subnet_of(subnet):
+        # subnet_of raises on another address family instead of saying no.
+        if net.version != subnet.version or not net.subnet_of(subnet):
             fail(f"peer {name}: allowed IPs {cidr} are outside {subnet}")
     lines = ["[Peer]", f"# {name}", f"PublicKey = {key}"]
     endpoint = peer.get("endpoint")

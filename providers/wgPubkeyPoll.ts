@@ -4,11 +4,12 @@
  * requests) and returns it. Only this instance's material counts: the key
  * is per boot generation and the document names the instance, so a
  * predecessor's document (a bare instance replacement keeps the
- * generation) is "not yet", never an answer. Seed 000's poller treated every failure
- * as "not yet" for 8 minutes; here each outcome is told apart:
+ * generation) is "not yet", never an answer. A poller that takes every
+ * failure for "not yet" waits out its whole timeout on a wrong key; here
+ * each outcome is told apart:
  *
- * - 404, or an object that is not a WireGuard public key (partial write,
- *   garbage): not yet, keep polling.
+ * - 404, or an object that is not this instance's document (partial write,
+ *   garbage, a predecessor's): not yet, keep polling.
  * - 403 / signature errors: a fresh Linode access key takes ~30 s to become
  *   effective, so they are retried for a short grace period, then reported
  *   as an authorization problem (which waiting longer cannot fix).

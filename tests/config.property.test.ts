@@ -51,9 +51,11 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
  * Keys that reach the parsed config only together with a whole Proxmox VE
  * setup (guests, endpoint, token, storage, archive or template), where one
  * key's value alone cannot round-trip; their rules are tested with complete
- * setups in tests/config.test.ts ("Proxmox VE golden-image guests").
+ * setups in tests/config.test.ts ("Proxmox VE golden-image guests"). The
+ * operator peers are parsed into records and checked against the hub's
+ * subnet: tests/config.test.ts and tests/meshPeers*.test.ts hold their rules.
  */
-const TESTED_WITH_A_WHOLE_SETUP = Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox"));
+const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers"];
 
 /** Valid values of each key, so generated values are accepted often enough to test the round trip. */
 const EXAMPLES: Record<string, string[]> = {

@@ -292,6 +292,41 @@ describe("stack config", () => {
         });
     });
 
+    describe("operator peers (meshstack:wgOperatorPeers)", () => {
+        const ANA = "laptop-ana 3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1+hGE= 10.44.0.200";
+
+        it("parses each entry into name, key and address", () => {
+            assert.deepStrictEqual(valid({ wgOperatorPeers: JSON.stringify([ANA]) }).wgCache.operatorPeers, [
+                { name: "laptop-ana", publicKey: "3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1+hGE=", address: "10.44.0.200" },
+            ]);
+        });
+
+        it("defaults to none", () => {
+            assert.deepStrictEqual(valid().wgCache.operatorPeers, []);
+        });
+
+        it("names every bad entry in one error against the key, with its value and what is allowed", () => {
+            const error = onlyError({ wgOperatorPeers: JSON.stringify([ANA, "laptop-ben notakey 10.44.0.201", "laptop-cy 3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1+hGE= 10.44.0.11"]) });
+            assert.strictEqual(error.key, "meshstack:wgOperatorPeers");
+            assert.match(error.message, /entry 1 \(laptop-ben\): "notakey" is not a WireGuard public key/);
+            assert.match(error.message, /entry 2 \(laptop-cy\): address "10\.44\.0\.11" is not allowed; allowed: an address in 10\.44\.0\.0\/24 other than the network, the broadcast, the hub 10\.44\.0\.1 and the NATS range 10\.44\.0\.10-10\.44\.0\.16/);
+            assert.match(error.message, /3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1\+hGE= is also used by entry 0/);
+            assert.doesNotMatch(error.message, /entry 0 \(/, "the good entry is not reported");
+        });
+
+        it("checks operator addresses against the hub's subnet as configured", () => {
+            const error = onlyError({ wgCacheAddress: "172.20.0.1/16", wgOperatorPeers: JSON.stringify([ANA]) });
+            assert.strictEqual(error.key, "meshstack:wgOperatorPeers");
+            assert.match(error.message, /address "10\.44\.0\.200" is not allowed; allowed: an address in 172\.20\.0\.0\/16/);
+        });
+
+        it("refuses what is not a list of strings, naming the key and what is allowed", () => {
+            const error = onlyError({ wgOperatorPeers: "[1]" });
+            assert.strictEqual(error.key, "meshstack:wgOperatorPeers");
+            assert.match(formatConfigErrors([error]), /meshstack:wgOperatorPeers = "\[1\]": .*allowed: a list of "<name> <WireGuard public key> <address>"/);
+        });
+    });
+
     describe("Proxmox VE golden-image guests", () => {
         const guest = "vmid=101;hostname=web-1;rootfsGiB=16;mp=/srv/data:8;mp=/var/lib/app:4:fast;onboot=true";
         const base = {

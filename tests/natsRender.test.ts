@@ -8,11 +8,13 @@ import { promisify } from "util";
 import * as YAML from "yaml";
 import {
     NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_UNIT_NAME, natsConfPath,
-    renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
+    natsRouteAddresses, renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsRoutes, renderNatsUnit,
 } from "../cloudinit/nats";
+import { agentFiles, AGENT_TIMER_NAME } from "../cloudinit/agent";
+import { NODE_BOOTSTRAP_SCRIPT_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { natsServerCertProfile, natsRouteCertProfile } from "../cloudinit/natsCerts";
 import { meshTopology, planMeshTopology, wgSubnet } from "../lib/topology";
-import { renderSpokeWgFiles, WG_QUICK_UNIT } from "../cloudinit/wgMesh";
+import { WG_QUICK_UNIT } from "../cloudinit/wgMesh";
 import { LoopbackNatsCluster } from "./support/natsCluster";
 import { toolPath } from "./support/tools";
 
@@ -23,9 +25,11 @@ const nodes = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount:
 // then knows which tests cover each line of the renderers.
 let nodeConf: string;
 let secrets: string;
+let routes: string;
 function renderNodeFiles(): void {
     nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
-    secrets = renderNatsClusterSecrets({ self: nodes[1], peers: nodes, password: PASSWORD });
+    secrets = renderNatsClusterSecrets({ password: PASSWORD });
+    routes = renderNatsRoutes({ routes: natsRouteAddresses(nodes[1], nodes), password: PASSWORD });
 }
 
 describe("NATS topology (pure)", () => {
@@ -53,7 +57,7 @@ describe("NATS topology (pure)", () => {
     });
 });
 
-describe("nats.conf and the cluster-secrets include (pure)", () => {
+describe("nats.conf and its cluster includes (pure)", () => {
     beforeEach(renderNodeFiles);
 
     it("binds routes to the WireGuard address and monitoring to localhost", () => {
@@ -81,7 +85,7 @@ describe("nats.conf and the cluster-secrets include (pure)", () => {
         ["store_dir", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: { ...NATS_NODE_LAYOUT, storeDir: "/var/lib/$nats" }, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^store_dir "\/var\/lib\/\$nats" holds/],
         ["TLS path", () => renderNatsConf({ clusterName: "c", node: nodes[1], layout: { ...NATS_NODE_LAYOUT, tlsDir: "/etc/nats/#tls" }, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^TLS path "\/etc\/nats\/#tls\/server\.crt" holds/],
         ["route listen address", () => renderNatsConf({ clusterName: "c", node: { ...nodes[1], wgAddress: "10.0.0.1;" }, layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), /^route listen address "10\.0\.0\.1;:6222" holds/],
-        ["route URL", () => renderNatsClusterSecrets({ self: nodes[0], peers: [nodes[0], { ...nodes[1], wgAddress: "10.0.0.1]" }], password: PASSWORD }), /^route URL ".*10\.0\.0\.1\]:6222" holds/],
+        ["route URL", () => renderNatsRoutes({ routes: natsRouteAddresses(nodes[0], [nodes[0], { ...nodes[1], wgAddress: "10.0.0.1]" }]), password: PASSWORD }), /^route URL ".*10\.0\.0\.1\]:6222" holds/],
     ];
     for (const [what, render, message] of unquotable) {
         it(`refuses a ${what} nats.conf would need escaped, naming it and what is allowed`, () => {
@@ -93,21 +97,27 @@ describe("nats.conf and the cluster-secrets include (pure)", () => {
         });
     }
 
-    it("keeps the password out of nats.conf and includes the secrets file by a relative path inside the cluster block", () => {
+    it("keeps the password out of nats.conf and includes the secrets and the agent's routes by relative paths inside the cluster block", () => {
         assert.ok(!nodeConf.includes(PASSWORD));
-        assert.match(nodeConf, /cluster \{[^}]*\}[^}]*include "cluster-secrets\.conf"\n\}/);
+        assert.match(nodeConf, /cluster \{[^}]*\}[^}]*include "cluster-secrets\.conf"\n {2}include "cluster-routes\.conf"\n\}/);
     });
 
-    it("routes to the other nodes only, with the credentials in the URL, and authorizes with the same password", () => {
-        const routes = secrets.match(/nats-route:\/\/[^"]+/g);
-        assert.deepStrictEqual(routes, [`nats-route://route:${PASSWORD}@10.44.0.10:6222`, `nats-route://route:${PASSWORD}@10.44.0.12:6222`]);
-        assert.ok(secrets.includes(`routes: [\n  "${routes![0]}"\n  "${routes![1]}"\n]\n`), "one route per line in the routes list");
-        assert.match(secrets, new RegExp(`authorization \\{\\n {2}user: "route"\\n {2}password: "${PASSWORD}"`));
+    it("routes to the other nodes only, with the credentials in the URL, one route per line", () => {
+        const urls = routes.match(/nats-route:\/\/[^"]+/g);
+        assert.deepStrictEqual(urls, [`nats-route://route:${PASSWORD}@10.44.0.10:6222`, `nats-route://route:${PASSWORD}@10.44.0.12:6222`]);
+        assert.ok(routes.includes(`routes: [\n  "${urls![0]}"\n  "${urls![1]}"\n]\n`), "one route per line in the routes list");
     });
+
+    it("authorizes routes with the same password and lists no route in the secrets include", () => {
+        assert.match(secrets, new RegExp(`authorization \\{\\n {2}user: "route"\\n {2}password: "${PASSWORD}"`));
+        assert.doesNotMatch(secrets, /routes|nats-route/);
+    });
+
 
     it("refuses a password that would need escaping in a route URL, wherever the bad character is", () => {
         for (const password of ["has@and:in-it-0123456789", "@0123456789abcdefgh", "0123456789abcdefgh@", "short0123"]) {
-            assert.throws(() => renderNatsClusterSecrets({ self: nodes[0], peers: nodes, password }), /at least 16 letters and digits/, password);
+            assert.throws(() => renderNatsClusterSecrets({ password }), /at least 16 letters and digits/, password);
+            assert.throws(() => renderNatsRoutes({ routes: ["10.44.0.10:6222"], password }), /at least 16 letters and digits/, password);
         }
     });
 });
@@ -161,22 +171,25 @@ describe("nats-server -t on the rendered configs", function () {
 describe("systemd unit, install script and cloud-config", function () {
     this.timeout(60_000);
     let dir: string;
-    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
     let unit: string;
     let script: string;
-    let wireguard: ReturnType<typeof renderSpokeWgFiles>;
     let cloudConfig: string;
     beforeEach(() => {
         renderNodeFiles();
         unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-        script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 300 });
-        wireguard = renderSpokeWgFiles({
-            address: nodes[0].wgAddress, subnet: "10.44.0.0/24", privateKey: "YOuCSn3sTnjBB0ZT+k3Jt6mW1PmSm0EhGUzKixuW2GA=",
-            hub: { publicKey: "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=", endpoint: "45.79.1.2:51820" },
+        script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT });
+        const interfaceSection = wgInterfaceSection({ address: `${nodes[0].wgAddress}/24`, listenPort: 51820 });
+        const bootstrapScript = renderNodeBootstrapScript({
+            node: nodes[0].hostname, publishPutUrl: PUBLISH_URL_PLACEHOLDER, listenPort: 51820, address: `${nodes[0].wgAddress}/24`, subnet: "10.44.0.0/24", interfaceSection,
         });
+        const agent = agentFiles({
+            node: nodes[0].hostname, endpoint: "https://us-east-1.linodeobjects.com", region: "us-east-1", bucket: "runtime", key: "desired/dev/meshstack-dev-0.json",
+            wgAddress: `${nodes[0].wgAddress}/24`, wgListenPort: 51820, interfaceSection,
+            nats: { layout: NATS_NODE_LAYOUT, certificates: [{ file: "route-ca.crt" }, { file: "route.crt", matchesKey: "route.key", issuer: "route-ca.crt" }], routeUser: "route", routePasswordPath: "/etc/meshstack/nats-route-password" },
+        }, { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "c2VjcmV0LXNlY3JldA" });
         cloudConfig = renderNatsCloudConfig({
-            node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, wireguard,
-            files: { routeCaPem: pem, routeCertPem: pem, routeKeyPem: pem, clientCaPem: pem, serverCertPem: pem, serverKeyPem: pem, natsConf: nodeConf, clusterSecrets: secrets },
+            node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, bootstrapScript, agent,
+            files: { natsConf: nodeConf, clusterSecrets: secrets, routePassword: PASSWORD },
         });
     });
     before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-nats-render-"))));
@@ -252,7 +265,7 @@ describe("systemd unit, install script and cloud-config", function () {
     it("install script pins the version and both checksums and passes shellcheck", async () => {
         assert.ok(script.includes(NATS_SERVER_RELEASE.sha256.amd64) && script.includes(NATS_SERVER_RELEASE.sha256.arm64));
         assert.match(script, /sha256sum --check --strict/);
-        assert.match(script, /healthz\?js-server-only=true/);
+        assert.doesNotMatch(script, /systemctl (start|enable|restart)/, "the agent starts nats-server once it has certificates");
         const file = path.join(dir, "install.sh");
         fs.writeFileSync(file, script);
         await run("shellcheck", [file]);
@@ -264,7 +277,7 @@ describe("systemd unit, install script and cloud-config", function () {
             urlTemplate: "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz?X-Amz-Signature=ab&x=1",
             sha256: { amd64: "a".repeat(64), arm64: "b".repeat(64) },
         };
-        const mirrored = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 60, release: mirror });
+        const mirrored = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, release: mirror });
         assert.ok(mirrored.includes(`"https://mirror.example.net/nats/${NATS_SERVER_RELEASE.version}/nats-server-${NATS_SERVER_RELEASE.version}-linux-$arch.tar.gz?X-Amz-Signature=ab&x=1"`));
         assert.ok(mirrored.includes("a".repeat(64)) && !mirrored.includes(NATS_SERVER_RELEASE.sha256.amd64));
         const file = path.join(dir, "install-mirror.sh");
@@ -274,7 +287,7 @@ describe("systemd unit, install script and cloud-config", function () {
 
     it("refuses a download URL that would break out of its shell word", () => {
         for (const urlTemplate of ["https://x/$(reboot)", "https://x/a b", 'https://x/"', "ftp://x/{arch}"]) {
-            assert.throws(() => renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, monitorPort: 8222, readyTimeoutSeconds: 60, release: { ...NATS_SERVER_RELEASE, urlTemplate } }), /download URL .* is not allowed/);
+            assert.throws(() => renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, release: { ...NATS_SERVER_RELEASE, urlTemplate } }), /download URL .* is not allowed/);
         }
     });
 
@@ -286,40 +299,42 @@ describe("systemd unit, install script and cloud-config", function () {
         assert.match(stdout, /Valid cloud-config/);
     });
 
-    it("installs wireguard-tools, writes the WireGuard files root-only after it, and brings wg0 up before nats-server", () => {
+    it("runs the first boot (keys, wg0, publishing) before the install, then starts the agent's timer", () => {
         const doc = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, ""));
-        assert.deepStrictEqual(doc.packages, ["wireguard-tools", "nftables"]);
-        const byPath = Object.fromEntries((doc.write_files as { path: string }[]).map((f) => [f.path, f]));
-        for (const [path, content] of [["/etc/wireguard/privatekey", wireguard.privateKey.content], ["/etc/wireguard/wg0.conf", wireguard.conf.content]]) {
-            assert.deepStrictEqual(byPath[path], { path, content, permissions: "0600", owner: "root:root", defer: true }, path);
-        }
-        assert.deepStrictEqual(doc.runcmd, [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", METADATA_GUARD_UNIT_NAME], ["systemctl", "enable", "--now", "wg-quick@wg0.service"], ["/usr/local/sbin/meshstack-install-nats"]]);
+        assert.deepStrictEqual(doc.runcmd, [
+            ["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", METADATA_GUARD_UNIT_NAME],
+            [NODE_BOOTSTRAP_SCRIPT_PATH], ["/usr/local/sbin/meshstack-install-nats"], ["systemctl", "enable", "--now", AGENT_TIMER_NAME],
+        ]);
+    });
+
+    it("carries no private key and no certificate: keys are born on the node, certificates come through the agent", () => {
+        assert.doesNotMatch(cloudConfig, /-----BEGIN [A-Z ]+-----\\?n?\s*[A-Za-z0-9+/]{16}/);
+        assert.doesNotMatch(cloudConfig, /PrivateKey = [A-Za-z0-9+/]{43}=/);
     });
 
     const writtenFiles = () => YAML.parse(cloudConfig.replace(/^#cloud-config\n/, "")).write_files as { path: string; permissions: string; owner: string; defer?: boolean }[];
 
-    it("writes secrets 0600 for the nats user after cloud-init created it", () => {
+    it("writes the secrets 0600: the route authorization for the nats user after cloud-init created it, the password for the root-only agent", () => {
         const byPath = Object.fromEntries(writtenFiles().map((f) => [f.path, f]));
-        for (const secret of ["/etc/nats/cluster-secrets.conf", "/etc/nats/tls/route.key", "/etc/nats/tls/server.key"]) {
-            assert.deepStrictEqual([byPath[secret].permissions, byPath[secret].owner, byPath[secret].defer], ["0600", "nats:nats", true], secret);
-        }
+        assert.deepStrictEqual([byPath["/etc/nats/cluster-secrets.conf"].permissions, byPath["/etc/nats/cluster-secrets.conf"].owner, byPath["/etc/nats/cluster-secrets.conf"].defer], ["0600", "nats:nats", true]);
+        assert.deepStrictEqual([byPath["/etc/meshstack/nats-route-password"].permissions, byPath["/etc/meshstack/nats-route-password"].owner], ["0600", "root:root"]);
     });
 
-    it("writes every file with its mode and owner; only files of the nats user, and WireGuard's after its package, wait for the final stage", () => {
+    it("writes every file with its mode and owner; only files of the nats user wait for the final stage", () => {
         const modes = writtenFiles().map((f) => `${f.path} ${f.permissions} ${f.owner}${f.defer ? " deferred" : ""}`);
         assert.deepStrictEqual(modes, [
             "/etc/nats/nats.conf 0640 root:nats deferred",
             "/etc/nats/cluster-secrets.conf 0600 nats:nats deferred",
-            "/etc/nats/tls/route-ca.crt 0644 root:root",
-            "/etc/nats/tls/route.crt 0644 root:root",
-            "/etc/nats/tls/route.key 0600 nats:nats deferred",
-            "/etc/nats/tls/client-ca.crt 0644 root:root",
-            "/etc/nats/tls/server.crt 0644 root:root",
-            "/etc/nats/tls/server.key 0600 nats:nats deferred",
+            "/etc/meshstack/nats-route-password 0600 root:root",
             "/etc/systemd/system/nats-server.service 0644 root:root",
             "/usr/local/sbin/meshstack-install-nats 0700 root:root",
-            "/etc/wireguard/privatekey 0600 root:root deferred",
-            "/etc/wireguard/wg0.conf 0600 root:root deferred",
+            "/usr/local/sbin/meshstack-node-bootstrap 0700 root:root",
+            "/etc/meshstack/agent.conf 0644 root:root",
+            "/etc/meshstack/agent-credentials.curl 0600 root:root",
+            "/usr/local/lib/meshstack/agent-render.py 0700 root:root",
+            "/usr/local/sbin/meshstack-agent 0700 root:root",
+            "/etc/systemd/system/meshstack-agent.service 0644 root:root",
+            "/etc/systemd/system/meshstack-agent.timer 0644 root:root",
             "/etc/meshstack/metadata-guard.nft 0644 root:root",
             "/etc/systemd/system/meshstack-metadata-guard.service 0644 root:root",
         ]);

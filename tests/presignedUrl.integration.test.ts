@@ -141,17 +141,20 @@ describe("PresignedUrl provider against MinIO (serialized, in a fresh host proce
         await new Promise((r) => setTimeout(r, 1100));
         const updated = await host.update(id, outs, changed);
         assert.notStrictEqual(updated.outs.url, outs.url);
-        for (const field of ["url", "signedAt", "expiresAt", "bucket", "key", "method", "credentialsDigest"]) {
+        for (const field of ["url", "signedAt", "expiresAt", "bucket", "key", "method", "keepers"]) {
             assert.ok(updated.outs[field] !== undefined, `update output lacks ${field}`);
         }
     });
 
-    it("notices a rotated secret key without storing it", async () => {
+    it("keeps the URL through a key rotation or a new lifetime alone, and stores no secret", async () => {
         const inputs = inputsFor("creds.txt", "GET");
         const { id, outs } = await host.checkAndCreate(inputs);
         assert.ok(!JSON.stringify(outs).includes(inputs.secretAccessKey));
-        const diff = await host.diff(id, outs, { ...inputs, secretAccessKey: "rotated-secret-000000000" });
-        assert.strictEqual(diff.changes, true);
+        assert.ok(!("accessKeyId" in outs) && !("secretAccessKey" in outs));
+        for (const change of [{ secretAccessKey: "rotated-secret-000000000" }, { accessKeyId: "ROTATEDKEY", secretAccessKey: "rotated-secret-000000000" }, { expiresInSeconds: inputs.expiresInSeconds + 600 }]) {
+            const diff = await host.diff(id, outs, { ...inputs, ...change });
+            assert.deepStrictEqual([diff.changes, diff.diffs], [false, []], JSON.stringify(Object.keys(change)));
+        }
     });
 
     it("delete succeeds (a presigned URL cannot be revoked, it lapses)", async () => {

@@ -102,9 +102,6 @@ describe("PresignedUrl diff (serialized provider, offline host)", () => {
         bucket: "other-bucket",
         key: "other/key",
         method: "PUT",
-        // A longer lifetime kept on the old URL would expire early: a node
-        // booting from it after the old expiry could not publish its key.
-        expiresInSeconds: 3600,
     };
     for (const [field, value] of Object.entries(signedChanges)) {
         it(`re-signs (an update, not a replacement) when ${field} changes`, async () => {
@@ -112,4 +109,22 @@ describe("PresignedUrl diff (serialized provider, offline host)", () => {
             assert.deepStrictEqual([diff.changes, diff.diffs, diff.replaces], [true, [field], []]);
         });
     }
+
+    // The URL sits in the user-data of the node that consumes it: a new
+    // signature would replace that node, whose URL is already spent.
+    const unsignedChanges: [string, Partial<PresignedUrlInputs>][] = [
+        ["the lifetime", { expiresInSeconds: 3600 }],
+        ["the key pair (a rotation)", { accessKeyId: "AKIAROTATED000000000", secretAccessKey: "rotated-secret-0000000000000000000000000" }],
+    ];
+    for (const [what, change] of unsignedChanges) {
+        it(`keeps the URL (no change) when only ${what} changes`, async () => {
+            const diff = await host.diff(created.id, created.outs, inputs(change));
+            assert.deepStrictEqual([diff.changes, diff.diffs, diff.replaces], [false, [], []]);
+        });
+    }
+
+    it("re-signs (an update) when a keeper changes: a new instance generation gets a fresh URL", async () => {
+        const diff = await host.diff(created.id, created.outs, inputs({ keepers: { generation: "next" } }));
+        assert.deepStrictEqual([diff.changes, diff.diffs, diff.replaces], [true, ["keepers"], []]);
+    });
 });

@@ -54,12 +54,12 @@ describe("provider errors name what failed (serialized providers, endpoint refus
 
     it("the public-key poll reports the refused address as its last response", async () => {
         const resource = await captureDynamicResource(() => new WgPubkeyPoll("hub-pubkey", {
-            ...access(), key: "bootstrap/wg/dev/hub/n/pubkey", instanceId: "1", nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log",
+            ...access(), key: "published/dev/hub/n.json", node: "hub", instanceId: "1", requestNames: [], nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log",
             policy: { ...DEFAULT_POLL_POLICY, initialDelayMs: 50, maxIntervalMs: 100, timeoutMs: 1_000 },
         }));
         const host = await ProviderHost.start(resource.serializedProvider);
         const message = await failureOf(host, host.checkAndCreate(resource.inputs));
-        assert.match(message, new RegExp(`key bootstrap/wg/dev/hub/n/pubkey \\(http://127\\.0\\.0\\.1:${port}\\).*last response network error \\(.*ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)`));
+        assert.match(message, new RegExp(`key published/dev/hub/n\\.json \\(http://127\\.0\\.0\\.1:${port}\\).*last response network error \\(.*ECONNREFUSED 127\\.0\\.0\\.1:${port}\\)`));
     });
 
     it("the KV provider names the operation, the bucket and the servers it could not reach", async () => {

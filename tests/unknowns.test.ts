@@ -65,11 +65,11 @@ describe("unknown inputs during a preview", () => {
 
         it("WgPubkeyPoll: an unknown instance means a new key: poll again", async () => {
             const resource = await captureDynamicResource(() => new WgPubkeyPoll("p", {
-                ...ACCESS, key: "bootstrap/wg/k", instanceId: "1", nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log", policy: DEFAULT_POLL_POLICY,
+                ...ACCESS, key: "published/dev/wg-cache/g1.json", node: "wg-cache", instanceId: "1", requestNames: [], nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log", policy: DEFAULT_POLL_POLICY,
             }));
             const host = await hostFor(resource);
-            assert.deepStrictEqual((await host.check({}, { ...resource.inputs, instanceId: UNKNOWN, nodeAddress: UNKNOWN, policy: UNKNOWN })).failures, []);
-            const olds = { ...resource.inputs, publicKey: "k", attempts: 1, waitedMs: 1, foundAt: "2026-01-01T00:00:00.000Z" };
+            assert.deepStrictEqual((await host.check({}, { ...resource.inputs, instanceId: UNKNOWN, nodeAddress: UNKNOWN, policy: UNKNOWN, key: UNKNOWN })).failures, []);
+            const olds = { ...resource.inputs, publicKey: "k", requests: {}, attempts: 1, waitedMs: 1, foundAt: "2026-01-01T00:00:00.000Z" };
             const diff = await host.diff("id", olds, { ...resource.inputs, instanceId: UNKNOWN });
             assert.deepStrictEqual(diff.replaces, ["instanceId"]);
         });

@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
+import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { PollPolicy, WgPubkeyPoll, WgPubkeyPollInputs } from "../providers/wgPubkeyPoll";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { MinioServer } from "./support/minio";
@@ -15,6 +16,11 @@ const FAST_POLICY: PollPolicy = {
 function newPublicKey(): string {
     const privateKey = execFileSync(toolPath("wg"), ["genkey"]);
     return execFileSync(toolPath("wg"), ["pubkey"], { input: privateKey }).toString().trim();
+}
+
+/** The document a node publishes (lib/runtimeChannel.ts); the poll expects node wg-cache, instance 10001. */
+function published(wgPublicKey: string, overrides: Record<string, unknown> = {}): string {
+    return JSON.stringify({ version: RUNTIME_FORMAT_VERSION, node: "wg-cache", instanceId: "10001", wgPublicKey, certificateRequests: {}, ...overrides });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,7 +51,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         captured = await captureDynamicResource(
             () =>
                 new WgPubkeyPoll("probe", {
-                    endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key: "bootstrap/wg/test/cache/0/pubkey",
+                    endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key: "published/test/wg-cache/0.json", node: "wg-cache", requestNames: [],
                     accessKeyId: minio.credentials.accessKeyId, secretAccessKey: minio.credentials.secretAccessKey,
                     instanceId: "10001", nodeLabel: "meshstack-test-cache-node-abc123", nodeAddress: "203.0.113.9",
                     bootstrapLogPath: "/var/log/meshstack-wg-bootstrap.log", policy: FAST_POLICY,
@@ -62,7 +68,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
     /** Inputs for a fresh object key, so tests never see each other's objects. */
     const inputsFor = (overrides: Partial<WgPubkeyPollInputs> = {}): WgPubkeyPollInputs => ({
         ...(captured.inputs as WgPubkeyPollInputs),
-        key: `bootstrap/wg/test/cache/${++keyCounter}/pubkey`,
+        key: `published/test/wg-cache/${++keyCounter}.json`,
         ...overrides,
     });
     const logsSince = (mark: number) => host.logs.slice(mark);
@@ -70,7 +76,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
     it("passes the bucket key as secret inputs and keeps it out of the state", async () => {
         assert.deepStrictEqual(captured.secretInputs.sort(), ["accessKeyId", "secretAccessKey"]);
         const inputs = inputsFor();
-        await minio.putObject(BUCKET, inputs.key, newPublicKey() + "\n");
+        await minio.putObject(BUCKET, inputs.key, published(newPublicKey()));
         const { outs } = await host.checkAndCreate(inputs);
         assert.ok(!JSON.stringify(outs).includes(minio.credentials.secretAccessKey));
         assert.ok(!("accessKeyId" in outs) && !("secretAccessKey" in outs));
@@ -82,28 +88,45 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         const mark = host.logs.length;
         const polling = host.checkAndCreate(inputs);
         await until("three unanswered attempts", () => logsSince(mark).filter((l) => /not published yet/.test(l)).length >= 3);
-        await minio.putObject(BUCKET, inputs.key, key + "\n");
+        await minio.putObject(BUCKET, inputs.key, published(key));
         const { outs } = await polling;
         assert.strictEqual(outs.publicKey, key);
         assert.ok(outs.attempts >= 4, `attempts ${outs.attempts}`);
         const waiting = logsSince(mark).filter((l) => /not published yet/.test(l));
         assert.match(waiting[0], new RegExp(`s3://${BUCKET}/${inputs.key} .*attempt 1 at \\d+\\.\\ds: HTTP 404 NoSuchKey, not published yet; giving up in \\d+\\.\\ds`));
-        assert.ok(logsSince(mark).some((l) => /found the public key of meshstack-test-cache-node-abc123/.test(l)));
+        assert.ok(logsSince(mark).some((l) => /found the public material of meshstack-test-cache-node-abc123/.test(l)));
     });
 
-    it("keeps polling through content that is not a public key, then returns the valid key", async () => {
+    it("keeps polling through objects that are not the document (garbage, half-written, a truncated key), then returns the key", async () => {
         const inputs = inputsFor();
         const key = newPublicKey();
         const mark = host.logs.length;
         await minio.putObject(BUCKET, inputs.key, "<html>captive portal</html>");
         const polling = host.checkAndCreate(inputs);
-        await until("a garbage verdict", () => logsSince(mark).some((l) => /bytes are not a WireGuard public key/.test(l)));
+        await until("a garbage verdict", () => logsSince(mark).some((l) => /HTTP 200 but the object's 27 bytes are not JSON/.test(l)));
+        const half = published(key).slice(0, 50);
+        await minio.putObject(BUCKET, inputs.key, half);
+        await until("a half-written verdict", () => logsSince(mark).some((l) => new RegExp(`the object's ${half.length} bytes are not JSON \\(a partial write\\?\\)`).test(l)));
         // A truncated key (base64 of 31 bytes) is not a key either.
-        await minio.putObject(BUCKET, inputs.key, Buffer.alloc(31, 7).toString("base64"));
-        await until("a truncated-key verdict", () => logsSince(mark).some((l) => /44 bytes are not a WireGuard public key/.test(l)));
-        await minio.putObject(BUCKET, inputs.key, key);
+        await minio.putObject(BUCKET, inputs.key, published(Buffer.alloc(31, 7).toString("base64")));
+        await until("a truncated-key verdict", () => logsSince(mark).some((l) => /the document has no valid WireGuard public key/.test(l)));
+        await minio.putObject(BUCKET, inputs.key, published(key));
         const { outs } = await polling;
         assert.strictEqual(outs.publicKey, key);
+    });
+
+    it("takes a predecessor's document for not yet after a bare instance replacement, and returns this instance's once it appears", async () => {
+        const inputs = inputsFor();
+        const predecessorKey = newPublicKey();
+        const key = newPublicKey();
+        const mark = host.logs.length;
+        await minio.putObject(BUCKET, inputs.key, published(predecessorKey, { instanceId: "10000" }));
+        const polling = host.checkAndCreate(inputs);
+        await until("two stale verdicts", () => logsSince(mark).filter((l) => /is from instance "10000", not 10001 \(a previous instance's key\), not published yet/.test(l)).length >= 2);
+        await minio.putObject(BUCKET, inputs.key, published(key));
+        const { outs } = await polling;
+        assert.strictEqual(outs.publicKey, key);
+        assert.notStrictEqual(outs.publicKey, predecessorKey);
     });
 
     it("retries a 403 that clears within the grace period (a new access key propagating)", async () => {
@@ -111,7 +134,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         try {
             const inputs = inputsFor({ endpoint: proxy.endpoint });
             const key = newPublicKey();
-            await minio.putObject(BUCKET, inputs.key, key);
+            await minio.putObject(BUCKET, inputs.key, published(key));
             const mark = host.logs.length;
             const { outs } = await host.checkAndCreate(inputs);
             assert.strictEqual(outs.publicKey, key);
@@ -124,7 +147,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
 
     it("stops after the grace period with an authorization error when 403 persists (wrong secret)", async () => {
         const inputs = inputsFor({ secretAccessKey: "not-the-secret-0000000000" });
-        await minio.putObject(BUCKET, inputs.key, newPublicKey());
+        await minio.putObject(BUCKET, inputs.key, published(newPublicKey()));
         const started = Date.now();
         await assert.rejects(host.checkAndCreate(inputs), (err: Error) => {
             assert.match(err.message, /^authorization problem, not a missing key/);
@@ -142,7 +165,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         try {
             const inputs = inputsFor({ endpoint: proxy.endpoint });
             const key = newPublicKey();
-            await minio.putObject(BUCKET, inputs.key, key);
+            await minio.putObject(BUCKET, inputs.key, published(key));
             const { outs } = await host.checkAndCreate(inputs);
             assert.strictEqual(outs.publicKey, key);
             assert.strictEqual(outs.attempts, 7);
@@ -189,20 +212,24 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         }
     });
 
-    it("rejects an unusable policy at check time, naming the field and what is allowed", async () => {
-        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "" }));
-        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["instanceId", "policy.jitter", "policy.multiplier"]);
+    it("rejects an unusable policy, node or request list at check time, naming the field and what is allowed", async () => {
+        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "", node: "", requestNames: ["route", ""] }));
+        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["instanceId", "node", "policy.jitter", "policy.multiplier", "requestNames"]);
+        assert.match(checked.failures!.find((f) => f.property === "requestNames")!.reason, /^got \["route",""\]; allowed: a list of request names \(empty for none\)$/);
         assert.match(checked.failures!.find((f) => f.property === "policy.jitter")!.reason, /from 0 up to/);
     });
 
     it("polls again (replace) for a new instance, and updates descriptive fields in place with full outputs", async () => {
         const inputs = inputsFor();
         const key = newPublicKey();
-        await minio.putObject(BUCKET, inputs.key, key);
+        await minio.putObject(BUCKET, inputs.key, published(key));
         const { id, outs } = await host.checkAndCreate(inputs);
         assert.deepStrictEqual(await host.diff(id, outs, inputs), { changes: false, diffs: [], replaces: [], deleteBeforeReplace: false });
         const replaced = await host.diff(id, outs, { ...inputs, instanceId: "10002" });
         assert.deepStrictEqual(replaced.replaces, ["instanceId"]);
+        // Another generation's object or other expected requests are another answer too.
+        assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, key: "published/test/wg-cache/next.json" })).replaces, ["key"]);
+        assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, requestNames: ["route"] })).replaces, ["requestNames"]);
         const relabelled = { ...inputs, nodeLabel: "renamed-node", policy: { ...FAST_POLICY, timeoutMs: 20_000 } };
         const diff = await host.diff(id, outs, relabelled);
         assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);

@@ -1,5 +1,6 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
+import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { isWgPublicKey } from "../lib/wgKey";
 import { DEFAULT_POLL_POLICY, pollDelayMs, pollForPublicKey, PollPolicy, PollResponse } from "../providers/wgPubkeyPoll";
 import { toolPath } from "./support/tools";
@@ -7,30 +8,39 @@ import { toolPath } from "./support/tools";
 const NO_JITTER: PollPolicy = { ...DEFAULT_POLL_POLICY, jitter: 0 };
 
 /** Runs the poll loop on a simulated clock against a scripted sequence of responses (the last one repeats). */
-async function simulatedPoll(policy: PollPolicy, responses: PollResponse[]): Promise<{ publicKey?: string; error?: string; now: number; attempts: number }> {
+async function simulatedPoll(
+    policy: PollPolicy,
+    responses: PollResponse[],
+    requestNames: string[] = [],
+): Promise<{ publicKey?: string; requests?: Record<string, string>; error?: string; now: number; attempts: number; logs: string[] }> {
     let now = 0;
     let attempts = 0;
+    const logs: string[] = [];
     try {
         const result = await pollForPublicKey(
-            { endpoint: "http://store", region: "r", bucket: "b", key: "k", nodeLabel: "node", nodeAddress: "198.51.100.1", bootstrapLogPath: "/var/log/x.log" },
+            { endpoint: "http://store", region: "r", bucket: "b", key: "k", node: "nats-1", instanceId: "4711", requestNames, nodeLabel: "node", nodeAddress: "198.51.100.1", bootstrapLogPath: "/var/log/x.log" },
             policy,
             {
                 now: () => now,
                 sleep: async (ms) => void (now += ms),
                 random: () => 0.5,
                 get: async () => responses[Math.min(attempts++, responses.length - 1)],
-                log: () => undefined,
+                log: (line) => logs.push(line),
             },
         );
-        return { publicKey: result.publicKey, now, attempts };
+        return { publicKey: result.publicKey, requests: result.requests, now, attempts, logs };
     } catch (err) {
-        return { error: (err as Error).message, now, attempts };
+        return { error: (err as Error).message, now, attempts, logs };
     }
 }
 
 const s3 = (status: number, errorCode?: string, body = ""): PollResponse => ({ status, errorCode, body: Buffer.from(body) });
+const CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBzzCCAXQCAQAwGjEYMBYGA1UEAwwPbWVzaHN0YWNrLWRldi0x\n-----END CERTIFICATE REQUEST-----\n";
+/** The JSON a node publishes, as the poll expects it unless overridden. */
+const published = (wgPublicKey: string, overrides: Record<string, unknown> = {}): string =>
+    JSON.stringify({ version: RUNTIME_FORMAT_VERSION, node: "nats-1", instanceId: "4711", wgPublicKey, certificateRequests: {}, ...overrides });
 
-describe("WgPubkeyPoll policy and key validation (simulated clock)", () => {
+describe("WgPubkeyPoll policy, key and document validation (simulated clock)", () => {
     const realKey = execFileSync(toolPath("wg"), ["pubkey"], { input: execFileSync(toolPath("wg"), ["genkey"]) }).toString();
     const keys: [string, string, boolean][] = [
         ["a key as `wg pubkey` prints it (trailing newline)", realKey, true],
@@ -62,7 +72,7 @@ describe("WgPubkeyPoll policy and key validation (simulated clock)", () => {
     it("restarts the auth grace after any non-auth answer, so separate short 403 bursts do not add up", async () => {
         const policy = { ...NO_JITTER, authGraceMs: 8_000 };
         const burst = [s3(403, "InvalidAccessKeyId"), s3(403, "InvalidAccessKeyId")];
-        const result = await simulatedPoll(policy, [...burst, s3(404, "NoSuchKey"), ...burst, s3(503), ...burst, s3(200, undefined, realKey)]);
+        const result = await simulatedPoll(policy, [...burst, s3(404, "NoSuchKey"), ...burst, s3(503), ...burst, s3(200, undefined, published(realKey.trim()))]);
         assert.strictEqual(result.publicKey, realKey.trim());
         assert.strictEqual(result.attempts, 9);
     });
@@ -82,5 +92,45 @@ describe("WgPubkeyPoll policy and key validation (simulated clock)", () => {
         const result = await simulatedPoll({ ...NO_JITTER, timeoutMs: 10_000 }, [s3(404, "NoSuchKey")]);
         assert.strictEqual(result.now, 10_000);
         assert.match(result.error!, /^timed out after 10\.0s .*: 4 attempts, last response HTTP 404 NoSuchKey/);
+    });
+
+    it("takes a predecessor's document (another instance id) for \"not yet\" and keeps polling until this instance's appears", async () => {
+        const predecessor = execFileSync(toolPath("wg"), ["pubkey"], { input: execFileSync(toolPath("wg"), ["genkey"]) }).toString().trim();
+        const stale = s3(200, undefined, published(predecessor, { instanceId: "4710" }));
+        const result = await simulatedPoll(NO_JITTER, [s3(404, "NoSuchKey"), stale, stale, stale, s3(200, undefined, published(realKey.trim()))]);
+        assert.strictEqual(result.publicKey, realKey.trim());
+        assert.strictEqual(result.attempts, 5);
+        assert.strictEqual(result.logs.filter((l) => /is from instance "4710", not 4711 \(a previous instance's key\), not published yet/.test(l)).length, 3);
+    });
+
+    it("times out, never answers, while only a predecessor's document is there", async () => {
+        const result = await simulatedPoll({ ...NO_JITTER, timeoutMs: 10_000 }, [s3(200, undefined, published(realKey.trim(), { instanceId: "4710" }))]);
+        assert.strictEqual(result.publicKey, undefined);
+        assert.match(result.error!, /^timed out .*last response HTTP 200 but the document is from instance "4710", not 4711/);
+    });
+
+    it("takes a half-written or non-JSON object for \"not yet\"", async () => {
+        const whole = published(realKey.trim());
+        const result = await simulatedPoll(NO_JITTER, [s3(200, undefined, whole.slice(0, 40)), s3(200, undefined, realKey), s3(200, undefined, "<html>captive portal</html>"), s3(200, undefined, "null"), s3(200, undefined, whole)]);
+        assert.strictEqual(result.publicKey, realKey.trim());
+        assert.strictEqual(result.attempts, 5);
+        assert.strictEqual(result.logs.filter((l) => /HTTP 200 but the object's \d+ bytes are not JSON \(a partial write\?\)/.test(l)).length, 3);
+        assert.ok(result.logs.some((l) => /HTTP 200 but the document is not a JSON object/.test(l)));
+    });
+
+    it("waits for every certificate request it expects and returns them by name", async () => {
+        const result = await simulatedPoll(
+            NO_JITTER,
+            [s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: CSR } })), s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: CSR, server: CSR } }))],
+            ["route", "server"],
+        );
+        assert.deepStrictEqual(result.requests, { route: CSR, server: CSR });
+        assert.ok(result.logs.some((l) => /has no PEM certificate request "server"/.test(l)));
+    });
+
+    it("takes a document holding a private key for \"not yet\", never returning its material", async () => {
+        const leaky = published(realKey.trim(), { certificateRequests: { route: CSR }, note: "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n" });
+        const result = await simulatedPoll({ ...NO_JITTER, timeoutMs: 5_000 }, [s3(200, undefined, leaky)], ["route"]);
+        assert.match(result.error!, /holds private key material/);
     });
 });

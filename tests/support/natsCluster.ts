@@ -11,8 +11,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
-    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_TLS_FILES, NatsLayout, natsConfPath,
-    renderNatsClusterSecrets, renderNatsConf,
+    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_TLS_FILES, NatsLayout, natsConfPath,
+    natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf, renderNatsRoutes,
 } from "../../cloudinit/nats";
 import {
     CertProfile, natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, opensslExtensions,
@@ -123,7 +123,8 @@ export class LoopbackNatsCluster {
         write(path.join(layout.tlsDir, NATS_TLS_FILES.clientCa), this.clientCa.certPem, 0o644);
         write(path.join(layout.tlsDir, NATS_TLS_FILES.serverCert), server.certPem, 0o644);
         write(path.join(layout.tlsDir, NATS_TLS_FILES.serverKey), server.keyPem, 0o600);
-        write(path.join(layout.configDir, NATS_CLUSTER_SECRETS_FILE), renderNatsClusterSecrets({ self: node, peers, password }), 0o600);
+        write(path.join(layout.configDir, NATS_CLUSTER_SECRETS_FILE), renderNatsClusterSecrets({ password }), 0o600);
+        write(path.join(layout.configDir, NATS_CLUSTER_ROUTES_FILE), renderNatsRoutes({ routes: natsRouteAddresses(node, peers), password }), 0o600);
         write(natsConfPath(layout), renderNatsConf({ clusterName: this.clusterName, node, layout, clientHost: "127.0.0.1", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), 0o640);
     }
 
