@@ -10,7 +10,7 @@
  * hub's goes gzipped.
  */
 import * as assert from "assert";
-import { spawn } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { jetstream } from "@nats-io/jetstream";
@@ -25,10 +25,16 @@ import { natsClientCertProfile } from "../../cloudinit/natsCerts";
 import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
 import { waitFor } from "../support/ports";
+import { toolPath } from "../support/tools";
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
 
 const STACK = "dev";
+/** An operator's WireGuard identity, made here: the stack only ever sees its public key. */
+const OPERATOR = (() => {
+    const privateKey = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim();
+    return { name: "box-operator", privateKey, publicKey: execFileSync("wg", ["pubkey"], { input: privateKey, encoding: "utf8" }).trim(), address: "10.44.0.200", interface: "mbxop0" };
+})();
 /** The dev stack plus what the box's operator sets (see the file comment). */
 export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
@@ -42,6 +48,7 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     bootstrapCleanupDelaySeconds: "600",
     // All four VMs boot at once under emulation and each makes its keys before publishing.
     wgPubkeyPollTimeoutSeconds: "1800",
+    wgOperatorPeers: JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]),
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
 const KV_BUCKET = "boxtest";
@@ -112,6 +119,12 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
     after(async function () {
         this.timeout(10 * 60_000);
         await nc?.close().catch(() => undefined);
+        // Deleting the interface ends its wireguard-go.
+        try {
+            execFileSync("ip", ["link", "delete", OPERATOR.interface], { stdio: "ignore" });
+        } catch {
+            // never created: the operator test did not get that far
+        }
         if (failed && state) {
             // The bootstrap logs, for the post-mortem (the serial consoles are copied by box:down).
             const dir = path.join(logsDir(STACK), "bootstrap");
@@ -174,6 +187,32 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                 assert.notStrictEqual(peer[4], "0", `${vm.name}: no handshake yet with the NATS peer at ${peer[3]}`);
             }
             assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /applied desired state [0-9a-f]{64}: 3 peer\(s\), 2 route\(s\), 4 certificate\(s\)/);
+        }
+    });
+
+    it("an operator configured from wgCachePeerSection reaches a NATS node's client port through the hub", async function () {
+        this.timeout(5 * 60_000);
+        // Userspace WireGuard on this machine, the operator's end, in the host's namespace beside the underlay.
+        execFileSync(toolPath("wireguard-go"), [OPERATOR.interface], { env: { ...process.env, WG_PROCESS_FOREGROUND: "" } });
+        const conf = path.join(RUN_DIR, "operator.conf");
+        fs.writeFileSync(conf, `[Interface]\nPrivateKey = ${OPERATOR.privateKey}\n\n${state.outputs!.wgCachePeerSection}`, { mode: 0o600 });
+        execFileSync("wg", ["setconf", OPERATOR.interface, conf]);
+        execFileSync("ip", ["address", "add", `${OPERATOR.address}/24`, "dev", OPERATOR.interface]);
+        execFileSync("ip", ["link", "set", OPERATOR.interface, "up"]);
+        const identity = clientIdentity();
+        // The server certificate names the node's WireGuard address, so the operator dials it as is.
+        let viaTunnel: NatsConnection | undefined;
+        await waitFor("a NATS connection through the operator's tunnel", async () => {
+            viaTunnel = await connect({ servers: ["tls://10.44.0.10:4222"], reconnect: false, timeout: 10_000, tls: { ca: String(state.outputs!.natsClientCaCertPem), cert: identity.cert, key: identity.key } });
+            return true;
+        }, 180_000, 5000);
+        try {
+            assert.ok((await viaTunnel!.rtt()) >= 0);
+            assert.strictEqual(viaTunnel!.info?.server_name, "meshstack-dev-0");
+            const handshake = execFileSync("wg", ["show", OPERATOR.interface, "latest-handshakes"], { encoding: "utf8" }).trim().split("\t")[1];
+            assert.ok(Number(handshake) > 0, "no handshake with the hub");
+        } finally {
+            await viaTunnel!.close();
         }
     });
 
