@@ -23,7 +23,7 @@ export interface ObjectStoreArgs {
     bootstrapObjectExpiryDays: number;
     /** Tags for the bucket where the store takes them (S3; Linode buckets have none, their name carries the stack). */
     tags?: string[];
-    /** Protect the bucket (it holds state): deleting or replacing it then needs `pulumi state unprotect`. */
+    /** Protect the buckets (they hold state, and every node reads its desired state from one): deleting or replacing them then needs `pulumi state unprotect`. */
     protect?: boolean;
     /**
      * Kind s3 only: the key pair the deploy signs bootstrap URLs with. An S3
@@ -86,7 +86,7 @@ export class ObjectStore extends pulumi.ComponentResource {
                 region: args.region,
                 acl: "private",
                 corsEnabled: false,
-            }, { parent: this });
+            }, { parent: this, protect: args.protect });
             const key = new linode.ObjectStorageKey(`${name}-key`, {
                 label: linodeLabel(args.naming, `${name}-key`),
                 bucketAccesses: [
@@ -131,7 +131,7 @@ export class ObjectStore extends pulumi.ComponentResource {
                 bucket: bucket.bucket,
                 rules: [{ id: lifecycle.id, status: "Enabled", filter: { prefix: lifecycle.prefix }, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, provider });
-            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider });
+            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect });
             const endpoint = pulumi.output(args.endpoint.replace(/\/$/, ""));
             const region = pulumi.output(args.region);
             const deployKey = { accessKeyId: pulumi.secret(pulumi.output(args.s3Credentials.accessKeyId)), secretAccessKey: pulumi.secret(pulumi.output(args.s3Credentials.secretAccessKey)) };
