@@ -129,12 +129,23 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         streamName: `KV_${unwrapSecrets(inputs.bucket)}`,
         peers: Array.from({ length: Number(unwrapSecrets(inputs.replicas) ?? 1) }, (_, i) => `nats-${i}`),
     }),
-    "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name) => ({
+    // What a node publishes at first boot: its WireGuard public key and one
+    // CSR per requested name, shaped like the real ones so the certificates
+    // signed from them and the desired states built on them resolve.
+    "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name, inputs) => ({
         // A well-formed key: base64 of 32 bytes, as `wg pubkey` prints.
         publicKey: crypto.createHash("sha256").update(`${name}-wg-public-key`).digest("base64"),
+        requests: Object.fromEntries(((unwrapSecrets(inputs.requestNames) ?? []) as string[]).map((request) =>
+            [request, fakePem("CERTIFICATE REQUEST", `${name}-${request}`, DER_BYTES.certRequest)])),
         attempts: 7,
         waitedMs: 31_000,
         foundAt: "2026-01-01T00:01:00.000Z",
+    }),
+    // A desired state as written: its digest is what a later diff compares.
+    "pulumi-nodejs:dynamic/meshstack:RuntimeDocument": (_name, inputs) => ({
+        contentSha256: crypto.createHash("sha256").update(String(unwrapSecrets(inputs.content) ?? "")).digest("hex"),
+        sizeBytes: Buffer.byteLength(String(unwrapSecrets(inputs.content) ?? ""), "utf8"),
+        writtenAt: "2026-01-01T00:02:00.000Z",
     }),
     "pulumi-nodejs:dynamic/meshstack:BootstrapObject": (_name, inputs) => ({
         stored: Boolean(unwrapSecrets(inputs.store)),
