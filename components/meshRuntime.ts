@@ -23,7 +23,7 @@ export interface MeshRuntimeArgs {
     /** The hub as it booted (WgCache.member). */
     hub: pulumi.Input<MeshMember>;
     /** Every NATS node as it booted, with its certificates and routes (NatsCluster.runtimeMembers). */
-    nats: pulumi.Input<NatsRuntimeMember>[];
+    nats: NatsRuntimeMember[];
     /** Operators' peers (meshstack:wgOperatorPeers), reaching the mesh through the hub. */
     operators: OperatorPeer[];
 }
@@ -46,29 +46,26 @@ export class MeshRuntime extends pulumi.ComponentResource {
             throw new pulumi.ResourceError(`MeshRuntime ${name}: ${args.names.nats.length} NATS names for ${args.nats.length} NATS members`, this);
         }
         const runtime = args.objectStore.runtime;
-        const nats = pulumi.all(args.nats);
+        const members = pulumi.all(args.nats.map((n) => n.member));
         const hub = pulumi.output(args.hub);
         const states: { node: string; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
             {
                 node: args.names.hub,
-                state: pulumi.all([hub, nats]).apply(([h, members]) => hubDesiredState(h, members.map((m) => m.member), args.operators)),
+                state: pulumi.all([hub, members]).apply(([h, all]) => hubDesiredState(h, all, args.operators)),
                 resourceName: `${name}-hub`,
             },
-            ...args.nats.map((entry, i) => {
-                const self = pulumi.output(entry);
-                return {
+            ...args.nats.map((entry, i) => ({
                     node: args.names.nats[i],
-                    state: pulumi.all([self, hub, nats]).apply(([me, h, members]): DesiredState => ({
+                    state: pulumi.all([entry.member, entry.certificates, hub, members]).apply(([me, certificates, h, all]): DesiredState => ({
                         version: RUNTIME_FORMAT_VERSION,
-                        node: me.member.name,
-                        instanceId: me.member.instanceId,
-                        wireguard: { peers: natsPeers(me.member, h, members.map((m) => m.member), args.subnet) },
-                        certificates: me.certificates,
-                        natsRoutes: me.routes,
+                        node: me.name,
+                        instanceId: me.instanceId,
+                        wireguard: { peers: natsPeers(me, h, all, args.subnet) },
+                        certificates,
+                        natsRoutes: entry.routes,
                     })),
                     resourceName: `${name}-nats-${i}`,
-                };
-            }),
+            })),
         ];
         const documents = states.map(({ node, state, resourceName }) => {
             const content = state.apply((s) => {
