@@ -34,6 +34,8 @@ export interface RecordedResource {
 export interface RecordedOptions {
     protect: boolean;
     additionalSecretOutputs: string[];
+    /** The old resource goes before its replacement is created. */
+    deleteBeforeReplace?: boolean;
 }
 
 export function isRpcSecret(value: unknown): value is { value: unknown } {
@@ -211,7 +213,8 @@ function observeRegistrations(meta: Map<string, PendingMeta>): void {
         const parent = args.opts.parent;
         const parentName = parent && !(parent as unknown as { [k: string]: unknown }).__pulumiType?.toString().startsWith(ROOT_STACK_TYPE) ? resourceName(parent) : undefined;
         const opts = args.opts as pulumi.CustomResourceOptions;
-        const options = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
+        const options: RecordedOptions = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
+        if (opts.deleteBeforeReplace) options.deleteBeforeReplace = true;
         const entry: PendingMeta = { parent: parentName, dependencies, options };
         meta.set(args.name, entry);
         void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));
