@@ -110,7 +110,8 @@ export async function assertValidCloudConfig(text: string, dir: string): Promise
     const schema = await cloudInitSchema(text);
     if (!schema.valid) throw new Error(`cloud-init schema rejected the cloud-config:\n${schema.output}`);
     const doc = YAML.parse(text) as { write_files?: { path: string; content: string }[] };
-    const scripts = (doc.write_files ?? []).filter((f) => f.content.startsWith("#!"));
+    // The agent's renderer is python: shellcheck judges shell scripts only.
+    const scripts = (doc.write_files ?? []).filter((f) => /^#!\S*\b(ba|da)?sh\b/.test(f.content.split("\n")[0]));
     if (scripts.length === 0) throw new Error("the cloud-config carries no script");
     for (const script of scripts) {
         const scriptFile = path.join(dir, `${path.basename(script.path)}-${crypto.randomUUID()}.sh`);
