@@ -81,12 +81,13 @@ export class ObjectStore extends pulumi.ComponentResource {
                 corsEnabled: false,
                 lifecycleRules: [{ id: lifecycle.id, enabled: true, prefix: lifecycle.prefix, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, protect: args.protect });
+            // Protected like the bootstrap bucket: every running agent reads its desired state here.
             const runtimeBucket = new linode.ObjectStorageBucket(`${name}-runtime-bucket`, {
                 label: runtimeBucketName,
                 region: args.region,
                 acl: "private",
                 corsEnabled: false,
-            }, { parent: this });
+            }, { parent: this, protect: args.protect });
             const key = new linode.ObjectStorageKey(`${name}-key`, {
                 label: linodeLabel(args.naming, `${name}-key`),
                 bucketAccesses: [
@@ -131,7 +132,7 @@ export class ObjectStore extends pulumi.ComponentResource {
                 bucket: bucket.bucket,
                 rules: [{ id: lifecycle.id, status: "Enabled", filter: { prefix: lifecycle.prefix }, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, provider });
-            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider });
+            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect });
             const endpoint = pulumi.output(args.endpoint.replace(/\/$/, ""));
             const region = pulumi.output(args.region);
             const deployKey = { accessKeyId: pulumi.secret(pulumi.output(args.s3Credentials.accessKeyId)), secretAccessKey: pulumi.secret(pulumi.output(args.s3Credentials.secretAccessKey)) };
