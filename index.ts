@@ -39,7 +39,9 @@ const topology = meshTopology({
     dnsDomain: config.nats.dnsDomain,
 });
 
-const wgCache = new WgCache("wg-cache", {
+// The hub's name in the mesh: its component name, and the key of its desired state.
+const hubName = "wg-cache";
+const wgCache = new WgCache(hubName, {
     naming,
     region: config.region,
     instanceType: config.wgCache.instanceType,
@@ -82,6 +84,7 @@ const mesh = new MeshRuntime("mesh", {
     naming,
     objectStore: store,
     subnet: topology.subnet,
+    names: { hub: hubName, nats: nats.hostnames },
     hub: wgCache.member,
     nats: nats.runtimeMembers,
     operators: config.wgCache.operatorPeers,
@@ -99,7 +102,7 @@ export const natsClientUrls = nats.clientUrls;
 export const natsServiceName = nats.serviceName;
 export const natsClientCaCertPem = nats.clientCaCertPem;
 export const bootstrapDelivery = {
-    "wg-cache": wgCache.node.bootstrapDelivery,
+    [hubName]: wgCache.node.bootstrapDelivery,
     ...Object.fromEntries(nats.nodes.map((node, i) => [nats.hostnames[i], node.bootstrapDelivery])),
 };
 export const desiredStateDigests = mesh.desiredStateDigests;

@@ -13,10 +13,17 @@ export interface MeshRuntimeArgs {
     objectStore: ObjectStore;
     /** The mesh subnet (MeshTopology.subnet): every allowed IP must lie in it. */
     subnet: string;
+    /**
+     * Member names, known when the program starts (the hub's component name,
+     * the NATS hostnames): each document's key is built from them, because a
+     * key that waits for the nodes is unknown at preview and every desired
+     * state would preview as a replacement.
+     */
+    names: { hub: string; nats: string[] };
     /** The hub as it booted (WgCache.member). */
     hub: pulumi.Input<MeshMember>;
     /** Every NATS node as it booted, with its certificates and routes (NatsCluster.runtimeMembers). */
-    nats: pulumi.Input<NatsRuntimeMember>[];
+    nats: NatsRuntimeMember[];
     /** Operators' peers (meshstack:wgOperatorPeers), reaching the mesh through the hub. */
     operators: OperatorPeer[];
 }
@@ -35,43 +42,44 @@ export class MeshRuntime extends pulumi.ComponentResource {
 
     constructor(name: string, args: MeshRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:MeshRuntime", name, {}, opts);
+        if (args.names.nats.length !== args.nats.length) {
+            throw new pulumi.ResourceError(`MeshRuntime ${name}: ${args.names.nats.length} NATS names for ${args.nats.length} NATS members`, this);
+        }
         const runtime = args.objectStore.runtime;
-        const nats = pulumi.all(args.nats);
+        const members = pulumi.all(args.nats.map((n) => n.member));
         const hub = pulumi.output(args.hub);
-        const states: { node: pulumi.Output<string>; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
+        const states: { node: string; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
             {
-                node: hub.name,
-                state: pulumi.all([hub, nats]).apply(([h, members]) => hubDesiredState(h, members.map((m) => m.member), args.operators)),
+                node: args.names.hub,
+                state: pulumi.all([hub, members]).apply(([h, all]) => hubDesiredState(h, all, args.operators)),
                 resourceName: `${name}-hub`,
             },
-            ...args.nats.map((entry, i) => {
-                const self = pulumi.output(entry);
-                return {
-                    node: self.member.name,
-                    state: pulumi.all([self, hub, nats]).apply(([me, h, members]): DesiredState => ({
+            ...args.nats.map((entry, i) => ({
+                    node: args.names.nats[i],
+                    state: pulumi.all([entry.member, entry.certificates, hub, members]).apply(([me, certificates, h, all]): DesiredState => ({
                         version: RUNTIME_FORMAT_VERSION,
-                        node: me.member.name,
-                        instanceId: me.member.instanceId,
-                        wireguard: { peers: natsPeers(me.member, h, members.map((m) => m.member), args.subnet) },
-                        certificates: me.certificates,
-                        natsRoutes: me.routes,
+                        node: me.name,
+                        instanceId: me.instanceId,
+                        wireguard: { peers: natsPeers(me, h, all, args.subnet) },
+                        certificates,
+                        natsRoutes: entry.routes,
                     })),
                     resourceName: `${name}-nats-${i}`,
-                };
-            }),
+            })),
         ];
         const documents = states.map(({ node, state, resourceName }) => {
             const content = state.apply((s) => {
                 const problems = desiredStateProblems(s, args.subnet);
+                if (s.node !== node) problems.push(`the desired state for ${node} names ${s.node}`);
                 if (problems.length) throw new pulumi.ResourceError(`MeshRuntime ${name}: ${problems.join("; ")}`, this);
                 return JSON.stringify(s, null, 2) + "\n";
             });
             const document = new RuntimeDocument(resourceName, {
                 ...runtime,
-                key: node.apply((n) => desiredStateKey(args.naming.stack, n)),
+                key: desiredStateKey(args.naming.stack, node),
                 content,
             }, { parent: this });
-            return pulumi.all([node, document.contentSha256]);
+            return document.contentSha256.apply((digest): [string, string] => [node, digest]);
         });
         this.desiredStateDigests = pulumi.all(documents).apply((pairs) => Object.fromEntries(pairs));
         this.registerOutputs({ desiredStateDigests: this.desiredStateDigests });

@@ -40,11 +40,16 @@ export interface NatsControlPlaneKvArgs {
     timeoutSeconds?: number;
 }
 
-/** A NATS node as the runtime channel needs it: its mesh identity, its certificates, its routes. */
+/**
+ * A NATS node as the runtime channel needs it: its mesh identity, its
+ * certificates, its routes. Separate outputs, so a renewed certificate
+ * (unknown until signed) leaves every other member's peer set known and
+ * unchanged in a preview.
+ */
 export interface NatsRuntimeMember {
-    member: MeshMember;
+    member: pulumi.Output<MeshMember>;
     /** PEM by file name under the node's TLS directory (the CAs and the node's own certificates). */
-    certificates: Record<string, string>;
+    certificates: pulumi.Output<Record<string, string>>;
     /** host:port of every other server's route listener. */
     routes: string[];
 }
@@ -176,7 +181,7 @@ export class NatsCluster extends pulumi.ComponentResource {
     /** The opt-in control-plane bucket. */
     public readonly controlPlaneKv?: JetStreamKv;
     /** What MeshRuntime writes into each node's desired state. */
-    public readonly runtimeMembers: pulumi.Output<NatsRuntimeMember>[];
+    public readonly runtimeMembers: NatsRuntimeMember[];
 
     constructor(name: string, args: NatsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:NatsCluster", name, {}, opts);
@@ -234,7 +239,7 @@ export class NatsCluster extends pulumi.ComponentResource {
         };
         const runtime = args.objectStore.runtime;
         const agentKey = args.objectStore.agentCredentials;
-        const runtimeMembers: pulumi.Output<NatsRuntimeMember>[] = [];
+        const runtimeMembers: NatsRuntimeMember[] = [];
         this.nodes = topology.map((node) => {
             const address = `${node.wgAddress}/${prefix}`;
             const interfaceSection = wgInterfaceSection({ address, listenPort: NATS_WG_LISTEN_PORT });
@@ -295,14 +300,13 @@ export class NatsCluster extends pulumi.ComponentResource {
             const route = this.signRequest(`${name}-${node.index}-route`, published.requests.apply((r) => r.route), natsRouteCertProfile(node), routeCa);
             const server = this.signRequest(`${name}-${node.index}-server`, published.requests.apply((r) => r.server), natsServerCertProfile(node, this.serviceName), clientCa);
             const endpoint = pulumi.all([meshNode.ipv4s, meshNode.instance.ipAddress]).apply(([ips, main]) => `${selectPublicIpv4(ips, main, "a NATS node's WireGuard endpoint")}:${NATS_WG_LISTEN_PORT}`);
-            runtimeMembers.push(
-                pulumi.all([published.publicKey, endpoint, meshNode.instance.id, routeCa.certPem, route, clientCa.certPem, server]).apply(
-                    ([publicKey, wgEndpoint, instanceId, routeCaPem, routePem, clientCaPem, serverPem]): NatsRuntimeMember => ({
-                        member: { name: node.hostname, address: node.wgAddress, publicKey, endpoint: wgEndpoint, instanceId },
-                        certificates: { [tlsFile.routeCa]: routeCaPem, [tlsFile.routeCert]: routePem, [tlsFile.clientCa]: clientCaPem, [tlsFile.serverCert]: serverPem },
-                        routes: natsRouteAddresses(node, topology),
-                    })),
-            );
+            runtimeMembers.push({
+                member: pulumi.all([published.publicKey, endpoint, meshNode.instance.id]).apply(([publicKey, wgEndpoint, instanceId]): MeshMember =>
+                    ({ name: node.hostname, address: node.wgAddress, publicKey, endpoint: wgEndpoint, instanceId })),
+                certificates: pulumi.all([routeCa.certPem, route, clientCa.certPem, server]).apply(([routeCaPem, routePem, clientCaPem, serverPem]): Record<string, string> =>
+                    ({ [tlsFile.routeCa]: routeCaPem, [tlsFile.routeCert]: routePem, [tlsFile.clientCa]: clientCaPem, [tlsFile.serverCert]: serverPem })),
+                routes: natsRouteAddresses(node, topology),
+            });
             return meshNode;
         });
         this.runtimeMembers = runtimeMembers;

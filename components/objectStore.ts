@@ -81,6 +81,7 @@ export class ObjectStore extends pulumi.ComponentResource {
                 corsEnabled: false,
                 lifecycleRules: [{ id: lifecycle.id, enabled: true, prefix: lifecycle.prefix, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, protect: args.protect });
+            // Protected like the bootstrap bucket: every running agent reads its desired state here.
             const runtimeBucket = new linode.ObjectStorageBucket(`${name}-runtime-bucket`, {
                 label: runtimeBucketName,
                 region: args.region,

@@ -1,22 +1,19 @@
 import * as assert from "assert";
-import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
 import { pemBlock } from "../lib/config";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
-import { instanceUserData } from "../tooling/plan";
+import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
 import { meshTopology } from "../lib/topology";
 import { isSecret, resolve } from "./support/outputs";
 import { leakedSecrets, pemLines, SecretValue } from "./support/secrets";
 
 const naming = { project: "meshstack", stack: "test" };
 const topology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test" });
-const members = (count: number, of = topology) => of.nats.slice(0, count).map((node) => ({ node, wgPrivateKey: crypto.randomBytes(32).toString("base64") }));
 const dnsTopology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test", dnsDomain: "example.net" });
-const wgHub = { publicKey: crypto.randomBytes(32).toString("base64"), endpoint: "203.0.113.12:51820" };
+const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
 async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud: MockCloud; cluster: NatsCluster }> {
     const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
@@ -24,8 +21,8 @@ async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud:
     await cloud.runProgram(() => {
         const objectStore = new ObjectStore("store", { naming, kind: "linode", region: "us-east", bootstrapPrefix: "bootstrap/", bootstrapObjectExpiryDays: 1 });
         cluster = new NatsCluster("nats", {
-            naming, region: "us-east", instanceType: "g6-standard-1", image: "linode/debian12", topology, members: members(3),
-            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], wgHub, authorizedKeys: [],
+            naming, region: "us-east", instanceType: "g6-standard-1", image: "linode/debian12", topology, nodes: topology.nats, publishTimeoutSeconds: 300,
+            clientCidrs: ["198.51.100.0/24", "2001:db8::/32"], authorizedKeys: [],
             objectStore, bootstrap: { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 },
             ...overrides,
         });
@@ -34,10 +31,15 @@ async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud:
     return { cloud, cluster: cluster! };
 }
 
-/** The files the node's cloud-config writes, by path (user-data as the instance receives it, inline). */
-function writtenFiles(instance: RecordedResource): Record<string, { content: string; permissions: string; owner: string }> {
-    const text = instanceUserData(instance)!.toString("utf8");
-    assert.match(text, /^#cloud-config\n/, "expected the cloud-config inline");
+/** The node's cloud-config as its user-data delivers it (inline or behind the pointer), as text. */
+function cloudConfigOf(cloud: MockCloud, node: string): string {
+    return String(unwrapSecrets(cloud.byName(`${node}-bootstrap-object`).inputs.content));
+}
+
+/** The files the node's cloud-config writes, by path. */
+function writtenFiles(cloud: MockCloud, node: string): Record<string, { content: string; permissions: string; owner: string }> {
+    const text = cloudConfigOf(cloud, node);
+    assert.match(text, /^#cloud-config\n/);
     const doc = YAML.parse(text) as { write_files: { path: string; content: string; permissions: string; owner: string }[] };
     return Object.fromEntries(doc.write_files.map((f) => [f.path, f]));
 }
@@ -61,12 +63,33 @@ describe("NatsCluster (mocks)", () => {
         assert.ok(caOf("nats-0-server").has("nats-client-ca") && !caOf("nats-0-server").has("nats-route-ca"));
     });
 
-    it("names hostname, DNS-free service name and WireGuard address in the certificate requests, never a public IP", () => {
-        const route = unwrapSecrets(cloud.byName("nats-1-route-csr").inputs);
-        assert.deepStrictEqual([route.dnsNames, route.ipAddresses], [["meshstack-test-1"], ["10.44.0.11"]]);
-        const server = unwrapSecrets(cloud.byName("nats-1-server-csr").inputs);
-        assert.deepStrictEqual(server.dnsNames, ["meshstack-test-1", "meshstack-test.nats.internal"]);
+    it("signs exactly the certificate requests the node published, each with its own profile", () => {
+        const published = unwrapSecrets(cloud.byName("nats-1-published").outputs).requests as Record<string, string>;
+        assert.deepStrictEqual(Object.keys(published).sort(), ["route", "server"]);
+        assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-1-published").inputs).requestNames, ["route", "server"]);
+        for (const kind of ["route", "server"]) {
+            const cert = cloud.byName(`nats-1-${kind}`);
+            assert.strictEqual(unwrapSecrets(cert.inputs).certRequestPem, published[kind], `nats-1-${kind} signs the published ${kind} request`);
+            assert.ok(cert.dependencies.has("nats-1-published"));
+        }
         assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-1-route").inputs).allowedUses, ["digital_signature", "server_auth", "client_auth"]);
+    });
+
+    it("has each node make its TLS requests for its hostname, service name and WireGuard address, never a public IP", () => {
+        const script = writtenFiles(cloud, "nats-1")["/usr/local/sbin/meshstack-node-bootstrap"].content;
+        assert.match(script, /meshstack-test-1/);
+        assert.match(script, /meshstack-test\.nats\.internal/);
+        assert.match(script, /10\.44\.0\.11/);
+        assert.doesNotMatch(script, /203\.0\.113\./);
+    });
+
+    it("waits for each node's own instance and deletes a node before its replacement", () => {
+        for (const i of [0, 1, 2]) {
+            const poll = cloud.byName(`nats-${i}-published`);
+            assert.ok(poll.dependencies.has(`nats-${i}-instance`));
+            assert.strictEqual(unwrapSecrets(poll.inputs).node, `meshstack-test-${i}`);
+            assert.strictEqual(cloud.byName(`nats-${i}-instance`).options?.deleteBeforeReplace, true);
+        }
     });
 
     /** The cluster's secret values as the providers made them: every private key and the route password. */
@@ -75,9 +98,10 @@ describe("NatsCluster (mocks)", () => {
         return [...keys, { what: "the cluster password", value: String(unwrapSecrets(cloud.byName("nats-cluster-password").outputs).result) }];
     }
 
-    it("makes one private key per CA and per node certificate", () => {
+    it("holds the CAs' private keys only: every node key is born on its node", () => {
         const keys = cloud.ofType("tls:index/privateKey:PrivateKey").map((k) => k.name).sort();
-        assert.deepStrictEqual(keys, ["nats-0-route-key", "nats-0-server-key", "nats-1-route-key", "nats-1-server-key", "nats-2-route-key", "nats-2-server-key", "nats-client-ca-key", "nats-route-ca-key"]);
+        assert.deepStrictEqual(keys, ["nats-client-ca-key", "nats-route-ca-key"]);
+        assert.deepStrictEqual(cloud.ofType("tls:index/certRequest:CertRequest").map((r) => r.name), []);
     });
 
     it("hands every private key and the password to other resources only as secrets", () => {
@@ -88,14 +112,13 @@ describe("NatsCluster (mocks)", () => {
         assert.deepStrictEqual(leaks, []);
     });
 
-    it("ships each node's keys and the password in its user-data, which is secret", () => {
+    it("ships the password in each node's user-data, which is secret, and no private key at all", () => {
         for (const i of [0, 1, 2]) {
             const instance = cloud.byName(`nats-${i}-instance`);
             assert.ok(isRpcSecret(instance.inputs.metadatas), `nats-${i}'s user-data is not secret`);
-            const delivered = leakedSecrets(unwrapSecrets(instance.inputs.metadatas), clusterSecrets());
-            for (const what of [`the private key of nats-${i}-route-key`, `the private key of nats-${i}-server-key`, "the cluster password"]) {
-                assert.ok(delivered.includes(what), `nats-${i}'s user-data lacks ${what}`);
-            }
+            const text = cloudConfigOf(cloud, `nats-${i}`);
+            assert.deepStrictEqual(leakedSecrets(text, clusterSecrets()), ["the cluster password"]);
+            assert.doesNotMatch(text, PRIVATE_KEY);
         }
     });
 
@@ -116,10 +139,11 @@ describe("NatsCluster (mocks)", () => {
         assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-cluster-password").inputs).special, false);
     });
 
-    it("firewall: client port from the configured CIDRs, route port from the WireGuard subnet only, monitoring closed", () => {
+    it("firewall: WireGuard from anywhere (nodes dial each other), client port from the configured CIDRs, route port from the WireGuard subnet only, monitoring closed", () => {
         const firewall = unwrapSecrets(cloud.byName("nats-firewall").inputs);
         assert.strictEqual(firewall.inboundPolicy, "DROP");
         assert.deepStrictEqual(firewall.inbounds, [
+            { label: "wireguard", action: "ACCEPT", protocol: "UDP", ports: "51820", ipv4s: ["0.0.0.0/0"], ipv6s: ["::/0"] },
             { label: "nats-client", action: "ACCEPT", protocol: "TCP", ports: "4222", ipv4s: ["198.51.100.0/24"], ipv6s: ["2001:db8::/32"] },
             { label: "nats-route-wg", action: "ACCEPT", protocol: "TCP", ports: "6222", ipv4s: ["10.44.0.0/24"] },
         ]);
@@ -129,20 +153,31 @@ describe("NatsCluster (mocks)", () => {
         }
     });
 
-    it("ships the hardened unit, the 0600 secrets include and the password nowhere else", () => {
-        const files = writtenFiles(cloud.byName("nats-0-instance"));
+    it("ships the hardened unit, the 0600 authorization include, and the password in root-only files alone", () => {
+        const files = writtenFiles(cloud, "nats-0");
         const unit = files["/etc/systemd/system/nats-server.service"].content;
         assert.match(unit, /^Restart=always$/m);
         assert.match(unit, /^User=nats$/m);
         assert.match(unit, /^Wants=network-online\.target wg-quick@wg0\.service$/m);
-        assert.match(unit, /^After=network-online\.target wg-quick@wg0\.service$/m);
         const secrets = files["/etc/nats/cluster-secrets.conf"];
         assert.deepStrictEqual([secrets.permissions, secrets.owner], ["0600", "nats:nats"]);
         const password = /password: "([A-Za-z0-9]+)"/.exec(secrets.content)![1];
-        assert.match(secrets.content, new RegExp(`nats-route://route:${password}@10\\.44\\.0\\.11:6222`));
+        // Routes are the agent's (cluster-routes.conf): the user-data names no other server.
+        assert.doesNotMatch(secrets.content, /nats-route:\/\//);
+        const routePassword = files["/etc/meshstack/nats-route-password"];
+        assert.deepStrictEqual([routePassword.permissions, routePassword.owner, routePassword.content.trim()], ["0600", "root:root", password]);
         for (const [path, file] of Object.entries(files)) {
-            if (path !== "/etc/nats/cluster-secrets.conf") assert.ok(!file.content.includes(password), `${path} holds the password`);
+            if (!["/etc/nats/cluster-secrets.conf", "/etc/meshstack/nats-route-password"].includes(path)) assert.ok(!file.content.includes(password), `${path} holds the password`);
         }
+    });
+
+    it("hands every node's runtime member its own name, address and certificates by file name", async () => {
+        const member = await resolve(cluster.runtimeMembers[2].member);
+        assert.deepStrictEqual([member.name, member.address], ["meshstack-test-2", "10.44.0.12"]);
+        assert.match(member.endpoint, /^203\.0\.113\.[0-9]+:51820$/);
+        const certificates = await resolve(cluster.runtimeMembers[2].certificates);
+        assert.deepStrictEqual(Object.keys(certificates).sort(), ["client-ca.crt", "route-ca.crt", "route.crt", "server.crt"]);
+        assert.deepStrictEqual(cluster.runtimeMembers[2].routes.length, 2);
     });
 
     it("exposes client URLs on the nodes' public IPs", async () => {
@@ -162,7 +197,7 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
     const caCert = "-----BEGIN CERTIFICATE-----\nEXISTINGCA\n-----END CERTIFICATE-----\n";
     before(async () => ({ cloud } = await build({
         topology: dnsTopology,
-        members: members(3, dnsTopology),
+        nodes: dnsTopology.nats,
         dnsDomain: "example.net",
         clientCa: { certPem: caCert, keyPem: pemBlock("PRIVATE KEY", "EXISTINGKEY") },
         controlPlaneKv: { bucket: "control", replicas: 1 },
@@ -173,8 +208,9 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
         assert.strictEqual(unwrapSecrets(cloud.byName("nats-0-server").inputs).caCertPem, caCert);
     });
 
-    it("adds the DNS names to the certificates and publishes A records once the IPs exist", () => {
-        assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-2-server-csr").inputs).dnsNames, ["meshstack-test-2", "meshstack-test-2.example.net", "meshstack-test.example.net"]);
+    it("has the nodes request their DNS names and publishes A records once the IPs exist", () => {
+        const script = writtenFiles(cloud, "nats-2")["/usr/local/sbin/meshstack-node-bootstrap"].content;
+        for (const name of ["meshstack-test-2.example.net", "meshstack-test.example.net"]) assert.ok(script.includes(name), `nats-2 requests ${name}`);
         const records = cloud.ofType("linode:index/domainRecord:DomainRecord").map((r) => unwrapSecrets(r.inputs));
         assert.strictEqual(records.length, 6);
         assert.ok(records.every((r) => r.recordType === "A" && /^203\.0\.113\./.test(r.target) && Number.isInteger(r.domainId)));
@@ -189,7 +225,7 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
     });
 
     it("refuses an even number of members (RAFT needs a majority)", async () => {
-        await assert.rejects(build({ members: members(2) }), /meshstack:natsNodeCount 2 is not allowed; allowed: an odd integer/);
+        await assert.rejects(build({ nodes: topology.nats.slice(0, 2) }), /meshstack:natsNodeCount 2 is not allowed; allowed: an odd integer/);
     });
 
     it("refuses more KV replicas than nodes, naming the config keys", async () => {

@@ -1,6 +1,6 @@
 import * as assert from "assert";
 import { ObjectStore, ObjectStoreArgs } from "../components/objectStore";
-import { isRpcSecret, MockCloud, startMockCloud } from "../tooling/mockCloud";
+import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
 import { isSecret, resolve } from "./support/outputs";
 
 const naming = { project: "meshstack", stack: "test" };
@@ -30,11 +30,37 @@ describe("ObjectStore, kind linode", () => {
         assert.deepStrictEqual(rules, [{ id: "expire-bootstrap-objects", enabled: true, prefix: "bootstrap/", expiration: { days: 2 } }]);
     });
 
-    it("creates an access key scoped read_write to this bucket only", async () => {
-        const key = cloud.byName("rendezvous-key");
-        const accesses = key.inputs.bucketAccesses as any[];
-        assert.strictEqual(accesses.length, 1);
-        assert.deepStrictEqual(accesses[0], { bucketName: await resolve(store.access.bucket), region: "us-east", permissions: "read_write" });
+    it("creates a second private bucket for the runtime channel, with no lifecycle rule (desired states live as long as their nodes)", async () => {
+        const runtime = cloud.byName("rendezvous-runtime-bucket");
+        assert.strictEqual(runtime.inputs.acl, "private");
+        assert.strictEqual(runtime.inputs.lifecycleRules, undefined);
+        assert.match(await resolve(store.runtime.bucket), /^meshstack-test-rendezvous-rt-[a-z0-9]{6}$/);
+        assert.notStrictEqual(await resolve(store.runtime.bucket), await resolve(store.access.bucket));
+    });
+
+    it("creates the deploy's access key scoped read_write to these two buckets only", async () => {
+        const accesses = cloud.byName("rendezvous-key").inputs.bucketAccesses as any[];
+        assert.deepStrictEqual(accesses, [
+            { bucketName: await resolve(store.access.bucket), region: "us-east", permissions: "read_write" },
+            { bucketName: await resolve(store.runtime.bucket), region: "us-east", permissions: "read_write" },
+        ]);
+    });
+
+    it("creates the agents' key read_only on the runtime bucket alone: a node can read no bootstrap object and no secret", async () => {
+        const accesses = cloud.byName("rendezvous-agent-key").inputs.bucketAccesses as any[];
+        assert.deepStrictEqual(accesses, [{ bucketName: await resolve(store.runtime.bucket), region: "us-east", permissions: "read_only" }]);
+        assert.ok(await isSecret(store.agentCredentials.accessKeyId));
+        assert.ok(await isSecret(store.agentCredentials.secretAccessKey));
+        assert.strictEqual(await resolve(store.agentCredentials.accessKeyId), unwrapSecrets(cloud.byName("rendezvous-agent-key").outputs).accessKey);
+    });
+
+    it("protects both buckets only when asked (prod)", async () => {
+        for (const protect of [false, true]) {
+            // Inside a program run: resource options are recorded only there.
+            const run = await startMockCloud({ project: "meshstack", stack: "test" });
+            await run.runProgram(() => ({ store: new ObjectStore("rendezvous", { ...base, kind: "linode", region: "us-east", protect }).runtime.bucket }));
+            assert.deepStrictEqual(["rendezvous-bucket", "rendezvous-runtime-bucket"].map((n) => run.byName(n).options?.protect), [protect, protect], `protect: ${protect}`);
+        }
     });
 
     it("marks the key pair secret", async () => {
@@ -54,6 +80,7 @@ describe("ObjectStore, kind s3", () => {
     before(async () => ({ cloud, store } = await build({
         kind: "s3", region: "us-east-1", endpoint: "https://minio.example.com:9000/",
         s3Credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI" },
+        s3AgentCredentials: { accessKeyId: "AKIDAGENT", secretAccessKey: "agentSecretExample" },
     })));
 
     it("uses an explicit AWS provider with a custom endpoint, path-style addressing and no account lookups", () => {
@@ -77,6 +104,17 @@ describe("ObjectStore, kind s3", () => {
         const lifecycle = cloud.byName("rendezvous-lifecycle");
         assert.deepStrictEqual((lifecycle.inputs.rules as any[])[0].filter, { prefix: "bootstrap/" });
         assert.deepStrictEqual((lifecycle.inputs.rules as any[])[0].expiration, { days: 2 });
+    });
+
+    it("creates the runtime bucket through the same provider and hands the agents the read-only pair it was given, as secrets", async () => {
+        assert.strictEqual(cloud.byName("rendezvous-runtime-bucket").type, "aws:s3/bucket:Bucket");
+        assert.strictEqual(await resolve(store.agentCredentials.accessKeyId), "AKIDAGENT");
+        assert.ok(await isSecret(store.agentCredentials.secretAccessKey));
+    });
+
+    it("refuses kind s3 without the agents' key pair, naming the environment variables", async () => {
+        await assert.rejects(build({ kind: "s3", region: "us-east-1", endpoint: "https://minio.example.com:9000", s3Credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI" } }),
+            /s3AgentCredentials .*MESHSTACK_AGENT_ACCESS_KEY_ID\/MESHSTACK_AGENT_SECRET_ACCESS_KEY/);
     });
 
     it("exposes the endpoint without a trailing slash and the configured signing region", async () => {

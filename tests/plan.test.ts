@@ -94,9 +94,10 @@ describe("offline plan", function () {
         /**
          * The secret values of this plan, taken from the rendered artifacts
          * (which hold them on purpose: they are what the nodes receive):
-         * every private key, the NATS cluster password, the WireGuard
-         * private keys, the presigned URL signatures, and each instance's
-         * user-data as Linode Metadata gets it (base64).
+         * the NATS cluster password, the agents' read-only bucket key, the
+         * presigned URL signatures, and each instance's user-data as Linode
+         * Metadata gets it (base64). Any private key counts too, though the
+         * nodes make theirs at first boot and none should be here.
          */
         function planSecrets(): { kind: string; where: string; value: string }[] {
             const secrets: { kind: string; where: string; value: string }[] = [];
@@ -111,15 +112,15 @@ describe("offline plan", function () {
                 }
                 for (const [, password] of text.matchAll(/password: "([^"]+)"/g)) secrets.push({ kind: "cluster password", where, value: password });
                 for (const [, signature] of text.matchAll(/X-Amz-Signature=([0-9a-f]{64})/g)) secrets.push({ kind: "presigned URL signature", where, value: signature });
-                if (where.endsWith("/etc/wireguard/privatekey")) secrets.push({ kind: "WireGuard private key", where, value: text.trim() });
+                for (const [, secretKey] of text.matchAll(/^user = "[^:"]+:([^"]+)"$/gm)) secrets.push({ kind: "agents' bucket key", where, value: secretKey });
                 if (/\/user-data\.txt$/.test(where)) secrets.push({ kind: "user-data", where, value: Buffer.from(text).toString("base64").slice(0, 80) });
             }
             return secrets;
         }
 
-        it("finds the secrets to look for in the rendered artifacts", () => {
+        it("finds the secrets to look for in the rendered artifacts, and no private key among them (keys are born on the nodes)", () => {
             const kinds = new Set(planSecrets().map((s) => s.kind));
-            assert.deepStrictEqual([...kinds].sort(), ["WireGuard private key", "cluster password", "presigned URL signature", "private key", "user-data"]);
+            assert.deepStrictEqual([...kinds].sort(), ["agents' bucket key", "cluster password", "presigned URL signature", "user-data"]);
         });
 
         for (const file of ["resources.json", "outputs.json"]) {

@@ -53,15 +53,16 @@ describe("committed stacks", function () {
         });
 
         it("name their buckets after the stack, since Linode buckets take no tags", () => {
-            const [bucket] = pr1.ofType("linode:index/objectStorageBucket:ObjectStorageBucket");
-            assert.match(unwrapSecrets(bucket.inputs.label), /^meshstack-pr-1-rendezvous-[a-z0-9]{6}$/);
+            const labels = pr1.ofType("linode:index/objectStorageBucket:ObjectStorageBucket").map((b) => String(unwrapSecrets(b.inputs.label))).sort();
+            assert.strictEqual(labels.length, 2, "the bootstrap bucket and the runtime bucket");
+            for (const label of labels) assert.match(label, /^meshstack-pr-1-rendezvous-(rt-)?[a-z0-9]{6}$/);
         });
     });
 
-    it("prod protects the bucket and every NATS node, not the replaceable WireGuard hub", async () => {
+    it("prod protects both buckets and every NATS node, not the replaceable WireGuard hub", async () => {
         const { cloud } = await runStackProgram("prod");
         const protectedNames = cloud.resources.filter((r) => r.options?.protect).map((r) => r.name).sort();
-        assert.deepStrictEqual(protectedNames, ["nats-0-instance", "nats-1-instance", "nats-2-instance", "rendezvous-bucket"]);
+        assert.deepStrictEqual(protectedNames, ["nats-0-instance", "nats-1-instance", "nats-2-instance", "rendezvous-bucket", "rendezvous-runtime-bucket"]);
     });
 
     it("prod protects its control-plane KV bucket too", async () => {

@@ -6,13 +6,13 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "../components/objectStore";
 import { WgCache, WgCacheArgs } from "../components/wgCache";
-import { WG_BOOTSTRAP_LOG_PATH } from "../cloudinit/wgCache";
+import { NODE_BOOTSTRAP_LOG_PATH } from "../cloudinit/nodeBootstrap";
 import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud } from "../tooling/mockCloud";
 import { linodeLabelProblem } from "../lib/naming";
 import { isWgPublicKey } from "../lib/wgKey";
 import { DEFAULT_POLL_POLICY } from "../providers/wgPubkeyPoll";
 import { unwrapSecrets } from "../tooling/mockCloud";
-import { instanceUserData } from "../tooling/plan";
+import { publishedMaterialKey } from "../lib/runtimeChannel";
 import { assertValidCloudConfig } from "./support/cloudInit";
 
 const naming = { project: "meshstack", stack: "dev" };
@@ -100,49 +100,51 @@ describe("WgCache component (mock cloud)", function () {
         const { cloud, cache } = await build("cache-e");
         const instance = cloud.byName("cache-e-node-instance");
         assert.ok(isRpcSecret(instance.inputs.metadatas), "user-data is not secret");
-        const poll = cloud.byName("cache-e-pubkey");
+        const poll = cloud.byName("cache-e-node-published");
         assert.ok(isRpcSecret(poll.inputs.accessKeyId) && isRpcSecret(poll.inputs.secretAccessKey));
-        const put = cloud.byName("cache-e-pubkey-put");
+        const put = cloud.byName("cache-e-node-publish-url");
         assert.ok(isRpcSecret(put.inputs.secretAccessKey));
         // Nothing the component exports carries the URL.
         const url = String(unwrapSecrets(put.outputs).url);
-        const exported = await resolved(pulumi.all([cache.peerSection, cache.endpoint, cache.publicKey, cache.pubkeyObjectKey]));
+        const exported = await resolved(pulumi.all([cache.peerSection, cache.endpoint, cache.publicKey, cache.member]));
         assert.ok(!JSON.stringify(exported).includes("X-Amz-Signature"));
         assert.ok(url.includes("X-Amz-Signature"));
     });
 
-    it("renders user-data that passes cloud-init schema and shellcheck and carries the PUT URL for the node's own key path", async () => {
-        const { cloud, cache } = await build("cache-f");
-        const cloudConfig = instanceUserData(cloud.byName("cache-f-node-instance"))!.toString("utf8");
+    it("renders a cloud-config that passes cloud-init's schema and shellcheck and carries the PUT URL for this generation's document in the runtime bucket", async () => {
+        const { cloud } = await build("cache-f");
+        // The cloud-config as delivered, inline or behind the #include pointer.
+        const cloudConfig = String(unwrapSecrets(cloud.byName("cache-f-node-bootstrap-object").inputs.content));
         await assertValidCloudConfig(cloudConfig, dir);
-        const put = unwrapSecrets(cloud.byName("cache-f-pubkey-put").inputs);
-        const key = await resolved(cache.pubkeyObjectKey);
-        assert.match(key, /^bootstrap\/wg\/dev\/cache-f\/[0-9a-f]+\/pubkey$/);
-        assert.strictEqual(put.key, key);
+        const put = unwrapSecrets(cloud.byName("cache-f-node-publish-url").inputs);
+        const generation = String(unwrapSecrets(cloud.byName("cache-f-node-label").outputs).result);
+        assert.strictEqual(put.key, publishedMaterialKey("dev", "cache-f", generation));
+        assert.strictEqual(put.bucket, unwrapSecrets(cloud.byName("cache-f-store-runtime-bucket").outputs).label);
         assert.strictEqual(put.method, "PUT");
         assert.strictEqual(put.expiresInSeconds, 3600);
-        assert.ok(cloudConfig.includes(unwrapSecrets(cloud.byName("cache-f-pubkey-put").outputs).url));
+        assert.ok(cloudConfig.includes(unwrapSecrets(cloud.byName("cache-f-node-publish-url").outputs).url));
     });
 
-    it("renews the URL and key path with every input that replaces the instance (boot nonce keepers)", async () => {
+    it("renews the generation, and with it the PUT URL, with every input that replaces the instance", async () => {
         const { cloud } = await build("cache-g");
-        const nonce = unwrapSecrets(cloud.byName("cache-g-boot").inputs);
-        assert.deepStrictEqual(Object.keys(nonce.keepers).sort(), ["authorizedKeys", "cloudConfigTemplate", "image", "region", "store", "urlExpirySeconds"]);
-        const put = unwrapSecrets(cloud.byName("cache-g-pubkey-put").inputs);
-        assert.deepStrictEqual(put.keepers, { boot: unwrapSecrets(cloud.byName("cache-g-boot").outputs).hex });
-        const other = unwrapSecrets((await build("cache-g2", { listenPort: 51821 })).cloud.byName("cache-g2-boot").inputs);
-        assert.notStrictEqual(other.keepers.cloudConfigTemplate, nonce.keepers.cloudConfigTemplate);
+        const label = unwrapSecrets(cloud.byName("cache-g-node-label").inputs);
+        assert.deepStrictEqual(Object.keys(label.keepers).sort(), ["authorizedKeys", "image", "region", "userData"]);
+        const put = unwrapSecrets(cloud.byName("cache-g-node-publish-url").inputs);
+        assert.deepStrictEqual(put.keepers, { generation: unwrapSecrets(cloud.byName("cache-g-node-label").outputs).result });
+        const other = unwrapSecrets((await build("cache-g2", { listenPort: 51821 })).cloud.byName("cache-g2-node-label").inputs);
+        assert.notStrictEqual(other.keepers.userData, label.keepers.userData);
     });
 
-    it("polls after the node exists, for the node's instance and key path, with the configured timeout", async () => {
+    it("polls after the node exists, for this instance's document with no certificate requests, with the configured timeout", async () => {
         const { cloud, cache } = await build("cache-h", { pubkeyPollTimeoutSeconds: 120, pollPolicy: { authGraceMs: 30_000 } });
-        const poll = cloud.byName("cache-h-pubkey");
-        assert.ok(poll.dependencies.has("cache-h-node"), `poll dependencies: ${[...poll.dependencies].join(", ")}`);
+        const poll = cloud.byName("cache-h-node-published");
+        assert.ok(poll.dependencies.has("cache-h-node-instance"), `poll dependencies: ${[...poll.dependencies].join(", ")}`);
         const inputs = unwrapSecrets(poll.inputs);
         assert.strictEqual(inputs.instanceId, String(await resolved(cache.instanceId)));
-        assert.strictEqual(inputs.key, await resolved(cache.pubkeyObjectKey));
+        assert.strictEqual(inputs.key, publishedMaterialKey("dev", "cache-h", String(unwrapSecrets(cloud.byName("cache-h-node-label").outputs).result)));
+        assert.deepStrictEqual([inputs.node, inputs.requestNames], ["cache-h", []]);
         assert.strictEqual(inputs.nodeAddress, await resolved(cache.publicIpv4));
-        assert.strictEqual(inputs.bootstrapLogPath, WG_BOOTSTRAP_LOG_PATH);
+        assert.strictEqual(inputs.bootstrapLogPath, NODE_BOOTSTRAP_LOG_PATH);
         assert.deepStrictEqual(inputs.policy, { ...DEFAULT_POLL_POLICY, authGraceMs: 30_000, timeoutMs: 120_000 });
     });
 
@@ -153,6 +155,7 @@ describe("WgCache component (mock cloud)", function () {
             registration.type === POLL ? { id: faked.id, state: { ...faked.state, publicKey: published } } : faked);
         assert.strictEqual(await resolved(cache.publicKey), published);
         assert.ok((await resolved(cache.peerSection)).split("\n").includes(`PublicKey = ${published}`));
+        assert.strictEqual((await resolved(cache.member)).publicKey, published);
     });
 
     it("outputs the public endpoint, the WG address and a paste-ready [Peer] section", async () => {

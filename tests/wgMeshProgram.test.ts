@@ -1,160 +1,101 @@
 /**
  * The WireGuard mesh as the real program (index.ts) wires it, under the
- * mock cloud with the dev stack file: the hub lists every NATS node, every
- * NATS node dials the hub, keys match across the two sides (checked with
- * the real `wg pubkey`), and no spoke private key is ever in the clear.
+ * mock cloud with the dev stack file and one operator peer: every member's
+ * user-data brings up wg0 with no peers, and the desired states the program
+ * writes make a full mesh (every NATS node dials every other directly and
+ * the hub), while the hub lists every NATS node and every operator. Keys in
+ * the desired states are the ones the nodes published, and no private key
+ * is anywhere in the program.
  */
 import * as assert from "assert";
-import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as YAML from "yaml";
-import { WgSpokeKeys } from "../components/wgSpokeKeys";
-import { isRpcSecret, MockCloud, RecordedResource, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
-import { cliStackConfigOf } from "../tooling/cliConfig";
-import { instanceUserData, redactInputs } from "../tooling/plan";
+import { DesiredPeer, DesiredState, desiredStateKey } from "../lib/runtimeChannel";
+import { MockCloud, unwrapSecrets } from "../tooling/mockCloud";
 import { assertValidCloudConfig } from "./support/cloudInit";
-import { isSecret, resolve } from "./support/outputs";
-import { toolPath } from "./support/tools";
+import { runProgram } from "./support/engine";
 
-const REPO_ROOT = path.resolve(__dirname, "..");
 const NODES = [0, 1, 2];
-
-function userData(instance: RecordedResource): string {
-    const text = instanceUserData(instance)!.toString("utf8");
-    assert.match(text, /^#cloud-config\n/, `${instance.name}: expected the cloud-config inline`);
-    return text;
-}
-
-function writtenFile(cloudConfig: string, filePath: string): string {
-    const file = (YAML.parse(cloudConfig).write_files as { path: string; content: string }[]).find((f) => f.path === filePath);
-    assert.ok(file, `the cloud-config writes no ${filePath}`);
-    return file.content;
-}
-
-const wgPubkey = (privateKey: string) => execFileSync(toolPath("wg"), ["pubkey"], { input: privateKey }).toString().trim();
+const SUBNET = "10.44.0.0/24";
+const OPERATOR = { name: "laptop-ana", publicKey: "q6yPyxrcWI6K7tA1eW2Pvc0qUSf0cXfUVdWUmBjnWkk=", address: "10.44.0.200" };
+// A PEM private key, or a literal WireGuard one (the first-boot script writes `PrivateKey = ` from the key it just made, never a value).
+const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----|PrivateKey *= *[A-Za-z0-9+/]{43}=/;
 
 describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stack)", function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     let cloud: MockCloud;
     let outputs: Record<string, unknown>;
     let dir: string;
-    const spokeKey = (i: number) => unwrapSecrets(cloud.byName(`nats-wg-meshstack-dev-${i}`).outputs).base64 as string;
+
+    const cloudConfigOf = (node: string) => String(unwrapSecrets(cloud.byName(`${node}-bootstrap-object`).inputs.content));
+    const desired = (resource: string) => JSON.parse(String(unwrapSecrets(cloud.byName(resource).inputs).content)) as DesiredState;
+    const publishedKey = (node: string) => String(unwrapSecrets(cloud.byName(`${node}-published`).outputs).publicKey);
+    const endpointOf = (instance: string, port: number) => `${unwrapSecrets(cloud.byName(instance).outputs).ipAddress}:${port}`;
+    const natsPeer = (i: number): DesiredPeer => ({
+        name: `meshstack-dev-${i}`, publicKey: publishedKey(`nats-${i}`), endpoint: endpointOf(`nats-${i}-instance`, 51820), allowedIps: [`10.44.0.${10 + i}/32`], keepaliveSeconds: 25,
+    });
 
     before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-wgmesh-program-"));
-        const cli = cliStackConfigOf(REPO_ROOT, "dev");
-        if (!cli.ok) throw new Error(cli.errors.join("\n"));
-        const raw = cli.raw;
-        cloud = await startMockCloud({ project: "meshstack", stack: "dev", config: raw.values, secretKeys: [...raw.secretKeys] });
-        outputs = await cloud.runProgram(() => ({ ...require("../index") }));
+        const operators = JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]);
+        ({ cloud, outputs } = await runProgram("dev", { preview: false, overrides: { "meshstack:wgOperatorPeers": operators } }));
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-    it("makes one 32-byte key per NATS node, in its own component outside both the hub and the cluster", () => {
-        const keys = cloud.ofType("random:index/randomBytes:RandomBytes");
-        assert.deepStrictEqual(keys.map((k) => k.name).sort(), NODES.map((i) => `nats-wg-meshstack-dev-${i}`));
-        for (const key of keys) {
-            assert.strictEqual(unwrapSecrets(key.inputs).length, 32);
-            assert.strictEqual(key.parent, "nats-wg");
+    it("makes no WireGuard or node TLS key: the only private keys in the program are the two CAs'", () => {
+        assert.deepStrictEqual(cloud.ofType("random:index/randomBytes:RandomBytes").map((r) => r.name), []);
+        assert.deepStrictEqual(cloud.ofType("tls:index/privateKey:PrivateKey").map((r) => r.name).sort(), ["nats-client-ca-key", "nats-route-ca-key"]);
+    });
+
+    it("every member's cloud-config is valid, brings wg0 up with no peers and carries no private key", async () => {
+        for (const node of ["wg-cache-node", ...NODES.map((i) => `nats-${i}`)]) {
+            const text = cloudConfigOf(node);
+            // The agent's renderer writes [Peer] sections at run time; no file in the user-data holds one.
+            assert.doesNotMatch(text, /^\s*\[Peer\]\s*$/m, `${node}'s user-data names a peer`);
+            assert.doesNotMatch(text, PRIVATE_KEY, `${node}'s user-data holds a private key`);
+        }
+        await assertValidCloudConfig(cloudConfigOf("wg-cache-node"), dir);
+        await assertValidCloudConfig(cloudConfigOf("nats-0"), dir);
+    });
+
+    it("writes one desired state per member into the runtime bucket, each for the member's own instance", () => {
+        const runtimeBucket = unwrapSecrets(cloud.byName("rendezvous-runtime-bucket").outputs).label;
+        const documents = [["mesh-hub", "wg-cache", "wg-cache-node"], ...NODES.map((i) => [`mesh-nats-${i}`, `meshstack-dev-${i}`, `nats-${i}`])];
+        for (const [resource, node, meshNode] of documents) {
+            const inputs = unwrapSecrets(cloud.byName(resource).inputs);
+            assert.deepStrictEqual([inputs.bucket, inputs.key], [runtimeBucket, desiredStateKey("dev", node)], resource);
+            const state = desired(resource);
+            // The instance id its poll waited for: the one that published the keys in this state.
+            assert.deepStrictEqual([state.node, state.instanceId], [node, String(unwrapSecrets(cloud.byName(`${meshNode}-published`).inputs).instanceId)]);
+            assert.doesNotMatch(inputs.content, PRIVATE_KEY);
         }
     });
 
-    it("hub user-data: exactly one [Peer] per NATS node, with the key `wg pubkey` derives from that node's private key and its /32", () => {
-        const conf = userData(cloud.byName("wg-cache-node-instance"));
-        const peers = [...conf.matchAll(/^ *\[Peer\]\n *# (\S+)\n *PublicKey = (\S+)\n *AllowedIPs = (\S+)$/gm)].map((m) => m.slice(1));
-        assert.deepStrictEqual(peers, NODES.map((i) => [`meshstack-dev-${i}`, wgPubkey(spokeKey(i)), `10.44.0.${10 + i}/32`]));
-        assert.strictEqual(conf.match(/\[Peer\]/g)?.length, NODES.length);
-    });
-
-    it("NATS user-data: wg0.conf at the node's address dialling the hub's published key and public endpoint; the key file holds the node's key", async () => {
-        const hubKey = outputs.wgCachePublicKey as string;
-        const endpoint = outputs.wgCacheEndpoint as string;
-        assert.match(endpoint, /^203\.0\.113\.\d+:51820$/);
-        for (const i of NODES) {
-            const cloudConfig = userData(cloud.byName(`nats-${i}-instance`));
-            const conf = writtenFile(cloudConfig, "/etc/wireguard/wg0.conf");
-            assert.match(conf, new RegExp(`^Address = 10\\.44\\.0\\.${10 + i}/24$`, "m"));
-            const peer = conf.slice(conf.indexOf("[Peer]"));
-            assert.deepStrictEqual(
-                peer.split("\n").filter((l) => l && !l.startsWith("#")),
-                ["[Peer]", `PublicKey = ${hubKey}`, `Endpoint = ${endpoint}`, "AllowedIPs = 10.44.0.0/24", "PersistentKeepalive = 25"],
-            );
-            assert.strictEqual(writtenFile(cloudConfig, "/etc/wireguard/privatekey"), `${spokeKey(i)}\n`);
-        }
-    });
-
-    it("NATS user-data: nats-server wants and starts after wg-quick@wg0, which runcmd brings up first (after the metadata guard)", () => {
-        for (const i of NODES) {
-            const cloudConfig = userData(cloud.byName(`nats-${i}-instance`));
-            const unit = writtenFile(cloudConfig, "/etc/systemd/system/nats-server.service");
-            assert.match(unit, /^Wants=.*\bwg-quick@wg0\.service\b/m);
-            assert.match(unit, /^After=.*\bwg-quick@wg0\.service\b/m);
-            assert.deepStrictEqual(YAML.parse(cloudConfig).runcmd[2], ["systemctl", "enable", "--now", "wg-quick@wg0.service"]);
-        }
-    });
-
-    it("NATS nodes are created after the hub's key is known (their user-data carries it)", () => {
-        for (const i of NODES) {
-            const deps = cloud.byName(`nats-${i}-bootstrap-object`).dependencies;
-            assert.ok(deps.has("wg-cache-pubkey"), `nats-${i}'s user-data does not depend on the hub's key: ${[...deps].join(", ")}`);
-        }
-    });
-
-    it("hub and NATS user-data pass cloud-init schema and shellcheck", async () => {
-        for (const name of ["wg-cache-node-instance", ...NODES.map((i) => `nats-${i}-instance`)]) {
-            await assertValidCloudConfig(userData(cloud.byName(name)), dir);
-        }
-    });
-
-    it("no spoke private key appears outside a secret: user-data secret, every other input and the stack outputs clear of it", () => {
-        for (const name of ["wg-cache-node-instance", ...NODES.map((i) => `nats-${i}-instance`)]) {
-            assert.ok(isRpcSecret(cloud.byName(name).inputs.metadatas), `${name}: user-data is not secret`);
-        }
-        const visible = JSON.stringify([cloud.resources.map((r) => redactInputs(r.inputs)), redactInputs(outputs)]);
-        for (const i of NODES) assert.ok(!visible.includes(spokeKey(i)), `nats-${i}'s private key is visible`);
-    });
-
-    it("the hub's boot nonce follows its spoke list, so a changed list also gets a fresh key path", () => {
-        const keepers = unwrapSecrets(cloud.byName("wg-cache-boot").inputs).keepers;
-        assert.match(keepers.cloudConfigTemplate, /^[0-9a-f]{64}$/);
-        assert.ok(cloud.byName("wg-cache-boot").dependencies.has("nats-wg-meshstack-dev-0"));
-    });
-});
-
-describe("WgSpokeKeys (mock cloud)", () => {
-    let keys: WgSpokeKeys;
-    before(async () => {
-        const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
-        await cloud.runProgram(() => {
-            keys = new WgSpokeKeys("spokes", { spokes: [{ name: "a-0", address: "10.44.0.10" }, { name: "a-1", address: "10.44.0.11" }] });
-            return {};
-        });
-    });
-
-    it("keeps private keys secret and public keys (and the peers list) readable", async () => {
-        for (const key of keys.keys) {
-            assert.ok(await isSecret(key.privateKey));
-            assert.ok(!(await isSecret(key.publicKey)));
-        }
-        assert.ok(!(await isSecret(keys.peers)));
-    });
-
-    it("shapes peers for WgCache: name, public key of the matching private key, address", async () => {
-        const peers = await resolve(keys.peers);
-        const privateKeys = await Promise.all(keys.keys.map((k) => resolve(k.privateKey)));
-        assert.deepStrictEqual(peers, [
-            { name: "a-0", publicKey: wgPubkey(privateKeys[0]), address: "10.44.0.10" },
-            { name: "a-1", publicKey: wgPubkey(privateKeys[1]), address: "10.44.0.11" },
+    it("hub: one peer per NATS node with the key it published and its endpoint, plus each operator (/32, no endpoint)", () => {
+        assert.deepStrictEqual(desired("mesh-hub").wireguard.peers, [
+            ...NODES.map(natsPeer),
+            { name: OPERATOR.name, publicKey: OPERATOR.publicKey, allowedIps: [`${OPERATOR.address}/32`] },
         ]);
     });
 
-    it("refuses two spokes with one name or one address", async () => {
-        const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
-        await assert.rejects(
-            cloud.runProgram(() => new WgSpokeKeys("dup", { spokes: [{ name: "a", address: "10.44.0.10" }, { name: "b", address: "10.44.0.10" }] })),
-            /spoke address 10\.44\.0\.10 appears twice/,
-        );
+    it("NATS nodes: a full mesh; every node dials every other directly (/32) and the hub for the rest of the subnet", () => {
+        const hub: DesiredPeer = {
+            name: "wg-cache", publicKey: publishedKey("wg-cache-node"), endpoint: String(outputs.wgCacheEndpoint), allowedIps: [SUBNET], keepaliveSeconds: 25,
+        };
+        for (const i of NODES) {
+            const peers = desired(`mesh-nats-${i}`).wireguard.peers;
+            const byName = Object.fromEntries(peers.map((p) => [p.name, p]));
+            assert.deepStrictEqual(Object.keys(byName).sort(), ["wg-cache", ...NODES.filter((j) => j !== i).map((j) => `meshstack-dev-${j}`)].sort(), `peers of nats-${i}`);
+            assert.deepStrictEqual(byName["wg-cache"], hub);
+            for (const j of NODES.filter((n) => n !== i)) assert.deepStrictEqual(byName[`meshstack-dev-${j}`], natsPeer(j), `nats-${i} -> nats-${j}`);
+        }
+    });
+
+    it("exports a paste-ready [Peer] section for operators with the hub's published key and the whole subnet", () => {
+        const section = String(outputs.wgCachePeerSection);
+        assert.ok(section.split("\n").includes(`PublicKey = ${publishedKey("wg-cache-node")}`));
+        assert.ok(section.split("\n").includes(`Endpoint = ${outputs.wgCacheEndpoint}`));
+        assert.ok(section.split("\n").includes(`AllowedIPs = ${SUBNET}`));
     });
 });

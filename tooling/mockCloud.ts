@@ -34,6 +34,8 @@ export interface RecordedResource {
 export interface RecordedOptions {
     protect: boolean;
     additionalSecretOutputs: string[];
+    /** The old resource goes before its replacement is created. */
+    deleteBeforeReplace?: boolean;
 }
 
 export function isRpcSecret(value: unknown): value is { value: unknown } {
@@ -129,12 +131,23 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
         streamName: `KV_${unwrapSecrets(inputs.bucket)}`,
         peers: Array.from({ length: Number(unwrapSecrets(inputs.replicas) ?? 1) }, (_, i) => `nats-${i}`),
     }),
-    "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name) => ({
+    // What a node publishes at first boot: its WireGuard public key and one
+    // CSR per requested name, shaped like the real ones so the certificates
+    // signed from them and the desired states built on them resolve.
+    "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name, inputs) => ({
         // A well-formed key: base64 of 32 bytes, as `wg pubkey` prints.
         publicKey: crypto.createHash("sha256").update(`${name}-wg-public-key`).digest("base64"),
+        requests: Object.fromEntries(((unwrapSecrets(inputs.requestNames) ?? []) as string[]).map((request) =>
+            [request, fakePem("CERTIFICATE REQUEST", `${name}-${request}`, DER_BYTES.certRequest)])),
         attempts: 7,
         waitedMs: 31_000,
         foundAt: "2026-01-01T00:01:00.000Z",
+    }),
+    // A desired state as written: its digest is what a later diff compares.
+    "pulumi-nodejs:dynamic/meshstack:RuntimeDocument": (_name, inputs) => ({
+        contentSha256: crypto.createHash("sha256").update(String(unwrapSecrets(inputs.content) ?? "")).digest("hex"),
+        sizeBytes: Buffer.byteLength(String(unwrapSecrets(inputs.content) ?? ""), "utf8"),
+        writtenAt: "2026-01-01T00:02:00.000Z",
     }),
     "pulumi-nodejs:dynamic/meshstack:BootstrapObject": (_name, inputs) => ({
         stored: Boolean(unwrapSecrets(inputs.store)),
@@ -200,7 +213,8 @@ function observeRegistrations(meta: Map<string, PendingMeta>): void {
         const parent = args.opts.parent;
         const parentName = parent && !(parent as unknown as { [k: string]: unknown }).__pulumiType?.toString().startsWith(ROOT_STACK_TYPE) ? resourceName(parent) : undefined;
         const opts = args.opts as pulumi.CustomResourceOptions;
-        const options = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
+        const options: RecordedOptions = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
+        if (opts.deleteBeforeReplace) options.deleteBeforeReplace = true;
         const entry: PendingMeta = { parent: parentName, dependencies, options };
         meta.set(args.name, entry);
         void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));

@@ -12,8 +12,8 @@
  * - `up`: a completed `pulumi up`. Dynamic resources whose create needs no
  *   network are created by their own providers; the rest keep the mock
  *   cloud's outputs.
- * - `previewChange`: `pulumi preview` of a changed config against that
- *   state. A resource whose inputs are unchanged keeps its recorded outputs
+ * - `previewChange`: `pulumi preview` of a changed config (and resources
+ *   named for replacement, as `--replace` does) against that state. A resource whose inputs are unchanged keeps its recorded outputs
  *   (known); a changed one is an update or a replacement whose computed
  *   outputs are unknown, so the change ripples downstream exactly as far as
  *   the engine would let it. Dynamic resources decide with their own
@@ -195,7 +195,7 @@ export async function up(stack: string, overrides?: Record<string, string>): Pro
     return { run, state };
 }
 
-export type Step = "same" | "update" | "replace" | "create";
+export type Step = "same" | "update" | "replace" | "create" | "delete";
 
 export interface ChangePreview extends ProgramRun {
     steps: Map<string, Step>;
@@ -224,8 +224,19 @@ function differingKeys(olds: Record<string, unknown>, news: Record<string, unkno
     return [...keys].filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]) || JSON.stringify(news[k] ?? null).includes(UNKNOWN)).sort();
 }
 
+export interface ChangeOptions {
+    /**
+     * Resources replaced whatever their inputs say: `pulumi up --replace
+     * <urn>`, or a provider that decides to replace on its own (a
+     * LocallySignedCert inside its early-renewal window).
+     */
+    replace?: string[];
+}
+
 /** `pulumi preview` of the same stack with changed config, against a completed `up`'s state. */
-export async function previewChange(stack: string, state: StackState, overrides: Record<string, string>): Promise<ChangePreview> {
+export async function previewChange(stack: string, state: StackState, overrides: Record<string, string>, options: ChangeOptions = {}): Promise<ChangePreview> {
+    const forced = new Set(options.replace ?? []);
+    for (const name of forced) if (!state.has(name)) throw new Error(`previewChange: no resource named ${name} in state to replace`);
     const hosts = new OfflineHosts();
     const steps = new Map<string, Step>();
     const reasons = new Map<string, string[]>();
@@ -255,6 +266,10 @@ export async function previewChange(stack: string, state: StackState, overrides:
                 const replaces = replacingInputs(registration.type);
                 step = why.length === 0 ? "same" : why.some(replaces) ? "replace" : "update";
             }
+            if (forced.has(registration.name)) {
+                step = "replace";
+                why = ["(replaced on request)", ...why];
+            }
             steps.set(registration.name, step);
             if (step === "same") return { id: old.id, state: old.state };
             reasons.set(registration.name, why);
@@ -262,6 +277,8 @@ export async function previewChange(stack: string, state: StackState, overrides:
             return { id: step === "update" ? old.id : undefined, state: unknown.state };
         },
     });
+    // What the program no longer registers, the engine deletes.
+    for (const name of state.keys()) if (!steps.has(name)) steps.set(name, "delete");
     return { ...run, steps, reasons, failures, networkAttempts: await hosts.close() };
 }
 

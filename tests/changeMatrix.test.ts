@@ -1,0 +1,159 @@
+/**
+ * The change matrix (issue 11, property 4): for each routine Day-2 change,
+ * which Linode instances a `pulumi up` would replace, and that every other
+ * instance keeps its user-data byte for byte. Linode user-data cannot change
+ * in place, so "same user-data" is what "not replaced" means for a node.
+ *
+ * One `up` of the dev stack (three NATS nodes, one operator peer), then a
+ * preview of each change against its state (tests/support/engine.ts): the
+ * dynamic providers decide with their own check() and diff(); @pulumi/linode,
+ * random and tls resources are replaced for the inputs their providers
+ * replace on.
+ */
+import * as assert from "assert";
+import { asHostSees, ChangePreview, previewChange, StackState, Step, up } from "./support/engine";
+
+const STACK = "dev";
+const INSTANCE = "linode:index/instance:Instance";
+const HUB = "wg-cache-node-instance";
+const NATS = ["nats-0-instance", "nats-1-instance", "nats-2-instance"];
+const EVERY_INSTANCE = [HUB, ...NATS].sort();
+
+// Operators' WireGuard public keys: base64 of 32 bytes, as `wg pubkey` prints.
+const ALICE = "alice q6yPyxrcWI6K7tA1eW2Pvc0qUSf0cXfUVdWUmBjnWkk= 10.44.0.200";
+const BOB = "bob YbnL0RcRXsDVa5t9Z1fdB94C+Lq8ZrA1AaV9tEWEOmM= 10.44.0.201";
+const BASE = { "meshstack:wgOperatorPeers": JSON.stringify([ALICE]) };
+const OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIampt1CPGT2o63CzgKlGlgfWB2qAls7mW0A69GBG5kl ops@example";
+
+let state: StackState;
+
+function change(overrides: Record<string, string>, replace?: string[]): Promise<ChangePreview> {
+    return previewChange(STACK, state, { ...BASE, ...overrides }, { replace });
+}
+
+function withStep(preview: ChangePreview, step: Step, type?: string): string[] {
+    return [...preview.steps].filter(([name, s]) => s === step && (!type || state.get(name)?.type === type || preview.cloud.resources.some((r) => r.name === name && r.type === type)))
+        .map(([name]) => name).sort();
+}
+
+/** The instances replaced are exactly `replaced`; every instance in state that is not keeps its user-data. */
+function assertInstances(preview: ChangePreview, replaced: string[]): void {
+    assert.deepStrictEqual(preview.failures, [], "every dynamic provider's check() passes");
+    assert.deepStrictEqual(preview.networkAttempts, [], "a preview touches no network");
+    assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), [...replaced].sort(), `replaced instances (reasons: ${JSON.stringify(Object.fromEntries(preview.reasons))})`);
+    assert.deepStrictEqual(withStep(preview, "update", INSTANCE), [], "no instance is updated in place either");
+    assert.deepStrictEqual(withStep(preview, "delete", INSTANCE), []);
+    for (const name of EVERY_INSTANCE.filter((n) => !replaced.includes(n))) {
+        assert.strictEqual(preview.steps.get(name), "same", `${name} is left alone`);
+        assert.strictEqual(
+            JSON.stringify(asHostSees(preview.cloud.byName(name).inputs).metadatas),
+            JSON.stringify(state.get(name)!.inputs.metadatas),
+            `${name}'s user-data is identical`,
+        );
+    }
+}
+
+/** The desired-state documents (MeshRuntime) this preview rewrites in place. */
+function desiredStatesUpdated(preview: ChangePreview): string[] {
+    return withStep(preview, "update").filter((n) => n.startsWith("mesh-"));
+}
+
+describe("change matrix: what a Day-2 change replaces", function () {
+    this.timeout(240_000);
+
+    before(async () => {
+        ({ state } = await up(STACK, BASE));
+        assert.deepStrictEqual([...state].filter(([, e]) => e.type === INSTANCE).map(([n]) => n).sort(), EVERY_INSTANCE);
+    });
+
+    it("no change: every resource stays as it is", async () => {
+        const preview = await change({});
+        assertInstances(preview, []);
+        assert.deepStrictEqual([...preview.steps.values()].filter((s) => s !== "same"), []);
+    });
+
+    it("natsNodeCount 3 -> 5: nothing replaced, two instances created, the old nodes' desired states updated", async () => {
+        const preview = await change({ "meshstack:natsNodeCount": "5" });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(withStep(preview, "create", INSTANCE), ["nats-3-instance", "nats-4-instance"]);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+        assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.startsWith("mesh-")), ["mesh-nats-3", "mesh-nats-4"]);
+    });
+
+    it("wgListenPort changed: only the hub's instance is replaced", async () => {
+        const preview = await change({ "meshstack:wgListenPort": "51821" });
+        assertInstances(preview, [HUB]);
+        // Every NATS node learns the hub's new endpoint through its desired state.
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+    });
+
+    it("the hub rebuilt by hand (--replace of its label): only the hub's instance is replaced", async () => {
+        const preview = await change({}, ["wg-cache-node-label"]);
+        assertInstances(preview, [HUB]);
+    });
+
+    it("the hub's image changed: only the hub's instance is replaced", async () => {
+        const preview = await change({ "meshstack:wgCacheImage": "linode/debian13" });
+        assertInstances(preview, [HUB]);
+    });
+
+    it("one NATS node rebuilt (--replace of nats-1's label): only nats-1 is replaced, deleted before its replacement", async () => {
+        const preview = await change({}, ["nats-1-label"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.strictEqual(preview.cloud.byName("nats-1-instance").options?.deleteBeforeReplace, true);
+        // The others learn its new key and endpoint in place.
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+    });
+
+    it("certificate renewal (nats-0's route certificate re-signed): nothing replaced, only nats-0's desired state updated", async () => {
+        const preview = await change({}, ["nats-0-route"]);
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-nats-0"]);
+    });
+
+    it("bootstrapUrlExpirySeconds changed: nothing replaced", async () => {
+        const preview = await change({ "meshstack:bootstrapUrlExpirySeconds": "7200" });
+        assertInstances(preview, []);
+    });
+
+    it("the deploy's bucket key rotated (new access key): nothing replaced", async () => {
+        const preview = await change({}, ["rendezvous-key"]);
+        assertInstances(preview, []);
+    });
+
+    // Cannot hold: the agents' read-only key is in every node's user-data
+    // (a node needs it before it can read anything), so rotating it
+    // replaces every instance.
+    it("the agents' bucket key rotated: every instance is replaced (the key is in the user-data)", async () => {
+        const preview = await change({}, ["rendezvous-agent-key"]);
+        assertInstances(preview, EVERY_INSTANCE);
+    });
+
+    it("an operator peer added: nothing replaced, only the hub's desired state updated", async () => {
+        const preview = await change({ "meshstack:wgOperatorPeers": JSON.stringify([ALICE, BOB]) });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub"]);
+    });
+
+    it("an operator peer removed: nothing replaced, only the hub's desired state updated", async () => {
+        const preview = await change({ "meshstack:wgOperatorPeers": "[]" });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub"]);
+    });
+
+    // Known gap: the issue asks for one NATS node at a time, each only after
+    // the previous has rejoined and JetStream is current. The program does not
+    // roll them: one `up` replaces every NATS node (each deleted before its
+    // replacement, but all in the same run), and the hub stays.
+    it("NATS image changed: every NATS instance is replaced in the same up (NOT rolled one at a time: known gap)", async () => {
+        const preview = await change({ "meshstack:natsImage": "linode/debian13" });
+        assertInstances(preview, NATS);
+        for (const name of NATS) assert.strictEqual(preview.cloud.byName(name).options?.deleteBeforeReplace, true, `${name} goes before its replacement`);
+    });
+
+    // Cannot hold: Linode forces a new instance when authorized_keys change.
+    it("sshAuthorizedKeys changed: every instance is replaced (Linode forces it)", async () => {
+        const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OPERATOR_KEY]) });
+        assertInstances(preview, EVERY_INSTANCE);
+    });
+});
