@@ -10,7 +10,7 @@
  * hub's goes gzipped.
  */
 import * as assert from "assert";
-import { execFileSync, spawn } from "child_process";
+import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { jetstream } from "@nats-io/jetstream";
@@ -78,6 +78,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
     let failed = false;
     let nc: NatsConnection | undefined;
     let kv: KV;
+    let operatorWg: ChildProcess | undefined;
     const written = new Map<string, string>();
 
     const resource = (name: string): BoxResource => {
@@ -119,12 +120,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
     after(async function () {
         this.timeout(10 * 60_000);
         await nc?.close().catch(() => undefined);
-        // Deleting the interface ends its wireguard-go.
-        try {
-            execFileSync("ip", ["link", "delete", OPERATOR.interface], { stdio: "ignore" });
-        } catch {
-            // never created: the operator test did not get that far
-        }
+        operatorWg?.kill();
         if (failed && state) {
             // The bootstrap logs, for the post-mortem (the serial consoles are copied by box:down).
             const dir = path.join(logsDir(STACK), "bootstrap");
@@ -193,7 +189,9 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
     it("an operator configured from wgCachePeerSection reaches a NATS node's client port through the hub", async function () {
         this.timeout(5 * 60_000);
         // Userspace WireGuard on this machine, the operator's end, in the host's namespace beside the underlay.
-        execFileSync(toolPath("wireguard-go"), [OPERATOR.interface], { env: { ...process.env, WG_PROCESS_FOREGROUND: "" } });
+        // In the foreground (-f) as a child of this test: the daemon mode re-executes itself.
+        operatorWg = spawn(toolPath("wireguard-go"), ["-f", OPERATOR.interface], { stdio: "ignore" });
+        await waitFor("wireguard-go to make the operator's interface", async () => execFileSync("ip", ["-o", "link"], { encoding: "utf8" }).includes(OPERATOR.interface), 10_000, 100);
         const conf = path.join(RUN_DIR, "operator.conf");
         fs.writeFileSync(conf, `[Interface]\nPrivateKey = ${OPERATOR.privateKey}\n\n${state.outputs!.wgCachePeerSection}`, { mode: 0o600 });
         execFileSync("wg", ["setconf", OPERATOR.interface, conf]);
