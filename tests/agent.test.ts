@@ -4,6 +4,7 @@
  * MinIO with curl's own SigV4 signing, relocated into a temp dir
  * (MESHSTACK_AGENT_ROOT), and its units as systemd reads them.
  */
+import { truncatedPrivateKeyPem } from "./fixtures/privateKeyPem";
 import * as assert from "assert";
 import { execFile, execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -129,7 +130,7 @@ describe("node agent", function () {
             assert.deepStrictEqual(out.files(), []);
         });
 
-        const privateKeyPem = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA\n-----END EC PRIVATE KEY-----\n";
+        const privateKeyPem = truncatedPrivateKeyPem("EC PRIVATE KEY");
         const refused: [string, () => [AgentParams, unknown, string], RegExp][] = [
             ["a state for another node", () => [hubParams(), hubState({ node: "meshstack-dev-0" }), "100"], /desired state names node 'meshstack-dev-0', not wg-cache/],
             ["a key that is not a WireGuard key", () => [hubParams(), hubState({ wireguard: { peers: [{ ...hubPeers[0], publicKey: "c2VjcmV0" }] } }), "100"], /peer meshstack-dev-0: public key 'c2VjcmV0' is not a WireGuard key, or is listed twice/],

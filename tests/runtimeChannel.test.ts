@@ -1,3 +1,4 @@
+import { truncatedPrivateKeyPem } from "./fixtures/privateKeyPem";
 import * as assert from "assert";
 import {
     DesiredState, desiredStateKey, desiredStateProblems, publishedMaterialKey, publishedMaterialProblems, RUNTIME_FORMAT_VERSION,
@@ -6,7 +7,7 @@ import {
 const KEY_A = "iIBAl9Nwao81+tKfMcp9c5V0EIUE4txeIAFcCHkGBVM=";
 const KEY_B = "3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1+hGE=";
 const CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBzzCCAXQCAQAwGjEYMBYGA1UEAwwPbWVzaHN0YWNrLWRldi0x\n-----END CERTIFICATE REQUEST-----\n";
-const PRIVATE_PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+const PRIVATE_PEM = truncatedPrivateKeyPem();
 const expected = { node: "meshstack-dev-1", instanceId: "4711", requestNames: ["route", "server"] };
 const material = (overrides: Record<string, unknown> = {}) => ({
     version: RUNTIME_FORMAT_VERSION, node: "meshstack-dev-1", instanceId: "4711", wgPublicKey: KEY_A, certificateRequests: { route: CSR, server: CSR }, ...overrides,

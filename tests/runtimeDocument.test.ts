@@ -1,3 +1,4 @@
+import { truncatedPrivateKeyPem } from "./fixtures/privateKeyPem";
 import * as assert from "assert";
 import { RuntimeDocument, RuntimeDocumentInputs } from "../providers/runtimeDocument";
 import { UNKNOWN } from "../providers/unknowns";
@@ -116,7 +117,7 @@ describe("RuntimeDocument provider against MinIO (serialized, in a fresh host pr
     });
 
     it("refuses private key material at check time and writes nothing", async () => {
-        const inputs = inputsFor({ content: JSON.stringify({ version: 1, certificates: { "route.key": "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n" } }) });
+        const inputs = inputsFor({ content: JSON.stringify({ version: 1, certificates: { "route.key": truncatedPrivateKeyPem("EC PRIVATE KEY") } }) });
         const checked = await host.check({}, inputs);
         assert.deepStrictEqual(checked.failures, [{ property: "content", reason: "holds private key material; the runtime bucket is for public material only" }]);
         await assert.rejects(host.checkAndCreate(inputs), /content: holds private key material/);

@@ -1,3 +1,4 @@
+import { truncatedPrivateKeyPem } from "./fixtures/privateKeyPem";
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
@@ -129,7 +130,7 @@ describe("WgPubkeyPoll policy, key and document validation (simulated clock)", (
     });
 
     it("takes a document holding a private key for \"not yet\", never returning its material", async () => {
-        const leaky = published(realKey.trim(), { certificateRequests: { route: CSR }, note: "-----BEGIN EC PRIVATE KEY-----\nMHc\n-----END EC PRIVATE KEY-----\n" });
+        const leaky = published(realKey.trim(), { certificateRequests: { route: CSR }, note: truncatedPrivateKeyPem("EC PRIVATE KEY") });
         const result = await simulatedPoll({ ...NO_JITTER, timeoutMs: 5_000 }, [s3(200, undefined, leaky)], ["route"]);
         assert.match(result.error!, /holds private key material/);
     });
