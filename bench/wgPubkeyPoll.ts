@@ -45,7 +45,7 @@ async function simulate(policy: PollPolicy, publishAtMs: number, random: () => n
             : { status: 404, body: Buffer.alloc(0), errorCode: "NoSuchKey" };
     };
     const result = await pollForPublicKey(
-        { endpoint: "http://sim", region: "sim", bucket: "sim", key: "sim", node: "sim", instanceId: "1", requestNames: [], nodeLabel: "sim", nodeAddress: "sim", bootstrapLogPath: "sim" },
+        { endpoint: "http://sim", region: "sim", bucket: "sim", key: "sim", node: "sim", instanceId: "1", expectedRequests: {}, nodeLabel: "sim", nodeAddress: "sim", bootstrapLogPath: "sim" },
         policy,
         { now: () => now, sleep: async (ms) => void (now += ms), random, get, log: () => undefined },
     );

@@ -105,7 +105,7 @@ export function opensslExtensions(profile: CertProfile): string {
  * signs a request with the subject and SANs it carries, and the key usages
  * the deploy gives it.
  */
-export function opensslRequestConfig(profile: CertProfile): string {
+export function opensslRequestConfig(profile: Pick<CertProfile, "commonName" | "organization" | "dnsNames" | "ipAddresses">): string {
     const plain = (value: string, what: string) => {
         if (!/^[A-Za-z0-9 ._:-]+$/.test(value)) throw new Error(`${what} ${JSON.stringify(value)} cannot go into an openssl config unescaped; allowed: letters, digits, space and . _ : -`);
         return value;

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ObjectStore, ObjectStoreAccessOutputs } from "./objectStore";
 import { PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
+import { RequestedIdentity } from "../lib/certRequest";
 import { selectPublicIpv4 } from "../lib/endpoint";
 import { publishedMaterialKey } from "../lib/runtimeChannel";
 import { DEFAULT_POLL_POLICY, PollPolicy, WgPubkeyPoll } from "../providers/wgPubkeyPoll";
@@ -64,8 +65,8 @@ export interface MeshNodePublish {
     node: string;
     /** The runtime bucket, with the deploy's key (ObjectStore.runtime). */
     runtime: ObjectStoreAccessOutputs;
-    /** Certificate requests the node publishes (none for the hub). */
-    requestNames: string[];
+    /** By name, the certificate requests the node publishes and what each may ask for (none for the hub). */
+    expectedRequests: Record<string, RequestedIdentity>;
     /** Where the node logs its first boot, for the timeout hint. */
     bootstrapLogPath: string;
     /** How long `pulumi up` waits for the material. */
@@ -210,7 +211,7 @@ export class MeshNode extends pulumi.ComponentResource {
                 node: publish.node,
                 // A new instance publishes new material: the poll runs again, and only its document counts.
                 instanceId: this.instance.id,
-                requestNames: publish.requestNames,
+                expectedRequests: publish.expectedRequests,
                 nodeLabel: this.label,
                 nodeAddress: pulumi.all([this.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main)),
                 bootstrapLogPath: publish.bootstrapLogPath,

@@ -22,6 +22,7 @@ import { BootstrapConfig } from "../lib/config";
 import { MAX_NATS_NODES } from "../lib/limits";
 import { selectPublicIpv4 } from "../lib/endpoint";
 import { linodeTags } from "../lib/environments";
+import { requestedIdentity } from "../lib/certRequest";
 import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { NatsServerRelease } from "../lib/natsRelease";
@@ -242,6 +243,8 @@ export class NatsCluster extends pulumi.ComponentResource {
         const runtimeMembers: NatsRuntimeMember[] = [];
         this.nodes = topology.map((node) => {
             const address = `${node.wgAddress}/${prefix}`;
+            // One profile per certificate: what the node asks for, what the deploy accepts, what it signs.
+            const profiles = { route: natsRouteCertProfile(node), server: natsServerCertProfile(node, this.serviceName) };
             const interfaceSection = wgInterfaceSection({ address, listenPort: NATS_WG_LISTEN_PORT });
             const bootstrapScript = renderNodeBootstrapScript({
                 node: node.hostname,
@@ -251,8 +254,8 @@ export class NatsCluster extends pulumi.ComponentResource {
                 subnet,
                 interfaceSection,
                 certificateRequests: [
-                    { name: "route", keyPath: natsTlsPath(layout, "routeKey"), owner: `${layout.user}:${layout.group}`, requestConfig: opensslRequestConfig(natsRouteCertProfile(node)) },
-                    { name: "server", keyPath: natsTlsPath(layout, "serverKey"), owner: `${layout.user}:${layout.group}`, requestConfig: opensslRequestConfig(natsServerCertProfile(node, this.serviceName)) },
+                    { name: "route", keyPath: natsTlsPath(layout, "routeKey"), owner: `${layout.user}:${layout.group}`, requestConfig: opensslRequestConfig(profiles.route) },
+                    { name: "server", keyPath: natsTlsPath(layout, "serverKey"), owner: `${layout.user}:${layout.group}`, requestConfig: opensslRequestConfig(profiles.server) },
                 ],
             });
             const cloudConfig = pulumi
@@ -284,7 +287,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 publish: {
                     node: node.hostname,
                     runtime,
-                    requestNames: ["route", "server"],
+                    expectedRequests: { route: requestedIdentity(profiles.route), server: requestedIdentity(profiles.server) },
                     bootstrapLogPath: NODE_BOOTSTRAP_LOG_PATH,
                     timeoutSeconds: args.publishTimeoutSeconds,
                 },
@@ -297,8 +300,8 @@ export class NatsCluster extends pulumi.ComponentResource {
                 bootstrap: args.bootstrap,
             }, { parent: this });
             const published = meshNode.published!;
-            const route = this.signRequest(`${name}-${node.index}-route`, published.requests.apply((r) => r.route), natsRouteCertProfile(node), routeCa);
-            const server = this.signRequest(`${name}-${node.index}-server`, published.requests.apply((r) => r.server), natsServerCertProfile(node, this.serviceName), clientCa);
+            const route = this.signRequest(`${name}-${node.index}-route`, published.requests.apply((r) => r.route), profiles.route, routeCa);
+            const server = this.signRequest(`${name}-${node.index}-server`, published.requests.apply((r) => r.server), profiles.server, clientCa);
             const endpoint = pulumi.all([meshNode.ipv4s, meshNode.instance.ipAddress]).apply(([ips, main]) => `${selectPublicIpv4(ips, main, "a NATS node's WireGuard endpoint")}:${NATS_WG_LISTEN_PORT}`);
             runtimeMembers.push({
                 member: pulumi.all([published.publicKey, endpoint, meshNode.instance.id]).apply(([publicKey, wgEndpoint, instanceId]): MeshMember =>

@@ -146,7 +146,7 @@ export class WgCache extends pulumi.ComponentResource {
             publish: {
                 node: name,
                 runtime: store.runtime,
-                requestNames: [],
+                expectedRequests: {},
                 bootstrapLogPath: NODE_BOOTSTRAP_LOG_PATH,
                 timeoutSeconds: args.pubkeyPollTimeoutSeconds,
                 pollPolicy: args.pollPolicy,

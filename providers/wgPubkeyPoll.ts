@@ -10,6 +10,9 @@
  *
  * - 404, or an object that is not this instance's document (partial write,
  *   garbage, a predecessor's): not yet, keep polling.
+ * - This instance's document with a certificate request for names other
+ *   than the node's profile, or not signed by its own key: refused at once.
+ *   The deploy signs what a request asks for, so it must not pass on.
  * - 403 / signature errors: a fresh Linode access key takes ~30 s to become
  *   effective, so they are retried for a short grace period, then reported
  *   as an authorization problem (which waiting longer cannot fix).
@@ -24,7 +27,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3NetworkError, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
-import { changedFields, knownFailures } from "./unknowns";
+import { changedFields, containsUnknown, knownFailures } from "./unknowns";
+import { certificateRequestProblems, RequestedIdentity } from "../lib/certRequest";
 import { PublishedMaterial, publishedMaterialProblems } from "../lib/runtimeChannel";
 
 export interface PollPolicy {
@@ -63,7 +67,8 @@ export const DEFAULT_POLL_POLICY: PollPolicy = {
 export interface PublishedExpectation {
     node: string;
     instanceId: string;
-    requestNames: string[];
+    /** By request name, what each request must ask for: the node's certificate profiles. */
+    expectedRequests: Record<string, RequestedIdentity>;
 }
 
 export interface PollTarget extends S3Location, PublishedExpectation {
@@ -106,7 +111,13 @@ const AUTH_ERROR_CODES = [
     "RequestTimeTooSkewed", "ExpiredToken", "InvalidToken", "InvalidSecurity",
 ];
 
-type Verdict = { kind: "found"; material: PublishedMaterial } | { kind: "auth" | "notYet"; status: string };
+type Verdict = { kind: "found"; material: PublishedMaterial } | { kind: "auth" | "notYet" | "refused"; status: string };
+
+/** Why the deploy may not sign the requests of a document that is this instance's; empty when it may. */
+export function publishedRequestProblems(material: PublishedMaterial, expectedRequests: Record<string, RequestedIdentity>): string[] {
+    return Object.entries(expectedRequests).flatMap(([name, identity]) =>
+        certificateRequestProblems(material.certificateRequests?.[name] ?? "", identity).map((problem) => `certificate request ${JSON.stringify(name)} ${problem}`));
+}
 
 function judge(response: PollResponse, expected: PublishedExpectation): Verdict {
     if ("networkError" in response) return { kind: "notYet", status: `network error (${response.networkError})` };
@@ -118,9 +129,11 @@ function judge(response: PollResponse, expected: PublishedExpectation): Verdict 
         } catch {
             return { kind: "notYet", status: `${status} but the object's ${response.body.length} bytes are not JSON (a partial write?)` };
         }
-        const problems = publishedMaterialProblems(doc, expected);
-        if (problems.length === 0) return { kind: "found", material: doc as PublishedMaterial };
-        return { kind: "notYet", status: `${status} but the document ${problems.join("; ")}` };
+        const problems = publishedMaterialProblems(doc, { ...expected, requestNames: Object.keys(expected.expectedRequests) });
+        if (problems.length > 0) return { kind: "notYet", status: `${status} but the document ${problems.join("; ")}` };
+        const refused = publishedRequestProblems(doc as PublishedMaterial, expected.expectedRequests);
+        if (refused.length > 0) return { kind: "refused", status: refused.join("; ") };
+        return { kind: "found", material: doc as PublishedMaterial };
     }
     if (response.status === 401 || response.status === 403 || (response.errorCode && AUTH_ERROR_CODES.includes(response.errorCode))) {
         return { kind: "auth", status };
@@ -153,6 +166,14 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
             return { publicKey: verdict.material.wgPublicKey, requests: verdict.material.certificateRequests ?? {}, attempts, waitedMs: elapsed };
         }
         lastStatus = verdict.status;
+        if (verdict.kind === "refused") {
+            throw new Error(
+                `refusing to sign for node ${target.nodeLabel}: its published material at ${where} holds a ${lastStatus}. ` +
+                    "A node asks for exactly the names of its certificate profile, rendered into its own user-data; anything else " +
+                    "was written by someone else holding its publish URL, or by a different meshstack version. Nothing was signed. " +
+                    `Rebuild the node (pulumi up --replace <the node's label resource>) after finding out which.`,
+            );
+        }
         if (verdict.kind === "auth") {
             authFailingSince ??= now;
             if (now - authFailingSince >= policy.authGraceMs) {
@@ -193,6 +214,8 @@ export interface WgPubkeyPollInputs extends PollTarget, S3Credentials {
 
 /** State kept: the target and the result, never the credentials. */
 export interface WgPubkeyPollOutputs extends PollTarget {
+    /** State written before requests were checked has their names only. */
+    requestNames?: string[];
     policy: PollPolicy;
     publicKey: string;
     requests: Record<string, string>;
@@ -206,9 +229,15 @@ export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): 
         ...s3ObjectAccessProblems(inputs),
         ...requiredStringProblems(inputs, ["node", "instanceId", "nodeLabel", "bootstrapLogPath"] as const),
     ];
-    const requests = inputs.requestNames;
-    if (!Array.isArray(requests) || !requests.every((name) => typeof name === "string" && name !== "")) {
-        problems.push({ property: "requestNames", reason: `got ${JSON.stringify(requests)}; allowed: a list of request names (empty for none)` });
+    const requests = inputs.expectedRequests;
+    const isStrings = (v: unknown) => Array.isArray(v) && v.every((item) => typeof item === "string");
+    const isIdentity = (v: Partial<RequestedIdentity>) =>
+        typeof v === "object" && v !== null && typeof v.commonName === "string" && typeof v.organization === "string" && isStrings(v.dnsNames) && isStrings(v.ipAddresses);
+    if (typeof requests !== "object" || requests === null || Array.isArray(requests) || !Object.entries(requests).every(([name, v]) => name !== "" && isIdentity(v))) {
+        problems.push({
+            property: "expectedRequests",
+            reason: `got ${JSON.stringify(requests)}; allowed: an object of request name to { commonName, organization, dnsNames, ipAddresses } (empty for none)`,
+        });
     }
     const policy = (inputs.policy ?? {}) as Partial<PollPolicy>;
     const rules: [keyof PollPolicy, (v: number) => boolean, string][] = [
@@ -230,8 +259,21 @@ export function wgPubkeyPollInputProblems(inputs: Partial<WgPubkeyPollInputs>): 
 }
 
 /** A changed object or instance is a different key: poll again (replace). */
-const REPOLL_FIELDS = ["endpoint", "region", "bucket", "key", "instanceId", "node", "requestNames"] as const;
+const REPOLL_FIELDS = ["endpoint", "region", "bucket", "key", "instanceId", "node"] as const;
 const KEPT_FIELDS = ["nodeLabel", "nodeAddress", "bootstrapLogPath"] as const;
+
+/**
+ * Other request names are another document: poll again. Other names within
+ * the same requests are checked against the requests already found, in
+ * place: polling again would only fetch the same requests, and would turn
+ * every certificate signed from them unknown in the preview.
+ */
+function requestChange(olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs): "none" | "update" | "replace" {
+    if (containsUnknown(news.expectedRequests)) return "replace";
+    const oldNames = olds.expectedRequests ? Object.keys(olds.expectedRequests) : (olds.requestNames ?? []);
+    if (JSON.stringify([...oldNames].sort()) !== JSON.stringify(Object.keys(news.expectedRequests).sort())) return "replace";
+    return JSON.stringify(olds.expectedRequests) === JSON.stringify(news.expectedRequests) ? "none" : "update";
+}
 
 export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollInputs, WgPubkeyPollOutputs> = {
     async check(_olds: WgPubkeyPollInputs, news: WgPubkeyPollInputs) {
@@ -261,7 +303,7 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollI
             bootstrapLogPath: inputs.bootstrapLogPath,
             instanceId: inputs.instanceId,
             node: inputs.node,
-            requestNames: inputs.requestNames,
+            expectedRequests: inputs.expectedRequests,
             requests: result.requests,
             policy: inputs.policy,
             publicKey: result.publicKey,
@@ -273,15 +315,22 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollI
     },
 
     async diff(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
-        const replaces: string[] = changedFields(olds, news, REPOLL_FIELDS);
-        const changed = [...replaces, ...changedFields(olds, news, [...KEPT_FIELDS, "policy"] as const)];
+        const requests = requestChange(olds, news);
+        const replaces: string[] = [...changedFields(olds, news, REPOLL_FIELDS), ...(requests === "replace" ? ["expectedRequests"] : [])];
+        const changed = [...replaces, ...changedFields(olds, news, [...KEPT_FIELDS, "policy"] as const), ...(requests === "update" ? ["expectedRequests"] : [])];
         return { changes: changed.length > 0, diffs: changed, replaces, deleteBeforeReplace: false };
     },
 
-    // Only descriptive fields and the policy change in place; the key found stays.
+    // Descriptive fields, the policy and the requests' expected names change in place; the material found stays.
     async update(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
+        const refused = publishedRequestProblems({ certificateRequests: olds.requests } as PublishedMaterial, news.expectedRequests);
+        if (refused.length > 0) {
+            throw new Error(`refusing to sign for node ${news.nodeLabel}: the material it published holds a ${refused.join("; ")}. Nothing was signed.`);
+        }
+        const { requestNames: _legacy, ...kept } = olds;
         const outs: WgPubkeyPollOutputs = {
-            ...olds,
+            ...kept,
+            expectedRequests: news.expectedRequests,
             nodeLabel: news.nodeLabel,
             nodeAddress: news.nodeAddress,
             bootstrapLogPath: news.bootstrapLogPath,
@@ -301,8 +350,8 @@ export interface WgPubkeyPollArgs extends S3ObjectAccessArgs {
     node: pulumi.Input<string>;
     /** The publishing instance: when it changes, the poll runs again, and only its document counts. */
     instanceId: pulumi.Input<string>;
-    /** Names of the certificate requests the document must hold (none for the hub). */
-    requestNames: pulumi.Input<string[]>;
+    /** By name, the certificate requests the document must hold and what each may ask for (none for the hub). */
+    expectedRequests: pulumi.Input<Record<string, RequestedIdentity>>;
     nodeLabel: pulumi.Input<string>;
     nodeAddress: pulumi.Input<string>;
     bootstrapLogPath: pulumi.Input<string>;

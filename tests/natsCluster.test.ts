@@ -3,6 +3,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
 import { ObjectStore } from "../components/objectStore";
+import { opensslRequestConfig } from "../cloudinit/natsCerts";
+import { NODE_BOOTSTRAP_SCRIPT_PATH } from "../cloudinit/nodeBootstrap";
+import { RequestedIdentity } from "../lib/certRequest";
 import { pemBlock } from "../lib/config";
 import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
 import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
@@ -66,13 +69,25 @@ describe("NatsCluster (mocks)", () => {
     it("signs exactly the certificate requests the node published, each with its own profile", () => {
         const published = unwrapSecrets(cloud.byName("nats-1-published").outputs).requests as Record<string, string>;
         assert.deepStrictEqual(Object.keys(published).sort(), ["route", "server"]);
-        assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-1-published").inputs).requestNames, ["route", "server"]);
+        assert.deepStrictEqual(Object.keys(unwrapSecrets(cloud.byName("nats-1-published").inputs).expectedRequests), ["route", "server"]);
         for (const kind of ["route", "server"]) {
             const cert = cloud.byName(`nats-1-${kind}`);
             assert.strictEqual(unwrapSecrets(cert.inputs).certRequestPem, published[kind], `nats-1-${kind} signs the published ${kind} request`);
             assert.ok(cert.dependencies.has("nats-1-published"));
         }
         assert.deepStrictEqual(unwrapSecrets(cloud.byName("nats-1-route").inputs).allowedUses, ["digital_signature", "server_auth", "client_auth"]);
+    });
+
+    it("accepts from each node only requests for the names its own user-data asks for", () => {
+        for (const node of ["nats-0", "nats-1", "nats-2"]) {
+            const expected = unwrapSecrets(cloud.byName(`${node}-published`).inputs).expectedRequests as Record<string, RequestedIdentity>;
+            const script = writtenFiles(cloud, node)[NODE_BOOTSTRAP_SCRIPT_PATH].content;
+            assert.deepStrictEqual(Object.keys(expected), ["route", "server"]);
+            for (const [name, identity] of Object.entries(expected)) {
+                assert.ok(script.includes(`make_request ${name} `) && script.includes(opensslRequestConfig(identity)), `${node} asks for its ${name} profile's names`);
+            }
+            assert.ok(expected.server.dnsNames.includes(cluster.serviceName) && !expected.route.dnsNames.includes(cluster.serviceName));
+        }
     });
 
     it("has each node make its TLS requests for its hostname, service name and WireGuard address, never a public IP", () => {

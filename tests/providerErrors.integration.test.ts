@@ -54,7 +54,7 @@ describe("provider errors name what failed (serialized providers, endpoint refus
 
     it("the public-key poll reports the refused address as its last response", async () => {
         const resource = await captureDynamicResource(() => new WgPubkeyPoll("hub-pubkey", {
-            ...access(), key: "published/dev/hub/n.json", node: "hub", instanceId: "1", requestNames: [], nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log",
+            ...access(), key: "published/dev/hub/n.json", node: "hub", instanceId: "1", expectedRequests: {}, nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log",
             policy: { ...DEFAULT_POLL_POLICY, initialDelayMs: 50, maxIntervalMs: 100, timeoutMs: 1_000 },
         }));
         const host = await ProviderHost.start(resource.serializedProvider);

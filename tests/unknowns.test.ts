@@ -65,7 +65,7 @@ describe("unknown inputs during a preview", () => {
 
         it("WgPubkeyPoll: an unknown instance means a new key: poll again", async () => {
             const resource = await captureDynamicResource(() => new WgPubkeyPoll("p", {
-                ...ACCESS, key: "published/dev/wg-cache/g1.json", node: "wg-cache", instanceId: "1", requestNames: [], nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log", policy: DEFAULT_POLL_POLICY,
+                ...ACCESS, key: "published/dev/wg-cache/g1.json", node: "wg-cache", instanceId: "1", expectedRequests: {}, nodeLabel: "hub", nodeAddress: "203.0.113.9", bootstrapLogPath: "/var/log/x.log", policy: DEFAULT_POLL_POLICY,
             }));
             const host = await hostFor(resource);
             assert.deepStrictEqual((await host.check({}, { ...resource.inputs, instanceId: UNKNOWN, nodeAddress: UNKNOWN, policy: UNKNOWN, key: UNKNOWN })).failures, []);

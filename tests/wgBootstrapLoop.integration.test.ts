@@ -20,6 +20,7 @@ import { promisify } from "util";
 import { NODE_BOOTSTRAP_LOG_PATH, NODE_ROOT_ENV, NODE_SKIP_INTERFACE_ENV, INSTANCE_ID_ENV, renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { NATS_NODE_LAYOUT, natsTlsPath } from "../cloudinit/nats";
 import { natsRouteCertProfile, natsServerCertProfile, opensslRequestConfig } from "../cloudinit/natsCerts";
+import { requestedIdentity } from "../lib/certRequest";
 import { renderWgBootstrapScript } from "../cloudinit/wgCache";
 import { WG_PRIVATE_KEY_PATH } from "../cloudinit/wgMesh";
 import { publishedMaterialKey } from "../lib/runtimeChannel";
@@ -79,7 +80,7 @@ describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- seria
         const poll = await captureDynamicResource(
             () =>
                 new WgPubkeyPoll("boot-poll", {
-                    ...common, node: "placeholder", instanceId: "20001", requestNames: [], nodeLabel: "meshstack-test-node-boot01", nodeAddress: "203.0.113.10",
+                    ...common, node: "placeholder", instanceId: "20001", expectedRequests: {}, nodeLabel: "meshstack-test-node-boot01", nodeAddress: "203.0.113.10",
                     bootstrapLogPath: NODE_BOOTSTRAP_LOG_PATH, policy: POLICY,
                 }),
         );
@@ -134,7 +135,7 @@ describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- seria
             hubName,
         );
         const mark = pollHost.logs.length;
-        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, requestNames: [] });
+        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, expectedRequests: {} });
         await until("the poll to be waiting", () => pollHost.logs.slice(mark).some((l) => /not published yet|not yet/i.test(l)));
         await runScript(node);
         const { outs } = await polling;
@@ -147,7 +148,7 @@ describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- seria
         await runScript(node);
         assert.strictEqual(fs.readFileSync(node.privateKey, "utf8").trim(), first);
         assert.match(fs.readFileSync(node.log, "utf8"), /keeping the existing WireGuard key/);
-        const again = await pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, requestNames: [] });
+        const again = await pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: node.instanceId, expectedRequests: {} });
         assert.strictEqual(again.outs.publicKey, outs.publicKey);
         assert.ok(!fs.readFileSync(node.log, "utf8").includes("X-Amz-Signature"), "the bootstrap log leaks the presigned URL");
     });
@@ -195,7 +196,7 @@ describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- seria
         const stale = derivedPublicKey(node.privateKey);
         const mark = pollHost.logs.length;
         const successor = { ...node, instanceId: "49999" };
-        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: successor.instanceId, requestNames: [] });
+        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: hubName, instanceId: successor.instanceId, expectedRequests: {} });
         await until("the poll to refuse the predecessor's document", () => pollHost.logs.slice(mark).some((l) => /previous instance/.test(l)));
         fs.rmSync(node.privateKey);
         await runScript(successor);
@@ -218,7 +219,7 @@ describe("first boot: rendered node bootstrap -> presigned PUT -> MinIO <- seria
             }),
             NATS_NODE.hostname,
         );
-        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: NATS_NODE.hostname, instanceId: node.instanceId, requestNames: ["route", "server"] });
+        const polling = pollHost.checkAndCreate({ ...pollInputs, key: node.key, node: NATS_NODE.hostname, instanceId: node.instanceId, expectedRequests: { route: requestedIdentity(natsRouteCertProfile(NATS_NODE)), server: requestedIdentity(natsServerCertProfile(NATS_NODE, "nats.mesh.example.net")) } });
         await runScript(node);
         const { outs } = await polling;
         assert.strictEqual(outs.publicKey, derivedPublicKey(node.privateKey));

@@ -142,7 +142,7 @@ describe("WgCache component (mock cloud)", function () {
         const inputs = unwrapSecrets(poll.inputs);
         assert.strictEqual(inputs.instanceId, String(await resolved(cache.instanceId)));
         assert.strictEqual(inputs.key, publishedMaterialKey("dev", "cache-h", String(unwrapSecrets(cloud.byName("cache-h-node-label").outputs).result)));
-        assert.deepStrictEqual([inputs.node, inputs.requestNames], ["cache-h", []]);
+        assert.deepStrictEqual([inputs.node, inputs.expectedRequests], ["cache-h", {}]);
         assert.strictEqual(inputs.nodeAddress, await resolved(cache.publicIpv4));
         assert.strictEqual(inputs.bootstrapLogPath, NODE_BOOTSTRAP_LOG_PATH);
         assert.deepStrictEqual(inputs.policy, { ...DEFAULT_POLL_POLICY, authGraceMs: 30_000, timeoutMs: 120_000 });

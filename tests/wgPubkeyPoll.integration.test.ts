@@ -3,6 +3,7 @@ import { execFileSync } from "child_process";
 import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { PollPolicy, WgPubkeyPoll, WgPubkeyPollInputs } from "../providers/wgPubkeyPoll";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
+import { opensslCertRequest } from "./support/certRequests";
 import { MinioServer } from "./support/minio";
 import { freePort } from "./support/ports";
 import { S3FaultShim } from "./support/s3FaultShim";
@@ -51,7 +52,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         captured = await captureDynamicResource(
             () =>
                 new WgPubkeyPoll("probe", {
-                    endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key: "published/test/wg-cache/0.json", node: "wg-cache", requestNames: [],
+                    endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, key: "published/test/wg-cache/0.json", node: "wg-cache", expectedRequests: {},
                     accessKeyId: minio.credentials.accessKeyId, secretAccessKey: minio.credentials.secretAccessKey,
                     instanceId: "10001", nodeLabel: "meshstack-test-cache-node-abc123", nodeAddress: "203.0.113.9",
                     bootstrapLogPath: "/var/log/meshstack-wg-bootstrap.log", policy: FAST_POLICY,
@@ -213,9 +214,9 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
     });
 
     it("rejects an unusable policy, node or request list at check time, naming the field and what is allowed", async () => {
-        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "", node: "", requestNames: ["route", ""] }));
-        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["instanceId", "node", "policy.jitter", "policy.multiplier", "requestNames"]);
-        assert.match(checked.failures!.find((f) => f.property === "requestNames")!.reason, /^got \["route",""\]; allowed: a list of request names \(empty for none\)$/);
+        const checked = await host.check({}, inputsFor({ policy: { ...FAST_POLICY, jitter: 1.5, multiplier: 0.5 }, instanceId: "", node: "", expectedRequests: { route: { commonName: "n", organization: "o", dnsNames: "n" } } as never }));
+        assert.deepStrictEqual(checked.failures?.map((f) => f.property).sort(), ["expectedRequests", "instanceId", "node", "policy.jitter", "policy.multiplier"]);
+        assert.match(checked.failures!.find((f) => f.property === "expectedRequests")!.reason, /^got \{"route":\{"commonName":"n","organization":"o","dnsNames":"n"\}\}; allowed: an object of request name to \{ commonName, organization, dnsNames, ipAddresses \} \(empty for none\)$/);
         assert.match(checked.failures!.find((f) => f.property === "policy.jitter")!.reason, /from 0 up to/);
     });
 
@@ -229,7 +230,7 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
         assert.deepStrictEqual(replaced.replaces, ["instanceId"]);
         // Another generation's object or other expected requests are another answer too.
         assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, key: "published/test/wg-cache/next.json" })).replaces, ["key"]);
-        assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, requestNames: ["route"] })).replaces, ["requestNames"]);
+        assert.deepStrictEqual((await host.diff(id, outs, { ...inputs, expectedRequests: { route: { commonName: "n", organization: "o", dnsNames: [], ipAddresses: [] } } })).replaces, ["expectedRequests"]);
         const relabelled = { ...inputs, nodeLabel: "renamed-node", policy: { ...FAST_POLICY, timeoutMs: 20_000 } };
         const diff = await host.diff(id, outs, relabelled);
         assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);
@@ -240,5 +241,26 @@ describe("WgPubkeyPoll provider against MinIO (serialized, in a fresh host proce
             assert.ok(updated.outs[field] !== undefined, `update output lacks ${field}`);
         }
         await host.delete(id, updated.outs);
+    });
+
+    it("checks certificate requests in place when only their expected names change, and refuses, signing nothing, when they no longer match", async () => {
+        const route = { commonName: "meshstack-test-0", organization: "meshstack", dnsNames: ["meshstack-test-0"], ipAddresses: ["10.44.0.10"] };
+        const inputs = inputsFor({ expectedRequests: { route } });
+        const routeRequest = opensslCertRequest(route);
+        await minio.putObject(BUCKET, inputs.key, published(newPublicKey(), { certificateRequests: { route: routeRequest } }));
+        const { id, outs } = await host.checkAndCreate(inputs);
+        assert.strictEqual(outs.requests.route, routeRequest);
+
+        // State from before requests were checked: names only. Same names, so an update that checks them, not a new poll.
+        const { expectedRequests: _, ...legacy } = { ...outs, requestNames: ["route"] };
+        const upgrade = await host.diff(id, legacy, inputs);
+        assert.deepStrictEqual([upgrade.changes, upgrade.replaces, upgrade.diffs], [true, [], ["expectedRequests"]]);
+        const upgraded = await host.update(id, legacy, inputs);
+        assert.deepStrictEqual([upgraded.outs.expectedRequests, upgraded.outs.requestNames, upgraded.outs.requests], [{ route }, undefined, outs.requests]);
+
+        const renamed = { ...inputs, expectedRequests: { route: { ...route, dnsNames: ["meshstack-test-0", "nats-0.example.net"] } } };
+        assert.deepStrictEqual((await host.diff(id, outs, renamed)).replaces, []);
+        await assert.rejects(host.update(id, outs, renamed), /refusing to sign for node .*certificate request "route" asks for DNS names \["meshstack-test-0"\], not \["meshstack-test-0","nats-0.example.net"\]\. Nothing was signed/);
+        await host.delete(id, outs);
     });
 });

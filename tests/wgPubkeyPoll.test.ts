@@ -1,9 +1,13 @@
 import { truncatedPrivateKeyPem } from "./fixtures/privateKeyPem";
 import * as assert from "assert";
 import { execFileSync } from "child_process";
+import { natsRouteCertProfile, natsServerCertProfile } from "../cloudinit/natsCerts";
+import { RequestedIdentity, requestedIdentity } from "../lib/certRequest";
 import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
+import { NatsNode } from "../lib/topology";
 import { isWgPublicKey } from "../lib/wgKey";
 import { DEFAULT_POLL_POLICY, pollDelayMs, pollForPublicKey, PollPolicy, PollResponse } from "../providers/wgPubkeyPoll";
+import { opensslCertRequest } from "./support/certRequests";
 import { toolPath } from "./support/tools";
 
 const NO_JITTER: PollPolicy = { ...DEFAULT_POLL_POLICY, jitter: 0 };
@@ -12,14 +16,14 @@ const NO_JITTER: PollPolicy = { ...DEFAULT_POLL_POLICY, jitter: 0 };
 async function simulatedPoll(
     policy: PollPolicy,
     responses: PollResponse[],
-    requestNames: string[] = [],
+    expectedRequests: Record<string, RequestedIdentity> = {},
 ): Promise<{ publicKey?: string; requests?: Record<string, string>; error?: string; now: number; attempts: number; logs: string[] }> {
     let now = 0;
     let attempts = 0;
     const logs: string[] = [];
     try {
         const result = await pollForPublicKey(
-            { endpoint: "http://store", region: "r", bucket: "b", key: "k", node: "nats-1", instanceId: "4711", requestNames, nodeLabel: "node", nodeAddress: "198.51.100.1", bootstrapLogPath: "/var/log/x.log" },
+            { endpoint: "http://store", region: "r", bucket: "b", key: "k", node: "nats-1", instanceId: "4711", expectedRequests, nodeLabel: "node", nodeAddress: "198.51.100.1", bootstrapLogPath: "/var/log/x.log" },
             policy,
             {
                 now: () => now,
@@ -36,7 +40,10 @@ async function simulatedPoll(
 }
 
 const s3 = (status: number, errorCode?: string, body = ""): PollResponse => ({ status, errorCode, body: Buffer.from(body) });
-const CSR = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBzzCCAXQCAQAwGjEYMBYGA1UEAwwPbWVzaHN0YWNrLWRldi0x\n-----END CERTIFICATE REQUEST-----\n";
+const NODE: NatsNode = { index: 1, hostname: "meshstack-dev-1", wgAddress: "10.44.0.11" } as NatsNode;
+const PROFILES = { route: requestedIdentity(natsRouteCertProfile(NODE)), server: requestedIdentity(natsServerCertProfile(NODE, "meshstack-dev.nats.internal")) };
+const ROUTE_CSR = opensslCertRequest(PROFILES.route);
+const SERVER_CSR = opensslCertRequest(PROFILES.server);
 /** The JSON a node publishes, as the poll expects it unless overridden. */
 const published = (wgPublicKey: string, overrides: Record<string, unknown> = {}): string =>
     JSON.stringify({ version: RUNTIME_FORMAT_VERSION, node: "nats-1", instanceId: "4711", wgPublicKey, certificateRequests: {}, ...overrides });
@@ -122,16 +129,23 @@ describe("WgPubkeyPoll policy, key and document validation (simulated clock)", (
     it("waits for every certificate request it expects and returns them by name", async () => {
         const result = await simulatedPoll(
             NO_JITTER,
-            [s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: CSR } })), s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: CSR, server: CSR } }))],
-            ["route", "server"],
+            [s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: ROUTE_CSR } })), s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: ROUTE_CSR, server: SERVER_CSR } }))],
+            PROFILES,
         );
-        assert.deepStrictEqual(result.requests, { route: CSR, server: CSR });
+        assert.deepStrictEqual(result.requests, { route: ROUTE_CSR, server: SERVER_CSR });
         assert.ok(result.logs.some((l) => /has no PEM certificate request "server"/.test(l)));
     });
 
+    it("refuses at once, signing nothing, this instance's document whose request asks for names outside the node's profile", async () => {
+        // The route request under the server's name: the service name is missing from it.
+        const result = await simulatedPoll(NO_JITTER, [s3(200, undefined, published(realKey.trim(), { certificateRequests: { route: ROUTE_CSR, server: ROUTE_CSR } }))], PROFILES);
+        assert.strictEqual(result.attempts, 1);
+        assert.match(result.error!, /^refusing to sign for node node: its published material at s3:\/\/b\/k at http:\/\/store holds a certificate request "server" asks for DNS names \["meshstack-dev-1"\], not \["meshstack-dev-1","meshstack-dev.nats.internal"\]\. .*Nothing was signed/);
+    });
+
     it("takes a document holding a private key for \"not yet\", never returning its material", async () => {
-        const leaky = published(realKey.trim(), { certificateRequests: { route: CSR }, note: truncatedPrivateKeyPem("EC PRIVATE KEY") });
-        const result = await simulatedPoll({ ...NO_JITTER, timeoutMs: 5_000 }, [s3(200, undefined, leaky)], ["route"]);
+        const leaky = published(realKey.trim(), { certificateRequests: { route: ROUTE_CSR }, note: truncatedPrivateKeyPem("EC PRIVATE KEY") });
+        const result = await simulatedPoll({ ...NO_JITTER, timeoutMs: 5_000 }, [s3(200, undefined, leaky)], { route: PROFILES.route });
         assert.match(result.error!, /holds private key material/);
     });
 });

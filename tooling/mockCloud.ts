@@ -137,7 +137,7 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
     "pulumi-nodejs:dynamic/meshstack:WgPubkeyPoll": (name, inputs) => ({
         // A well-formed key: base64 of 32 bytes, as `wg pubkey` prints.
         publicKey: crypto.createHash("sha256").update(`${name}-wg-public-key`).digest("base64"),
-        requests: Object.fromEntries(((unwrapSecrets(inputs.requestNames) ?? []) as string[]).map((request) =>
+        requests: Object.fromEntries(Object.keys((unwrapSecrets(inputs.expectedRequests) ?? {}) as Record<string, unknown>).map((request) =>
             [request, fakePem("CERTIFICATE REQUEST", `${name}-${request}`, DER_BYTES.certRequest)])),
         attempts: 7,
         waitedMs: 31_000,
