@@ -25,7 +25,7 @@ function functionRange(file, name) {
 const providerPureFunctions = {
     "providers/presignedUrl.ts": ["presignedUrlInputProblems"],
     "providers/jetstreamKv.ts": ["jetStreamKvInputProblems"],
-    "providers/wgPubkeyPoll.ts": ["pollDelayMs", "pollForPublicKey", "wgPubkeyPollInputProblems"],
+    "providers/wgPubkeyPoll.ts": ["pollDelayMs", "pollForPublicKey", "publishedRequestProblems", "wgPubkeyPollInputProblems"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -47,6 +47,7 @@ export default {
     timeoutMS: 20000,
     mutate: [
         "cloudinit/**/*.ts",
+        "lib/certRequest.ts",
         "lib/config.ts",
         "lib/ip.ts",
         "lib/limits.ts",
@@ -71,6 +72,7 @@ export default {
             "tests/wgMesh.test.ts",
             "tests/wgEndpoint.test.ts",
             "tests/wgPubkeyPoll.test.ts",
+            "tests/certRequest.test.ts",
             "tests/wgCloudConfig.test.ts",
             "tests/natsRender.test.ts",
             "tests/presignedUrl.test.ts",
