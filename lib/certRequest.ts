@@ -93,9 +93,19 @@ const SIGNATURE_HASH: Record<string, string> = {
 
 const GENERAL_NAME_TAG = { dnsName: 0x82, ipAddress: 0x87 } as const;
 
+/** One spelling per address (RFC 5952 for IPv6, as URL hosts are serialized), so a profile's "fd00::1" equals the request's bytes. */
+function canonicalIp(text: string): string {
+    if (!text.includes(":")) return text;
+    try {
+        return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+    } catch {
+        return text;
+    }
+}
+
 function ipText(bytes: Buffer): string {
     if (bytes.length === 4) return [...bytes].join(".");
-    if (bytes.length === 16) return Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2).toString(16)).join(":");
+    if (bytes.length === 16) return canonicalIp(Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2).toString(16)).join(":"));
     return `invalid IP (${bytes.length} bytes)`;
 }
 
@@ -163,7 +173,7 @@ export function certificateRequestProblems(pem: string, expected: RequestedIdent
     if (request.commonName !== expected.commonName) problems.push(`asks for common name ${JSON.stringify(request.commonName)}, not ${JSON.stringify(expected.commonName)}`);
     if (request.organization !== expected.organization) problems.push(`asks for organization ${JSON.stringify(request.organization)}, not ${JSON.stringify(expected.organization)}`);
     if (!sameSet(request.dnsNames, expected.dnsNames)) problems.push(`asks for DNS names ${JSON.stringify(request.dnsNames)}, not ${JSON.stringify(expected.dnsNames)}`);
-    if (!sameSet(request.ipAddresses, expected.ipAddresses)) problems.push(`asks for IP addresses ${JSON.stringify(request.ipAddresses)}, not ${JSON.stringify(expected.ipAddresses)}`);
+    if (!sameSet(request.ipAddresses, expected.ipAddresses.map(canonicalIp))) problems.push(`asks for IP addresses ${JSON.stringify(request.ipAddresses)}, not ${JSON.stringify(expected.ipAddresses)}`);
     if (request.otherNames.length > 0) problems.push(`asks for names no profile has: ${request.otherNames.join(", ")}`);
     return problems;
 }

@@ -119,6 +119,16 @@ export function publishedRequestProblems(material: PublishedMaterial, expectedRe
         certificateRequestProblems(material.certificateRequests?.[name] ?? "", identity).map((problem) => `certificate request ${JSON.stringify(name)} ${problem}`));
 }
 
+/** The error for requests the deploy will not sign: the same words at first poll and when state is checked again. */
+function refusedToSign(nodeLabel: string, where: string, problems: string): Error {
+    return new Error(
+        `refusing to sign for node ${nodeLabel}: its published material at ${where} holds a ${problems}. ` +
+            "A node asks for exactly the names of its certificate profile, rendered into its own user-data; anything else " +
+            "was written by someone else holding its publish URL, or by a different meshstack version. Nothing was signed. " +
+            `Rebuild the node (pulumi up --replace <the node's label resource>) after finding out which.`,
+    );
+}
+
 function judge(response: PollResponse, expected: PublishedExpectation): Verdict {
     if ("networkError" in response) return { kind: "notYet", status: `network error (${response.networkError})` };
     const status = `HTTP ${response.status}${response.errorCode ? ` ${response.errorCode}` : ""}`;
@@ -166,14 +176,7 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
             return { publicKey: verdict.material.wgPublicKey, requests: verdict.material.certificateRequests ?? {}, attempts, waitedMs: elapsed };
         }
         lastStatus = verdict.status;
-        if (verdict.kind === "refused") {
-            throw new Error(
-                `refusing to sign for node ${target.nodeLabel}: its published material at ${where} holds a ${lastStatus}. ` +
-                    "A node asks for exactly the names of its certificate profile, rendered into its own user-data; anything else " +
-                    "was written by someone else holding its publish URL, or by a different meshstack version. Nothing was signed. " +
-                    `Rebuild the node (pulumi up --replace <the node's label resource>) after finding out which.`,
-            );
-        }
+        if (verdict.kind === "refused") throw refusedToSign(target.nodeLabel, where, lastStatus);
         if (verdict.kind === "auth") {
             authFailingSince ??= now;
             if (now - authFailingSince >= policy.authGraceMs) {
@@ -324,9 +327,7 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollI
     // Descriptive fields, the policy and the requests' expected names change in place; the material found stays.
     async update(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
         const refused = publishedRequestProblems({ certificateRequests: olds.requests } as PublishedMaterial, news.expectedRequests);
-        if (refused.length > 0) {
-            throw new Error(`refusing to sign for node ${news.nodeLabel}: the material it published holds a ${refused.join("; ")}. Nothing was signed.`);
-        }
+        if (refused.length > 0) throw refusedToSign(news.nodeLabel, `s3://${olds.bucket}/${olds.key} at ${olds.endpoint}`, refused.join("; "));
         const { requestNames: _legacy, ...kept } = olds;
         const outs: WgPubkeyPollOutputs = {
             ...kept,

@@ -32,6 +32,11 @@ describe("certificate requests the deploy may sign (lib/certRequest, against ope
         assert.deepStrictEqual(certificateRequestProblems(opensslCertRequest(route, { rsa: true }), route), []);
     });
 
+    it("compares IPv6 addresses by value, not by spelling", () => {
+        const v6 = { ...SERVER, ipAddresses: ["fd00:44::b"] };
+        assert.deepStrictEqual(certificateRequestProblems(opensslCertRequest(v6), { ...v6, ipAddresses: ["FD00:44:0:0:0:0:0:B"] }), []);
+    });
+
     const mismatches: [string, Partial<RequestedIdentity>, RegExp][] = [
         ["another common name", { commonName: "meshstack-dev-2" }, /asks for common name "meshstack-dev-1", not "meshstack-dev-2"/],
         ["another organization", { organization: "other" }, /asks for organization "meshstack", not "other"/],
