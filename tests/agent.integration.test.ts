@@ -473,15 +473,24 @@ describe("agent: NATS certificates and routes applied to a running 3-node nats-s
         return (routez.routes ?? []).map((r: { remote_name: string; rid: number }) => `${r.remote_name}#${r.rid}`).sort();
     }
 
+    /**
+     * Until every server has routes to every other and the route set has
+     * stopped changing: nats-server opens a pool of route connections per
+     * remote one after another, so the first route to each is not yet the
+     * set a later comparison must find unchanged.
+     */
     async function waitRouted(cluster: NatsMember[]): Promise<void> {
-        await waitFor("every server routed to every other", async () => {
-            try {
-                const all = await Promise.all(cluster.map(routes));
-                return all.every((r, i) => cluster.every((m, j) => i === j || r.some((route) => route.startsWith(`${m.node.hostname}#`))));
-            } catch {
-                return false;
-            }
-        }, 30_000, 100);
+        const STABLE_SAMPLES = 4;
+        let last = "";
+        let stable = 0;
+        await waitFor("every server routed to every other, the route set settled", async () => {
+            const all = await Promise.all(cluster.map(routes));
+            const complete = all.every((r, i) => cluster.every((m, j) => i === j || r.some((route) => route.startsWith(`${m.node.hostname}#`))));
+            const seen = JSON.stringify(all);
+            stable = complete && seen === last ? stable + 1 : 0;
+            last = seen;
+            return stable >= STABLE_SAMPLES;
+        }, 30_000, 250);
     }
 
     async function reload(member: NatsMember): Promise<void> {
