@@ -19,10 +19,10 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
 import { CONFIG_NAMESPACE, formatConfigErrors, parseStackConfig } from "../lib/config";
-import { unwrapSecrets } from "../tooling/mockCloud";
+import { Registration, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
+import { differingKeys, replacingInputs } from "../tooling/replacement";
 import { NATS_SERVER_RELEASE } from "../lib/natsRelease";
 import { cliStackConfigOf } from "../tooling/cliConfig";
 import { redactInputs } from "../tooling/plan";
@@ -32,7 +32,7 @@ import { BoxTls, randomOutputs } from "./material";
 import { applyFirewall, attachTap, createUnderlay, FirewallSpec, removeUnderlay, UNDERLAY, vmUnderlayAddress } from "./network";
 import { BoxObjectStore } from "./objectStore";
 import { boxSshKey } from "./ssh";
-import { bootImageAt, macAddress, powerOff, powerOffAll, powerOn, QemuVm } from "./vm";
+import { BootImage, bootImageAt, macAddress, powerOff, powerOffAll, powerOn, QemuVm } from "./vm";
 
 export const REPO_ROOT = path.resolve(__dirname, "..");
 export const BOX_CACHE = process.env.MESHSTACK_BOX_CACHE ?? path.join(os.homedir(), ".cache", "meshstack", "box");
@@ -43,11 +43,12 @@ export const STATE_FILE = path.join(RUN_DIR, "state.json");
 export const BOX_IMAGE_ID = "linode/debian12";
 
 const DYNAMIC_PREFIX = "pulumi-nodejs:dynamic/";
-const ROOT_STACK_TYPE = "pulumi:pulumi:Stack";
+const INSTANCE_TYPE = "linode:index/instance:Instance";
+const FIREWALL_TYPE = "linode:index/firewall:Firewall";
+/** Types the box replaces for real (a new VM), besides dynamic, random and tls; buckets, keys and firewalls stay as the first `up` made them. */
+const REPLACEABLE = new Set([INSTANCE_TYPE]);
 const LINODE_ID_BASE = 40_000_000;
 const DELETE_DEADLINE_MS = 60_000;
-// The runtime exports this from its stack module but not from its index.
-const { runInPulumiStack } = require("@pulumi/pulumi/runtime/stack") as { runInPulumiStack: (init: () => Promise<unknown>) => Promise<unknown> };
 
 export interface BoxResource {
     type: string;
@@ -55,6 +56,8 @@ export interface BoxResource {
     id: string;
     /** Provider outputs, secrets unwrapped: the state file is 0600 and never leaves the cache. */
     outputs: Record<string, any>;
+    /** Inputs as last applied (secrets unwrapped, no provider text): what the next `up` compares with. */
+    inputs: Record<string, any>;
     /** For dynamic resources: the provider text `delete` runs, as the engine keeps it in state. */
     serializedProvider?: string;
     createdMs: number;
@@ -68,8 +71,10 @@ export interface BoxVm {
     tap: string;
     dir: string;
     firewall?: FirewallSpec;
-    /** When QEMU was started (ms since the run began). */
+    /** When QEMU was started (ms since its `up` began). */
     startedMs: number;
+    /** Its instance was replaced or deleted by a later `up`: powered off, kept for its disk and console. */
+    retired?: boolean;
 }
 
 export interface BoxState {
@@ -79,6 +84,10 @@ export interface BoxState {
     caCertFile: string;
     sshPrivateKey: string;
     minio: { url: string; endpointHost: string };
+    /** The config the caller set on top of the stack file, kept for the next `up` as a stack's config is. */
+    overrides: Record<string, string>;
+    /** Linode ids only grow; a new instance is told apart from the one it replaces by its id. */
+    lastLinodeId?: number;
     resources: BoxResource[];
     vms: BoxVm[];
     outputs?: Record<string, unknown>;
@@ -132,6 +141,17 @@ export interface UpOptions {
     log: (line: string) => void;
 }
 
+export interface UpdateOptions {
+    /** Config values on top of those the box was brought up with, as `pulumi config set` before the next `up`. */
+    overrides: Record<string, string>;
+    /** Logical names replaced whatever their inputs say, as `pulumi up --replace` does. */
+    replace: string[];
+    log: (line: string) => void;
+}
+
+/** What an `up` did to each resource the program declares (and to those it no longer does). */
+export type BoxStep = "create" | "same" | "update" | "replace" | "delete";
+
 /** The box's own CA: MinIO's certificate comes from it, and the VMs get it from their seed disk. */
 function makeBoxCa(tls: BoxTls, dir: string): { caCertFile: string; issue: (ip: string) => { certPem: string; keyPem: string } } {
     fs.mkdirSync(dir, { recursive: true });
@@ -165,171 +185,345 @@ function networkConfig(index: number, address: string): string {
     });
 }
 
-/** Runs the program and carries out each registration. Resolves with the stack outputs; on failure the caller tears down. */
-export async function up(options: UpOptions): Promise<BoxState> {
-    const t0 = Date.now();
-    const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s`;
-    const log = (line: string) => options.log(`[${elapsed()}] ${line}`);
-    fs.mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
-    const image = bootImageAt(options.imageDir);
-    const tls = new BoxTls();
-    const ca = makeBoxCa(tls, path.join(RUN_DIR, "ca"));
-    const sshKey = boxSshKey(BOX_CACHE);
-
-    createUnderlay();
-    log(`underlay ${UNDERLAY.prefix}.0/${UNDERLAY.prefixLength} up (namespace ${UNDERLAY.namespace}, host ${UNDERLAY.hostAddress})`);
-    const store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, ca.caCertFile);
-    fs.mkdirSync(path.join(RUN_DIR, "minio"), { recursive: true });
-    await store.start(ca.issue);
-    log(`MinIO at ${store.url}`);
-
+/** The config the box sets for every run of a stack: its mirror, its operator (this host) and its slower boots. */
+function boxMachineConfig(storeUrl: string, sshPublicKey: string): Record<string, string> {
     // The nodes download nats-server from the box's mirror and check its own checksum.
-    const v = NATS_SERVER_RELEASE.version;
-    const tarballDir = path.join(path.dirname(path.dirname(toolPath("nats-server"))), "mirror", "nats-server", v);
-    const tarball = path.join(tarballDir, `nats-server-${v}-linux-amd64.tar.gz`);
-    if (!fs.existsSync(`${tarball}.sha256`)) throw new Error(`${tarball} is missing; run scripts/setup.sh`);
-    store.publishToMirror(`nats-server/${v}/${path.basename(tarball)}`, tarball);
-    const mirrorConfig = {
-        natsServerDownloadUrl: `${store.url}/mirror/nats-server/{version}/nats-server-{version}-linux-{arch}.tar.gz`,
+    const tarball = natsServerTarball();
+    return {
+        natsServerDownloadUrl: `${storeUrl}/mirror/nats-server/{version}/nats-server-{version}-linux-{arch}.tar.gz`,
         natsServerSha256Amd64: fs.readFileSync(`${tarball}.sha256`, "utf8").split(/\s+/)[0],
         // The box's operator is this host: break-glass SSH with the box's key, from the host's underlay address.
-        sshAuthorizedKeys: JSON.stringify([sshKey.publicKey]),
+        sshAuthorizedKeys: JSON.stringify([sshPublicKey]),
         breakGlassSshCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
         // Emulated VMs on a shared host boot several times slower than a Linode; the deploy's wait is what grows.
         wgPubkeyPollTimeoutSeconds: "1500",
     };
-    const config = boxConfig(options.stack, { ...mirrorConfig, ...options.overrides });
+}
 
-    const state: BoxState = {
-        stack: options.stack, startedAt: new Date(t0).toISOString(), imageDir: options.imageDir, caCertFile: ca.caCertFile,
-        sshPrivateKey: sshKey.privateKey, minio: { url: store.url, endpointHost: store.endpointHost }, resources: [], vms: [],
-    };
-    writeState(state);
-    const firewalls = new Map<string, FirewallSpec>();
-    let linodeIds = 0;
-    let vmCount = 0;
+function natsServerTarball(): string {
+    const v = NATS_SERVER_RELEASE.version;
+    const tarball = path.join(path.dirname(path.dirname(toolPath("nats-server"))), "mirror", "nats-server", v, `nats-server-${v}-linux-amd64.tar.gz`);
+    if (!fs.existsSync(`${tarball}.sha256`)) throw new Error(`${tarball} is missing; run scripts/setup.sh`);
+    return tarball;
+}
 
-    const createInstance = async (name: string, inputs: Record<string, any>, id: string): Promise<Record<string, unknown>> => {
+function withoutProvider(values: Record<string, any>): Record<string, any> {
+    const { __provider: _provider, ...rest } = values;
+    return rest;
+}
+
+/**
+ * One `up` of the program against the box: the first (nothing exists) or a
+ * later one against the box's state, deciding per resource as the engine
+ * does. What it makes, it records in the state file at once, so `down`
+ * removes it even after a crash.
+ */
+class BoxDeployment {
+    private readonly t0 = Date.now();
+    readonly steps = new Map<string, BoxStep>();
+    private readonly firewalls = new Map<string, FirewallSpec>();
+    /** Resources the program replaced with create-before-delete: deleted once the program is done, as the engine does. */
+    private readonly superseded: BoxResource[] = [];
+    private readonly tls = new BoxTls();
+    private readonly image: BootImage;
+    private readonly store: BoxObjectStore;
+
+    constructor(readonly state: BoxState, private readonly out: (line: string) => void) {
+        this.image = bootImageAt(state.imageDir);
+        this.store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, state.caCertFile);
+        for (const r of state.resources.filter((r) => r.type === FIREWALL_TYPE)) this.firewalls.set(r.id, firewallSpecOf(r.outputs));
+    }
+
+    log(line: string): void {
+        this.out(`[${((Date.now() - this.t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
+    }
+
+    private save(): void {
+        writeState(this.state);
+    }
+
+    /** Linode never reuses an id: a replaced instance's successor is told apart by it (the poll runs again for a new id). */
+    private nextLinodeId(): string {
+        this.state.lastLinodeId = (this.state.lastLinodeId ?? LINODE_ID_BASE) + 1;
+        return String(this.state.lastLinodeId);
+    }
+
+    private async createInstance(name: string, inputs: Record<string, any>, id: string): Promise<Record<string, unknown>> {
         if (inputs.image !== BOX_IMAGE_ID) throw new Error(`${name}: image ${inputs.image}; the box has ${BOX_IMAGE_ID} only`);
         const userData = Buffer.from(String(inputs.metadatas?.[0]?.userData ?? ""), "base64");
-        const index = vmCount++;
+        // Every VM the box ever booted keeps its index: a replacement gets a new address, tap and disk, as a new Linode does.
+        const index = this.state.vms.length;
         const address = vmUnderlayAddress(index);
+        const firstOfName = !this.state.vms.some((vm) => vm.name === name);
         const vm: BoxVm = {
-            name, index, address, tap: `mbxt${index}`, dir: path.join(RUN_DIR, "vms", name),
-            firewall: inputs.firewallId !== undefined ? firewalls.get(String(inputs.firewallId)) : undefined, startedMs: Date.now() - t0,
+            name, index, address, tap: `mbxt${index}`, dir: path.join(RUN_DIR, "vms", firstOfName ? name : `${name}-${index}`),
+            firewall: inputs.firewallId !== undefined ? this.firewalls.get(String(inputs.firewallId)) : undefined, startedMs: Date.now() - this.t0,
         };
-        if (inputs.firewallId !== undefined && !vm.firewall) throw new Error(`${name}: firewall ${inputs.firewallId} was not created by this box run`);
+        if (inputs.firewallId !== undefined && !vm.firewall) throw new Error(`${name}: firewall ${inputs.firewallId} was not created by this box`);
         const qemu = new QemuVm({
-            name, dir: vm.dir, image,
+            name, dir: vm.dir, image: this.image,
             nics: [{ kind: "user", mac: macAddress(index, 0), pciSlot: 3 }, { kind: "tap", mac: macAddress(index, 1), ifname: vm.tap, pciSlot: 4 }],
             seed: {
                 metaData: YAML.stringify({ "instance-id": id, "local-hostname": inputs.label, "public-keys": inputs.authorizedKeys ?? [] }),
                 userData,
                 networkConfig: networkConfig(index, address),
-                extra: { "box-ca.crt": fs.readFileSync(ca.caCertFile) },
+                extra: { "box-ca.crt": fs.readFileSync(this.state.caCertFile) },
             },
         });
         qemu.prepare();
         qemu.start();
         attachTap(vm.tap);
-        applyFirewall(name, vm.tap, vm.firewall);
-        state.vms.push(vm);
-        writeState(state);
+        applyFirewall(`${name}-${index}`, vm.tap, vm.firewall);
+        this.state.vms.push(vm);
+        this.save();
         const delivered = userData[0] === 0x1f && userData[1] === 0x8b ? "gzip" : userData.toString("utf8").startsWith("#include") ? "#include pointer" : "inline";
-        log(`  ${name}: VM ${vm.tap} at ${address} booting (${userData.length} bytes of user-data, ${delivered}; console ${path.relative(REPO_ROOT, qemu.consoleLog) || qemu.consoleLog})`);
+        this.log(`  ${name}: VM ${vm.tap} at ${address} booting (${userData.length} bytes of user-data, ${delivered}; console ${path.relative(REPO_ROOT, qemu.consoleLog) || qemu.consoleLog})`);
         // Linode reports an instance running at power-on, before it has booted.
         return { ipv4s: [address], ipAddress: address, status: "running" };
-    };
+    }
 
-    const runDynamic = async (name: string, inputs: Record<string, any>): Promise<{ id: string; outs: Record<string, any>; serialized: string }> => {
-        const { __provider: serialized, ...rest } = inputs;
-        const host = await ProviderHost.start(String(serialized), { NODE_EXTRA_CA_CERTS: ca.caCertFile });
+    /** Powers a replaced or deleted instance's VM off and keeps its disk and console for the post-mortem. */
+    private async retireInstance(resource: BoxResource): Promise<void> {
+        const vm = this.state.vms.find((v) => !v.retired && v.name === resource.name && v.address === resource.outputs.ipAddress);
+        if (!vm) return;
+        await powerOff(vm.dir);
+        vm.retired = true;
+        this.save();
+        this.log(`  ${resource.name}: VM ${vm.tap} at ${vm.address} powered off (retired)`);
+    }
+
+    /** Runs one provider operation in a fresh host for the serialized provider, relaying its progress lines. */
+    private async withProvider<T>(name: string, serialized: string, operation: (host: ProviderHost) => Promise<T>): Promise<T> {
+        const host = await ProviderHost.start(serialized, { NODE_EXTRA_CA_CERTS: this.state.caCertFile });
         let shown = 0;
-        const relay = setInterval(() => {
-            while (shown < host.logs.length) log(`  ${name} | ${host.logs[shown++]}`);
-        }, 500);
+        const relay = () => {
+            while (shown < host.logs.length) this.log(`  ${name} | ${host.logs[shown++]}`);
+        };
+        const timer = setInterval(relay, 500);
         try {
-            const { id, outs } = await host.checkAndCreate(rest);
-            return { id, outs: { ...outs, __provider: serialized }, serialized: String(serialized) };
+            return await operation(host);
         } finally {
-            clearInterval(relay);
-            while (shown < host.logs.length) log(`  ${name} | ${host.logs[shown++]}`);
+            clearInterval(timer);
+            relay();
             await host.close();
         }
-    };
+    }
 
-    const create = async (type: string, name: string, inputs: Record<string, any>): Promise<{ id: string; state: Record<string, unknown>; serialized?: string }> => {
-        const linodeId = () => String(LINODE_ID_BASE + ++linodeIds);
+    private async create(type: string, name: string, inputs: Record<string, any>): Promise<{ id: string; state: Record<string, any>; serialized?: string }> {
         switch (type) {
             case "linode:index/objectStorageBucket:ObjectStorageBucket": {
                 const rule = inputs.lifecycleRules?.[0];
-                store.createBucket(inputs.label, rule ? { prefix: rule.prefix, expiryDays: rule.expiration?.days } : undefined);
-                return { id: `${inputs.region}:${inputs.label}`, state: { ...inputs, endpoint: store.endpointHost, hostname: `${store.endpointHost}/${inputs.label}` } };
+                this.store.createBucket(inputs.label, rule ? { prefix: rule.prefix, expiryDays: rule.expiration?.days } : undefined);
+                return { id: `${inputs.region}:${inputs.label}`, state: { ...inputs, endpoint: this.store.endpointHost, hostname: `${this.store.endpointHost}/${inputs.label}` } };
             }
             case "linode:index/objectStorageKey:ObjectStorageKey": {
-                const key = store.createScopedKey(inputs.label, inputs.bucketAccesses ?? []);
-                return { id: linodeId(), state: { ...inputs, ...key, limited: true } };
+                const key = this.store.createScopedKey(inputs.label, inputs.bucketAccesses ?? []);
+                return { id: this.nextLinodeId(), state: { ...inputs, ...key, limited: true } };
             }
-            case "linode:index/firewall:Firewall": {
-                const id = linodeId();
-                firewalls.set(id, { inboundPolicy: inputs.inboundPolicy, inbounds: inputs.inbounds, outboundPolicy: inputs.outboundPolicy, outbounds: inputs.outbounds });
+            case FIREWALL_TYPE: {
+                const id = this.nextLinodeId();
+                this.firewalls.set(id, firewallSpecOf(inputs));
                 return { id, state: { ...inputs, status: "enabled" } };
             }
-            case "linode:index/instance:Instance": {
-                const id = linodeId();
-                return { id, state: { ...inputs, ...(await createInstance(name, inputs, id)) } };
+            case INSTANCE_TYPE: {
+                const id = this.nextLinodeId();
+                return { id, state: { ...inputs, ...(await this.createInstance(name, inputs, id)) } };
             }
             default:
                 if (type.startsWith("random:")) return { id: `${name}-id`, state: { ...inputs, ...randomOutputs(type, inputs) } };
-                if (type.startsWith("tls:")) return { id: `${name}-id`, state: { ...inputs, ...tls.outputs(type, inputs) } };
+                if (type.startsWith("tls:")) return { id: `${name}-id`, state: { ...inputs, ...this.tls.outputs(type, inputs) } };
                 if (type.startsWith(DYNAMIC_PREFIX)) {
-                    const { id, outs, serialized } = await runDynamic(name, inputs);
-                    return { id, state: outs, serialized };
+                    const serialized = String(inputs.__provider);
+                    const { id, outs } = await this.withProvider(name, serialized, (host) => host.checkAndCreate(withoutProvider(inputs)));
+                    return { id, state: { ...outs, __provider: serialized }, serialized };
                 }
                 throw new Error(`the box has no stand-in for ${type} (${name})`);
         }
-    };
+    }
 
-    let failure: Error | undefined;
-    pulumi.runtime.setAllConfig(config.values, config.secretKeys);
-    await pulumi.runtime.setMocks(
-        {
-            async newResource(args) {
-                if (args.type === ROOT_STACK_TYPE || args.custom === false) return { id: `${args.name}-id`, state: args.inputs };
-                const started = Date.now();
-                const inputs = unwrapSecrets(args.inputs) as Record<string, any>;
-                log(`+ ${shortType(args.type)} ${args.name} creating`);
+    /** Deletes a resource the program no longer has (or has replaced): dynamic ones by the provider kept in state. */
+    private async remove(resource: BoxResource): Promise<void> {
+        if (resource.type === INSTANCE_TYPE) await this.retireInstance(resource);
+        else if (resource.serializedProvider) {
+            const failed = await deleteDynamic(resource, this.state.caCertFile);
+            if (failed) throw new Error(`${resource.name}: delete failed (${failed})`);
+        }
+        this.log(`- ${shortType(resource.type)} ${resource.name} deleted`);
+    }
+
+    private record(resource: BoxResource): void {
+        this.state.resources = [...this.state.resources.filter((r) => r.name !== resource.name), resource];
+        this.save();
+    }
+
+    /** What the engine does with one registration: create it, or compare it with state and leave, update or replace it. */
+    private async apply(registration: Registration, forced: Set<string>): Promise<{ id: string; state: Record<string, unknown> }> {
+        const { type, name } = registration;
+        const inputs = unwrapSecrets(registration.inputs) as Record<string, any>;
+        const old = this.state.resources.find((r) => r.name === name);
+        const started = Date.now();
+        const done = (step: BoxStep, made: { id: string; state: Record<string, any>; serialized?: string }) => {
+            this.steps.set(name, step);
+            if (step !== "same") {
+                const durationMs = Date.now() - started;
+                this.record({ type, name, id: made.id, inputs: withoutProvider(inputs), outputs: made.state, serializedProvider: made.serialized, createdMs: started - this.t0, durationMs });
+                this.log(`${step === "create" ? "+" : step === "update" ? "~" : "+-"} ${shortType(type)} ${name} ${step === "create" ? "created" : step === "update" ? "updated" : "replaced"} (${(durationMs / 1000).toFixed(1)}s)`);
+            }
+            return { id: made.id, state: made.state };
+        };
+        if (!old) {
+            this.log(`+ ${shortType(type)} ${name} creating`);
+            return done("create", await this.create(type, name, inputs));
+        }
+        const decided = await this.decide(old, inputs, forced.has(name));
+        if (decided.step === "same") return done("same", { id: old.id, state: old.outputs, serialized: old.serializedProvider });
+        this.log(`${decided.step === "update" ? "~" : "+-"} ${shortType(type)} ${name} ${decided.step === "update" ? "updating" : "replacing"} (${decided.why.join(", ")})`);
+        if (decided.step === "update") {
+            if (!type.startsWith(DYNAMIC_PREFIX)) throw new Error(`${name}: the box cannot update a ${shortType(type)} in place (${decided.why.join(", ")}); bring the box down and up again`);
+            const serialized = String(inputs.__provider);
+            const { outs } = await this.withProvider(name, serialized, (host) => host.update(old.id, withoutProvider(old.outputs), decided.checked!));
+            return done("update", { id: old.id, state: { ...outs, __provider: serialized }, serialized });
+        }
+        if (!REPLACEABLE.has(type) && !type.startsWith(DYNAMIC_PREFIX) && !type.startsWith("random:") && !type.startsWith("tls:")) {
+            throw new Error(`${name}: the box cannot replace a ${shortType(type)} under running VMs (${decided.why.join(", ")}); bring the box down and up again`);
+        }
+        if (registration.options?.deleteBeforeReplace || decided.deleteBeforeReplace) await this.remove(old);
+        else this.superseded.push(old);
+        return done("replace", await this.create(type, name, inputs));
+    }
+
+    private async decide(old: BoxResource, inputs: Record<string, any>, forced: boolean): Promise<{ step: BoxStep; why: string[]; checked?: Record<string, unknown>; deleteBeforeReplace?: boolean }> {
+        if (old.type.startsWith(DYNAMIC_PREFIX)) {
+            const { checked, diff } = await this.withProvider(old.name, String(inputs.__provider), async (host) => {
+                const result = await host.check(old.inputs, withoutProvider(inputs));
+                if (result.failures?.length) throw new Error(result.failures.map((f) => `${f.property}: ${f.reason}`).join("; "));
+                return { checked: result.inputs as Record<string, unknown>, diff: await host.diff(old.id, withoutProvider(old.outputs), result.inputs) };
+            });
+            const why = forced ? ["(replaced on request)", ...(diff.diffs ?? [])] : diff.diffs ?? [];
+            const step: BoxStep = forced || (diff.replaces ?? []).length ? "replace" : diff.changes ? "update" : "same";
+            return { step, why, checked, deleteBeforeReplace: diff.deleteBeforeReplace };
+        }
+        const why = differingKeys(old.inputs, withoutProvider(inputs));
+        if (forced) return { step: "replace", why: ["(replaced on request)", ...why] };
+        return { step: why.length === 0 ? "same" : why.some(replacingInputs(old.type)) ? "replace" : "update", why };
+    }
+
+    /** Runs index.ts under the mock runtime, every registration carried out by `apply`. Resolves with the stack outputs. */
+    async run(config: { values: Record<string, string>; secretKeys: string[]; project: string }, forced: Set<string>): Promise<Record<string, unknown>> {
+        let failure: Error | undefined;
+        const cloud = await startMockCloud({
+            project: config.project,
+            stack: this.state.stack,
+            config: config.values,
+            secretKeys: config.secretKeys,
+            preview: false,
+            answer: async (registration, faked) => {
+                if (!registration.custom) return faked;
                 try {
-                    const made = await create(args.type, args.name, inputs);
-                    const durationMs = Date.now() - started;
-                    state.resources.push({ type: args.type, name: args.name, id: made.id, outputs: made.state, serializedProvider: made.serialized, createdMs: started - t0, durationMs });
-                    writeState(state);
-                    log(`+ ${shortType(args.type)} ${args.name} created (${(durationMs / 1000).toFixed(1)}s)`);
-                    return { id: made.id, state: made.state };
+                    return await this.apply(registration, forced);
                 } catch (err) {
-                    failure ??= new Error(`${shortType(args.type)} ${args.name}: ${(err as Error).message}`);
-                    log(`! ${shortType(args.type)} ${args.name} failed: ${(err as Error).message}`);
+                    failure ??= new Error(`${shortType(registration.type)} ${registration.name}: ${(err as Error).message}`);
+                    this.log(`! ${shortType(registration.type)} ${registration.name} failed: ${(err as Error).message}`);
                     throw err;
                 }
             },
-            call(args) {
-                throw new Error(`the box has no stand-in for the function ${args.token}`);
-            },
-        },
-        config.project,
-        options.stack,
-        false,
-    );
-    const outputs = (await runInPulumiStack(async () => ({ ...require(path.join(REPO_ROOT, "index.ts")) }))) as Record<string, unknown>;
-    await pulumi.runtime.disconnect();
-    if (failure) throw failure;
-    state.outputs = unwrapSecrets(outputs);
-    state.finishedMs = Date.now() - t0;
+        });
+        const outputs = await cloud.runProgram(() => ({ ...require(path.join(REPO_ROOT, "index.ts")) }));
+        if (failure) throw failure;
+        // What the program no longer declares, and what it replaced, goes last and newest first, as the engine deletes.
+        const gone = this.state.resources.filter((r) => !this.steps.has(r.name));
+        for (const resource of [...gone.reverse(), ...this.superseded.reverse()]) {
+            if (gone.includes(resource)) this.steps.set(resource.name, "delete");
+            await this.remove(resource);
+        }
+        this.state.resources = this.state.resources.filter((r) => !gone.includes(r));
+        this.state.outputs = unwrapSecrets(outputs);
+        this.state.finishedMs = Date.now() - this.t0;
+        this.save();
+        const out = logsDir(this.state.stack);
+        fs.mkdirSync(out, { recursive: true });
+        fs.writeFileSync(path.join(out, "outputs.json"), JSON.stringify(redactInputs(outputs), null, 2) + "\n");
+        return outputs;
+    }
+}
+
+function firewallSpecOf(values: Record<string, any>): FirewallSpec {
+    return { inboundPolicy: values.inboundPolicy, inbounds: values.inbounds, outboundPolicy: values.outboundPolicy, outbounds: values.outbounds };
+}
+
+/** The first `up`: underlay, MinIO and its mirror, then every resource the program declares. Resolves with the state; on failure the caller tears down. */
+export async function up(options: UpOptions): Promise<BoxState> {
+    fs.mkdirSync(RUN_DIR, { recursive: true, mode: 0o700 });
+    bootImageAt(options.imageDir);
+    const ca = makeBoxCa(new BoxTls(), path.join(RUN_DIR, "ca"));
+    const sshKey = boxSshKey(BOX_CACHE);
+    const store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, ca.caCertFile);
+    const state: BoxState = {
+        stack: options.stack, startedAt: new Date().toISOString(), imageDir: options.imageDir, caCertFile: ca.caCertFile,
+        sshPrivateKey: sshKey.privateKey, minio: { url: store.url, endpointHost: store.endpointHost }, overrides: { ...options.overrides }, resources: [], vms: [],
+    };
+    const deployment = new BoxDeployment(state, options.log);
+    createUnderlay();
+    deployment.log(`underlay ${UNDERLAY.prefix}.0/${UNDERLAY.prefixLength} up (namespace ${UNDERLAY.namespace}, host ${UNDERLAY.hostAddress})`);
+    fs.mkdirSync(path.join(RUN_DIR, "minio"), { recursive: true });
+    await store.start(ca.issue);
+    deployment.log(`MinIO at ${store.url}`);
+    const tarball = natsServerTarball();
+    store.publishToMirror(`nats-server/${NATS_SERVER_RELEASE.version}/${path.basename(tarball)}`, tarball);
+    const config = boxConfig(options.stack, { ...boxMachineConfig(store.url, sshKey.publicKey), ...options.overrides });
     writeState(state);
-    const out = logsDir(options.stack);
-    fs.mkdirSync(out, { recursive: true });
-    fs.writeFileSync(path.join(out, "outputs.json"), JSON.stringify(redactInputs(outputs), null, 2) + "\n");
+    await deployment.run(config, new Set());
     return state;
+}
+
+/**
+ * A later `pulumi up` against the running box: the stack's config with the
+ * caller's changes, each resource left, updated in its own provider, or
+ * replaced (a new VM; the old one powered off), and what the program no
+ * longer declares deleted. Buckets, keys and firewalls cannot change under
+ * running VMs here; a change to them is refused before anything else changes
+ * only if it is the first one the program reaches, so the box is left for
+ * its logs either way. Resolves with what happened to each resource.
+ */
+export async function update(options: UpdateOptions): Promise<{ state: BoxState; steps: Map<string, BoxStep> }> {
+    const state = readState();
+    if (!state?.outputs) throw new Error("no box is up (or its first up did not finish); npm run box brings one up");
+    for (const name of options.replace) {
+        if (!state.resources.some((r) => r.name === name)) throw new Error(`--replace ${name}: no such resource in the box; it has ${state.resources.map((r) => r.name).join(", ")}`);
+    }
+    state.overrides = { ...state.overrides, ...options.overrides };
+    const deployment = new BoxDeployment(state, options.log);
+    const config = boxConfig(state.stack, { ...boxMachineConfig(state.minio.url, boxSshKey(BOX_CACHE).publicKey), ...state.overrides });
+    await deployment.run(config, new Set(options.replace));
+    return { state, steps: deployment.steps };
+}
+
+/**
+ * Deletes one dynamic resource by the provider text kept in state, as the
+ * engine does; a delete that waits on a VM already gone is cut short.
+ * Resolves with why it failed, or undefined.
+ */
+async function deleteDynamic(resource: BoxResource, caCertFile: string): Promise<string | undefined> {
+    let host: ProviderHost;
+    try {
+        host = await ProviderHost.start(resource.serializedProvider!, { NODE_EXTRA_CA_CERTS: caCertFile });
+    } catch (err) {
+        return `its provider did not start: ${(err as Error).message}`;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+        const deadline = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`no answer within ${DELETE_DEADLINE_MS / 1000}s`)), DELETE_DEADLINE_MS);
+        });
+        await Promise.race([host.delete(resource.id, withoutProvider(resource.outputs)), deadline]);
+        return undefined;
+    } catch (err) {
+        return (err as Error).message;
+    } finally {
+        clearTimeout(timer);
+        await host.kill("SIGKILL");
+        await host.close();
+    }
 }
 
 /** Pulls a box VM's plug (chaos). */
@@ -349,29 +543,14 @@ export async function down(log: (line: string) => void): Promise<void> {
     if (state) {
         for (const resource of [...state.resources].reverse()) {
             if (!resource.serializedProvider) continue;
-            const host = await ProviderHost.start(resource.serializedProvider, { NODE_EXTRA_CA_CERTS: state.caCertFile }).catch(() => undefined);
-            if (!host) continue;
-            try {
-                const { __provider: _provider, ...props } = resource.outputs;
-                // Everything goes with the box anyway: a delete that waits on a VM already gone is cut short.
-                let timer: NodeJS.Timeout | undefined;
-                const deadline = new Promise<never>((_, reject) => {
-                    timer = setTimeout(() => reject(new Error(`no answer within ${DELETE_DEADLINE_MS / 1000}s`)), DELETE_DEADLINE_MS);
-                });
-                await Promise.race([host.delete(resource.id, props), deadline]).finally(() => clearTimeout(timer));
-                log(`- ${shortType(resource.type)} ${resource.name} deleted`);
-            } catch (err) {
-                log(`- ${shortType(resource.type)} ${resource.name}: delete failed (${(err as Error).message}); removed with the box anyway`);
-            } finally {
-                await host.kill("SIGKILL");
-                await host.close();
-            }
+            const failed = await deleteDynamic(resource, state.caCertFile);
+            log(`- ${shortType(resource.type)} ${resource.name}${failed ? `: delete failed (${failed}); removed with the box anyway` : " deleted"}`);
         }
         const consoles = path.join(logsDir(state.stack), "console");
         fs.mkdirSync(consoles, { recursive: true });
         for (const vm of state.vms) {
             const file = path.join(vm.dir, "console.log");
-            if (fs.existsSync(file)) fs.copyFileSync(file, path.join(consoles, `${vm.name}.log`));
+            if (fs.existsSync(file)) fs.copyFileSync(file, path.join(consoles, `${vm.retired ? `${vm.name}-${vm.index}-retired` : vm.name}.log`));
         }
     }
     const stopped = await powerOffAll(path.join(RUN_DIR, "vms"));

@@ -2,34 +2,57 @@
  * The box: the whole topology on this machine, from the real program.
  *
  *   npm run box -- --stack dev [--config key=value ...]   boot it, print the outputs
+ *   npm run box:update -- [--config key=value ...] [--replace NAME ...]
+ *                                                         a second `pulumi up` against it
  *   npm run box:down                                      remove everything
  *
  * `up` builds (or reuses) the cached Debian 12 image, brings up the
  * underlay, MinIO and the mirror, then runs index.ts under the mock runtime
  * with every resource carried out for real (box/cloud.ts). A failed or
  * interrupted `up` tears down what it made; a previous run's leftovers are
- * removed before a new one starts.
+ * removed before a new one starts. `update` runs the program again with the
+ * config changed (on top of what `up` was given) against the box's state,
+ * and leaves the box as it is when it fails, for the logs.
  */
 import { execFileSync } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
-import { down, readState, REPO_ROOT, up } from "../box/cloud";
+import { BoxStep, down, readState, REPO_ROOT, up, update } from "../box/cloud";
 
-function parseArgs(argv: string[]): { command: string; stack: string; overrides: Record<string, string> } {
+const COMMANDS = ["up", "update", "down"];
+
+function parseArgs(argv: string[]): { command: string; stack: string; overrides: Record<string, string>; replace: string[] } {
     const [command = "up", ...rest] = argv;
     let stack = "dev";
     const overrides: Record<string, string> = {};
+    const replace: string[] = [];
     for (let i = 0; i < rest.length; i++) {
         if (rest[i] === "--stack") stack = rest[++i];
-        else if (rest[i] === "--config") {
+        else if (rest[i] === "--replace" && command === "update") {
+            const name = rest[++i] ?? "";
+            if (!name) throw new Error("--replace needs a resource's logical name (nats-1-label, for example)");
+            replace.push(name);
+        } else if (rest[i] === "--config") {
             const pair = rest[++i] ?? "";
             const eq = pair.indexOf("=");
             if (eq <= 0) throw new Error(`--config needs key=value; got ${JSON.stringify(pair)}`);
             overrides[pair.slice(0, eq)] = pair.slice(eq + 1);
-        } else throw new Error(`unknown argument ${JSON.stringify(rest[i])}; usage: box up|down [--stack NAME] [--config key=value]...`);
+        } else throw new Error(`unknown argument ${JSON.stringify(rest[i])}; usage: box up [--stack NAME] [--config key=value]... | box update [--config key=value]... [--replace NAME]... | box down`);
     }
     if (!/^[A-Za-z0-9_.-]+$/.test(stack ?? "")) throw new Error(`--stack needs a stack name (letters, digits, . _ -); got ${JSON.stringify(stack)}`);
-    if (command !== "up" && command !== "down") throw new Error(`unknown command ${JSON.stringify(command)}; allowed: up, down`);
-    return { command, stack, overrides };
+    if (!COMMANDS.includes(command)) throw new Error(`unknown command ${JSON.stringify(command)}; allowed: ${COMMANDS.join(", ")}`);
+    return { command, stack, overrides, replace };
+}
+
+function summary(steps: Map<string, BoxStep>): string {
+    const by = (step: BoxStep) => [...steps].filter(([, s]) => s === step).map(([name]) => name).sort();
+    const lines = (["create", "update", "replace", "delete"] as const).map((step) => `  ${step}: ${by(step).join(", ") || "-"}`);
+    return [`Resources: ${by("same").length} unchanged`, ...lines].join("\n");
+}
+
+function printOutputs(stack: string): void {
+    log(`Outputs (secrets redacted, also in out/box/${stack}/outputs.json):`);
+    log(fs.readFileSync(path.join(REPO_ROOT, "out", "box", stack, "outputs.json"), "utf8"));
 }
 
 const log = (line: string) => console.log(line);
@@ -39,9 +62,16 @@ function imageDir(): string {
 }
 
 async function main(): Promise<number> {
-    const { command, stack, overrides } = parseArgs(process.argv.slice(2));
+    const { command, stack, overrides, replace } = parseArgs(process.argv.slice(2));
     if (command === "down") {
         await down(log);
+        return 0;
+    }
+    if (command === "update") {
+        const { state, steps } = await update({ overrides, replace, log });
+        log(`\nbox of stack ${state.stack} updated in ${((state.finishedMs ?? 0) / 1000).toFixed(0)}s: ${state.vms.filter((vm) => !vm.retired).length} VMs running`);
+        log(summary(steps));
+        printOutputs(state.stack);
         return 0;
     }
     if (readState()) {
@@ -62,8 +92,7 @@ async function main(): Promise<number> {
     try {
         const state = await up({ stack, overrides, imageDir: imageDir(), log });
         log(`\nbox of stack ${stack} up in ${((state.finishedMs ?? 0) / 1000).toFixed(0)}s: ${state.vms.length} VMs, ${state.resources.length} resources`);
-        log(`Outputs (secrets redacted, also in out/box/${stack}/outputs.json):`);
-        log(require("fs").readFileSync(path.join(REPO_ROOT, "out", "box", stack, "outputs.json"), "utf8"));
+        printOutputs(stack);
         log("npm run box:down removes it.");
         return 0;
     } catch (err) {

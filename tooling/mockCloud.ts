@@ -244,6 +244,8 @@ export interface Registration {
     /** Inputs as registered: secrets wrapped, values not known yet (previews) as the SDK's unknown. */
     inputs: Record<string, any>;
     custom: boolean;
+    /** The options the engine acts on when it replaces (deleteBeforeReplace) or deletes (protect). */
+    options?: RecordedOptions;
 }
 
 /** The mock cloud's own answer: the inputs plus faked provider outputs (`computed` names them). */
@@ -292,9 +294,9 @@ export async function startMockCloud(options: {
                     state: { ...args.inputs, ...computed },
                     computed: Object.keys(computed),
                 };
-                const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true };
-                const answer = options.answer ? await options.answer(registration, faked) : faked;
                 const info = meta.get(args.name);
+                const registration: Registration = { type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, options: info?.options };
+                const answer = options.answer ? await options.answer(registration, faked) : faked;
                 resources.push({
                     type: args.type,
                     name: args.name,

@@ -67,6 +67,21 @@ function boxUp(): Promise<void> {
     });
 }
 
+/** `npm run box:update`: a second `pulumi up` of the same stack against the running box, with config changed and names replaced. */
+function boxUpdate(overrides: Record<string, string>, replace: string[]): Promise<void> {
+    const args = ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "update"];
+    for (const [key, value] of Object.entries(overrides)) args.push("--config", `${key}=${value}`);
+    for (const name of replace) args.push("--replace", name);
+    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), args, { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => child.kill("SIGTERM"), BOX_UP_TIMEOUT_MS);
+        child.on("exit", (code) => {
+            clearTimeout(timer);
+            code === 0 ? resolve() : reject(new Error(`npm run box:update exited ${code}`));
+        });
+    });
+}
+
 function boxDown(): Promise<void> {
     const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "down"], { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
     return new Promise((resolve) => child.on("exit", () => resolve()));
@@ -86,8 +101,10 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         if (!found) throw new Error(`the box state has no resource ${name}`);
         return found;
     };
-    const hub = (): BoxVm => state.vms.find((vm) => vm.name.startsWith("wg-cache"))!;
-    const natsVms = (): BoxVm[] => state.vms.filter((vm) => vm.name.startsWith("nats-")).sort((a, b) => a.name.localeCompare(b.name));
+    const running = (): BoxVm[] => state.vms.filter((vm) => !vm.retired);
+    const hub = (): BoxVm => running().find((vm) => vm.name.startsWith("wg-cache"))!;
+    const natsVms = (): BoxVm[] => running().filter((vm) => vm.name.startsWith("nats-")).sort((a, b) => a.name.localeCompare(b.name));
+    const natsVm = (index: number): BoxVm => natsVms().find((vm) => vm.name === `nats-${index}-instance`)!;
     const onVm = (vm: BoxVm, command: string, timeoutSeconds = 60) => ssh(state.sshPrivateKey, vm.address, command, timeoutSeconds);
     const serviceName = () => String(state.outputs!.natsServiceName);
 
@@ -125,7 +142,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             // The bootstrap logs, for the post-mortem (the serial consoles are copied by box:down).
             const dir = path.join(logsDir(STACK), "bootstrap");
             fs.mkdirSync(dir, { recursive: true });
-            for (const vm of state.vms) {
+            for (const vm of running()) {
                 const text = await onVm(vm, `cloud-init status --long; tail -n +1 /var/log/cloud-init-output.log /var/log/cloud-init.log ${NODE_BOOTSTRAP_LOG_PATH} ${AGENT_LOG_PATH} 2>/dev/null; wg show; journalctl -b --no-pager -u nats-server -u wg-quick@wg0 -u ${AGENT_UNIT_NAME} | tail -n 300`, 60)
                     .catch((err) => `unreachable: ${(err as Error).message}`);
                 fs.writeFileSync(path.join(dir, `${vm.name}.log`), text);
@@ -348,6 +365,102 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             assert.deepStrictEqual(values, Object.fromEntries(written));
             // The hub, rebooted from the same disk, rejoins from the wg0.conf its agent wrote.
             await waitFor("the hub back on wg0", async () => (await onVm(natsVms()[0], "ping -c1 -W2 10.44.0.1 >/dev/null && echo up || true")).includes("up"), 10 * 60_000, 5000);
+        });
+    });
+
+    describe("Day 2 on the VMs: a second up scales 3 -> 5 and rebuilds nats-1", () => {
+        /** What shows a node was not touched: the kernel's boot id, its address and the WireGuard key it made. */
+        interface Identity {
+            bootId: string;
+            address: string;
+            publicKey: string;
+        }
+        const identityOf = async (vm: BoxVm): Promise<Identity> => ({
+            bootId: (await onVm(vm, "cat /proc/sys/kernel/random/boot_id")).trim(),
+            address: vm.address,
+            publicKey: (await onVm(vm, "cat /etc/wireguard/publickey")).trim(),
+        });
+        const untouched = new Map<string, Identity>();
+        const publicKeys = new Map<string, string>();
+
+        before(async function () {
+            this.timeout(BOX_UP_TIMEOUT_MS + 5 * 60_000);
+            for (const vm of [hub(), ...natsVms()]) untouched.set(vm.name, await identityOf(vm));
+            await boxUpdate({ natsNodeCount: "5" }, ["nats-1-label"]);
+            state = readState()!;
+            for (const vm of running()) publicKeys.set(vm.name, (await onVm(vm, "cat /etc/wireguard/publickey")).trim());
+        });
+
+        it("the hub, nats-0 and nats-2 are the same machines (boot id, address, key); nats-1 is a new one; nats-3 and nats-4 are added", async () => {
+            assert.deepStrictEqual(natsVms().map((vm) => vm.name), [0, 1, 2, 3, 4].map((i) => `nats-${i}-instance`));
+            for (const vm of [hub(), natsVm(0), natsVm(2)]) assert.deepStrictEqual(await identityOf(vm), untouched.get(vm.name), `${vm.name} was left alone`);
+            const rebuilt = await identityOf(natsVm(1));
+            const old = untouched.get("nats-1-instance")!;
+            assert.notStrictEqual(rebuilt.address, old.address, "nats-1 is a new VM");
+            assert.notStrictEqual(rebuilt.publicKey, old.publicKey, "nats-1 made a new key");
+            assert.deepStrictEqual(state.vms.filter((vm) => vm.retired).map((vm) => [vm.name, vm.address]), [["nats-1-instance", old.address]], "the old nats-1 is powered off");
+            assert.strictEqual(resource("nats-1-instance").outputs.ipAddress, rebuilt.address);
+        });
+
+        it("every NATS node peers with the hub and the four others by their current keys, and its agent applied that", async function () {
+            this.timeout(10 * 60_000);
+            for (const vm of natsVms()) {
+                const expected = [...publicKeys].filter(([name]) => name !== vm.name).map(([, key]) => key).sort();
+                await waitFor(`${vm.name} to have a handshake with all 5 peers`, async () => {
+                    const peers = (await onVm(vm, "wg show wg0 dump")).trim().split("\n").slice(1).map((line) => line.split("\t"));
+                    assert.deepStrictEqual(peers.map((p) => p[0]).sort(), expected, `${vm.name} peers`);
+                    return peers.every((p) => p[4] !== "0");
+                }, 5 * 60_000, 5000);
+                assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /applied desired state [0-9a-f]{64}: 5 peer\(s\), 4 route\(s\), 4 certificate\(s\)/, vm.name);
+            }
+        });
+
+        it("the hub peers with the five NATS nodes (nats-1 by its new key) and the operator", async () => {
+            const peers = (await onVm(hub(), "wg show wg0 peers")).trim().split("\n").sort();
+            const expected = [...natsVms().map((vm) => publicKeys.get(vm.name)!), OPERATOR.publicKey].sort();
+            assert.deepStrictEqual(peers, expected);
+        });
+
+        it("all five are routed to each other on wg0 and current in the JetStream meta group", async function () {
+            this.timeout(10 * 60_000);
+            for (const vm of natsVms()) {
+                await waitFor(`${vm.name} to route to the four others`, async () => {
+                    const routez = JSON.parse(await onVm(vm, "curl -fsS http://127.0.0.1:8222/routez")) as { routes: { ip: string; remote_name: string }[] };
+                    for (const route of routez.routes) assert.match(route.ip, /^10\.44\.0\.\d+$/, `${vm.name} routes to ${route.ip}, outside wg0`);
+                    return new Set(routez.routes.map((r) => r.remote_name)).size === 4;
+                }, 5 * 60_000, 5000);
+            }
+            const names = [0, 1, 2, 3, 4].map((i) => `meshstack-dev-${i}`);
+            let meta: { leader?: string; cluster_size?: number; replicas?: { name: string; current: boolean; offline?: boolean }[] } = {};
+            await waitFor("a meta leader that sees the four others current", async () => {
+                meta = (JSON.parse(await onVm(natsVm(0), "curl -fsS http://127.0.0.1:8222/jsz")) as { meta_cluster?: typeof meta }).meta_cluster ?? {};
+                const leaderVm = natsVms().find((_, i) => names[i] === meta.leader);
+                if (!leaderVm) return false;
+                meta = (JSON.parse(await onVm(leaderVm, "curl -fsS http://127.0.0.1:8222/jsz")) as { meta_cluster?: typeof meta }).meta_cluster ?? {};
+                const current = (meta.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name);
+                return meta.cluster_size === 5 && [meta.leader!, ...current].sort().join() === names.join();
+            }, 5 * 60_000, 5000);
+            assert.strictEqual(meta.cluster_size, 5, JSON.stringify(meta));
+        });
+
+        it("the KV data written before the update is intact, and the cluster takes writes", async function () {
+            this.timeout(5 * 60_000);
+            const identity = clientIdentity();
+            const after = await connect({ servers: clientUrls(), timeout: 10_000, tls: { ca: String(state.outputs!.natsClientCaCertPem), cert: identity.cert, key: identity.key, servername: serviceName() } });
+            try {
+                const store = await new Kvm(jetstream(after, { timeout: 10_000 })).open(KV_BUCKET);
+                let values: Record<string, string> = {};
+                await waitFor("every value to read back after the update", async () => {
+                    values = {};
+                    for (const key of written.keys()) values[key] = (await store.get(key))?.string() ?? "<missing>";
+                    return true;
+                }, 120_000, 2000);
+                assert.deepStrictEqual(values, Object.fromEntries(written));
+                await store.put("day2.after-update", "written-to-five");
+                assert.strictEqual((await store.get("day2.after-update"))?.string(), "written-to-five");
+            } finally {
+                await after.close();
+            }
         });
     });
 });

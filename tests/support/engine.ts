@@ -27,6 +27,7 @@ import { cliStackConfigOf } from "../../tooling/cliConfig";
 import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud, unwrapSecrets } from "../../tooling/mockCloud";
 import { UNKNOWN } from "../../providers/unknowns";
 import { OFFLINE_HOST_ENV, ProviderHost } from "../harness/dynamicProviders";
+import { differingKeys, replacingInputs } from "../../tooling/replacement";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const PROJECT = "meshstack";
@@ -203,25 +204,6 @@ export interface ChangePreview extends ProgramRun {
     reasons: Map<string, string[]>;
     failures: CheckFailure[];
     networkAttempts: string[];
-}
-
-/**
- * Inputs that make the engine replace a resource instead of updating it.
- * Every input of @pulumi/random and @pulumi/tls resources forces a new one;
- * Linode instances are replaced for image, region, root keys and user-data
- * (`metadata.user_data` cannot change in place).
- */
-function replacingInputs(type: string): ((key: string) => boolean) {
-    if (type.startsWith("random:") || type.startsWith("tls:")) return () => true;
-    if (type === "linode:index/instance:Instance") return (key) => ["image", "region", "authorizedKeys", "metadatas", "rootPass", "stackscriptId"].includes(key);
-    if (type === "linode:index/objectStorageBucket:ObjectStorageBucket") return (key) => ["label", "region", "cluster"].includes(key);
-    if (type === "linode:index/objectStorageKey:ObjectStorageKey") return (key) => ["bucketAccesses", "label"].includes(key);
-    return () => false;
-}
-
-function differingKeys(olds: Record<string, unknown>, news: Record<string, unknown>): string[] {
-    const keys = new Set([...Object.keys(olds), ...Object.keys(news)]);
-    return [...keys].filter((k) => JSON.stringify(olds[k]) !== JSON.stringify(news[k]) || JSON.stringify(news[k] ?? null).includes(UNKNOWN)).sort();
 }
 
 export interface ChangeOptions {
