@@ -46,6 +46,8 @@ export interface MeshNodeArgs {
      * server_name and WireGuard address). The label suffix still changes.
      */
     deleteBeforeReplace?: boolean;
+    /** Resources whose steps finish before this instance is created or replaced (the NATS image guard). */
+    replaceAfter?: pulumi.Resource[];
     /** SSH public keys for root (break-glass). */
     authorizedKeys: string[];
     /** Firewall attached at creation, so the node is never exposed unfiltered. */
@@ -189,7 +191,7 @@ export class MeshNode extends pulumi.ComponentResource {
             // @pulumi/linode does not mark user-data secret itself; the pointer carries a live URL.
             metadatas: [{ userData: pulumi.secret(userData) }],
             tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
-        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
+        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object, ...(args.replaceAfter ?? [])], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
 
         new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
             ...store.access,
