@@ -105,6 +105,14 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
     });
 
+    // Cannot hold: an instance replaced on its own keeps its generation, so its user-data carries URLs signed long ago.
+    it("nats-1's instance replaced on its own (bare --replace): only it is replaced, and its boot URLs are checked again before the poll waits", async () => {
+        const preview = await change({}, ["nats-1-instance"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.strictEqual(preview.steps.get("nats-1-boot-urls"), "update");
+        assert.ok(preview.cloud.byName("nats-1-published").dependencies.has("nats-1-boot-urls"), "the poll waits for the check");
+    });
+
     it("certificate renewal (nats-0's route certificate re-signed): nothing replaced, only nats-0's desired state updated", async () => {
         const preview = await change({}, ["nats-0-route"]);
         assertInstances(preview, []);
