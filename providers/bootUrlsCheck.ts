@@ -6,6 +6,11 @@
  * URLs of its predecessor: it cannot fetch an #include cloud-config nor
  * publish its public material, and the deploy would otherwise wait out the
  * whole public-key poll. The poll waits for this check.
+ *
+ * Only a new instance under an existing check is judged: a check made for
+ * the first time finds either a node whose URLs were just signed or, on a
+ * stack from before this check, a node that booted long ago and needs its
+ * URLs no more.
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
@@ -41,15 +46,9 @@ export function bootUrlsProblem(inputs: BootUrlsCheckInputs, nowMs: number): str
     );
 }
 
-function check(inputs: BootUrlsCheckInputs): BootUrlsCheckOutputs {
-    const problem = bootUrlsProblem(inputs, Date.now());
-    if (problem) throw new Error(problem);
-    return { ...inputs, checkedAt: new Date().toISOString() };
-}
-
 export const bootUrlsCheckProvider: pulumi.dynamic.ResourceProvider<BootUrlsCheckInputs, BootUrlsCheckOutputs> = {
     async create(inputs: BootUrlsCheckInputs) {
-        return { id: crypto.randomUUID(), outs: check(inputs) };
+        return { id: crypto.randomUUID(), outs: { ...inputs, checkedAt: new Date().toISOString() } };
     },
 
     async diff(_id: string, olds: BootUrlsCheckOutputs, news: BootUrlsCheckInputs) {
@@ -57,8 +56,10 @@ export const bootUrlsCheckProvider: pulumi.dynamic.ResourceProvider<BootUrlsChec
         return { changes: changed.length > 0, diffs: changed, replaces: [], deleteBeforeReplace: false };
     },
 
-    async update(_id: string, _olds: BootUrlsCheckOutputs, news: BootUrlsCheckInputs) {
-        return { outs: check(news) };
+    async update(_id: string, olds: BootUrlsCheckOutputs, news: BootUrlsCheckInputs) {
+        const problem = news.instanceId !== olds.instanceId ? bootUrlsProblem(news, Date.now()) : undefined;
+        if (problem) throw new Error(problem);
+        return { outs: { ...news, checkedAt: new Date().toISOString() } };
     },
 
     read: readFromState<BootUrlsCheckOutputs>("boot URL check"),
