@@ -62,6 +62,7 @@ const nats = new NatsCluster("nats", {
     region: config.region,
     instanceType: config.nats.instanceType,
     image: config.nats.image,
+    nodeImages: config.nats.nodeImages,
     topology,
     nodes: topology.nats,
     publishTimeoutSeconds: config.wgCache.pubkeyPollTimeoutSeconds,

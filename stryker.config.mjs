@@ -26,6 +26,7 @@ const providerPureFunctions = {
     "providers/presignedUrl.ts": ["presignedUrlInputProblems"],
     "providers/jetstreamKv.ts": ["jetStreamKvInputProblems"],
     "providers/wgPubkeyPoll.ts": ["pollDelayMs", "pollForPublicKey", "publishedRequestProblems", "wgPubkeyPollInputProblems"],
+    "providers/bootUrlsCheck.ts": ["bootUrlsProblem"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -52,6 +53,7 @@ export default {
         "lib/ip.ts",
         "lib/limits.ts",
         "lib/meshPeers.ts",
+        "lib/natsRollout.ts",
         "lib/runtimeChannel.ts",
         "lib/topology.ts",
         "providers/s3.ts",
@@ -80,6 +82,8 @@ export default {
             "tests/topology.test.ts",
             "tests/runtimeChannel.test.ts",
             "tests/meshPeers.test.ts",
+            "tests/natsRollout.test.ts",
+            "tests/bootUrlsCheck.test.ts",
             "tests/*.property.test.ts",
         ],
     },

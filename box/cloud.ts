@@ -127,6 +127,8 @@ export function boxConfig(stack: string, overrides: Record<string, string>): { v
         parsed.value.objectStore.kind !== "linode" ? `meshstack:objectStoreKind is ${parsed.value.objectStore.kind}; the box stands in for Linode Object Storage only (kind linode)` : "",
         parsed.value.wgCache.image !== BOX_IMAGE_ID ? `meshstack:wgCacheImage is ${parsed.value.wgCache.image}; the box has ${BOX_IMAGE_ID} only` : "",
         parsed.value.nats.image !== BOX_IMAGE_ID ? `meshstack:natsImage is ${parsed.value.nats.image}; the box has ${BOX_IMAGE_ID} only` : "",
+        ...Object.entries(parsed.value.nats.nodeImages).filter(([, image]) => image !== BOX_IMAGE_ID)
+            .map(([index, image]) => `meshstack:natsNodeImages gives nats-${index} ${image}; the box has ${BOX_IMAGE_ID} only`),
         parsed.value.nats.dnsDomain ? "meshstack:natsDnsDomain is set; the box has no Linode DNS (unset it for the box)" : "",
     ].filter(Boolean);
     if (problems.length) throw new Error(`the box cannot run stack ${stack}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);

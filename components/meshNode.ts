@@ -21,6 +21,7 @@ import { linodeTags } from "../lib/environments";
 import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
+import { BootUrlsCheck } from "../providers/bootUrlsCheck";
 import { sha256Hex } from "../lib/digest";
 
 export interface MeshNodeArgs {
@@ -46,6 +47,8 @@ export interface MeshNodeArgs {
      * server_name and WireGuard address). The label suffix still changes.
      */
     deleteBeforeReplace?: boolean;
+    /** Resources whose steps finish before this instance is created or replaced (the NATS image guard). */
+    replaceAfter?: pulumi.Resource[];
     /** SSH public keys for root (break-glass). */
     authorizedKeys: string[];
     /** Firewall attached at creation, so the node is never exposed unfiltered. */
@@ -143,6 +146,7 @@ export class MeshNode extends pulumi.ComponentResource {
         const store = args.objectStore;
         const publish = args.publish;
         let cloudConfig = template;
+        let publishUrlExpiresAt: pulumi.Output<string> | undefined;
         if (publish) {
             const putUrl = new PresignedUrl(`${name}-publish-url`, {
                 ...publish.runtime,
@@ -152,6 +156,7 @@ export class MeshNode extends pulumi.ComponentResource {
                 keepers: { generation: suffix.result },
             }, { parent: this });
             cloudConfig = pulumi.secret(pulumi.all([template, putUrl.url]).apply(([text, url]) => withPublishUrl(this, name, text, url)));
+            publishUrlExpiresAt = putUrl.expiresAt;
         }
         // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
         const contentHash = pulumi.unsecret(cloudConfig.apply(sha256Hex));
@@ -189,7 +194,7 @@ export class MeshNode extends pulumi.ComponentResource {
             // @pulumi/linode does not mark user-data secret itself; the pointer carries a live URL.
             metadatas: [{ userData: pulumi.secret(userData) }],
             tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
-        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
+        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object, ...(args.replaceAfter ?? [])], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
 
         new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
             ...store.access,
@@ -204,6 +209,16 @@ export class MeshNode extends pulumi.ComponentResource {
         this.ipv4s = this.instance.ipv4s;
 
         if (publish) {
+            // The URLs this instance's user-data carries: the publish URL, and the object's behind an #include pointer.
+            // Both are ISO 8601 from toISOString, so they compare as strings.
+            const expiresAt = pulumi.all([publishUrlExpiresAt!, url.expiresAt, this.bootstrapDelivery]).apply(([put, get, choice]) =>
+                choice.method === "object" && get < put ? get : put);
+            const bootUrls = new BootUrlsCheck(`${name}-boot-urls`, {
+                instanceId: this.instance.id,
+                expiresAt,
+                nodeLabel: this.instance.label,
+                labelResource: `${name}-label`,
+            }, { parent: this, dependsOn: [this.instance] });
             const primary = this.instance.ipAddress;
             const poll = new WgPubkeyPoll(`${name}-published`, {
                 ...publish.runtime,
@@ -216,7 +231,7 @@ export class MeshNode extends pulumi.ComponentResource {
                 nodeAddress: pulumi.all([this.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main)),
                 bootstrapLogPath: publish.bootstrapLogPath,
                 policy: { ...DEFAULT_POLL_POLICY, ...publish.pollPolicy, timeoutMs: publish.timeoutSeconds * 1000 },
-            }, { parent: this, dependsOn: [this.instance] });
+            }, { parent: this, dependsOn: [this.instance, bootUrls] });
             this.published = { publicKey: poll.publicKey, requests: poll.requests };
         }
         this.registerOutputs({ instanceId: this.instanceId, label: this.label, ipv4s: this.ipv4s, bootstrapDelivery: this.bootstrapDelivery, generation: this.generation });

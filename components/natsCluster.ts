@@ -1,5 +1,7 @@
 import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
+import { natsNodeImage, natsNodeName } from "../lib/natsRollout";
+import { NatsImageRollout } from "../providers/natsImageRollout";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { MeshNode } from "./meshNode";
@@ -64,6 +66,12 @@ export interface NatsClusterArgs {
     instanceType: string;
     /** Linode image of each node (Debian-family: the install script uses dpkg and runuser). */
     image: string;
+    /**
+     * Images by node index instead of `image` (meshstack:natsNodeImages). An
+     * `up` that would change more than one existing node's image is refused
+     * (lib/natsRollout.ts); this is how an image change is rolled.
+     */
+    nodeImages?: Record<number, string>;
     /** Sources allowed to reach the client port. Empty: the client port is closed to the internet. */
     clientCidrs: string[];
     /**
@@ -222,6 +230,12 @@ export class NatsCluster extends pulumi.ComponentResource {
         }, { parent: this });
         this.firewallId = firewall.id.apply(Number);
 
+        const imageOf = (index: number) => natsNodeImage(index, args.image, args.nodeImages ?? {});
+        // Every instance waits for it: no node is replaced unless its check() let this up's image changes through.
+        const imageRollout = new NatsImageRollout(`${name}-image-rollout`, {
+            images: Object.fromEntries(args.nodes.map((n) => [natsNodeName(n.index), imageOf(n.index)])),
+        }, { parent: this });
+
         const layout = NATS_NODE_LAYOUT;
         const unit = renderNatsUnit({ layout, wants: [WG_QUICK_UNIT] });
         const installScript = renderNatsInstallScript({ layout, release: args.serverRelease });
@@ -282,7 +296,8 @@ export class NatsCluster extends pulumi.ComponentResource {
                 naming: args.naming,
                 region: args.region,
                 instanceType: args.instanceType,
-                image: args.image,
+                image: imageOf(node.index),
+                replaceAfter: [imageRollout],
                 cloudConfig: pulumi.secret(cloudConfig),
                 publish: {
                     node: node.hostname,

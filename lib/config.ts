@@ -23,6 +23,7 @@ import {
 } from "./limits";
 import { natsWgAddressPlan, wgSubnet } from "./topology";
 import { OPERATOR_PEER_FORMAT, OperatorPeer, parseOperatorPeers } from "./meshPeers";
+import { NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages } from "./natsRollout";
 import { GUEST_SPEC_ALLOWED, guestListProblem, GuestSpec, parseGuestList } from "./proxmoxGuests";
 
 export const CONFIG_NAMESPACE = "meshstack";
@@ -72,6 +73,7 @@ interface KeySpec {
 const LINODE_REGION = /^[a-z]{2}-[a-z]+(-[0-9])?$/;
 const LINODE_TYPE = /^g[0-9]+-[a-z0-9-]+$/;
 const LINODE_IMAGE = /^(linode|private)\/[A-Za-z0-9._-]+$/;
+const isLinodeImage = (value: string) => LINODE_IMAGE.test(value);
 const SSH_KEY_TYPES = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"];
 
 /**
@@ -236,6 +238,11 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     natsImage: {
         type: "string", default: "linode/debian12", check: matches(LINODE_IMAGE),
         description: "Image of each NATS node.", allowed: "a Linode image id such as linode/debian12",
+    },
+    natsNodeImages: {
+        type: "array", default: [], check: (v) => (Array.isArray(v) && v.every((e) => typeof e === "string") ? undefined : "is not a list of strings"),
+        description: "Per-node images instead of natsImage: how an image change is rolled, one node per up (a change of more than one existing node's image is refused).",
+        allowed: `a list of ${NATS_NODE_IMAGE_FORMAT}, each index below natsNodeCount, each node once`,
     },
     natsClusterName: {
         type: "string", default: "meshstack", check: matches(/^[A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?$/),
@@ -407,6 +414,8 @@ export interface NatsConfig {
     nodeCount: number;
     instanceType: string;
     image: string;
+    /** Images by node index that differ from `image` (meshstack:natsNodeImages): an image change rolled one node per up. */
+    nodeImages: Record<number, string>;
     clusterName: string;
     clientCidrs: string[];
     kvReplicas: number;
@@ -667,12 +676,27 @@ function wgAddressPlanRule(v: Record<string, ConfigValue>): ConfigError | undefi
     return plan.ok ? undefined : { key: qualify("wgCacheAddress"), value: address, message: plan.error };
 }
 
+function natsNodeImagesRule(v: Record<string, ConfigValue>): ConfigError | undefined {
+    const entries = v.natsNodeImages as string[] | undefined;
+    const nodes = v.natsNodeCount as number | undefined;
+    if (entries === undefined || nodes === undefined) return undefined;
+    const parsed = parseNatsNodeImages(entries, nodes, isLinodeImage);
+    return parsed.ok ? undefined : { key: qualify("natsNodeImages"), value: JSON.stringify(entries), message: `${parsed.error}; allowed: ${CONFIG_KEYS.natsNodeImages.allowed}` };
+}
+
 function operatorPeersRule(v: Record<string, ConfigValue>): ConfigError | undefined {
     const address = v.wgCacheAddress as string | undefined;
     const entries = v.wgOperatorPeers as string[] | undefined;
     if (address === undefined || entries === undefined) return undefined;
     const parsed = parseOperatorPeers(entries, wgSubnet(address), address.split("/")[0]);
     return parsed.ok ? undefined : { key: qualify("wgOperatorPeers"), message: parsed.error };
+}
+
+/** The per-node images of a config that passed natsNodeImagesRule. */
+function nodeImagesOf(entries: string[], nodeCount: number): Record<number, string> {
+    const parsed = parseNatsNodeImages(entries, nodeCount, isLinodeImage);
+    if (!parsed.ok) throw new Error(`${parsed.error} (natsNodeImagesRule should have refused this)`);
+    return parsed.value;
 }
 
 /** The operator peers of a config that passed operatorPeersRule. */
@@ -683,7 +707,7 @@ function operatorPeersOf(entries: string[], address: string): OperatorPeer[] {
 }
 
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
-const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule, operatorPeersRule];
+const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
 
 /**
  * With the stack name, the stack's environment (lib/environments.ts) adds
@@ -733,6 +757,7 @@ export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackCo
                 nodeCount: v.natsNodeCount,
                 instanceType: v.natsInstanceType,
                 image: v.natsImage,
+                nodeImages: nodeImagesOf(v.natsNodeImages, v.natsNodeCount),
                 clusterName: v.natsClusterName,
                 clientCidrs: v.natsClientCidrs,
                 kvReplicas: v.natsKvReplicas,

@@ -22,7 +22,7 @@ const EVERY_INSTANCE = [HUB, ...NATS].sort();
 // Operators' WireGuard public keys: base64 of 32 bytes, as `wg pubkey` prints.
 const ALICE = "alice q6yPyxrcWI6K7tA1eW2Pvc0qUSf0cXfUVdWUmBjnWkk= 10.44.0.200";
 const BOB = "bob YbnL0RcRXsDVa5t9Z1fdB94C+Lq8ZrA1AaV9tEWEOmM= 10.44.0.201";
-const BASE = { "meshstack:wgOperatorPeers": JSON.stringify([ALICE]) };
+const BASE: Record<string, string> = { "meshstack:wgOperatorPeers": JSON.stringify([ALICE]) };
 const OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIampt1CPGT2o63CzgKlGlgfWB2qAls7mW0A69GBG5kl ops@example";
 
 let state: StackState;
@@ -105,6 +105,14 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
     });
 
+    // Cannot hold: an instance replaced on its own keeps its generation, so its user-data carries URLs signed long ago.
+    it("nats-1's instance replaced on its own (bare --replace): only it is replaced, and its boot URLs are checked again before the poll waits", async () => {
+        const preview = await change({}, ["nats-1-instance"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.strictEqual(preview.steps.get("nats-1-boot-urls"), "update");
+        assert.ok(preview.cloud.byName("nats-1-published").dependencies.has("nats-1-boot-urls"), "the poll waits for the check");
+    });
+
     it("certificate renewal (nats-0's route certificate re-signed): nothing replaced, only nats-0's desired state updated", async () => {
         const preview = await change({}, ["nats-0-route"]);
         assertInstances(preview, []);
@@ -141,14 +149,29 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub"]);
     });
 
-    // Known gap: the issue asks for one NATS node at a time, each only after
-    // the previous has rejoined and JetStream is current. The program does not
-    // roll them: one `up` replaces every NATS node (each deleted before its
-    // replacement, but all in the same run), and the hub stays.
-    it("NATS image changed: every NATS instance is replaced in the same up (NOT rolled one at a time: known gap)", async () => {
+    it("NATS image changed for every node at once: the preview fails at the rollout guard, naming the next step", async () => {
         const preview = await change({ "meshstack:natsImage": "linode/debian13" });
-        assertInstances(preview, NATS);
-        for (const name of NATS) assert.strictEqual(preview.cloud.byName(name).options?.deleteBeforeReplace, true, `${name} goes before its replacement`);
+        assert.deepStrictEqual(preview.failures.map((f) => [f.resource, f.property]), [["nats-image-rollout", "images"]]);
+        const reason = preview.failures[0].reason;
+        assert.match(reason, /change the image of 3 NATS nodes at once \(nats-0: linode\/debian12 -> linode\/debian13, nats-1: .*, nats-2: .*\)/);
+        assert.match(reason, /keep meshstack:natsImage at linode\/debian12 and set meshstack:natsNodeImages to \["nats-0=linode\/debian13"\]/);
+        // In an `up` the instances wait for the guard, so a failed check replaces none of them.
+        for (const name of NATS) assert.ok(preview.cloud.byName(name).dependencies.has("nats-image-rollout"), `${name} waits for the guard`);
+    });
+
+    it("NATS image rolled, step one (natsNodeImages moves nats-0): only nats-0 is replaced, deleted before its replacement", async () => {
+        const preview = await change({ "meshstack:natsNodeImages": JSON.stringify(["nats-0=linode/debian13"]) });
+        assertInstances(preview, ["nats-0-instance"]);
+        assert.strictEqual(preview.cloud.byName("nats-0-instance").options?.deleteBeforeReplace, true);
+        assert.strictEqual(preview.cloud.byName("nats-0-instance").inputs.image, "linode/debian13");
+    });
+
+    it("NATS image rolled, last step (natsImage set once every node runs it, natsNodeImages emptied): nothing replaced", async () => {
+        const moved = { ...BASE, "meshstack:natsNodeImages": JSON.stringify(NATS.map((_, i) => `nats-${i}=linode/debian13`)) };
+        const rolled = (await up(STACK, moved)).state;
+        const preview = await previewChange(STACK, rolled, { ...BASE, "meshstack:natsImage": "linode/debian13", "meshstack:natsNodeImages": "[]" });
+        assert.deepStrictEqual(preview.failures, []);
+        assert.deepStrictEqual([...preview.steps].filter(([, s]) => s !== "same"), []);
     });
 
     // Cannot hold: Linode forces a new instance when authorized_keys change.

@@ -54,8 +54,10 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
  * setups in tests/config.test.ts ("Proxmox VE golden-image guests"). The
  * operator peers are parsed into records and checked against the hub's
  * subnet: tests/config.test.ts and tests/meshPeers*.test.ts hold their rules.
+ * The per-node NATS images become images by index, checked against
+ * natsNodeCount: tests/config.test.ts and tests/natsRollout.test.ts.
  */
-const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers"];
+const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers", "natsNodeImages"];
 
 /** Valid values of each key, so generated values are accepted often enough to test the round trip. */
 const EXAMPLES: Record<string, string[]> = {

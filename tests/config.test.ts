@@ -292,6 +292,25 @@ describe("stack config", () => {
         });
     });
 
+    describe("per-node NATS images (meshstack:natsNodeImages)", () => {
+        it("defaults to none: every node runs natsImage", () => {
+            assert.deepStrictEqual(valid().nats.nodeImages, {});
+        });
+
+        it("reads entries as image by node index", () => {
+            assert.deepStrictEqual(valid({ natsNodeImages: JSON.stringify(["nats-1=linode/debian13"]) }).nats.nodeImages, { 1: "linode/debian13" });
+        });
+
+        it("names the key, the value and every bad entry, with what is allowed", () => {
+            const error = onlyError({ natsNodeImages: JSON.stringify(["nats-5=linode/debian13", "nats-1=ubuntu"]) });
+            assert.strictEqual(error.key, "meshstack:natsNodeImages");
+            assert.strictEqual(error.value, JSON.stringify(["nats-5=linode/debian13", "nats-1=ubuntu"]));
+            assert.match(error.message, /names nats-5, but natsNodeCount 3 has nats-0 to nats-2 only/);
+            assert.match(error.message, /"nats-1=ubuntu" is not "nats-<index>=<image>"/);
+            assert.match(error.message, /allowed: a list of "nats-<index>=<image>", e\.g\. "nats-0=linode\/debian13", each index below natsNodeCount, each node once$/);
+        });
+    });
+
     describe("operator peers (meshstack:wgOperatorPeers)", () => {
         const ANA = "laptop-ana 3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1+hGE= 10.44.0.200";
 

@@ -1,0 +1,68 @@
+/**
+ * A NATS image change, rolled one node per `pulumi up`. A new image is a new
+ * Linode instance with an empty disk: JetStream keeps a stream only while a
+ * majority of its replicas survives, so replacing every node in one `up`
+ * loses the data, and so does replacing the next node before the previous
+ * one has caught up. The engine cannot order replacements across the
+ * cluster's own recovery, so the rule is that one `up` changes the image of
+ * at most one existing node; `meshstack:natsNodeImages` moves nodes to the
+ * new image one by one, and `meshstack:natsImage` follows last.
+ */
+
+/** Existing NATS nodes whose image one `up` may change. */
+export const MAX_NATS_IMAGE_CHANGES_PER_UP = 1;
+
+/** How meshstack:natsNodeImages names a node: its logical name in the program. */
+export function natsNodeName(index: number): string {
+    return `nats-${index}`;
+}
+
+export const NATS_NODE_IMAGE_FORMAT = '"nats-<index>=<image>", e.g. "nats-0=linode/debian13"';
+const NODE_IMAGE_ENTRY = /^nats-(0|[1-9]\d*)=(.*)$/;
+
+export type NodeImagesResult = { ok: true; value: Record<number, string> } | { ok: false; error: string };
+
+/** meshstack:natsNodeImages as image by node index; every bad entry reported at once. */
+export function parseNatsNodeImages(entries: string[], nodeCount: number, isImage: (value: string) => boolean): NodeImagesResult {
+    const images: Record<number, string> = {};
+    const problems: string[] = [];
+    for (const entry of entries) {
+        const match = NODE_IMAGE_ENTRY.exec(entry);
+        if (!match || !isImage(match[2])) {
+            problems.push(`${JSON.stringify(entry)} is not ${NATS_NODE_IMAGE_FORMAT}`);
+            continue;
+        }
+        const index = Number(match[1]);
+        if (index >= nodeCount) problems.push(`${JSON.stringify(entry)} names ${natsNodeName(index)}, but natsNodeCount ${nodeCount} has ${natsNodeName(0)} to ${natsNodeName(nodeCount - 1)} only`);
+        else if (images[index] !== undefined) problems.push(`${JSON.stringify(entry)} sets ${natsNodeName(index)} a second time`);
+        else images[index] = match[2];
+    }
+    return problems.length ? { ok: false, error: problems.join("; ") } : { ok: true, value: images };
+}
+
+/** Each node's image: its own entry, else natsImage. */
+export function natsNodeImage(index: number, clusterImage: string, nodeImages: Record<number, string>): string {
+    return nodeImages[index] ?? clusterImage;
+}
+
+/**
+ * Why this `up` may not change the images it changes; undefined when it may.
+ * `olds` is the image of each node that exists (from the last `up`), `news`
+ * the image of each node this `up` declares. Nodes new to the cluster and
+ * nodes removed from it do not count: only a replacement empties a replica.
+ */
+export function natsImageRolloutProblem(olds: Record<string, string>, news: Record<string, string>): string | undefined {
+    const changed = Object.keys(news).filter((node) => olds[node] !== undefined && olds[node] !== news[node]).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    if (changed.length <= MAX_NATS_IMAGE_CHANGES_PER_UP) return undefined;
+    const [first, ...rest] = changed;
+    const sameBefore = new Set(changed.map((node) => olds[node])).size === 1;
+    const keep = sameBefore
+        ? `keep meshstack:natsImage at ${olds[first]} and set meshstack:natsNodeImages to ["${first}=${news[first]}"]`
+        : `give ${rest.join(", ")} their current images (${rest.map((node) => `${node}=${olds[node]}`).join(", ")}) in meshstack:natsNodeImages and change ${first} alone`;
+    return (
+        `this up would change the image of ${changed.length} NATS nodes at once (${changed.map((node) => `${node}: ${olds[node]} -> ${news[node]}`).join(", ")}). ` +
+        "Each is replaced by a new instance with an empty disk, and JetStream keeps its data only while a majority of every stream's replicas survives. " +
+        `Change one node per up: ${keep}, run pulumi up, and wait until JetStream is current on every node ` +
+        "(`curl -fsS http://127.0.0.1:8222/healthz` answers ok on each, over break-glass SSH) before moving the next node; set meshstack:natsImage last, when it changes nothing"
+    );
+}

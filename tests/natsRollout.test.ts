@@ -1,0 +1,123 @@
+/**
+ * The NATS image rollout rule (lib/natsRollout.ts) and its guard
+ * (providers/natsImageRollout.ts), the guard driven in its serialized form
+ * the way the engine calls it: check(olds, news) with the last up's inputs.
+ */
+import * as assert from "assert";
+import fc from "fast-check";
+import { MAX_NATS_IMAGE_CHANGES_PER_UP, natsImageRolloutProblem, natsNodeImage, parseNatsNodeImages } from "../lib/natsRollout";
+import { NatsImageRollout } from "../providers/natsImageRollout";
+import { UNKNOWN } from "../providers/unknowns";
+import { captureDynamicResource, ProviderHost } from "./harness/dynamicProviders";
+
+const isImage = (value: string) => /^(linode|private)\/[A-Za-z0-9._-]+$/.test(value);
+const OLD = "linode/debian12";
+const NEW = "linode/debian13";
+const three = (image: (i: number) => string) => Object.fromEntries([0, 1, 2].map((i) => [`nats-${i}`, image(i)]));
+
+describe("NATS image rollout", () => {
+    describe("meshstack:natsNodeImages", () => {
+        it("reads entries as image by node index", () => {
+            assert.deepStrictEqual(parseNatsNodeImages(["nats-0=linode/debian13", "nats-2=private/12345"], 3, isImage), { ok: true, value: { 0: NEW, 2: "private/12345" } });
+        });
+
+        it("reports every bad entry at once: format, image, an index past natsNodeCount, a node twice", () => {
+            const parsed = parseNatsNodeImages(["nats-0=linode/debian13", "nats0=linode/debian13", "nats-1=debian13", "nats-3=linode/debian13", "nats-0=linode/debian12", "nats-01=linode/debian13"], 3, isImage);
+            assert.strictEqual(parsed.ok, false);
+            const error = (parsed as { error: string }).error;
+            for (const part of [
+                '"nats0=linode/debian13" is not "nats-<index>=<image>"',
+                '"nats-1=debian13" is not',
+                '"nats-3=linode/debian13" names nats-3, but natsNodeCount 3 has nats-0 to nats-2 only',
+                '"nats-0=linode/debian12" sets nats-0 a second time',
+                '"nats-01=linode/debian13" is not',
+            ]) assert.ok(error.includes(part), `${part} in: ${error}`);
+        });
+
+        it("a node's own entry wins over natsImage; the others take natsImage", () => {
+            assert.strictEqual(natsNodeImage(1, OLD, { 1: NEW }), NEW);
+            assert.strictEqual(natsNodeImage(0, OLD, { 1: NEW }), OLD);
+        });
+    });
+
+    describe("the rule", () => {
+        it("lets one existing node change image per up", () => {
+            assert.strictEqual(natsImageRolloutProblem(three(() => OLD), three((i) => (i === 1 ? NEW : OLD))), undefined);
+        });
+
+        it("refuses two, naming each change and the config that changes one node", () => {
+            const problem = natsImageRolloutProblem(three(() => OLD), three((i) => (i === 2 ? OLD : NEW)));
+            assert.match(problem ?? "", /change the image of 2 NATS nodes at once \(nats-0: linode\/debian12 -> linode\/debian13, nats-1: linode\/debian12 -> linode\/debian13\)/);
+            assert.match(problem ?? "", /keep meshstack:natsImage at linode\/debian12 and set meshstack:natsNodeImages to \["nats-0=linode\/debian13"\]/);
+        });
+
+        it("with nodes on different images, tells which to pin where they are", () => {
+            const problem = natsImageRolloutProblem({ "nats-0": NEW, "nats-1": OLD, "nats-2": "private/7" }, three(() => "private/8"));
+            assert.match(problem ?? "", /give nats-1, nats-2 their current images \(nats-1=linode\/debian12, nats-2=private\/7\) in meshstack:natsNodeImages and change nats-0 alone/);
+        });
+
+        it("orders nodes by index, so nats-10 comes after nats-9", () => {
+            const names = ["nats-10", "nats-9"];
+            const problem = natsImageRolloutProblem(Object.fromEntries(names.map((n) => [n, OLD])), Object.fromEntries(names.map((n) => [n, NEW])));
+            assert.match(problem ?? "", /\(nats-9: .*, nats-10: /);
+        });
+
+        it("counts only replacements: nodes added or removed with new images do not count (property)", () => {
+            fc.assert(
+                fc.property(
+                    fc.array(fc.record({ before: fc.option(fc.constantFrom(OLD, NEW), { nil: undefined }), after: fc.option(fc.constantFrom(OLD, NEW), { nil: undefined }) }), { maxLength: 9 }),
+                    (nodes) => {
+                        const olds: Record<string, string> = {};
+                        const news: Record<string, string> = {};
+                        nodes.forEach((n, i) => {
+                            if (n.before) olds[`nats-${i}`] = n.before;
+                            if (n.after) news[`nats-${i}`] = n.after;
+                        });
+                        const replaced = nodes.filter((n) => n.before && n.after && n.before !== n.after).length;
+                        assert.strictEqual(natsImageRolloutProblem(olds, news) !== undefined, replaced > MAX_NATS_IMAGE_CHANGES_PER_UP);
+                    },
+                ),
+            );
+        });
+    });
+
+    describe("the guard, serialized, as the engine calls it", function () {
+        this.timeout(30_000);
+        let host: ProviderHost;
+
+        before(async () => {
+            const captured = await captureDynamicResource(() => new NatsImageRollout("nats-image-rollout", { images: three(() => OLD) }));
+            host = await ProviderHost.start(captured.serializedProvider);
+        });
+
+        after(async () => host?.close());
+
+        it("passes a new stack (no olds)", async () => {
+            assert.deepStrictEqual((await host.check({}, { images: three(() => NEW) })).failures ?? [], []);
+        });
+
+        it("fails check() when the last up's images and this one's differ on two nodes", async () => {
+            const { failures } = await host.check({ images: three(() => OLD) }, { images: three((i) => (i === 0 ? OLD : NEW)) });
+            assert.deepStrictEqual(failures?.map((f) => f.property), ["images"]);
+            assert.match(failures![0].reason, /2 NATS nodes at once/);
+        });
+
+        it("passes one node's change, and a preview whose images are not known yet", async () => {
+            assert.deepStrictEqual((await host.check({ images: three(() => OLD) }, { images: three((i) => (i === 0 ? NEW : OLD)) })).failures ?? [], []);
+            assert.deepStrictEqual((await host.check({ images: three(() => OLD) }, { images: UNKNOWN })).failures ?? [], []);
+        });
+
+        it("refuses images that are not node names to image ids", async () => {
+            const { failures } = await host.check({}, { images: ["linode/debian12"] });
+            assert.deepStrictEqual(failures?.map((f) => f.property), ["images"]);
+        });
+
+        it("changes in place (an update, never a replacement), and not at all when nothing changed", async () => {
+            const created = await host.create({ images: three(() => OLD) });
+            assert.deepStrictEqual(await host.diff(created.id, created.outs, { images: three(() => OLD) }), { changes: false, diffs: [], replaces: [], deleteBeforeReplace: false });
+            const moved = three((i) => (i === 0 ? NEW : OLD));
+            assert.deepStrictEqual(await host.diff(created.id, created.outs, { images: moved }), { changes: true, diffs: ["images"], replaces: [], deleteBeforeReplace: false });
+            assert.deepStrictEqual((await host.update(created.id, created.outs, { images: moved })).outs, { images: moved });
+        });
+    });
+});
