@@ -23,6 +23,9 @@ describe("boot URL check", () => {
             const problem = bootUrlsProblem(inputs("2026-12-02T12:00:00.000Z"), at) ?? "";
             assert.match(problem, /^instance 40000001 \(meshstack-dev-nats-1-abc123\) was created with user-data whose presigned URLs expired at 2026-12-02T12:00:00.000Z/);
             assert.match(problem, /pulumi up --replace <urn of nats-1-label>/);
+            assert.match(problem, /can neither fetch an #include cloud-config nor publish its public material/, "says what breaks");
+            assert.match(problem, /an instance replaced on its own keeps its predecessor's/, "says why");
+            assert.match(problem, /that up replaces this instance too\.$/, "says what happens to the broken instance");
         });
 
         it("refuses an expiry that is not a time", () => {

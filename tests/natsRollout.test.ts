@@ -32,6 +32,7 @@ describe("NATS image rollout", () => {
                 '"nats-0=linode/debian12" sets nats-0 a second time',
                 '"nats-01=linode/debian13" is not',
             ]) assert.ok(error.includes(part), `${part} in: ${error}`);
+            assert.strictEqual(error.split("; ").length, 5, `one problem per bad entry, apart: ${error}`);
         });
 
         it("a node's own entry wins over natsImage; the others take natsImage", () => {
@@ -49,6 +50,8 @@ describe("NATS image rollout", () => {
             const problem = natsImageRolloutProblem(three(() => OLD), three((i) => (i === 2 ? OLD : NEW)));
             assert.match(problem ?? "", /change the image of 2 NATS nodes at once \(nats-0: linode\/debian12 -> linode\/debian13, nats-1: linode\/debian12 -> linode\/debian13\)/);
             assert.match(problem ?? "", /keep meshstack:natsImage at linode\/debian12 and set meshstack:natsNodeImages to \["nats-0=linode\/debian13"\]/);
+            assert.match(problem ?? "", /a new instance with an empty disk/, "says why");
+            assert.match(problem ?? "", /wait until JetStream is current on every node \(`curl -fsS http:\/\/127\.0\.0\.1:8222\/healthz` answers ok on each/, "says what to wait for between steps");
         });
 
         it("with nodes on different images, tells which to pin where they are", () => {
