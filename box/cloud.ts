@@ -24,6 +24,7 @@ import { CONFIG_NAMESPACE, formatConfigErrors, parseStackConfig } from "../lib/c
 import { Registration, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
 import { differingKeys, replacingInputs } from "../tooling/replacement";
 import { NATS_SERVER_RELEASE } from "../lib/natsRelease";
+import { natsNodeName } from "../lib/natsRollout";
 import { cliStackConfigOf } from "../tooling/cliConfig";
 import { redactInputs } from "../tooling/plan";
 import { ProviderHost } from "../tests/harness/dynamicProviders";
@@ -45,8 +46,18 @@ export const BOX_IMAGE_ID = "linode/debian12";
 const DYNAMIC_PREFIX = "pulumi-nodejs:dynamic/";
 const INSTANCE_TYPE = "linode:index/instance:Instance";
 const FIREWALL_TYPE = "linode:index/firewall:Firewall";
-/** Types the box replaces for real (a new VM), besides dynamic, random and tls; buckets, keys and firewalls stay as the first `up` made them. */
-const REPLACEABLE = new Set([INSTANCE_TYPE]);
+/** What the box can replace under running VMs: instances (a new VM) and random and tls material; buckets, keys and firewalls stay as the first `up` made them. */
+function replacedForReal(type: string): boolean {
+    return type === INSTANCE_TYPE || type.startsWith("random:") || type.startsWith("tls:");
+}
+const STEP_MARK: Record<BoxStep, string> = { create: "+", same: "=", update: "~", replace: "+-", delete: "-" };
+
+/** What one registration came to: the step, why, and the resource's id and outputs. */
+interface Applied {
+    step: BoxStep;
+    why: string[];
+    made: { id: string; state: Record<string, any>; serialized?: string };
+}
 const LINODE_ID_BASE = 40_000_000;
 const DELETE_DEADLINE_MS = 60_000;
 
@@ -128,7 +139,7 @@ export function boxConfig(stack: string, overrides: Record<string, string>): { v
         parsed.value.wgCache.image !== BOX_IMAGE_ID ? `meshstack:wgCacheImage is ${parsed.value.wgCache.image}; the box has ${BOX_IMAGE_ID} only` : "",
         parsed.value.nats.image !== BOX_IMAGE_ID ? `meshstack:natsImage is ${parsed.value.nats.image}; the box has ${BOX_IMAGE_ID} only` : "",
         ...Object.entries(parsed.value.nats.nodeImages).filter(([, image]) => image !== BOX_IMAGE_ID)
-            .map(([index, image]) => `meshstack:natsNodeImages gives nats-${index} ${image}; the box has ${BOX_IMAGE_ID} only`),
+            .map(([index, image]) => `meshstack:natsNodeImages gives ${natsNodeName(Number(index))} ${image}; the box has ${BOX_IMAGE_ID} only`),
         parsed.value.nats.dnsDomain ? "meshstack:natsDnsDomain is set; the box has no Linode DNS (unset it for the box)" : "",
     ].filter(Boolean);
     if (problems.length) throw new Error(`the box cannot run stack ${stack}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
@@ -359,55 +370,60 @@ class BoxDeployment {
     }
 
     /** What the engine does with one registration: create it, or compare it with state and leave, update or replace it. */
-    private async apply(registration: Registration, forced: Set<string>): Promise<{ id: string; state: Record<string, unknown> }> {
+    private async apply(registration: Registration, forced: boolean): Promise<{ id: string; state: Record<string, unknown> }> {
         const { type, name } = registration;
         const inputs = unwrapSecrets(registration.inputs) as Record<string, any>;
         const old = this.state.resources.find((r) => r.name === name);
         const started = Date.now();
-        const done = (step: BoxStep, made: { id: string; state: Record<string, any>; serialized?: string }) => {
-            this.steps.set(name, step);
-            if (step !== "same") {
-                const durationMs = Date.now() - started;
-                this.record({ type, name, id: made.id, inputs: withoutProvider(inputs), outputs: made.state, serializedProvider: made.serialized, createdMs: started - this.t0, durationMs });
-                this.log(`${step === "create" ? "+" : step === "update" ? "~" : "+-"} ${shortType(type)} ${name} ${step === "create" ? "created" : step === "update" ? "updated" : "replaced"} (${(durationMs / 1000).toFixed(1)}s)`);
-            }
-            return { id: made.id, state: made.state };
-        };
-        if (!old) {
-            this.log(`+ ${shortType(type)} ${name} creating`);
-            return done("create", await this.create(type, name, inputs));
+        if (!old) this.log(`+ ${shortType(type)} ${name} creating`);
+        const { step, why, made } = old
+            ? type.startsWith(DYNAMIC_PREFIX) ? await this.applyDynamic(old, inputs, forced) : await this.applyOther(old, inputs, forced, registration.options?.deleteBeforeReplace === true)
+            : { step: "create" as const, why: [], made: await this.create(type, name, inputs) };
+        this.steps.set(name, step);
+        if (step !== "same") {
+            const durationMs = Date.now() - started;
+            this.record({ type, name, id: made.id, inputs: withoutProvider(inputs), outputs: made.state, serializedProvider: made.serialized, createdMs: started - this.t0, durationMs });
+            this.log(`${STEP_MARK[step]} ${shortType(type)} ${name} ${step}d${why.length ? ` (${why.join(", ")})` : ""} in ${(durationMs / 1000).toFixed(1)}s`);
         }
-        const decided = await this.decide(old, inputs, forced.has(name));
-        if (decided.step === "same") return done("same", { id: old.id, state: old.outputs, serialized: old.serializedProvider });
-        this.log(`${decided.step === "update" ? "~" : "+-"} ${shortType(type)} ${name} ${decided.step === "update" ? "updating" : "replacing"} (${decided.why.join(", ")})`);
-        if (decided.step === "update") {
-            if (!type.startsWith(DYNAMIC_PREFIX)) throw new Error(`${name}: the box cannot update a ${shortType(type)} in place (${decided.why.join(", ")}); bring the box down and up again`);
-            const serialized = String(inputs.__provider);
-            const { outs } = await this.withProvider(name, serialized, (host) => host.update(old.id, withoutProvider(old.outputs), decided.checked!));
-            return done("update", { id: old.id, state: { ...outs, __provider: serialized }, serialized });
-        }
-        if (!REPLACEABLE.has(type) && !type.startsWith(DYNAMIC_PREFIX) && !type.startsWith("random:") && !type.startsWith("tls:")) {
-            throw new Error(`${name}: the box cannot replace a ${shortType(type)} under running VMs (${decided.why.join(", ")}); bring the box down and up again`);
-        }
-        if (registration.options?.deleteBeforeReplace || decided.deleteBeforeReplace) await this.remove(old);
-        else this.superseded.push(old);
-        return done("replace", await this.create(type, name, inputs));
+        return { id: made.id, state: made.state };
     }
 
-    private async decide(old: BoxResource, inputs: Record<string, any>, forced: boolean): Promise<{ step: BoxStep; why: string[]; checked?: Record<string, unknown>; deleteBeforeReplace?: boolean }> {
-        if (old.type.startsWith(DYNAMIC_PREFIX)) {
-            const { checked, diff } = await this.withProvider(old.name, String(inputs.__provider), async (host) => {
-                const result = await host.check(old.inputs, withoutProvider(inputs));
-                if (result.failures?.length) throw new Error(result.failures.map((f) => `${f.property}: ${f.reason}`).join("; "));
-                return { checked: result.inputs as Record<string, unknown>, diff: await host.diff(old.id, withoutProvider(old.outputs), result.inputs) };
-            });
-            const why = forced ? ["(replaced on request)", ...(diff.diffs ?? [])] : diff.diffs ?? [];
-            const step: BoxStep = forced || (diff.replaces ?? []).length ? "replace" : diff.changes ? "update" : "same";
-            return { step, why, checked, deleteBeforeReplace: diff.deleteBeforeReplace };
+    /** check(), diff(), then update() or create() in one host of the provider the program now has, as the engine does. */
+    private async applyDynamic(old: BoxResource, inputs: Record<string, any>, forced: boolean): Promise<Applied> {
+        const serialized = String(inputs.__provider);
+        return this.withProvider(old.name, serialized, async (host) => {
+            const checked = await host.checkedInputs(old.inputs, withoutProvider(inputs));
+            const olds = withoutProvider(old.outputs);
+            const diff = await host.diff(old.id, olds, checked);
+            const why = [...(forced ? ["(replaced on request)"] : []), ...(diff.diffs ?? [])];
+            if (forced || (diff.replaces ?? []).length) {
+                await this.supersede(old, diff.deleteBeforeReplace === true);
+                const { id, outs } = await host.create(checked);
+                return { step: "replace", why, made: { id, state: { ...outs, __provider: serialized }, serialized } };
+            }
+            if (!diff.changes) return { step: "same", why, made: { id: old.id, state: old.outputs } };
+            const { outs } = await host.update(old.id, olds, checked);
+            return { step: "update", why, made: { id: old.id, state: { ...outs, __provider: serialized }, serialized } };
+        });
+    }
+
+    /** The engine's rule for other providers (tooling/replacement.ts): the inputs that differ, and whether any forces a new resource. */
+    private async applyOther(old: BoxResource, inputs: Record<string, any>, forced: boolean, deleteBeforeReplace: boolean): Promise<Applied> {
+        const differing = differingKeys(old.inputs, inputs);
+        const why = [...(forced ? ["(replaced on request)"] : []), ...differing];
+        if (!forced && differing.length === 0) return { step: "same", why, made: { id: old.id, state: old.outputs } };
+        const replace = forced || differing.some(replacingInputs(old.type));
+        if (!replace || !replacedForReal(old.type)) {
+            throw new Error(`${old.name}: the box cannot ${replace ? "replace" : "update"} a ${shortType(old.type)} under running VMs (${why.join(", ")}); bring the box down and up again`);
         }
-        const why = differingKeys(old.inputs, withoutProvider(inputs));
-        if (forced) return { step: "replace", why: ["(replaced on request)", ...why] };
-        return { step: why.length === 0 ? "same" : why.some(replacingInputs(old.type)) ? "replace" : "update", why };
+        await this.supersede(old, deleteBeforeReplace);
+        return { step: "replace", why, made: await this.create(old.type, old.name, inputs) };
+    }
+
+    /** A replaced resource goes before its replacement is made (deleteBeforeReplace), else once the program is done. */
+    private async supersede(old: BoxResource, deleteBeforeReplace: boolean): Promise<void> {
+        if (deleteBeforeReplace) await this.remove(old);
+        else this.superseded.push(old);
     }
 
     /** Runs index.ts under the mock runtime, every registration carried out by `apply`. Resolves with the stack outputs. */
@@ -422,7 +438,7 @@ class BoxDeployment {
             answer: async (registration, faked) => {
                 if (!registration.custom) return faked;
                 try {
-                    return await this.apply(registration, forced);
+                    return await this.apply(registration, forced.has(registration.name));
                 } catch (err) {
                     failure ??= new Error(`${shortType(registration.type)} ${registration.name}: ${(err as Error).message}`);
                     this.log(`! ${shortType(registration.type)} ${registration.name} failed: ${(err as Error).message}`);
@@ -483,9 +499,9 @@ export async function up(options: UpOptions): Promise<BoxState> {
  * caller's changes, each resource left, updated in its own provider, or
  * replaced (a new VM; the old one powered off), and what the program no
  * longer declares deleted. Buckets, keys and firewalls cannot change under
- * running VMs here; a change to them is refused before anything else changes
- * only if it is the first one the program reaches, so the box is left for
- * its logs either way. Resolves with what happened to each resource.
+ * running VMs here: a change to one fails the update, which leaves the box as
+ * it is (changes already carried out included), for its logs. Resolves with
+ * what happened to each resource.
  */
 export async function update(options: UpdateOptions): Promise<{ state: BoxState; steps: Map<string, BoxStep> }> {
     const state = readState();

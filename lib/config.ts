@@ -123,6 +123,8 @@ function each(check: Check): Check {
     };
 }
 
+/** Lists whose entries a cross-key rule reads (operator peers, per-node images): only their shape is checked alone. */
+const stringList: Check = (v) => (Array.isArray(v) && v.every((e) => typeof e === "string") ? undefined : "is not a list of strings");
 const cidr: Check = (v) => (typeof v === "string" && isCidr(v) ? undefined : "is not a CIDR");
 /** An address a host can take: not its subnet's network or broadcast address (/31 and /32 have neither). */
 const interfaceAddress: Check = (v) => {
@@ -216,7 +218,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: "an IPv4 interface address with prefix, such as 10.44.0.1/24",
     },
     wgOperatorPeers: {
-        type: "array", default: [], check: (v) => (Array.isArray(v) && v.every((e) => typeof e === "string") ? undefined : "is not a list of strings"),
+        type: "array", default: [], check: stringList,
         description: "WireGuard peers of operators (and other outside machines) the hub accepts; they reach the NATS nodes through it. Adding or removing one replaces nothing.",
         allowed: `a list of ${OPERATOR_PEER_FORMAT}, each address in the mesh subnet outside the hub's and the NATS range`,
     },
@@ -240,7 +242,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Image of each NATS node.", allowed: "a Linode image id such as linode/debian12",
     },
     natsNodeImages: {
-        type: "array", default: [], check: (v) => (Array.isArray(v) && v.every((e) => typeof e === "string") ? undefined : "is not a list of strings"),
+        type: "array", default: [], check: stringList,
         description: "Per-node images instead of natsImage: how an image change is rolled, one node per up (a change of more than one existing node's image is refused).",
         allowed: `a list of ${NATS_NODE_IMAGE_FORMAT}, each index below natsNodeCount, each node once`,
     },

@@ -27,7 +27,7 @@ function parseArgs(argv: string[]): { command: string; stack: string; overrides:
     const overrides: Record<string, string> = {};
     const replace: string[] = [];
     for (let i = 0; i < rest.length; i++) {
-        if (rest[i] === "--stack") stack = rest[++i];
+        if (rest[i] === "--stack" && command === "up") stack = rest[++i];
         else if (rest[i] === "--replace" && command === "update") {
             const name = rest[++i] ?? "";
             if (!name) throw new Error("--replace needs a resource's logical name (nats-1-label, for example)");

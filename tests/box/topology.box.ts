@@ -53,39 +53,30 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
 const KV_BUCKET = "boxtest";
 
-/** Runs `npm run box` in its own process (the mock runtime is per process) and streams its progress. */
-function boxUp(): Promise<void> {
-    const args = ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "up", "--stack", STACK];
-    for (const [key, value] of Object.entries(BOX_TEST_OVERRIDES)) args.push("--config", `${key}=${value}`);
-    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), args, { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
-    return new Promise((resolve, reject) => {
+/** Runs scripts/box.ts in its own process (the mock runtime is per process), streaming its progress; resolves with its exit code. */
+function runBox(command: string, args: string[]): Promise<number | null> {
+    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), command, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
+    return new Promise((resolve) => {
         const timer = setTimeout(() => child.kill("SIGTERM"), BOX_UP_TIMEOUT_MS);
         child.on("exit", (code) => {
             clearTimeout(timer);
-            code === 0 ? resolve() : reject(new Error(`npm run box exited ${code}`));
+            resolve(code);
         });
     });
 }
 
+const configArgs = (overrides: Record<string, string>) => Object.entries(overrides).flatMap(([key, value]) => ["--config", `${key}=${value}`]);
+
+async function succeeds(command: string, args: string[]): Promise<void> {
+    const code = await runBox(command, args);
+    if (code !== 0) throw new Error(`scripts/box.ts ${command} exited ${code}`);
+}
+
+/** `npm run box`: the first `up`. */
+const boxUp = () => succeeds("up", ["--stack", STACK, ...configArgs(BOX_TEST_OVERRIDES)]);
 /** `npm run box:update`: a second `pulumi up` of the same stack against the running box, with config changed and names replaced. */
-function boxUpdate(overrides: Record<string, string>, replace: string[]): Promise<void> {
-    const args = ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "update"];
-    for (const [key, value] of Object.entries(overrides)) args.push("--config", `${key}=${value}`);
-    for (const name of replace) args.push("--replace", name);
-    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), args, { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => child.kill("SIGTERM"), BOX_UP_TIMEOUT_MS);
-        child.on("exit", (code) => {
-            clearTimeout(timer);
-            code === 0 ? resolve() : reject(new Error(`npm run box:update exited ${code}`));
-        });
-    });
-}
-
-function boxDown(): Promise<void> {
-    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), "down"], { cwd: REPO_ROOT, stdio: ["ignore", "inherit", "inherit"] });
-    return new Promise((resolve) => child.on("exit", () => resolve()));
-}
+const boxUpdate = (overrides: Record<string, string>, replace: string[]) => succeeds("update", [...configArgs(overrides), ...replace.flatMap((name) => ["--replace", name])]);
+const boxDown = async () => void (await runBox("down", []));
 
 describe("box: the dev topology on real Debian 12 VMs, from the program's own user-data", function () {
     this.timeout(10 * 60_000);

@@ -159,13 +159,18 @@ export class ProviderHost {
         return this.call("create", { inputs });
     }
 
-    /** What the engine does on `up` for a new resource: check, refuse on failures, then create. */
-    async checkAndCreate(inputs: object): Promise<{ id: string; outs: any }> {
-        const checked = await this.check({}, inputs);
+    /** check() as the engine acts on it in an `up`: the checked inputs, or the failures as one error. */
+    async checkedInputs(olds: object, news: object): Promise<any> {
+        const checked = await this.check(olds, news);
         if (checked.failures?.length) {
             throw new ProviderHostError(checked.failures.map((f) => `${f.property}: ${f.reason}`).join("; "));
         }
-        return this.create(checked.inputs);
+        return checked.inputs;
+    }
+
+    /** What the engine does on `up` for a new resource: check, refuse on failures, then create. */
+    async checkAndCreate(inputs: object): Promise<{ id: string; outs: any }> {
+        return this.create(await this.checkedInputs({}, inputs));
     }
 
     read(id: string, props: object): Promise<{ id: string; props: any }> {
