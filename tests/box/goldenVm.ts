@@ -148,6 +148,9 @@ done
   done
   echo "${PROBE_PREFIX} done=1"
 } > /dev/ttyS0
+# stty sets the same settings again with TCSADRAIN: it returns once the UART
+# has sent everything, so the power-off cannot cut the report short.
+stty -F /dev/ttyS0 "$(stty -F /dev/ttyS0 -g)"
 systemctl poweroff
 `;
     fs.writeFileSync(path.join(root, "usr/local/sbin/meshstack-probe"), script, { mode: 0o755 });
