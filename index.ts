@@ -77,6 +77,7 @@ const nats = new NatsCluster("nats", {
     protect: environment.protectState,
     serverRelease: config.nats.serverRelease,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
+    rejoinTimeoutSeconds: config.nats.rejoinTimeoutSeconds,
 });
 
 // What changes after first boot (peers, certificates, routes, operators)

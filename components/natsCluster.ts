@@ -29,6 +29,7 @@ import { cidrsByFamily } from "../lib/ip";
 import { linodeLabel, NamingContext } from "../lib/naming";
 import { NatsServerRelease } from "../lib/natsRelease";
 import { JetStreamKv } from "../providers/jetstreamKv";
+import { NatsRejoin } from "../providers/natsRejoin";
 
 export interface NatsControlPlaneKvArgs {
     /** Bucket name (letters, digits, - and _). */
@@ -119,6 +120,14 @@ export interface NatsClusterArgs {
      * clientCidrs; otherwise leave it unset and create buckets from inside.
      */
     controlPlaneKv?: NatsControlPlaneKvArgs;
+    /**
+     * Opt-in, with the same reach as controlPlaneKv: seconds `pulumi up`
+     * waits after creating or replacing a node until it serves JetStream and
+     * every stream replica on it is current (meshstack:natsRejoinTimeoutSeconds).
+     * The `up` that rolls one node's image then ends when the next may go.
+     * 0 or unset: no wait.
+     */
+    rejoinTimeoutSeconds?: number;
     /** Where the nodes download nats-server and its checksums (a private mirror); the release site by default. */
     serverRelease?: NatsServerRelease;
 }
@@ -189,6 +198,8 @@ export class NatsCluster extends pulumi.ComponentResource {
     public readonly clientCaKeyPem: pulumi.Output<string>;
     /** The opt-in control-plane bucket. */
     public readonly controlPlaneKv?: JetStreamKv;
+    /** The opt-in rejoin waits, one per node. */
+    public readonly rejoins: NatsRejoin[];
     /** What MeshRuntime writes into each node's desired state. */
     public readonly runtimeMembers: NatsRuntimeMember[];
 
@@ -328,13 +339,19 @@ export class NatsCluster extends pulumi.ComponentResource {
             return meshNode;
         });
         this.runtimeMembers = runtimeMembers;
-        this.publicIpv4s = pulumi.all(this.nodes.map((n) => n.ipv4s.apply((ips) => selectPublicIpv4(ips, undefined, "a NATS client address"))));
-        this.clientUrls = this.publicIpv4s.apply((ips) => ips.map((ip) => `tls://${ip}:${NATS_DEFAULT_PORTS.client}`));
+        // Per node, so what waits on one node's URL does not wait on (or, in a preview, see unknown for) every node's.
+        const publicIpv4s = this.nodes.map((n) => n.ipv4s.apply((ips) => selectPublicIpv4(ips, undefined, "a NATS client address")));
+        const clientUrls = publicIpv4s.map((ip) => ip.apply((address) => `tls://${address}:${NATS_DEFAULT_PORTS.client}`));
+        this.publicIpv4s = pulumi.all(publicIpv4s);
+        this.clientUrls = pulumi.all(clientUrls);
 
         if (args.dnsDomain) this.publishDns(name, args.dnsDomain, clusterName, topology);
 
-        if (args.controlPlaneKv) {
-            const deployer = this.leafCert(`${name}-deployer`, natsClientCertProfile(`${clusterName}-deployer`), clientCa);
+        // The deploy's own client identity, for what it does over the client port.
+        const deployer = args.controlPlaneKv || args.rejoinTimeoutSeconds
+            ? this.leafCert(`${name}-deployer`, natsClientCertProfile(`${clusterName}-deployer`), clientCa)
+            : undefined;
+        if (args.controlPlaneKv && deployer) {
             this.controlPlaneKv = new JetStreamKv(`${name}-kv`, {
                 servers: this.clientUrls,
                 tlsServerName: this.serviceName,
@@ -348,6 +365,19 @@ export class NatsCluster extends pulumi.ComponentResource {
                 timeoutSeconds: args.controlPlaneKv.timeoutSeconds ?? 900,
             }, { parent: this, dependsOn: this.nodes, protect: args.protect });
         }
+        this.rejoins = args.rejoinTimeoutSeconds && deployer
+            ? this.nodes.map((meshNode, i) => new NatsRejoin(`${name}-${topology[i].index}-rejoin`, {
+                node: topology[i].hostname,
+                // A new instance id is what makes the wait run again: the node was replaced.
+                instanceId: meshNode.instance.id,
+                server: clientUrls[i],
+                tlsServerName: this.serviceName,
+                caPem: clientCa.certPem,
+                certPem: deployer.certPem,
+                keyPem: deployer.keyPem,
+                timeoutSeconds: args.rejoinTimeoutSeconds!,
+            }, { parent: this, dependsOn: [meshNode] }))
+            : [];
 
         this.registerOutputs({
             hostnames: this.hostnames,

@@ -23,7 +23,7 @@ import {
 } from "./limits";
 import { natsWgAddressPlan, wgSubnet } from "./topology";
 import { OPERATOR_PEER_FORMAT, OperatorPeer, parseOperatorPeers } from "./meshPeers";
-import { NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages } from "./natsRollout";
+import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, MIN_NATS_REJOIN_TIMEOUT_SECONDS, NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages } from "./natsRollout";
 import { GUEST_SPEC_ALLOWED, guestListProblem, GuestSpec, parseGuestList } from "./proxmoxGuests";
 
 export const CONFIG_NAMESPACE = "meshstack";
@@ -277,6 +277,11 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Linode DNS domain for the NATS nodes' names (in their certificates) and A records; unset: no DNS names.",
         allowed: "a lowercase domain managed in Linode DNS, such as example.net",
     },
+    natsRejoinTimeoutSeconds: {
+        type: "integer", default: 0, check: (v) => (v === 0 || (typeof v === "number" && v >= MIN_NATS_REJOIN_TIMEOUT_SECONDS && v <= MAX_NATS_REJOIN_TIMEOUT_SECONDS) ? undefined : "out of range"),
+        description: "How long `pulumi up` waits, after it creates or replaces a NATS node, for that node to serve JetStream with every stream replica on it current (over the client port: needs the deployer inside natsClientCidrs); 0: no wait, the operator checks /healthz before the next step.",
+        allowed: `0, or an integer from ${MIN_NATS_REJOIN_TIMEOUT_SECONDS} to ${MAX_NATS_REJOIN_TIMEOUT_SECONDS}`,
+    },
     natsKvBucket: {
         type: "string", optional: true, check: matches(/^[A-Za-z0-9_-]{1,64}$/),
         description: "Control-plane KV bucket the deploy creates over the client port (needs the deployer inside natsClientCidrs); unset: none.",
@@ -426,6 +431,8 @@ export interface NatsConfig {
     dnsDomain?: string;
     /** The control-plane KV bucket the deploy creates, when set. */
     kvBucket?: string;
+    /** Seconds an `up` waits for a created or replaced node to be current again; 0: no wait. */
+    rejoinTimeoutSeconds: number;
     /** Where the nodes get nats-server and the checksums they check. */
     serverRelease: NatsServerRelease;
 }
@@ -643,6 +650,17 @@ function kvBucketReachableRule(v: Record<string, ConfigValue>): ConfigError | un
     };
 }
 
+/** The rejoin wait dials the client port from the deploying machine, as the KV provider does. */
+function rejoinReachableRule(v: Record<string, ConfigValue>): ConfigError | undefined {
+    const cidrs = v.natsClientCidrs as string[] | undefined;
+    const timeout = v.natsRejoinTimeoutSeconds as number | undefined;
+    if (!timeout || cidrs === undefined || cidrs.length > 0) return undefined;
+    return {
+        key: qualify("natsRejoinTimeoutSeconds"), value: String(timeout),
+        message: "needs the machine running `pulumi up` inside meshstack:natsClientCidrs, which is empty, so the client port stays closed to it; allowed: 0, or set natsClientCidrs to include this machine's address",
+    };
+}
+
 /** With guests configured, what reaching Proxmox VE and finding the archive needs; every gap reported. */
 function proxmoxRules(v: Record<string, ConfigValue>): ConfigError[] {
     const guests = v.proxmoxGuests as string[] | undefined;
@@ -709,7 +727,7 @@ function operatorPeersOf(entries: string[], address: string): OperatorPeer[] {
 }
 
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
-const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
+const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, rejoinReachableRule, wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
 
 /**
  * With the stack name, the stack's environment (lib/environments.ts) adds
@@ -766,6 +784,7 @@ export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackCo
                 clientCa: v.natsClientCaCertPem ? { certPem: v.natsClientCaCertPem, keyPem: v.natsClientCaKeyPem } : undefined,
                 dnsDomain: v.natsDnsDomain,
                 kvBucket: v.natsKvBucket,
+                rejoinTimeoutSeconds: v.natsRejoinTimeoutSeconds,
                 serverRelease: {
                     version: NATS_SERVER_RELEASE.version,
                     urlTemplate: v.natsServerDownloadUrl,

@@ -66,3 +66,43 @@ export function natsImageRolloutProblem(olds: Record<string, string>, news: Reco
         "(`curl -fsS http://127.0.0.1:8222/healthz` answers ok on each, over break-glass SSH) before moving the next node; set meshstack:natsImage last, when it changes nothing"
     );
 }
+
+/**
+ * The rejoin wait: after an `up` creates or replaces a NATS node it may
+ * wait (meshstack:natsRejoinTimeoutSeconds) until that node serves
+ * JetStream again and every stream replica it holds is current, so the
+ * `up` that rolled one node ends only when the next may go. Shorter than a
+ * minute is less than one node's boot.
+ */
+export const MIN_NATS_REJOIN_TIMEOUT_SECONDS = 60;
+export const MAX_NATS_REJOIN_TIMEOUT_SECONDS = 7200;
+
+/** One stream's placement as its leader reports it (STREAM.INFO's cluster block). */
+export interface StreamPlacement {
+    stream: string;
+    leader?: string;
+    replicas: { name: string; current: boolean; offline?: boolean; lag?: number }[];
+}
+
+/** Streams with a replica on `node` (its leader or a follower). */
+export function streamsHeldBy(node: string, placements: StreamPlacement[]): string[] {
+    return placements.filter((p) => p.leader === node || p.replicas.some((r) => r.name === node)).map((p) => p.stream).sort();
+}
+
+/**
+ * Why `node` is not caught up yet, one reason per stream it holds that is
+ * behind; empty when every replica on it is current. A stream without a
+ * leader counts as behind: nothing can be confirmed current in it.
+ */
+export function streamsBehind(node: string, placements: StreamPlacement[]): string[] {
+    const behind: string[] = [];
+    for (const p of [...placements].sort((a, b) => a.stream.localeCompare(b.stream))) {
+        if (p.leader === node) continue;
+        const replica = p.replicas.find((r) => r.name === node);
+        if (!replica) continue;
+        if (!p.leader) behind.push(`${p.stream}: no leader`);
+        else if (replica.offline) behind.push(`${p.stream}: the replica on ${node} is offline`);
+        else if (!replica.current) behind.push(`${p.stream}: the replica on ${node} is not current${replica.lag ? ` (${replica.lag} behind)` : ""}`);
+    }
+    return behind;
+}

@@ -10,6 +10,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { JETSTREAM_MAX_REPLICAS, KV_MAX_HISTORY } from "../lib/limits";
+import { isPermanentNatsError, NatsSession, openNatsSession, pause, remainingMs } from "./natsSession";
 import { changedFields, knownFailures } from "./unknowns";
 
 /** KV deduplication window cap, as the NATS clients set it for buckets with a TTL. */
@@ -87,71 +88,21 @@ export function jetStreamKvInputProblems(inputs: Partial<JetStreamKvInputs>): { 
     return problems;
 }
 
-interface Session {
-    nc: any;
-    jsm: any;
-}
-
 function log(message: string): void {
     console.log(`[jetstream-kv] ${message}`);
-}
-
-function remainingMs(deadline: number): number {
-    return Math.max(0, deadline - Date.now());
-}
-
-async function pause(ms: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Errors no retry fixes: wrong certificates or permissions. */
-function isPermanent(err: unknown): boolean {
-    return /certificate|authorization|permission|self[- ]signed|unable to verify/i.test(String((err as Error)?.message ?? err));
-}
-
-/**
- * Connects and reaches the JetStream API, retrying until the deadline: on a
- * first `up` the nodes may still be booting.
- */
-async function openSession(inputs: JetStreamKvInputs, deadline: number): Promise<Session> {
-    const { connect } = require("@nats-io/transport-node");
-    const { jetstreamManager } = require("@nats-io/jetstream");
-    let lastError: unknown;
-    for (let attempt = 1; ; attempt++) {
-        let nc: any;
-        try {
-            nc = await connect({
-                servers: inputs.servers,
-                timeout: Math.max(1000, Math.min(5000, remainingMs(deadline))),
-                tls: { ca: inputs.caPem, cert: inputs.certPem, key: inputs.keyPem, ...(inputs.tlsServerName ? { servername: inputs.tlsServerName } : {}) },
-                name: "meshstack-jetstream-kv",
-            });
-            const jsm = await jetstreamManager(nc, { timeout: Math.max(1000, Math.min(5000, remainingMs(deadline))), checkAPI: true });
-            return { nc, jsm };
-        } catch (err) {
-            lastError = err;
-            await nc?.close().catch(() => undefined);
-            if (isPermanent(err)) throw new Error(`NATS at ${inputs.servers.join(", ")} refused the connection: ${(err as Error).message}`);
-        }
-        if (remainingMs(deadline) === 0) {
-            throw new Error(`NATS at ${inputs.servers.join(", ")} not reachable within timeoutSeconds=${inputs.timeoutSeconds}: ${(lastError as Error)?.message ?? lastError}`);
-        }
-        log(`attempt ${attempt}: waiting for JetStream at ${inputs.servers.join(", ")}: ${(lastError as Error)?.message ?? lastError}`);
-        await pause(Math.min(2000, remainingMs(deadline)));
-    }
 }
 
 /**
  * Runs `work` on a session that is closed afterwards, with one deadline
  * (timeoutSeconds) for connecting and working alike.
  */
-async function withSession<T>(operation: string, inputs: JetStreamKvInputs, work: (session: Session, deadline: number) => Promise<T>): Promise<T> {
+async function withSession<T>(operation: string, inputs: JetStreamKvInputs, work: (session: NatsSession, deadline: number) => Promise<T>): Promise<T> {
     const deadline = Date.now() + inputs.timeoutSeconds * 1000;
-    let session: Session;
+    let session: NatsSession;
     try {
-        session = await openSession(inputs, deadline);
+        session = await openNatsSession(inputs, deadline, "meshstack-jetstream-kv", log);
     } catch (err) {
-        throw new Error(`${operation} of KV bucket ${inputs.bucket} failed: ${(err as Error).message}`);
+        throw new Error(`${operation} of KV bucket ${inputs.bucket} failed within timeoutSeconds=${inputs.timeoutSeconds}: ${(err as Error).message}`);
     }
     try {
         return await work(session, deadline);
@@ -169,7 +120,7 @@ async function retrying<T>(what: string, deadline: number, step: () => Promise<T
         try {
             return await step();
         } catch (err) {
-            if (isPermanent(err) || /stream name already in use|invalid|bucket name/i.test(String((err as Error).message))) throw err;
+            if (isPermanentNatsError(err) || /stream name already in use|invalid|bucket name/i.test(String((err as Error).message))) throw err;
             if (remainingMs(deadline) === 0) throw new Error(`${what}: ${(err as Error).message} (gave up at the timeoutSeconds deadline)`);
             log(`${what}: ${(err as Error).message}; retrying`);
             await pause(Math.min(1000, remainingMs(deadline)));
@@ -193,7 +144,7 @@ function streamSettings(inputs: JetStreamKvInputs): Record<string, number> {
 }
 
 /** Waits until the stream has a leader and every replica is current, so a later node loss cannot lose acknowledged keys. */
-async function waitForReplicas(session: Session, inputs: JetStreamKvInputs, deadline: number): Promise<string[]> {
+async function waitForReplicas(session: NatsSession, inputs: JetStreamKvInputs, deadline: number): Promise<string[]> {
     const stream = streamNameOf(inputs.bucket);
     for (;;) {
         let state = "no stream info yet";
@@ -216,7 +167,7 @@ async function waitForReplicas(session: Session, inputs: JetStreamKvInputs, dead
 }
 
 /** Brings an existing bucket's stream to the wanted settings; a no-op when they already match. */
-async function applySettings(session: Session, inputs: JetStreamKvInputs, deadline: number): Promise<void> {
+async function applySettings(session: NatsSession, inputs: JetStreamKvInputs, deadline: number): Promise<void> {
     const stream = streamNameOf(inputs.bucket);
     const wanted = streamSettings(inputs);
     await retrying(`update ${stream}`, deadline, async () => {

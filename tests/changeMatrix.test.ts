@@ -179,4 +179,42 @@ describe("change matrix: what a Day-2 change replaces", function () {
         const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OPERATOR_KEY]) });
         assertInstances(preview, EVERY_INSTANCE);
     });
+
+    describe("with the rejoin wait on (meshstack:natsRejoinTimeoutSeconds)", () => {
+        const WAIT = { "meshstack:natsClientCidrs": JSON.stringify(["203.0.113.7/32"]), "meshstack:natsRejoinTimeoutSeconds": "900" };
+        const REJOINS = ["nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"];
+        let waiting: StackState;
+
+        before(async () => {
+            ({ state: waiting } = await up(STACK, { ...BASE, ...WAIT }));
+        });
+
+        it("turning it on replaces nothing: one wait per node is created, after its node", async () => {
+            const preview = await change(WAIT);
+            assertInstances(preview, []);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), REJOINS);
+            for (const [i, rejoin] of REJOINS.entries()) assert.ok(preview.cloud.byName(rejoin).dependencies.has(NATS[i]), `${rejoin} waits for ${NATS[i]}`);
+        });
+
+        it("one NATS node rebuilt (--replace nats-1-label): its wait runs again (an update on the new instance id), the others stay", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT }, { replace: ["nats-1-label"] });
+            assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), ["nats-1-instance"]);
+            assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "update", "same"]);
+            assert.deepStrictEqual(preview.reasons.get("nats-1-rejoin"), ["instanceId", "server"]);
+        });
+
+        it("NATS image rolled one node (natsNodeImages moves nats-2): only nats-2's wait runs again", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT, "meshstack:natsNodeImages": JSON.stringify(["nats-2=linode/debian13"]) });
+            assert.deepStrictEqual(preview.failures, []);
+            assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), ["nats-2-instance"]);
+            assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "same", "update"]);
+        });
+
+        it("natsNodeCount 3 -> 5: the new nodes get waits, the old ones stay", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
+            assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), []);
+            assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "same", "same"]);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), ["nats-3-rejoin", "nats-4-rejoin"]);
+        });
+    });
 });

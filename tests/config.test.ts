@@ -267,6 +267,28 @@ describe("stack config", () => {
             assert.strictEqual(valid({ natsKvBucket: "control", natsClientCidrs: '["203.0.113.7/32"]' }).nats.kvBucket, "control");
         });
 
+        it("keeps the rejoin wait off by default", () => {
+            assert.strictEqual(valid({}).nats.rejoinTimeoutSeconds, 0);
+        });
+
+        it("accepts a rejoin wait with client CIDRs", () => {
+            assert.strictEqual(valid({ natsRejoinTimeoutSeconds: "900", natsClientCidrs: '["203.0.113.7/32"]' }).nats.rejoinTimeoutSeconds, 900);
+        });
+
+        it("refuses a rejoin wait the deployer could never make (no client CIDRs)", () => {
+            const error = onlyError({ natsRejoinTimeoutSeconds: "900" });
+            assert.deepStrictEqual([error.key, error.value], ["meshstack:natsRejoinTimeoutSeconds", "900"]);
+            assert.match(error.message, /natsClientCidrs, which is empty.*allowed: 0, or set natsClientCidrs/);
+        });
+
+        it("refuses a rejoin wait shorter than a node's boot, or past two hours, naming what is allowed", () => {
+            for (const value of ["30", "7201"]) {
+                const error = onlyError({ natsRejoinTimeoutSeconds: value, natsClientCidrs: '["203.0.113.7/32"]' });
+                assert.deepStrictEqual([error.key, error.value], ["meshstack:natsRejoinTimeoutSeconds", value]);
+                assert.match(error.message, /allowed: 0, or an integer from 60 to 7200/);
+            }
+        });
+
         it("refuses KV replicas above JetStream's maximum even with enough nodes", () => {
             const error = onlyError({ natsNodeCount: "7", natsKvReplicas: "7" });
             assert.strictEqual(error.key, "meshstack:natsKvReplicas");

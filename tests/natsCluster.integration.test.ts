@@ -7,6 +7,7 @@ import { NATS_SERVER_RELEASE } from "../cloudinit/nats";
 import { JetStreamKv, JetStreamKvOutputs } from "../providers/jetstreamKv";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { LoopbackNatsCluster } from "./support/natsCluster";
+import { assertReadsBack } from "./support/kvReads";
 import { waitFor } from "./support/ports";
 
 /** v2.10+ route pooling: 3 pooled routes per peer, plus one pinned to the system account. */
@@ -63,12 +64,6 @@ describe(`NATS cluster on loopback (nats-server ${NATS_SERVER_RELEASE.version}, 
         const index = cluster.memberIndexes.find((i) => cluster.node(i).hostname === serverName);
         if (index === undefined) throw new Error(`no member named ${serverName}`);
         return index;
-    }
-
-    async function readAll(): Promise<Record<string, string>> {
-        const values: Record<string, string> = {};
-        for (const key of written.keys()) values[key] = (await kv.get(key))?.string() ?? "<missing>";
-        return values;
     }
 
     before(async () => {
@@ -159,7 +154,7 @@ describe(`NATS cluster on loopback (nats-server ${NATS_SERVER_RELEASE.version}, 
         const info = await streamInfo();
         assert.strictEqual(info.config.num_replicas, 3);
         assert.strictEqual(info.cluster?.replicas?.filter((r) => r.current).length, 2);
-        assert.deepStrictEqual(await readAll(), Object.fromEntries(written));
+        await assertReadsBack(kv, written, "every value to read back", 20_000, 200);
     });
 
     it("provider: a new bucket name is a replacement", async () => {
@@ -178,7 +173,7 @@ describe(`NATS cluster on loopback (nats-server ${NATS_SERVER_RELEASE.version}, 
             return true;
         }, 20_000, 200);
         written.set("chaos.one-down", "written-with-2-of-3");
-        assert.deepStrictEqual(await readAll(), Object.fromEntries(written));
+        await assertReadsBack(kv, written, "every value to read back", 20_000, 200);
     });
 
     it("chaos: with two servers stopped, a write fails with an error (fail closed)", async () => {
@@ -195,7 +190,7 @@ describe(`NATS cluster on loopback (nats-server ${NATS_SERVER_RELEASE.version}, 
             const info = await streamInfo();
             return !!info.cluster?.leader && info.cluster.replicas?.filter((r) => r.current).length === 2;
         }, 30_000, 200);
-        assert.deepStrictEqual(await readAll(), Object.fromEntries(written));
+        await assertReadsBack(kv, written, "every value to read back", 20_000, 200);
     });
 
     it("provider: delete removes the bucket (and read then reports it gone)", async () => {

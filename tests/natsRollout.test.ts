@@ -5,8 +5,9 @@
  */
 import * as assert from "assert";
 import fc from "fast-check";
-import { MAX_NATS_IMAGE_CHANGES_PER_UP, natsImageRolloutProblem, natsNodeImage, parseNatsNodeImages } from "../lib/natsRollout";
+import { MAX_NATS_IMAGE_CHANGES_PER_UP, natsImageRolloutProblem, natsNodeImage, parseNatsNodeImages, StreamPlacement, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
 import { NatsImageRollout } from "../providers/natsImageRollout";
+import { natsRejoinProvider } from "../providers/natsRejoin";
 import { UNKNOWN } from "../providers/unknowns";
 import { captureDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 
@@ -121,6 +122,82 @@ describe("NATS image rollout", () => {
             const moved = three((i) => (i === 0 ? NEW : OLD));
             assert.deepStrictEqual(await host.diff(created.id, created.outs, { images: moved }), { changes: true, diffs: ["images"], replaces: [], deleteBeforeReplace: false });
             assert.deepStrictEqual((await host.update(created.id, created.outs, { images: moved })).outs, { images: moved });
+        });
+    });
+
+    describe("the rejoin rule: is a node caught up?", () => {
+        const NODE = "meshstack-dev-1";
+        const follower = (name: string, current: boolean, extra: { offline?: boolean; lag?: number } = {}) => ({ name, current, ...extra });
+        const placement = (stream: string, leader: string | undefined, ...replicas: StreamPlacement["replicas"]): StreamPlacement => ({ stream, leader, replicas });
+
+        it("holds the streams it leads or follows, and only those", () => {
+            const seen = [
+                placement("KV_b", NODE, follower("meshstack-dev-0", true)),
+                placement("KV_a", "meshstack-dev-0", follower(NODE, false)),
+                placement("KV_c", "meshstack-dev-0", follower("meshstack-dev-2", true)),
+            ];
+            assert.deepStrictEqual(streamsHeldBy(NODE, seen), ["KV_a", "KV_b"]);
+        });
+
+        it("is caught up when it leads, when its replicas are current, or when it holds nothing", () => {
+            assert.deepStrictEqual(streamsBehind(NODE, []), []);
+            assert.deepStrictEqual(streamsBehind(NODE, [placement("KV_a", NODE, follower("meshstack-dev-0", false, { offline: true }))]), []);
+            assert.deepStrictEqual(streamsBehind(NODE, [placement("KV_a", "meshstack-dev-0", follower(NODE, true, { lag: 0 }))]), []);
+            assert.deepStrictEqual(streamsBehind(NODE, [placement("KV_a", "meshstack-dev-0", follower("meshstack-dev-2", false))]), []);
+        });
+
+        it("names each stream behind and why, in stream order: no leader, offline, not current (with its lag when known)", () => {
+            const seen = [
+                placement("KV_d", "meshstack-dev-0", follower(NODE, false)),
+                placement("KV_c", "meshstack-dev-0", follower(NODE, false, { lag: 42 })),
+                placement("KV_b", "meshstack-dev-0", follower(NODE, true, { offline: true })),
+                placement("KV_a", undefined, follower(NODE, true)),
+            ];
+            assert.deepStrictEqual(streamsBehind(NODE, seen), [
+                "KV_a: no leader",
+                `KV_b: the replica on ${NODE} is offline`,
+                `KV_c: the replica on ${NODE} is not current (42 behind)`,
+                `KV_d: the replica on ${NODE} is not current`,
+            ]);
+        });
+
+        it("property: behind is a subset of held, and a node whose every replica is current and online is never behind", () => {
+            const names = fc.constantFrom(NODE, "meshstack-dev-0", "meshstack-dev-2");
+            const arbPlacement = fc.record({
+                stream: fc.stringMatching(/^KV_[a-z]{1,4}$/),
+                leader: fc.option(names, { nil: undefined }),
+                replicas: fc.array(fc.record({ name: names, current: fc.boolean(), offline: fc.boolean() }), { maxLength: 3 }),
+            });
+            fc.assert(fc.property(fc.array(arbPlacement, { maxLength: 6 }), (seen) => {
+                const held = new Set(streamsHeldBy(NODE, seen));
+                for (const reason of streamsBehind(NODE, seen)) assert.ok(held.has(reason.split(":")[0]), reason);
+                const healthy = seen.map((p) => ({ ...p, leader: p.leader ?? "meshstack-dev-0", replicas: p.replicas.map((r) => ({ ...r, current: true, offline: false })) }));
+                assert.deepStrictEqual(streamsBehind(NODE, healthy), []);
+            }));
+        });
+    });
+
+    describe("the rejoin wait's check and diff, as the engine calls them", () => {
+        const inputs = {
+            node: "meshstack-dev-1", instanceId: "4242", server: "tls://203.0.113.7:4222", tlsServerName: "nats.meshstack-dev.internal",
+            caPem: "ca", certPem: "cert", keyPem: "key", timeoutSeconds: 900,
+        };
+
+        it("check reports every problem at once, naming the property, the value and what is allowed", async () => {
+            const checked = await natsRejoinProvider.check!({} as never, { ...inputs, node: "", server: "nats://x", timeoutSeconds: 0, keyPem: "" } as never);
+            assert.deepStrictEqual(checked.failures, [
+                { property: "node", reason: 'got ""; allowed: the node\'s server name (a hostname)' },
+                { property: "server", reason: 'got "nats://x"; allowed: one tls://host:port URL, the node\'s own' },
+                { property: "timeoutSeconds", reason: "got 0; allowed: an integer from 1 to 7200" },
+                { property: "keyPem", reason: "is required" },
+            ]);
+        });
+
+        it("in a preview of a fresh stack the instance and its URL are unknown: check passes, diff counts them as changes", async () => {
+            const preview = { ...inputs, instanceId: UNKNOWN, server: UNKNOWN };
+            assert.deepStrictEqual((await natsRejoinProvider.check!({} as never, preview as never)).failures, []);
+            const diff = (await natsRejoinProvider.diff!("id", { ...inputs, streams: [] } as never, preview as never)) as { changes?: boolean; diffs?: string[]; replaces?: string[] };
+            assert.deepStrictEqual([diff.changes, diff.diffs, diff.replaces], [true, ["instanceId", "server"], []]);
         });
     });
 });

@@ -10,11 +10,10 @@
  * hub's goes gzipped.
  */
 import * as assert from "assert";
-import { isDeepStrictEqual } from "util";
 import { ChildProcess, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { KV, Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { BoxResource, BoxState, BoxVm, logsDir, powerOffVm, powerOnVm, readState, REPO_ROOT, RUN_DIR, STATE_FILE } from "../../box/cloud";
@@ -25,32 +24,11 @@ import { ssh } from "../../box/ssh";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
 import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
+import { assertReadsBack } from "../support/kvReads";
 import { waitFor } from "../support/ports";
 import { toolPath } from "../support/tools";
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
-
-/**
- * Asserts that every key reads back its value within the wait. KV reads are
- * direct gets that every replica answers, the first answer winning, so a read
- * right after an acknowledged write can come from a follower that has not
- * applied it yet: what must hold is that the value is there soon, not on the
- * first read.
- */
-async function assertReadsBack(store: KV, expected: Map<string, string>, what: string, timeoutMs = 120_000): Promise<void> {
-    const want = Object.fromEntries(expected);
-    let got: Record<string, string> = {};
-    let lastError = "";
-    await waitFor(what, async () => {
-        const values: Record<string, string> = {};
-        for (const key of expected.keys()) values[key] = (await store.get(key))?.string() ?? "<missing>";
-        got = values;
-        return isDeepStrictEqual(got, want);
-    }, timeoutMs, 2000).catch((err: unknown) => {
-        lastError = err instanceof Error ? err.message : String(err);
-    });
-    assert.deepStrictEqual(got, want, lastError || what);
-}
 
 const STACK = "dev";
 /** An operator's WireGuard identity, made here: the stack only ever sees its public key. */
@@ -71,6 +49,8 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     bootstrapCleanupDelaySeconds: "600",
     // All four VMs boot at once under emulation and each makes its keys before publishing.
     wgPubkeyPollTimeoutSeconds: "1800",
+    // The deploy reaches the client port, so each `up` waits for a created or rebuilt node to be current.
+    natsRejoinTimeoutSeconds: "1800",
     wgOperatorPeers: JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]),
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
@@ -401,6 +381,16 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             assert.notStrictEqual(rebuilt.publicKey, old.publicKey, "nats-1 made a new key");
             assert.deepStrictEqual(state.vms.filter((vm) => vm.retired).map((vm) => [vm.name, vm.address]), [["nats-1-instance", old.address]], "the old nats-1 is powered off");
             assert.strictEqual(resource("nats-1-instance").outputs.ipAddress, rebuilt.address);
+        });
+
+        it("the update ended only once the rebuilt nats-1 was current: its rejoin wait ran on the new instance and saw its replica of the test bucket current", async () => {
+            const rejoin = resource("nats-1-rejoin").outputs;
+            assert.strictEqual(rejoin.instanceId, resource("nats-1-instance").id);
+            assert.ok(rejoin.streams.includes(`KV_${KV_BUCKET}`), JSON.stringify(rejoin.streams));
+            const info = await (await jetstreamManager(nc, { timeout: 10_000 })).streams.info(`KV_${KV_BUCKET}`);
+            const onRebuilt = info.cluster?.leader === "meshstack-dev-1" ? { current: true, offline: false } : info.cluster?.replicas?.find((r) => r.name === "meshstack-dev-1");
+            assert.deepStrictEqual([onRebuilt?.current, onRebuilt?.offline ?? false], [true, false], JSON.stringify(info.cluster));
+            for (const added of ["nats-3-rejoin", "nats-4-rejoin"]) assert.strictEqual(resource(added).outputs.node, `meshstack-dev-${added[5]}`);
         });
 
         it("every NATS node peers with the hub and the four others by their current keys, and its agent applied that", async function () {

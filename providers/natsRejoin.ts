@@ -1,0 +1,178 @@
+/**
+ * The rejoin wait of one NATS node (meshstack:natsRejoinTimeoutSeconds).
+ * Created with the node and updated whenever its instance is replaced, it
+ * returns only when the node serves JetStream again and every stream
+ * replica it holds is current (lib/natsRollout.ts decides). So the `up`
+ * that rolls one node ends when the next may go, and one that ends early
+ * says which stream is behind and by how much.
+ *
+ * It dials the node's own client URL, not the cluster's: an answer from the
+ * JetStream API through that one server proves the server routes to the
+ * meta leader, and its name proves the URL reached the node meant. The
+ * stream placements come from each stream's leader, wherever it runs.
+ *
+ * Nothing to delete: it only watches. Runs from its serialized text in a
+ * fresh process; its deadline is its own (the host ignores cancellation).
+ */
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, StreamPlacement, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
+import { connectNatsSession, natsRefusal, NatsSession, pause, remainingMs } from "./natsSession";
+import { readFromState } from "./stateOnly";
+import { changedFields, knownFailures } from "./unknowns";
+
+export interface NatsRejoinInputs {
+    /** The node's server_name (its hostname). */
+    node: string;
+    /** The Linode instance it runs on: a new one is a rejoin to wait for. */
+    instanceId: string;
+    /** The node's own client URL, tls://<public IP>:4222. */
+    server: string;
+    /** Name the node's certificate carries for clients dialling its IP (natsServiceName). */
+    tlsServerName: string;
+    caPem: string;
+    certPem: string;
+    /** The deployer's client key; secret in inputs and state. */
+    keyPem: string;
+    timeoutSeconds: number;
+}
+
+export interface NatsRejoinOutputs extends NatsRejoinInputs {
+    /** Streams with a replica on the node, every one current when the wait ended. */
+    streams: string[];
+}
+
+const WAIT_FIELDS = ["node", "instanceId", "server", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds"] as const;
+const POLL_INTERVAL_MS = 2000;
+
+export function natsRejoinInputProblems(inputs: Partial<NatsRejoinInputs>): { property: string; reason: string }[] {
+    const problems: { property: string; reason: string }[] = [];
+    if (typeof inputs.node !== "string" || !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(inputs.node)) {
+        problems.push({ property: "node", reason: `got ${JSON.stringify(inputs.node)}; allowed: the node's server name (a hostname)` });
+    }
+    if (typeof inputs.instanceId !== "string" || inputs.instanceId === "") {
+        problems.push({ property: "instanceId", reason: `got ${JSON.stringify(inputs.instanceId)}; allowed: the id of the node's instance` });
+    }
+    if (typeof inputs.server !== "string" || !/^tls:\/\/[^/\s]+:\d+$/.test(inputs.server)) {
+        problems.push({ property: "server", reason: `got ${JSON.stringify(inputs.server)}; allowed: one tls://host:port URL, the node's own` });
+    }
+    const timeout = inputs.timeoutSeconds;
+    if (typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1 || timeout > MAX_NATS_REJOIN_TIMEOUT_SECONDS) {
+        problems.push({ property: "timeoutSeconds", reason: `got ${JSON.stringify(timeout)}; allowed: an integer from 1 to ${MAX_NATS_REJOIN_TIMEOUT_SECONDS}` });
+    }
+    for (const property of ["tlsServerName", "caPem", "certPem", "keyPem"] as const) {
+        if (typeof inputs[property] !== "string" || inputs[property] === "") problems.push({ property, reason: "is required" });
+    }
+    return problems;
+}
+
+function log(message: string): void {
+    console.log(`[nats-rejoin] ${message}`);
+}
+
+/** Every stream's placement, from its leader. */
+async function placements(session: NatsSession): Promise<StreamPlacement[]> {
+    const found: StreamPlacement[] = [];
+    for await (const stream of session.jsm.streams.names()) {
+        const info = await session.jsm.streams.info(stream);
+        found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
+    }
+    return found;
+}
+
+/** An error no wait fixes: the URL reaches another server, or the server refuses the deployer. */
+function final(message: string): Error {
+    return Object.assign(new Error(message), { final: true });
+}
+
+/** One look through the node: its streams, and those not current yet. Throws while the node is not serving JetStream. */
+async function lookThrough(inputs: NatsRejoinInputs, timeoutMs: number): Promise<{ held: string[]; behind: string[] }> {
+    const access = { ...inputs, servers: [inputs.server] };
+    let session: NatsSession;
+    try {
+        session = await connectNatsSession(access, timeoutMs, "meshstack-nats-rejoin");
+    } catch (err) {
+        const refusal = natsRefusal(access, err);
+        throw refusal ? final(refusal.message) : err;
+    }
+    try {
+        const serverName = session.nc.info?.server_name;
+        if (serverName !== inputs.node) throw final(`${inputs.server} is served by ${JSON.stringify(serverName)}, not ${inputs.node}`);
+        const seen = await placements(session);
+        return { held: streamsHeldBy(inputs.node, seen), behind: streamsBehind(inputs.node, seen) };
+    } finally {
+        await session.nc.close().catch(() => undefined);
+    }
+}
+
+/** Waits until the node serves JetStream and every replica on it is current; the error names what was still behind. */
+async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutputs> {
+    const started = Date.now();
+    const deadline = started + inputs.timeoutSeconds * 1000;
+    let state = "not reached yet";
+    for (let attempt = 1; ; attempt++) {
+        try {
+            const { held, behind } = await lookThrough(inputs, Math.max(1000, Math.min(5000, remainingMs(deadline))));
+            if (behind.length === 0) {
+                log(`${inputs.node}: serving JetStream, ${held.length} stream replica(s) on it current, after ${((Date.now() - started) / 1000).toFixed(1)}s`);
+                return { ...inputs, streams: held };
+            }
+            state = `${behind.length} of ${held.length} stream replica(s) on it behind: ${behind.join("; ")}`;
+        } catch (err) {
+            if ((err as { final?: boolean }).final) throw new Error(`rejoin of NATS node ${inputs.node}: ${(err as Error).message}`);
+            state = `not serving JetStream: ${(err as Error).message}`;
+        }
+        if (remainingMs(deadline) === 0) {
+            throw new Error(`NATS node ${inputs.node} (${inputs.server}) was not current within timeoutSeconds=${inputs.timeoutSeconds}: ${state}. ` +
+                "Do not replace another NATS node until it is; run pulumi up again to wait again");
+        }
+        log(`${inputs.node}: attempt ${attempt} at ${((Date.now() - started) / 1000).toFixed(1)}s: ${state}; giving up in ${Math.ceil(remainingMs(deadline) / 1000)}s`);
+        await pause(Math.min(POLL_INTERVAL_MS, remainingMs(deadline)));
+    }
+}
+
+export const natsRejoinProvider: pulumi.dynamic.ResourceProvider<NatsRejoinInputs, NatsRejoinOutputs> = {
+    async check(_olds: NatsRejoinInputs, news: NatsRejoinInputs) {
+        return { inputs: news, failures: knownFailures(news, natsRejoinInputProblems(news)) };
+    },
+
+    async create(inputs: NatsRejoinInputs) {
+        return { id: crypto.randomUUID(), outs: await waitForRejoin(inputs) };
+    },
+
+    async diff(_id: string, olds: NatsRejoinOutputs, news: NatsRejoinInputs) {
+        const changed = changedFields(olds, news, WAIT_FIELDS);
+        return { changes: changed.length > 0, diffs: changed, replaces: [], deleteBeforeReplace: false };
+    },
+
+    async update(_id: string, _olds: NatsRejoinOutputs, news: NatsRejoinInputs) {
+        return { outs: await waitForRejoin(news) };
+    },
+
+    read: readFromState<NatsRejoinOutputs>("NATS rejoin wait"),
+
+    async delete() {},
+};
+
+export interface NatsRejoinArgs {
+    node: pulumi.Input<string>;
+    instanceId: pulumi.Input<string>;
+    server: pulumi.Input<string>;
+    tlsServerName: pulumi.Input<string>;
+    caPem: pulumi.Input<string>;
+    certPem: pulumi.Input<string>;
+    keyPem: pulumi.Input<string>;
+    timeoutSeconds: pulumi.Input<number>;
+}
+
+/** Waits, on create and on every replacement of the node's instance, until the node is current again. */
+export class NatsRejoin extends pulumi.dynamic.Resource {
+    /** Streams with a replica on the node, current when the last wait ended. */
+    public readonly streams!: pulumi.Output<string[]>;
+
+    constructor(name: string, args: NatsRejoinArgs, opts?: pulumi.CustomResourceOptions) {
+        super(natsRejoinProvider, name, { ...args, keyPem: pulumi.secret(args.keyPem), streams: undefined },
+            pulumi.mergeOptions(opts, { additionalSecretOutputs: ["keyPem"] }), "meshstack", "NatsRejoin");
+    }
+}
+

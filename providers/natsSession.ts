@@ -1,0 +1,81 @@
+/**
+ * A deploy-side session on the NATS cluster's client port: TLS with the
+ * deployer's client certificate, the JetStream API reached, retried until a
+ * deadline because on an `up` the nodes may still be booting or rejoining.
+ * Shared by the dynamic providers that talk to the cluster; they run from
+ * their serialized text, so the NATS packages are required inside.
+ */
+
+/** Where and as whom the deploy connects. */
+export interface NatsClientAccess {
+    /** Client URLs, e.g. tls://203.0.113.7:4222. */
+    servers: string[];
+    /** Name to verify the servers' certificates against when the URLs name IP addresses (natsServiceName). */
+    tlsServerName?: string;
+    caPem: string;
+    certPem: string;
+    keyPem: string;
+}
+
+export interface NatsSession {
+    nc: any;
+    jsm: any;
+}
+
+export function remainingMs(deadline: number): number {
+    return Math.max(0, deadline - Date.now());
+}
+
+export async function pause(ms: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Errors no retry fixes: wrong certificates or permissions. */
+export function isPermanentNatsError(err: unknown): boolean {
+    return /certificate|authorization|permission|self[- ]signed|unable to verify/i.test(String((err as Error)?.message ?? err));
+}
+
+/**
+ * One connection that reaches the JetStream API, or the error why not. With
+ * one server URL the session stays on that server (no reconnect elsewhere),
+ * so an answer proves that server routes to the JetStream meta leader.
+ */
+export async function connectNatsSession(access: NatsClientAccess, timeoutMs: number, clientName: string): Promise<NatsSession> {
+    const { connect } = require("@nats-io/transport-node");
+    const { jetstreamManager } = require("@nats-io/jetstream");
+    const nc = await connect({
+        servers: access.servers,
+        timeout: timeoutMs,
+        tls: { ca: access.caPem, cert: access.certPem, key: access.keyPem, ...(access.tlsServerName ? { servername: access.tlsServerName } : {}) },
+        name: clientName,
+        ...(access.servers.length === 1 ? { reconnect: false } : {}),
+    });
+    try {
+        return { nc, jsm: await jetstreamManager(nc, { timeout: timeoutMs, checkAPI: true }) };
+    } catch (err) {
+        await nc.close().catch(() => undefined);
+        throw err;
+    }
+}
+
+/** The refusal no retry fixes, as an error naming where; undefined for errors worth retrying. */
+export function natsRefusal(access: NatsClientAccess, err: unknown): Error | undefined {
+    return isPermanentNatsError(err) ? new Error(`NATS at ${access.servers.join(", ")} refused the connection: ${(err as Error).message}`) : undefined;
+}
+
+/** connectNatsSession, retried until the deadline: on a first `up` the nodes may still be booting. */
+export async function openNatsSession(access: NatsClientAccess, deadline: number, clientName: string, log: (message: string) => void): Promise<NatsSession> {
+    for (let attempt = 1; ; attempt++) {
+        let reason: string;
+        try {
+            return await connectNatsSession(access, Math.max(1000, Math.min(5000, remainingMs(deadline))), clientName);
+        } catch (err) {
+            const refusal = natsRefusal(access, err);
+            if (refusal) throw refusal;
+            reason = (err as Error)?.message ?? String(err);
+        }
+        if (remainingMs(deadline) === 0) throw new Error(`NATS at ${access.servers.join(", ")} not reachable before the deadline: ${reason}`);
+        log(`attempt ${attempt}: waiting for JetStream at ${access.servers.join(", ")}: ${reason}; giving up in ${Math.ceil(remainingMs(deadline) / 1000)}s`);
+        await pause(Math.min(2000, remainingMs(deadline)));
+    }
+}

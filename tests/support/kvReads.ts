@@ -1,0 +1,26 @@
+import * as assert from "assert";
+import { isDeepStrictEqual } from "util";
+import { KV } from "@nats-io/kv";
+import { waitFor } from "./ports";
+
+/**
+ * Asserts that every key reads back its value within the wait. KV reads are
+ * direct gets that every replica answers, the first answer winning, so a read
+ * right after an acknowledged write can come from a follower that has not
+ * applied it yet: what must hold is that the value is there soon, not on the
+ * first read.
+ */
+export async function assertReadsBack(store: KV, expected: Map<string, string>, what: string, timeoutMs = 120_000, intervalMs = 2000): Promise<void> {
+    const want = Object.fromEntries(expected);
+    let got: Record<string, string> = {};
+    let lastError = "";
+    await waitFor(what, async () => {
+        const values: Record<string, string> = {};
+        for (const key of expected.keys()) values[key] = (await store.get(key))?.string() ?? "<missing>";
+        got = values;
+        return isDeepStrictEqual(got, want);
+    }, timeoutMs, intervalMs).catch((err: unknown) => {
+        lastError = err instanceof Error ? err.message : String(err);
+    });
+    assert.deepStrictEqual(got, want, lastError || what);
+}
