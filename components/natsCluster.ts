@@ -18,7 +18,7 @@ import {
 import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { WG_QUICK_UNIT } from "../cloudinit/wgMesh";
 import { MeshMember } from "../lib/meshPeers";
-import { desiredStateKey } from "../lib/runtimeChannel";
+import { desiredStateKey, rejoinPendingKey } from "../lib/runtimeChannel";
 import { MeshTopology, NATS_DEFAULT_PORTS, NATS_WG_LISTEN_PORT, NatsNode } from "../lib/topology";
 import { BootstrapConfig } from "../lib/config";
 import { MAX_NATS_NODES } from "../lib/limits";
@@ -243,8 +243,13 @@ export class NatsCluster extends pulumi.ComponentResource {
 
         const imageOf = (index: number) => natsNodeImage(index, args.image, args.nodeImages ?? {});
         // Every instance waits for it: no node is replaced unless its check() let this up's image changes through.
+        const runtime = args.objectStore.runtime;
+        const rejoinMarkKey = (node: NatsNode) => rejoinPendingKey(args.naming.stack, node.hostname);
         const imageRollout = new NatsImageRollout(`${name}-image-rollout`, {
             images: Object.fromEntries(args.nodes.map((n) => [natsNodeName(n.index), imageOf(n.index)])),
+            rejoinMarks: args.rejoinTimeoutSeconds
+                ? pulumi.output({ ...runtime, keys: Object.fromEntries(args.nodes.map((n) => [natsNodeName(n.index), rejoinMarkKey(n)])) })
+                : undefined,
         }, { parent: this });
 
         const layout = NATS_NODE_LAYOUT;
@@ -263,7 +268,6 @@ export class NatsCluster extends pulumi.ComponentResource {
             routeUser: NATS_ROUTE_USER,
             routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
         };
-        const runtime = args.objectStore.runtime;
         const agentKey = args.objectStore.agentCredentials;
         const runtimeMembers: NatsRuntimeMember[] = [];
         this.nodes = topology.map((node) => {
@@ -376,6 +380,8 @@ export class NatsCluster extends pulumi.ComponentResource {
                 certPem: deployer.certPem,
                 keyPem: deployer.keyPem,
                 timeoutSeconds: args.rejoinTimeoutSeconds!,
+                ...runtime,
+                key: rejoinMarkKey(topology[i]),
             }, { parent: this, dependsOn: [meshNode] }))
             : [];
 

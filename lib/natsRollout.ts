@@ -45,6 +45,11 @@ export function natsNodeImage(index: number, clusterImage: string, nodeImages: R
     return nodeImages[index] ?? clusterImage;
 }
 
+/** Existing nodes whose image this `up` changes (each a replacement), in index order. */
+export function natsImageChanges(olds: Record<string, string>, news: Record<string, string>): string[] {
+    return Object.keys(news).filter((node) => olds[node] !== undefined && olds[node] !== news[node]).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+}
+
 /**
  * Why this `up` may not change the images it changes; undefined when it may.
  * `olds` is the image of each node that exists (from the last `up`), `news`
@@ -52,7 +57,7 @@ export function natsNodeImage(index: number, clusterImage: string, nodeImages: R
  * nodes removed from it do not count: only a replacement empties a replica.
  */
 export function natsImageRolloutProblem(olds: Record<string, string>, news: Record<string, string>): string | undefined {
-    const changed = Object.keys(news).filter((node) => olds[node] !== undefined && olds[node] !== news[node]).sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+    const changed = natsImageChanges(olds, news);
     if (changed.length <= MAX_NATS_IMAGE_CHANGES_PER_UP) return undefined;
     const [first, ...rest] = changed;
     const sameBefore = new Set(changed.map((node) => olds[node])).size === 1;
@@ -105,4 +110,20 @@ export function streamsBehind(node: string, placements: StreamPlacement[]): stri
         else if (!replica.current) behind.push(`${p.stream}: the replica on ${node} is not current${replica.lag ? ` (${replica.lag} behind)` : ""}`);
     }
     return behind;
+}
+
+/**
+ * Why this `up` may not move `moving` to a new image while earlier
+ * replacements are not confirmed current (their rejoin waits failed or never
+ * ended); undefined when it may. A node moved again itself does not count:
+ * it is empty already, and replacing it loses nothing more.
+ */
+export function rejoinPendingProblem(moving: string[], pending: { name: string; node: string; instanceId: string; since: string }[]): string | undefined {
+    const others = pending.filter((p) => !moving.includes(p.name)).sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+    if (!moving.length || !others.length) return undefined;
+    return (
+        `this up would replace ${moving.join(", ")} for its new image, but ${others.map((p) => `${p.name} (${p.node}, replaced by instance ${p.instanceId} at ${p.since})`).join(", ")} ` +
+        `${others.length === 1 ? "has" : "have"} not been seen current since: ${others.length === 1 ? "its rejoin wait" : "their rejoin waits"} failed or never ended. ` +
+        `Run pulumi up with the images as they were until ${others.map((p) => `${p.name}-rejoin`).join(", ")} ${others.length === 1 ? "passes" : "pass"}, then move the next node`
+    );
 }

@@ -14,6 +14,10 @@
  *   (its WireGuard peers, its certificates, its NATS routes). `pulumi up` is
  *   the only writer; the node's agent fetches it, verifies it and applies it
  *   in place.
+ * - `rejoin/<stack>/<node>.json`: a NATS node an `up` replaced and has not
+ *   yet seen current again (the rejoin wait writes it before waiting and
+ *   removes it once the node is current). While it is there, the rollout
+ *   guard refuses to move another node's image.
  *
  * Who can read what: nodes hold a key that can only read this bucket, and
  * nothing secret is ever written to it (desiredStateProblems refuses private
@@ -72,6 +76,20 @@ export function publishedMaterialKey(stack: string, node: string, generation: st
 
 export function desiredStateKey(stack: string, node: string): string {
     return `desired/${keySegment(stack, "stack")}/${keySegment(node, "node")}.json`;
+}
+
+export function rejoinPendingKey(stack: string, node: string): string {
+    return `rejoin/${keySegment(stack, "stack")}/${keySegment(node, "node")}.json`;
+}
+
+/** What the rejoin wait leaves while a replaced node is not confirmed current. */
+export interface RejoinPending {
+    /** The node's server name. */
+    node: string;
+    /** The instance the node was replaced by. */
+    instanceId: string;
+    /** When the wait began (ISO 8601). */
+    since: string;
 }
 
 const PRIVATE_KEY_MARKER = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;

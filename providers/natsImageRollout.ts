@@ -4,16 +4,47 @@
  * fails when more than one existing node would change image, so the
  * preview stops before anything is replaced. The NATS instances depend on
  * it: in an `up`, none is replaced unless the guard passed.
+ *
+ * With the rejoin waits on, its update (in an `up`, before any instance is
+ * replaced) also reads their pending marks from the runtime bucket, and
+ * refuses to move a node's image while another replaced node has not been
+ * seen current (lib/natsRollout.ts rejoinPendingProblem). A mark it cannot
+ * read refuses too: the guard fails closed.
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { natsImageRolloutProblem } from "../lib/natsRollout";
+import { natsImageChanges, natsImageRolloutProblem, rejoinPendingProblem } from "../lib/natsRollout";
+import { RejoinPending } from "../lib/runtimeChannel";
+import { S3Credentials, S3Location, signedObjectRequest } from "./s3";
 import { readFromState } from "./stateOnly";
 import { containsUnknown } from "./unknowns";
+
+/** Where the rejoin waits leave their pending marks: the runtime bucket, read with the deploy's key. */
+export interface RejoinMarks extends Omit<S3Location, "key">, S3Credentials {
+    /** Mark object key by node name (natsNodeName). */
+    keys: Record<string, string>;
+}
 
 export interface NatsImageRolloutInputs {
     /** Image by node name (natsNodeName), for every node the program declares. */
     images: Record<string, string>;
+    /** Present when the rejoin waits are on. */
+    rejoinMarks?: RejoinMarks;
+}
+
+/** The pending marks of these nodes that exist, read through the deploy's key; a mark that cannot be read is an error. */
+async function pendingRejoins(marks: RejoinMarks, names: string[]): Promise<{ name: string; node: string; instanceId: string; since: string }[]> {
+    const found: { name: string; node: string; instanceId: string; since: string }[] = [];
+    for (const name of names) {
+        const location = { endpoint: marks.endpoint, region: marks.region, bucket: marks.bucket, key: marks.keys[name] };
+        const where = `s3://${location.bucket}/${location.key} at ${location.endpoint}`;
+        const response = await signedObjectRequest(location, { accessKeyId: marks.accessKeyId, secretAccessKey: marks.secretAccessKey }, "GET");
+        if (response.status === 404) continue;
+        if (response.status !== 200) throw new Error(`the rollout guard could not read ${name}'s rejoin mark ${where}: HTTP ${response.status} ${response.errorCode ?? ""}; no image moves until it can`);
+        const mark = JSON.parse(response.body.toString("utf8")) as RejoinPending;
+        found.push({ name, node: mark.node, instanceId: mark.instanceId, since: mark.since });
+    }
+    return found;
 }
 
 function imagesProblem(images: unknown): string | undefined {
@@ -41,7 +72,13 @@ export const natsImageRolloutProvider: pulumi.dynamic.ResourceProvider<NatsImage
         return { changes: changed, diffs: changed ? ["images"] : [], replaces: [], deleteBeforeReplace: false };
     },
 
-    async update(_id: string, _olds: NatsImageRolloutInputs, news: NatsImageRolloutInputs) {
+    async update(_id: string, olds: NatsImageRolloutInputs, news: NatsImageRolloutInputs) {
+        const moving = natsImageChanges(olds.images, news.images);
+        if (news.rejoinMarks && moving.length) {
+            const marks = news.rejoinMarks;
+            const problem = rejoinPendingProblem(moving, await pendingRejoins(marks, Object.keys(marks.keys).filter((name) => !moving.includes(name))));
+            if (problem) throw new Error(problem);
+        }
         return { outs: { images: news.images } };
     },
 
@@ -52,12 +89,14 @@ export const natsImageRolloutProvider: pulumi.dynamic.ResourceProvider<NatsImage
 
 export interface NatsImageRolloutArgs {
     images: pulumi.Input<Record<string, string>>;
+    rejoinMarks?: pulumi.Input<RejoinMarks>;
 }
 
 export class NatsImageRollout extends pulumi.dynamic.Resource {
     public readonly images!: pulumi.Output<Record<string, string>>;
 
     constructor(name: string, args: NatsImageRolloutArgs, opts?: pulumi.CustomResourceOptions) {
-        super(natsImageRolloutProvider, name, { images: args.images }, opts, "meshstack", "NatsImageRollout");
+        // The marks hold the deploy's key pair: secret in state, and not an output anyone reads.
+        super(natsImageRolloutProvider, name, { images: args.images, rejoinMarks: args.rejoinMarks && pulumi.secret(args.rejoinMarks) }, opts, "meshstack", "NatsImageRollout");
     }
 }

@@ -11,17 +11,25 @@
  * meta leader, and its name proves the URL reached the node meant. The
  * stream placements come from each stream's leader, wherever it runs.
  *
- * Nothing to delete: it only watches. Runs from its serialized text in a
- * fresh process; its deadline is its own (the host ignores cancellation).
+ * A replacement leaves a mark in the runtime bucket while it waits
+ * (lib/runtimeChannel.ts rejoinPendingKey), removed once the node is
+ * current: a wait that fails leaves it, and the rollout guard then refuses
+ * to move another node's image until a later `up` sees this node current.
+ * Runs from its serialized text in a fresh process; its deadline is its own
+ * (the host ignores cancellation).
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, StreamPlacement, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
+import { RejoinPending } from "../lib/runtimeChannel";
 import { connectNatsSession, natsRefusal, NatsSession, pause, remainingMs } from "./natsSession";
+import { S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
 
-export interface NatsRejoinInputs {
+/** The S3 fields say where the pending mark of a replacement lives (the runtime bucket, the deploy's key). */
+export interface NatsRejoinInputs extends S3ObjectAccess {
     /** The node's server_name (its hostname). */
     node: string;
     /** The Linode instance it runs on: a new one is a rejoin to wait for. */
@@ -42,7 +50,7 @@ export interface NatsRejoinOutputs extends NatsRejoinInputs {
     streams: string[];
 }
 
-const WAIT_FIELDS = ["node", "instanceId", "server", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds"] as const;
+const WAIT_FIELDS = ["node", "instanceId", "server", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds", "endpoint", "region", "bucket", "key", "accessKeyId", "secretAccessKey"] as const;
 const POLL_INTERVAL_MS = 2000;
 
 export function natsRejoinInputProblems(inputs: Partial<NatsRejoinInputs>): { property: string; reason: string }[] {
@@ -63,7 +71,7 @@ export function natsRejoinInputProblems(inputs: Partial<NatsRejoinInputs>): { pr
     for (const property of ["tlsServerName", "caPem", "certPem", "keyPem"] as const) {
         if (typeof inputs[property] !== "string" || inputs[property] === "") problems.push({ property, reason: "is required" });
     }
-    return problems;
+    return [...problems, ...s3ObjectAccessProblems(inputs)];
 }
 
 function log(message: string): void {
@@ -131,13 +139,38 @@ async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutput
     }
 }
 
+function markLocation(inputs: NatsRejoinInputs) {
+    return {
+        location: { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.bucket, key: inputs.key },
+        credentials: { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey },
+        where: `s3://${inputs.bucket}/${inputs.key} at ${inputs.endpoint}`,
+    };
+}
+
+/** Leaves the mark of a replacement not yet seen current. */
+async function markPending(inputs: NatsRejoinInputs): Promise<void> {
+    const { location, credentials, where } = markLocation(inputs);
+    const mark: RejoinPending = { node: inputs.node, instanceId: inputs.instanceId, since: new Date().toISOString() };
+    const response = await signedObjectRequest(location, credentials, "PUT", Buffer.from(JSON.stringify(mark) + "\n", "utf8"));
+    if (response.status !== 200) throw new Error(`PUT ${where} failed: HTTP ${response.status} ${response.errorCode ?? ""}; the deploy's key needs read_write on the runtime bucket`);
+}
+
+/** Removes the mark; one that is not there is fine. */
+async function clearPending(inputs: NatsRejoinInputs): Promise<void> {
+    const { location, credentials, where } = markLocation(inputs);
+    const response = await signedObjectRequest(location, credentials, "DELETE");
+    if (![200, 204, 404].includes(response.status)) throw new Error(`DELETE ${where} failed: HTTP ${response.status} ${response.errorCode ?? ""}`);
+}
+
 export const natsRejoinProvider: pulumi.dynamic.ResourceProvider<NatsRejoinInputs, NatsRejoinOutputs> = {
     async check(_olds: NatsRejoinInputs, news: NatsRejoinInputs) {
         return { inputs: news, failures: knownFailures(news, natsRejoinInputProblems(news)) };
     },
 
     async create(inputs: NatsRejoinInputs) {
-        return { id: crypto.randomUUID(), outs: await waitForRejoin(inputs) };
+        const outs = await waitForRejoin(inputs);
+        await clearPending(inputs);
+        return { id: crypto.randomUUID(), outs };
     },
 
     async diff(_id: string, olds: NatsRejoinOutputs, news: NatsRejoinInputs) {
@@ -145,16 +178,22 @@ export const natsRejoinProvider: pulumi.dynamic.ResourceProvider<NatsRejoinInput
         return { changes: changed.length > 0, diffs: changed, replaces: [], deleteBeforeReplace: false };
     },
 
-    async update(_id: string, _olds: NatsRejoinOutputs, news: NatsRejoinInputs) {
-        return { outs: await waitForRejoin(news) };
+    async update(_id: string, olds: NatsRejoinOutputs, news: NatsRejoinInputs) {
+        // The last confirmed instance is in the olds: a new one is a replacement, marked until it is seen current.
+        if (olds.instanceId !== news.instanceId) await markPending(news);
+        const outs = await waitForRejoin(news);
+        await clearPending(news);
+        return { outs };
     },
 
     read: readFromState<NatsRejoinOutputs>("NATS rejoin wait"),
 
-    async delete() {},
+    async delete(_id: string, props: NatsRejoinOutputs) {
+        await clearPending(props);
+    },
 };
 
-export interface NatsRejoinArgs {
+export interface NatsRejoinArgs extends S3ObjectAccessArgs {
     node: pulumi.Input<string>;
     instanceId: pulumi.Input<string>;
     server: pulumi.Input<string>;
@@ -171,8 +210,8 @@ export class NatsRejoin extends pulumi.dynamic.Resource {
     public readonly streams!: pulumi.Output<string[]>;
 
     constructor(name: string, args: NatsRejoinArgs, opts?: pulumi.CustomResourceOptions) {
-        super(natsRejoinProvider, name, { ...args, keyPem: pulumi.secret(args.keyPem), streams: undefined },
-            pulumi.mergeOptions(opts, { additionalSecretOutputs: ["keyPem"] }), "meshstack", "NatsRejoin");
+        super(natsRejoinProvider, name, { ...withSecretCredentials(args), keyPem: pulumi.secret(args.keyPem), streams: undefined },
+            pulumi.mergeOptions(opts, { additionalSecretOutputs: ["keyPem", "accessKeyId", "secretAccessKey"] }), "meshstack", "NatsRejoin");
     }
 }
 

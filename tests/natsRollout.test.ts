@@ -5,7 +5,9 @@
  */
 import * as assert from "assert";
 import fc from "fast-check";
-import { MAX_NATS_IMAGE_CHANGES_PER_UP, natsImageRolloutProblem, natsNodeImage, parseNatsNodeImages, StreamPlacement, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
+import {
+    MAX_NATS_IMAGE_CHANGES_PER_UP, natsImageChanges, natsImageRolloutProblem, natsNodeImage, parseNatsNodeImages, rejoinPendingProblem, StreamPlacement, streamsBehind, streamsHeldBy,
+} from "../lib/natsRollout";
 import { NatsImageRollout } from "../providers/natsImageRollout";
 import { natsRejoinProvider } from "../providers/natsRejoin";
 import { UNKNOWN } from "../providers/unknowns";
@@ -125,6 +127,27 @@ describe("NATS image rollout", () => {
         });
     });
 
+    describe("the rejoin gate: no image moves while another replaced node is unconfirmed", () => {
+        const pending = (i: number) => ({ name: `nats-${i}`, node: `meshstack-dev-${i}`, instanceId: `10${i}`, since: "2026-12-02T14:00:00.000Z" });
+
+        it("lets an up through that moves nothing, or whose only unconfirmed node is the one it moves", () => {
+            assert.strictEqual(rejoinPendingProblem([], [pending(1)]), undefined);
+            assert.strictEqual(rejoinPendingProblem(["nats-1"], [pending(1)]), undefined);
+            assert.strictEqual(rejoinPendingProblem(["nats-2"], []), undefined);
+        });
+
+        it("refuses, naming every unconfirmed node in index order, its instance, and the waits to pass", () => {
+            assert.strictEqual(rejoinPendingProblem(["nats-0"], [pending(10), pending(2)]),
+                "this up would replace nats-0 for its new image, but nats-2 (meshstack-dev-2, replaced by instance 102 at 2026-12-02T14:00:00.000Z), " +
+                "nats-10 (meshstack-dev-10, replaced by instance 1010 at 2026-12-02T14:00:00.000Z) have not been seen current since: their rejoin waits failed or never ended. " +
+                "Run pulumi up with the images as they were until nats-2-rejoin, nats-10-rejoin pass, then move the next node");
+        });
+
+        it("counts as moving only existing nodes whose image changes, in index order", () => {
+            assert.deepStrictEqual(natsImageChanges({ "nats-0": OLD, "nats-10": OLD, "nats-9": OLD, "nats-1": OLD }, { "nats-0": OLD, "nats-10": NEW, "nats-9": NEW, "nats-2": NEW }), ["nats-9", "nats-10"]);
+        });
+    });
+
     describe("the rejoin rule: is a node caught up?", () => {
         const NODE = "meshstack-dev-1";
         const follower = (name: string, current: boolean, extra: { offline?: boolean; lag?: number } = {}) => ({ name, current, ...extra });
@@ -181,6 +204,8 @@ describe("NATS image rollout", () => {
         const inputs = {
             node: "meshstack-dev-1", instanceId: "4242", server: "tls://203.0.113.7:4222", tlsServerName: "nats.meshstack-dev.internal",
             caPem: "ca", certPem: "cert", keyPem: "key", timeoutSeconds: 900,
+            endpoint: "https://us-east-1.linodeobjects.com", region: "us-east-1", bucket: "meshstack-dev-runtime", key: "rejoin/dev/meshstack-dev-1.json",
+            accessKeyId: "deploy-key-id", secretAccessKey: "deploy-key-secret",
         };
 
         it("check reports every problem at once, naming the property, the value and what is allowed", async () => {
