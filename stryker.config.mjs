@@ -27,6 +27,7 @@ const providerPureFunctions = {
     "providers/jetstreamKv.ts": ["jetStreamKvInputProblems"],
     "providers/wgPubkeyPoll.ts": ["pollDelayMs", "pollForPublicKey", "publishedRequestProblems", "wgPubkeyPollInputProblems"],
     "providers/bootUrlsCheck.ts": ["bootUrlsProblem"],
+    "providers/natsRejoin.ts": ["natsRejoinInputProblems"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */

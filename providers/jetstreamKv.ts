@@ -102,7 +102,7 @@ async function withSession<T>(operation: string, inputs: JetStreamKvInputs, work
     try {
         session = await openNatsSession(inputs, deadline, "meshstack-jetstream-kv", log);
     } catch (err) {
-        throw new Error(`${operation} of KV bucket ${inputs.bucket} failed within timeoutSeconds=${inputs.timeoutSeconds}: ${(err as Error).message}`);
+        throw new Error(`${operation} of KV bucket ${inputs.bucket} failed: ${(err as Error).message} (timeoutSeconds=${inputs.timeoutSeconds})`);
     }
     try {
         return await work(session, deadline);

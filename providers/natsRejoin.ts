@@ -50,6 +50,8 @@ export interface NatsRejoinOutputs extends NatsRejoinInputs {
     streams: string[];
 }
 
+/** What makes an update a rejoin to wait for: another instance, or the node reached elsewhere. */
+const REJOIN_FIELDS = ["node", "instanceId", "server"] as const;
 const WAIT_FIELDS = ["node", "instanceId", "server", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds", "endpoint", "region", "bucket", "key", "accessKeyId", "secretAccessKey"] as const;
 const POLL_INTERVAL_MS = 2000;
 
@@ -179,6 +181,8 @@ export const natsRejoinProvider: pulumi.dynamic.ResourceProvider<NatsRejoinInput
     },
 
     async update(_id: string, olds: NatsRejoinOutputs, news: NatsRejoinInputs) {
+        // New keys or a new deadline are kept for later waits and for delete; they are no rejoin to wait for.
+        if (changedFields(olds, news, REJOIN_FIELDS).length === 0) return { outs: { ...news, streams: olds.streams } };
         // The last confirmed instance is in the olds: a new one is a replacement, marked until it is seen current.
         if (olds.instanceId !== news.instanceId) await markPending(news);
         const outs = await waitForRejoin(news);

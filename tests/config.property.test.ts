@@ -42,6 +42,7 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
     natsClientCaKeyPem: (c) => c.nats.clientCa?.keyPem,
     natsDnsDomain: (c) => c.nats.dnsDomain,
     natsKvBucket: (c) => c.nats.kvBucket,
+    natsRejoinTimeoutSeconds: (c) => c.nats.rejoinTimeoutSeconds,
     natsServerDownloadUrl: (c) => c.nats.serverRelease.urlTemplate,
     natsServerSha256Amd64: (c) => c.nats.serverRelease.sha256.amd64,
     natsServerSha256Arm64: (c) => c.nats.serverRelease.sha256.arm64,
@@ -91,6 +92,7 @@ const COMPANIONS: Record<string, Record<string, string>> = {
     natsClientCaCertPem: { natsClientCaKeyPem: pemBlock("PRIVATE KEY", "a2V5") },
     natsClientCaKeyPem: { natsClientCaCertPem: pemBlock("CERTIFICATE", "Y2VydA==") },
     natsKvBucket: { natsClientCidrs: JSON.stringify(["198.51.100.0/24"]) },
+    natsRejoinTimeoutSeconds: { natsClientCidrs: JSON.stringify(["198.51.100.0/24"]) },
 };
 const SECRET_KEYS = new Set(Object.keys(CONFIG_KEYS).filter((k) => CONFIG_KEYS[k].secret).map(qualify));
 

@@ -17,6 +17,7 @@ import { rejoinPendingKey } from "../lib/runtimeChannel";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { MinioServer } from "./support/minio";
 import { LoopbackNatsCluster } from "./support/natsCluster";
+import { waitFor } from "./support/ports";
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
 const BUCKET = "rejoin";
@@ -102,7 +103,12 @@ describe("NatsRejoin on a real 3-node cluster (serialized provider)", function (
     it("a node rebuilt with an empty store under its name: the update returns only once its replica is current again", async () => {
         await cluster.stop(REBUILT, "SIGKILL");
         fs.rmSync(cluster.layout(REBUILT).storeDir, { recursive: true, force: true });
-        for (let i = 0; i < 50; i++) await kv.put(`while-away.${i}`, `value-${i}`);
+        // If it led the stream, the first write waits out the election.
+        await waitFor("a write with the node away", async () => {
+            await kv.put("while-away.0", "value-0");
+            return true;
+        }, 20_000, 200);
+        for (let i = 1; i < 50; i++) await kv.put(`while-away.${i}`, `value-${i}`);
         cluster.start(REBUILT);
         const logged = host.logs.length;
         const updated = await host.update(state.id, state.outs, { ...captured.inputs, instanceId: "1002" });
@@ -138,6 +144,14 @@ describe("NatsRejoin on a real 3-node cluster (serialized provider)", function (
             /NATS node meshtest-1 \(tls:\/\/127\.0\.0\.1:\d+\) was not current within timeoutSeconds=5: not serving JetStream: .*Do not replace another NATS node until it is; run pulumi up again to wait again/);
         assert.ok(Date.now() - started < 20_000, "the deadline holds");
         assert.deepStrictEqual([(await mark())?.node, (await mark())?.instanceId], ["meshtest-1", "1004"]);
+    });
+
+    it("new keys or a new deadline on the instance it last confirmed: kept without a wait, even with the node down", async () => {
+        const started = Date.now();
+        const updated = await host.update(state.id, state.outs, { ...state.outs, timeoutSeconds: 30, certPem: cluster.client.certPem });
+        assert.deepStrictEqual([updated.outs.timeoutSeconds, updated.outs.streams], [30, [`KV_${BUCKET}`]]);
+        assert.ok(Date.now() - started < 2000, "no wait");
+        assert.strictEqual((await mark())?.instanceId, "1004", "the failed rejoin's mark stays");
     });
 
     it("guard: while nats-1's mark is there, moving another node's image is refused, naming nats-1 and what to run", async () => {
