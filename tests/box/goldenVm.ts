@@ -122,10 +122,13 @@ export interface BootedVm {
 }
 
 export const PROBE_PREFIX = "MESHSTACK-PROBE";
+/** Where the probe writes its report on the VM's disk (read back from the image after power-off). */
+const PROBE_REPORT_PATH = "/var/lib/meshstack-probe.report";
 
 /**
- * Installs a unit that waits for ssh.service to settle, prints what the test
- * checks on the serial console and powers the VM off. Test instrumentation
+ * Installs a unit that waits for ssh.service to settle, writes what the test
+ * checks to the VM's disk (and copies it to the serial console) and powers
+ * the VM off. Test instrumentation
  * only: it is added to the copies, never to the golden.
  */
 export function installProbe(root: string): void {
@@ -147,10 +150,11 @@ done
     [ -e "$f" ] && echo "${PROBE_PREFIX} hostkey_$(basename "$f" .pub)=$(ssh-keygen -lf "$f" | awk '{print $2}')"
   done
   echo "${PROBE_PREFIX} done=1"
-} > /dev/ttyS0
-# stty sets the same settings again with TCSADRAIN: it returns once the UART
-# has sent everything, so the power-off cannot cut the report short.
-stty -F /dev/ttyS0 "$(stty -F /dev/ttyS0 -g)"
+} > ${PROBE_REPORT_PATH}
+# The disk is the record the test reads: a power-off has cut the serial copy
+# short even after draining the UART. The console gets it for whoever watches.
+sync
+cat ${PROBE_REPORT_PATH} > /dev/ttyS0
 systemctl poweroff
 `;
     fs.writeFileSync(path.join(root, "usr/local/sbin/meshstack-probe"), script, { mode: 0o755 });
@@ -195,16 +199,17 @@ export async function bootRoot(root: string, workDir: string, name: string): Pro
     const timer = setTimeout(() => qemu.kill("SIGKILL"), BOOT_TIMEOUT_MS);
     const code = await exit;
     clearTimeout(timer);
+    // debugfs reads the file from the powered-off image; empty when the probe never wrote it.
+    const report = await run(tool("debugfs"), ["-R", `cat ${PROBE_REPORT_PATH}`, image]).then((r) => r.stdout, () => "");
     fs.rmSync(image, { force: true });
     const consoleText = fs.existsSync(serial) ? fs.readFileSync(serial, "utf8") : "";
     const probe: Record<string, string> = {};
-    for (const line of consoleText.split(/\r?\n/)) {
-        // The first line may follow the login prompt on the same console line.
-        const m = line.match(new RegExp(`${PROBE_PREFIX} ([a-z0-9_]+)=(.*)$`));
+    for (const line of report.split(/\r?\n/)) {
+        const m = line.match(new RegExp(`^${PROBE_PREFIX} ([a-z0-9_]+)=(.*)$`));
         if (m) probe[m[1]] = m[2].trim();
     }
     if (probe.done !== "1") {
-        throw new Error(`VM ${name} did not report (qemu exit ${code}${Date.now() - started >= BOOT_TIMEOUT_MS ? ", killed at the deadline" : ""}): ${stderr}\n--- console tail ---\n${consoleText.slice(-3000)}`);
+        throw new Error(`VM ${name} did not report (qemu exit ${code}${Date.now() - started >= BOOT_TIMEOUT_MS ? ", killed at the deadline" : ""}): ${stderr}\n--- report on its disk ---\n${report}\n--- console tail ---\n${consoleText.slice(-3000)}`);
     }
     return { console: consoleText, probe, elapsedMs: Date.now() - started };
 }
