@@ -50,6 +50,25 @@ describe("pulumi preview under the engine's rules", function () {
         });
     }
 
+    describe("Pulumi.dev.yaml on a fresh stack with the rejoin wait on", () => {
+        let preview: FreshPreview;
+        before(async () => {
+            preview = await previewFreshStack("dev", "Pulumi.dev.yaml", { "meshstack:natsClientCidrs": JSON.stringify(["203.0.113.7/32"]), "meshstack:natsRejoinTimeoutSeconds": "900" });
+        });
+
+        it("checks a wait per node with its instance, URL and bucket unknown, and the guard on images it knows", () => {
+            const rejoins = preview.checked.filter((r) => r.name.endsWith("-rejoin"));
+            assert.deepStrictEqual(rejoins.map((r) => r.name).sort(), ["nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"]);
+            for (const r of rejoins) assert.deepStrictEqual([r.inputs.instanceId, r.inputs.server, r.inputs.bucket], [UNKNOWN, UNKNOWN, UNKNOWN], r.name);
+            const guard = preview.checked.find((r) => r.name === "nats-image-rollout")!;
+            assert.ok(!JSON.stringify(guard.inputs.images).includes(UNKNOWN), "the guard still decides in the preview");
+        });
+
+        it("passes every check() and touches no network", () => {
+            assert.deepStrictEqual([preview.failures, preview.networkAttempts], [[], []]);
+        });
+    });
+
     describe("a change previewed against a completed up (dev)", () => {
         let state: StackState;
         let unchanged: ChangePreview;

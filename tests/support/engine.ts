@@ -121,13 +121,14 @@ export interface FreshPreview extends ProgramRun {
 }
 
 /** `pulumi preview` of a new stack. */
-export async function previewFreshStack(stack: string, stackFile?: string): Promise<FreshPreview> {
+export async function previewFreshStack(stack: string, stackFile?: string, overrides?: Record<string, string>): Promise<FreshPreview> {
     const hosts = new OfflineHosts();
     const checked: FreshPreview["checked"] = [];
     const failures: CheckFailure[] = [];
     const run = await runProgram(stack, {
         preview: true,
         stackFile,
+        overrides,
         async answer(registration, faked) {
             if (!registration.custom) return faked;
             if (registration.type.startsWith(DYNAMIC_PREFIX)) {
