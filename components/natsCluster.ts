@@ -372,8 +372,10 @@ export class NatsCluster extends pulumi.ComponentResource {
         this.rejoins = args.rejoinTimeoutSeconds && deployer
             ? this.nodes.map((meshNode, i) => new NatsRejoin(`${name}-${topology[i].index}-rejoin`, {
                 node: topology[i].hostname,
-                // A new instance id is what makes the wait run again: the node was replaced.
-                instanceId: meshNode.instance.id,
+                // A new instance id is what makes the wait run again: the node was replaced. Taken
+                // through the key poll, so the deadline counts from the node's first boot, and not
+                // through the whole node, whose bootstrap cleanup sleeps for minutes first.
+                instanceId: pulumi.all([meshNode.instance.id, meshNode.published!.publicKey]).apply(([id]) => id),
                 server: clientUrls[i],
                 tlsServerName: this.serviceName,
                 caPem: clientCa.certPem,
@@ -382,7 +384,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 timeoutSeconds: args.rejoinTimeoutSeconds!,
                 ...runtime,
                 key: rejoinMarkKey(topology[i]),
-            }, { parent: this, dependsOn: [meshNode] }))
+            }, { parent: this }))
             : [];
 
         this.registerOutputs({

@@ -189,11 +189,16 @@ describe("change matrix: what a Day-2 change replaces", function () {
             ({ state: waiting } = await up(STACK, { ...BASE, ...WAIT }));
         });
 
-        it("turning it on replaces nothing: one wait per node is created, after its node", async () => {
+        it("turning it on replaces nothing: one wait per node is created, after its node's key poll (not its bootstrap cleanup)", async () => {
             const preview = await change(WAIT);
             assertInstances(preview, []);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), REJOINS);
-            for (const [i, rejoin] of REJOINS.entries()) assert.ok(preview.cloud.byName(rejoin).dependencies.has(NATS[i]), `${rejoin} waits for ${NATS[i]}`);
+            for (const [i, rejoin] of REJOINS.entries()) {
+                const after = preview.cloud.byName(rejoin).dependencies;
+                assert.ok(after.has(NATS[i]) && after.has(`nats-${i}-published`), `${rejoin} waits for ${NATS[i]} and its key poll`);
+                // Not on the node as a whole: a component's dependents wait for all its children, the cleanup's delay included.
+                assert.ok(!after.has(`nats-${i}`) && !after.has(`nats-${i}-bootstrap-cleanup`), `${rejoin} does not wait out the bootstrap cleanup's delay: ${[...after].join(", ")}`);
+            }
         });
 
         it("one NATS node rebuilt (--replace nats-1-label): its wait runs again (an update on the new instance id), the others stay", async () => {
