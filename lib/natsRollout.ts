@@ -87,6 +87,8 @@ export interface StreamPlacement {
     stream: string;
     leader?: string;
     replicas: { name: string; current: boolean; offline?: boolean; lag?: number }[];
+    /** Why its info did not come (the stream offline, no leader yet): where its replicas are is then unknown. */
+    unavailable?: string;
 }
 
 /** Streams with a replica on `node` (its leader or a follower). */
@@ -97,11 +99,16 @@ export function streamsHeldBy(node: string, placements: StreamPlacement[]): stri
 /**
  * Why `node` is not caught up yet, one reason per stream it holds that is
  * behind; empty when every replica on it is current. A stream without a
- * leader counts as behind: nothing can be confirmed current in it.
+ * leader counts as behind: nothing can be confirmed current in it; so does
+ * one whose placement could not be read, which may be on the node.
  */
 export function streamsBehind(node: string, placements: StreamPlacement[]): string[] {
     const behind: string[] = [];
     for (const p of [...placements].sort((a, b) => a.stream.localeCompare(b.stream))) {
+        if (p.unavailable !== undefined) {
+            behind.push(`${p.stream}: no stream info (${p.unavailable})`);
+            continue;
+        }
         if (p.leader === node) continue;
         const replica = p.replicas.find((r) => r.name === node);
         if (!replica) continue;

@@ -80,12 +80,16 @@ function log(message: string): void {
     console.log(`[nats-rejoin] ${message}`);
 }
 
-/** Every stream's placement, from its leader. */
+/** Every stream's placement, from its leader; a stream whose info does not come (offline, no leader yet) says why. */
 async function placements(session: NatsSession): Promise<StreamPlacement[]> {
     const found: StreamPlacement[] = [];
     for await (const stream of session.jsm.streams.names()) {
-        const info = await session.jsm.streams.info(stream);
-        found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
+        try {
+            const info = await session.jsm.streams.info(stream);
+            found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
+        } catch (err) {
+            found.push({ stream, replicas: [], unavailable: (err as Error).message });
+        }
     }
     return found;
 }
@@ -127,7 +131,7 @@ async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutput
                 log(`${inputs.node}: serving JetStream, ${held.length} stream replica(s) on it current, after ${((Date.now() - started) / 1000).toFixed(1)}s`);
                 return { ...inputs, streams: held };
             }
-            state = `${behind.length} of ${held.length} stream replica(s) on it behind: ${behind.join("; ")}`;
+            state = `serving JetStream, not current yet: ${behind.join("; ")}`;
         } catch (err) {
             if ((err as { final?: boolean }).final) throw new Error(`rejoin of NATS node ${inputs.node}: ${(err as Error).message}`);
             state = `not serving JetStream: ${(err as Error).message}`;

@@ -169,14 +169,16 @@ describe("NATS image rollout", () => {
             assert.deepStrictEqual(streamsBehind(NODE, [placement("KV_a", "meshstack-dev-0", follower("meshstack-dev-2", false))]), []);
         });
 
-        it("names each stream behind and why, in stream order: no leader, offline, not current (with its lag when known)", () => {
+        it("names each stream behind and why, in stream order: no stream info, no leader, offline, not current (with its lag when known)", () => {
             const seen = [
                 placement("KV_d", "meshstack-dev-0", follower(NODE, false)),
                 placement("KV_c", "meshstack-dev-0", follower(NODE, false, { lag: 42 })),
                 placement("KV_b", "meshstack-dev-0", follower(NODE, true, { offline: true })),
                 placement("KV_a", undefined, follower(NODE, true)),
             ];
+            seen.push({ stream: "KV_0", replicas: [], unavailable: "stream is offline" });
             assert.deepStrictEqual(streamsBehind(NODE, seen), [
+                "KV_0: no stream info (stream is offline)",
                 "KV_a: no leader",
                 `KV_b: the replica on ${NODE} is offline`,
                 `KV_c: the replica on ${NODE} is not current (42 behind)`,
@@ -194,6 +196,8 @@ describe("NATS image rollout", () => {
             fc.assert(fc.property(fc.array(arbPlacement, { maxLength: 6 }), (seen) => {
                 const held = new Set(streamsHeldBy(NODE, seen));
                 for (const reason of streamsBehind(NODE, seen)) assert.ok(held.has(reason.split(":")[0]), reason);
+                const unread = seen.map((p) => ({ ...p, unavailable: "stream is offline" }));
+                assert.strictEqual(streamsBehind(NODE, unread).length, seen.length, "a placement that could not be read is never taken as current");
                 const healthy = seen.map((p) => ({ ...p, leader: p.leader ?? "meshstack-dev-0", replicas: p.replicas.map((r) => ({ ...r, current: true, offline: false })) }));
                 assert.deepStrictEqual(streamsBehind(NODE, healthy), []);
             }));
