@@ -242,9 +242,10 @@ export class NatsCluster extends pulumi.ComponentResource {
         this.firewallId = firewall.id.apply(Number);
 
         const imageOf = (index: number) => natsNodeImage(index, args.image, args.nodeImages ?? {});
-        // Every instance waits for it: no node is replaced unless its check() let this up's image changes through.
         const runtime = args.objectStore.runtime;
         const rejoinMarkKey = (node: NatsNode) => rejoinPendingKey(args.naming.stack, node.hostname);
+        // Every instance waits for it: no node is replaced unless its check() let this up's image changes
+        // through, and (with the rejoin waits on) its update found no earlier replacement unconfirmed.
         const imageRollout = new NatsImageRollout(`${name}-image-rollout`, {
             images: Object.fromEntries(args.nodes.map((n) => [natsNodeName(n.index), imageOf(n.index)])),
             rejoinMarks: args.rejoinTimeoutSeconds
