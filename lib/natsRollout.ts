@@ -109,7 +109,7 @@ export function streamsBehind(node: string, placements: StreamPlacement[]): stri
             behind.push(`${p.stream}: no stream info (${p.unavailable})`);
             continue;
         }
-        if (p.leader === node) continue;
+        // The leader is not among its stream's replicas: a node that leads has nothing to catch up.
         const replica = p.replicas.find((r) => r.name === node);
         if (!replica) continue;
         if (!p.leader) behind.push(`${p.stream}: no leader`);

@@ -143,6 +143,16 @@ describe("NATS image rollout", () => {
                 "Run pulumi up with the images as they were until nats-2-rejoin, nats-10-rejoin pass, then move the next node");
         });
 
+        it("names one unconfirmed node in the singular", () => {
+            assert.strictEqual(rejoinPendingProblem(["nats-0"], [pending(1)]),
+                "this up would replace nats-0 for its new image, but nats-1 (meshstack-dev-1, replaced by instance 101 at 2026-12-02T14:00:00.000Z) " +
+                "has not been seen current since: its rejoin wait failed or never ended. Run pulumi up with the images as they were until nats-1-rejoin passes, then move the next node");
+        });
+
+        it("names every node the up would move", () => {
+            assert.match(rejoinPendingProblem(["nats-0", "nats-2"], [pending(1)])!, /^this up would replace nats-0, nats-2 for its new image, but nats-1 /);
+        });
+
         it("counts as moving only existing nodes whose image changes, in index order", () => {
             assert.deepStrictEqual(natsImageChanges({ "nats-0": OLD, "nats-10": OLD, "nats-9": OLD, "nats-1": OLD }, { "nats-0": OLD, "nats-10": NEW, "nats-9": NEW, "nats-2": NEW }), ["nats-9", "nats-10"]);
         });
@@ -220,6 +230,22 @@ describe("NATS image rollout", () => {
                 { property: "timeoutSeconds", reason: "got 0; allowed: an integer from 1 to 7200" },
                 { property: "keyPem", reason: "is required" },
             ]);
+        });
+
+        it("check takes each input at its bounds and refuses what is just past them", async () => {
+            const failing = async (change: Record<string, unknown>) => ((await natsRejoinProvider.check!({} as never, { ...inputs, ...change } as never)).failures ?? []).map((f) => f.property);
+            for (const ok of [{ timeoutSeconds: 1 }, { timeoutSeconds: 7200 }, { node: "n" }, { server: "tls://[2001:db8::1]:4222" }]) assert.deepStrictEqual(await failing(ok), [], JSON.stringify(ok));
+            const bad: [Record<string, unknown>, string][] = [
+                [{ timeoutSeconds: 7201 }, "timeoutSeconds"], [{ timeoutSeconds: 1.5 }, "timeoutSeconds"], [{ timeoutSeconds: "900" }, "timeoutSeconds"],
+                [{ node: "-x" }, "node"], [{ node: "x y" }, "node"], [{ node: 7 }, "node"],
+                [{ instanceId: "" }, "instanceId"], [{ instanceId: 4242 }, "instanceId"],
+                [{ server: "xtls://h:4222" }, "server"], [{ server: "tls://h:4222/x" }, "server"], [{ server: "tls://h:" }, "server"], [{ server: "tls://:4222" }, "server"],
+                [{ server: "tls://h:42a" }, "server"], [{ server: "tls://h h:4222" }, "server"], [{ server: "tls://h:4222x" }, "server"],
+                [{ tlsServerName: undefined }, "tlsServerName"], [{ certPem: 1 }, "certPem"],
+            ];
+            for (const [change, property] of bad) assert.deepStrictEqual(await failing(change), [property], JSON.stringify(change));
+            const reasons = (await natsRejoinProvider.check!({} as never, { ...inputs, instanceId: "" } as never)).failures;
+            assert.deepStrictEqual(reasons, [{ property: "instanceId", reason: 'got ""; allowed: the id of the node\'s instance' }]);
         });
 
         it("in a preview of a fresh stack the instance and its URL are unknown: check passes, diff counts them as changes", async () => {
