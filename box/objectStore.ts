@@ -98,7 +98,8 @@ export class BoxObjectStore {
     /** A user whose one policy reaches only the listed buckets, as Linode's bucket-scoped keys do. */
     createScopedKey(label: string, accesses: BucketAccess[]): { accessKey: string; secretKey: string } {
         const accessKey = `BOX${crypto.randomBytes(8).toString("hex").toUpperCase()}`;
-        const secretKey = crypto.randomBytes(20).toString("base64url");
+        // Hex, not base64url: a secret that starts with "-" reads as a flag to `mc admin user add`.
+        const secretKey = crypto.randomBytes(20).toString("hex");
         const actions = (permissions: string) => (permissions === "read_only" ? ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"] : ["s3:*"]);
         const policy = {
             Version: "2012-10-17",
