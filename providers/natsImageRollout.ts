@@ -15,7 +15,7 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { natsImageChanges, natsImageRolloutProblem, rejoinPendingProblem } from "../lib/natsRollout";
 import { RejoinPending } from "../lib/runtimeChannel";
-import { S3Credentials, S3Location, signedObjectRequest } from "./s3";
+import { objectWhere, S3Credentials, S3Location, signedObjectRequest } from "./s3";
 import { readFromState } from "./stateOnly";
 import { containsUnknown } from "./unknowns";
 
@@ -36,11 +36,10 @@ export interface NatsImageRolloutInputs {
 async function pendingRejoins(marks: RejoinMarks, names: string[]): Promise<{ name: string; node: string; instanceId: string; since: string }[]> {
     const found: { name: string; node: string; instanceId: string; since: string }[] = [];
     for (const name of names) {
-        const location = { endpoint: marks.endpoint, region: marks.region, bucket: marks.bucket, key: marks.keys[name] };
-        const where = `s3://${location.bucket}/${location.key} at ${location.endpoint}`;
-        const response = await signedObjectRequest(location, { accessKeyId: marks.accessKeyId, secretAccessKey: marks.secretAccessKey }, "GET");
+        const location = { ...marks, key: marks.keys[name] };
+        const response = await signedObjectRequest(location, marks, "GET");
         if (response.status === 404) continue;
-        if (response.status !== 200) throw new Error(`the rollout guard could not read ${name}'s rejoin mark ${where}: HTTP ${response.status} ${response.errorCode ?? ""}; no image moves until it can`);
+        if (response.status !== 200) throw new Error(`the rollout guard could not read ${name}'s rejoin mark ${objectWhere(location)}: HTTP ${response.status} ${response.errorCode ?? ""}; no image moves until it can`);
         const mark = JSON.parse(response.body.toString("utf8")) as RejoinPending;
         found.push({ name, node: mark.node, instanceId: mark.instanceId, since: mark.since });
     }

@@ -23,7 +23,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, StreamPlacement, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
 import { RejoinPending } from "../lib/runtimeChannel";
 import { connectNatsSession, natsRefusal, NatsSession, pause, remainingMs } from "./natsSession";
-import { S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { objectWhere, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
@@ -145,27 +145,17 @@ async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutput
     }
 }
 
-function markLocation(inputs: NatsRejoinInputs) {
-    return {
-        location: { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.bucket, key: inputs.key },
-        credentials: { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey },
-        where: `s3://${inputs.bucket}/${inputs.key} at ${inputs.endpoint}`,
-    };
-}
-
-/** Leaves the mark of a replacement not yet seen current. */
+/** Leaves the mark of a replacement not yet seen current (the inputs carry its location and the deploy's key). */
 async function markPending(inputs: NatsRejoinInputs): Promise<void> {
-    const { location, credentials, where } = markLocation(inputs);
     const mark: RejoinPending = { node: inputs.node, instanceId: inputs.instanceId, since: new Date().toISOString() };
-    const response = await signedObjectRequest(location, credentials, "PUT", Buffer.from(JSON.stringify(mark) + "\n", "utf8"));
-    if (response.status !== 200) throw new Error(`PUT ${where} failed: HTTP ${response.status} ${response.errorCode ?? ""}; the deploy's key needs read_write on the runtime bucket`);
+    const response = await signedObjectRequest(inputs, inputs, "PUT", Buffer.from(JSON.stringify(mark) + "\n", "utf8"));
+    if (response.status !== 200) throw new Error(`PUT ${objectWhere(inputs)} failed: HTTP ${response.status} ${response.errorCode ?? ""}; the deploy's key needs read_write on the runtime bucket`);
 }
 
 /** Removes the mark; one that is not there is fine. */
 async function clearPending(inputs: NatsRejoinInputs): Promise<void> {
-    const { location, credentials, where } = markLocation(inputs);
-    const response = await signedObjectRequest(location, credentials, "DELETE");
-    if (![200, 204, 404].includes(response.status)) throw new Error(`DELETE ${where} failed: HTTP ${response.status} ${response.errorCode ?? ""}`);
+    const response = await signedObjectRequest(inputs, inputs, "DELETE");
+    if (![200, 204, 404].includes(response.status)) throw new Error(`DELETE ${objectWhere(inputs)} failed: HTTP ${response.status} ${response.errorCode ?? ""}`);
 }
 
 export const natsRejoinProvider: pulumi.dynamic.ResourceProvider<NatsRejoinInputs, NatsRejoinOutputs> = {

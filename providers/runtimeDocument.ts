@@ -11,7 +11,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { deleteObjectReporting } from "./bootstrapObject";
-import { S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { objectWhere, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
@@ -34,7 +34,7 @@ export interface RuntimeDocumentOutputs extends S3ObjectAccess {
 }
 
 async function write(inputs: RuntimeDocumentInputs): Promise<RuntimeDocumentOutputs> {
-    const where = `s3://${inputs.bucket}/${inputs.key} at ${inputs.endpoint}`;
+    const where = objectWhere(inputs);
     let response;
     try {
         response = await signedObjectRequest(

@@ -149,9 +149,14 @@ export function networkFailureReason(err: unknown, timeoutMs: number): string {
 /** A request that got no HTTP answer: its message names the operation, the endpoint, the bucket and the key. */
 export type S3NetworkError = Error & { name: "S3NetworkError"; reason: string };
 
+/** How messages name an object: s3://bucket/key at endpoint. */
+export function objectWhere(location: S3Location): string {
+    return `s3://${location.bucket}/${location.key} at ${location.endpoint}`;
+}
+
 // A plain Error, not a subclass: serialized providers carry classes that lose Error's message.
 function s3NetworkError(method: S3Method, location: S3Location, reason: string): S3NetworkError {
-    const error = new Error(`${method} s3://${location.bucket}/${location.key} at ${location.endpoint} failed: ${reason}`) as S3NetworkError;
+    const error = new Error(`${method} ${objectWhere(location)} failed: ${reason}`) as S3NetworkError;
     error.name = "S3NetworkError";
     error.reason = reason;
     return error;

@@ -24,7 +24,7 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { InputProblem, requiredStringProblems, S3Credentials, S3Location, S3NetworkError, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { InputProblem, objectWhere, requiredStringProblems, S3Credentials, S3Location, S3NetworkError, S3Response, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
@@ -159,7 +159,7 @@ function seconds(ms: number): string {
 export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, deps: PollDeps): Promise<PollResult> {
     const start = deps.now();
     const deadline = start + policy.timeoutMs;
-    const where = `s3://${target.bucket}/${target.key} at ${target.endpoint}`;
+    const where = objectWhere(target);
     let attempts = 0;
     let lastStatus = "no response yet";
     let authFailingSince: number | undefined;
@@ -327,7 +327,7 @@ export const wgPubkeyPollProvider: pulumi.dynamic.ResourceProvider<WgPubkeyPollI
     // Descriptive fields, the policy and the requests' expected names change in place; the material found stays.
     async update(_id: string, olds: WgPubkeyPollOutputs, news: WgPubkeyPollInputs) {
         const refused = publishedRequestProblems({ certificateRequests: olds.requests } as PublishedMaterial, news.expectedRequests);
-        if (refused.length > 0) throw refusedToSign(news.nodeLabel, `s3://${olds.bucket}/${olds.key} at ${olds.endpoint}`, refused.join("; "));
+        if (refused.length > 0) throw refusedToSign(news.nodeLabel, objectWhere(olds), refused.join("; "));
         const { requestNames: _legacy, ...kept } = olds;
         const outs: WgPubkeyPollOutputs = {
             ...kept,
