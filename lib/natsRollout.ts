@@ -9,6 +9,8 @@
  * new image one by one, and `meshstack:natsImage` follows last.
  */
 
+import { RejoinPending } from "./runtimeChannel";
+
 /** Existing NATS nodes whose image one `up` may change. */
 export const MAX_NATS_IMAGE_CHANGES_PER_UP = 1;
 
@@ -119,13 +121,16 @@ export function streamsBehind(node: string, placements: StreamPlacement[]): stri
     return behind;
 }
 
+/** A rejoin mark as the guard found it, under the node's name in the program (natsNodeName). */
+export type PendingRejoin = RejoinPending & { name: string };
+
 /**
  * Why this `up` may not move `moving` to a new image while earlier
  * replacements are not confirmed current (their rejoin waits failed or never
  * ended); undefined when it may. A node moved again itself does not count:
  * it is empty already, and replacing it loses nothing more.
  */
-export function rejoinPendingProblem(moving: string[], pending: { name: string; node: string; instanceId: string; since: string }[]): string | undefined {
+export function rejoinPendingProblem(moving: string[], pending: PendingRejoin[]): string | undefined {
     const others = pending.filter((p) => !moving.includes(p.name)).sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
     if (!moving.length || !others.length) return undefined;
     return (

@@ -13,7 +13,7 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { natsImageChanges, natsImageRolloutProblem, rejoinPendingProblem } from "../lib/natsRollout";
+import { natsImageChanges, natsImageRolloutProblem, PendingRejoin, rejoinPendingProblem } from "../lib/natsRollout";
 import { RejoinPending } from "../lib/runtimeChannel";
 import { objectWhere, S3Credentials, S3Location, signedObjectRequest } from "./s3";
 import { readFromState } from "./stateOnly";
@@ -33,15 +33,15 @@ export interface NatsImageRolloutInputs {
 }
 
 /** The pending marks of these nodes that exist, read through the deploy's key; a mark that cannot be read is an error. */
-async function pendingRejoins(marks: RejoinMarks, names: string[]): Promise<{ name: string; node: string; instanceId: string; since: string }[]> {
-    const found: { name: string; node: string; instanceId: string; since: string }[] = [];
+async function pendingRejoins(marks: RejoinMarks, names: string[]): Promise<PendingRejoin[]> {
+    const found: PendingRejoin[] = [];
     for (const name of names) {
         const location = { ...marks, key: marks.keys[name] };
         const response = await signedObjectRequest(location, marks, "GET");
         if (response.status === 404) continue;
         if (response.status !== 200) throw new Error(`the rollout guard could not read ${name}'s rejoin mark ${objectWhere(location)}: HTTP ${response.status} ${response.errorCode ?? ""}; no image moves until it can`);
         const mark = JSON.parse(response.body.toString("utf8")) as RejoinPending;
-        found.push({ name, node: mark.node, instanceId: mark.instanceId, since: mark.since });
+        found.push({ ...mark, name });
     }
     return found;
 }

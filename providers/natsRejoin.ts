@@ -52,7 +52,8 @@ export interface NatsRejoinOutputs extends NatsRejoinInputs {
 
 /** What makes an update a rejoin to wait for: another instance, or the node reached elsewhere. */
 const REJOIN_FIELDS = ["node", "instanceId", "server"] as const;
-const WAIT_FIELDS = ["node", "instanceId", "server", "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds", "endpoint", "region", "bucket", "key", "accessKeyId", "secretAccessKey"] as const;
+/** Every input: what is not a rejoin is still kept, for later waits and for delete. */
+const WAIT_FIELDS = [...REJOIN_FIELDS, "tlsServerName", "caPem", "certPem", "keyPem", "timeoutSeconds", "endpoint", "region", "bucket", "key", "accessKeyId", "secretAccessKey"] as const;
 const POLL_INTERVAL_MS = 2000;
 
 export function natsRejoinInputProblems(inputs: Partial<NatsRejoinInputs>): { property: string; reason: string }[] {
@@ -99,8 +100,8 @@ function final(message: string): Error {
     return Object.assign(new Error(message), { final: true });
 }
 
-/** One look through the node: its streams, and those not current yet. Throws while the node is not serving JetStream. */
-async function lookThrough(inputs: NatsRejoinInputs, timeoutMs: number): Promise<{ held: string[]; behind: string[] }> {
+/** A session on the node itself; its name proves the URL reached the node meant. Throws while the node is not serving JetStream. */
+async function sessionOn(inputs: NatsRejoinInputs, timeoutMs: number): Promise<NatsSession> {
     const access = { ...inputs, servers: [inputs.server] };
     let session: NatsSession;
     try {
@@ -109,39 +110,50 @@ async function lookThrough(inputs: NatsRejoinInputs, timeoutMs: number): Promise
         const refusal = natsRefusal(access, err);
         throw refusal ? final(refusal.message) : err;
     }
-    try {
-        const serverName = session.nc.info?.server_name;
-        if (serverName !== inputs.node) throw final(`${inputs.server} is served by ${JSON.stringify(serverName)}, not ${inputs.node}`);
-        const seen = await placements(session);
-        return { held: streamsHeldBy(inputs.node, seen), behind: streamsBehind(inputs.node, seen) };
-    } finally {
-        await session.nc.close().catch(() => undefined);
-    }
+    const serverName = session.nc.info?.server_name;
+    if (serverName === inputs.node) return session;
+    await session.nc.close().catch(() => undefined);
+    throw final(`${inputs.server} is served by ${JSON.stringify(serverName)}, not ${inputs.node}`);
 }
 
-/** Waits until the node serves JetStream and every replica on it is current; the error names what was still behind. */
+/**
+ * Waits until the node serves JetStream and every replica on it is current;
+ * the error names what was still behind. One session for the whole wait,
+ * opened again only after it failed (the node restarting, a request timing out).
+ */
 async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutputs> {
     const started = Date.now();
     const deadline = started + inputs.timeoutSeconds * 1000;
     let state = "not reached yet";
-    for (let attempt = 1; ; attempt++) {
-        try {
-            const { held, behind } = await lookThrough(inputs, Math.max(1000, Math.min(5000, remainingMs(deadline))));
-            if (behind.length === 0) {
-                log(`${inputs.node}: serving JetStream, ${held.length} stream replica(s) on it current, after ${((Date.now() - started) / 1000).toFixed(1)}s`);
-                return { ...inputs, streams: held };
+    let session: NatsSession | undefined;
+    try {
+        for (let attempt = 1; ; attempt++) {
+            try {
+                session ??= await sessionOn(inputs, Math.max(1000, Math.min(5000, remainingMs(deadline))));
+                const seen = await placements(session);
+                const behind = streamsBehind(inputs.node, seen);
+                if (behind.length === 0) {
+                    const held = streamsHeldBy(inputs.node, seen);
+                    log(`${inputs.node}: serving JetStream, ${held.length} stream replica(s) on it current, after ${((Date.now() - started) / 1000).toFixed(1)}s`);
+                    return { ...inputs, streams: held };
+                }
+                state = `serving JetStream, not current yet: ${behind.join("; ")}`;
+            } catch (err) {
+                if ((err as { final?: boolean }).final) throw new Error(`rejoin of NATS node ${inputs.node}: ${(err as Error).message}`);
+                state = `not serving JetStream: ${(err as Error).message}`;
+                await session?.nc.close().catch(() => undefined);
+                session = undefined;
             }
-            state = `serving JetStream, not current yet: ${behind.join("; ")}`;
-        } catch (err) {
-            if ((err as { final?: boolean }).final) throw new Error(`rejoin of NATS node ${inputs.node}: ${(err as Error).message}`);
-            state = `not serving JetStream: ${(err as Error).message}`;
+            if (remainingMs(deadline) === 0) {
+                throw new Error(`NATS node ${inputs.node} (${inputs.server}) was not current within timeoutSeconds=${inputs.timeoutSeconds}: ${state}. ` +
+                    "Do not replace another NATS node until it is; run pulumi up again to wait again");
+            }
+            log(`${inputs.node}: attempt ${attempt} at ${((Date.now() - started) / 1000).toFixed(1)}s: ${state}; giving up in ${Math.ceil(remainingMs(deadline) / 1000)}s`);
+            await pause(Math.min(POLL_INTERVAL_MS, remainingMs(deadline)));
         }
-        if (remainingMs(deadline) === 0) {
-            throw new Error(`NATS node ${inputs.node} (${inputs.server}) was not current within timeoutSeconds=${inputs.timeoutSeconds}: ${state}. ` +
-                "Do not replace another NATS node until it is; run pulumi up again to wait again");
-        }
-        log(`${inputs.node}: attempt ${attempt} at ${((Date.now() - started) / 1000).toFixed(1)}s: ${state}; giving up in ${Math.ceil(remainingMs(deadline) / 1000)}s`);
-        await pause(Math.min(POLL_INTERVAL_MS, remainingMs(deadline)));
+    } finally {
+        // close, not drain: drain waits for a server, and the host would wait with it.
+        await session?.nc.close().catch(() => undefined);
     }
 }
 
