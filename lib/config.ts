@@ -640,24 +640,20 @@ function clientCaPairRule(v: Record<string, ConfigValue>): ConfigError | undefin
     return { key: qualify(missing), message: `is required when ${hasCert ? "natsClientCaCertPem" : "natsClientCaKeyPem"} is set; allowed: both or neither` };
 }
 
-/** The KV provider dials the client port from the deploying machine; with no client CIDRs the firewall never lets it in. */
-function kvBucketReachableRule(v: Record<string, ConfigValue>): ConfigError | undefined {
-    const cidrs = v.natsClientCidrs as string[] | undefined;
-    if (v.natsKvBucket === undefined || cidrs === undefined || cidrs.length > 0) return undefined;
-    return {
-        key: qualify("natsKvBucket"), value: String(v.natsKvBucket),
-        message: "needs the machine running `pulumi up` inside meshstack:natsClientCidrs, which is empty, so the client port stays closed to it; allowed: unset, or set natsClientCidrs to include this machine's address",
-    };
-}
-
-/** The rejoin wait dials the client port from the deploying machine, as the KV provider does. */
-function rejoinReachableRule(v: Record<string, ConfigValue>): ConfigError | undefined {
-    const cidrs = v.natsClientCidrs as string[] | undefined;
-    const timeout = v.natsRejoinTimeoutSeconds as number | undefined;
-    if (!timeout || cidrs === undefined || cidrs.length > 0) return undefined;
-    return {
-        key: qualify("natsRejoinTimeoutSeconds"), value: String(timeout),
-        message: "needs the machine running `pulumi up` inside meshstack:natsClientCidrs, which is empty, so the client port stays closed to it; allowed: 0, or set natsClientCidrs to include this machine's address",
+/**
+ * What the deploy does over the NATS client port (the KV provider, the
+ * rejoin wait) dials it from the deploying machine; with no client CIDRs the
+ * firewall never lets it in. `off` is the value that turns the key off.
+ */
+function needsClientPort(key: string, off: string): (v: Record<string, ConfigValue>) => ConfigError | undefined {
+    return (v) => {
+        const cidrs = v.natsClientCidrs as string[] | undefined;
+        const value = v[key];
+        if (value === undefined || value === 0 || cidrs === undefined || cidrs.length > 0) return undefined;
+        return {
+            key: qualify(key), value: String(value),
+            message: `needs the machine running \`pulumi up\` inside meshstack:natsClientCidrs, which is empty, so the client port stays closed to it; allowed: ${off}, or set natsClientCidrs to include this machine's address`,
+        };
     };
 }
 
@@ -727,7 +723,7 @@ function operatorPeersOf(entries: string[], address: string): OperatorPeer[] {
 }
 
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
-const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, kvBucketReachableRule, rejoinReachableRule, wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
+const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, needsClientPort("natsKvBucket", "unset"), needsClientPort("natsRejoinTimeoutSeconds", "0"), wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
 
 /**
  * With the stack name, the stack's environment (lib/environments.ts) adds
