@@ -7,7 +7,7 @@ import { NATS_SERVER_RELEASE } from "../cloudinit/nats";
 import { JetStreamKv, JetStreamKvOutputs } from "../providers/jetstreamKv";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { LoopbackNatsCluster } from "./support/natsCluster";
-import { assertReadsBack } from "./support/kvReads";
+import { assertReadsBack, putWhenAcknowledged } from "./support/kvReads";
 import { waitFor } from "./support/ports";
 
 /** v2.10+ route pooling: 3 pooled routes per peer, plus one pinned to the system account. */
@@ -168,11 +168,7 @@ describe(`NATS cluster on loopback (nats-server ${NATS_SERVER_RELEASE.version}, 
         const leader = await indexOf((await streamInfo()).cluster!.leader!);
         await cluster.stop(leader, "SIGTERM");
         stopped = [leader];
-        await waitFor("a write with one server down", async () => {
-            await kv.put("chaos.one-down", "written-with-2-of-3");
-            return true;
-        }, 20_000, 200);
-        written.set("chaos.one-down", "written-with-2-of-3");
+        await putWhenAcknowledged(kv, "chaos.one-down", "written-with-2-of-3", "a write with one server down", 20_000, 200, written);
         await assertReadsBack(kv, written, "every value to read back", 20_000, 200);
     });
 

@@ -15,9 +15,9 @@ import { NatsImageRollout } from "../providers/natsImageRollout";
 import { NatsRejoin, NatsRejoinOutputs } from "../providers/natsRejoin";
 import { rejoinPendingKey } from "../lib/runtimeChannel";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
+import { putWhenAcknowledged } from "./support/kvReads";
 import { MinioServer } from "./support/minio";
 import { LoopbackNatsCluster } from "./support/natsCluster";
-import { waitFor } from "./support/ports";
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
 const BUCKET = "rejoin";
@@ -104,10 +104,7 @@ describe("NatsRejoin on a real 3-node cluster (serialized provider)", function (
         await cluster.stop(REBUILT, "SIGKILL");
         fs.rmSync(cluster.layout(REBUILT).storeDir, { recursive: true, force: true });
         // If it led the stream, the first write waits out the election.
-        await waitFor("a write with the node away", async () => {
-            await kv.put("while-away.0", "value-0");
-            return true;
-        }, 20_000, 200);
+        await putWhenAcknowledged(kv, "while-away.0", "value-0", "a write with the node away", 20_000, 200);
         for (let i = 1; i < 50; i++) await kv.put(`while-away.${i}`, `value-${i}`);
         cluster.start(REBUILT);
         const logged = host.logs.length;

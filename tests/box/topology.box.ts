@@ -24,7 +24,7 @@ import { ssh } from "../../box/ssh";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
 import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
-import { assertReadsBack } from "../support/kvReads";
+import { assertReadsBack, putWhenAcknowledged } from "../support/kvReads";
 import { waitFor } from "../support/ports";
 import { toolPath } from "../support/tools";
 
@@ -304,11 +304,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                     const routez = JSON.parse(await onVm(vm, "curl -fsS http://127.0.0.1:8222/routez")) as { routes: { remote_name: string }[] };
                     assert.strictEqual(new Set(routez.routes.map((r) => r.remote_name)).size, natsVms().length - 1, `${vm.name} lost routes with the hub down`);
                 }
-                await waitFor("a write with the hub down", async () => {
-                    await kv.put("chaos.hub-off", "written-without-the-hub");
-                    return true;
-                }, 60_000, 2000);
-                written.set("chaos.hub-off", "written-without-the-hub");
+                await putWhenAcknowledged(kv, "chaos.hub-off", "written-without-the-hub", "a write with the hub down", 60_000, 2000, written);
                 await assertReadsBack(kv, written, "every value to read back with the hub down");
             } finally {
                 // Back on while the NATS chaos runs, whatever happened here; the last chaos test waits for it.
@@ -319,11 +315,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         it("one NATS VM powered off: reads and writes go on", async () => {
             off.push(natsVms()[2]);
             await powerOffVm(off[0]);
-            await waitFor("a write with 2 of 3 servers", async () => {
-                await kv.put("chaos.one-off", "written-with-2-of-3");
-                return true;
-            }, 120_000, 2000);
-            written.set("chaos.one-off", "written-with-2-of-3");
+            await putWhenAcknowledged(kv, "chaos.one-off", "written-with-2-of-3", "a write with 2 of 3 servers", 120_000, 2000, written);
             // A read right after the failover may also be routed to the gone server's interest and time out; the next one is answered.
             await assertReadsBack(kv, written, "every value to read back with 2 of 3 servers");
         });
@@ -338,11 +330,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             this.timeout(15 * 60_000);
             // The same disk and seed: cloud-init sees the same instance and does not run again.
             for (const vm of off) powerOnVm(vm);
-            await waitFor("writes to succeed again", async () => {
-                await kv.put("chaos.back", "written-after-return");
-                return true;
-            }, 12 * 60_000, 5000);
-            written.set("chaos.back", "written-after-return");
+            await putWhenAcknowledged(kv, "chaos.back", "written-after-return", "writes to succeed again", 12 * 60_000, 5000, written);
             await assertReadsBack(kv, written, "every value to read back");
             // The hub, rebooted from the same disk, rejoins from the wg0.conf its agent wrote.
             await waitFor("the hub back on wg0", async () => (await onVm(natsVms()[0], "ping -c1 -W2 10.44.0.1 >/dev/null && echo up || true")).includes("up"), 10 * 60_000, 5000);

@@ -24,3 +24,16 @@ export async function assertReadsBack(store: KV, expected: Map<string, string>, 
     });
     assert.deepStrictEqual(got, want, lastError || what);
 }
+
+/**
+ * Puts `value` under `key`, retrying until a write is acknowledged (a leader
+ * elected after a loss) or the wait ends, and records it in `written` when
+ * it is given: the acknowledged writes later reads must find.
+ */
+export async function putWhenAcknowledged(store: KV, key: string, value: string, what: string, timeoutMs: number, intervalMs: number, written?: Map<string, string>): Promise<void> {
+    await waitFor(what, async () => {
+        await store.put(key, value);
+        return true;
+    }, timeoutMs, intervalMs);
+    written?.set(key, value);
+}
