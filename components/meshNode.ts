@@ -16,7 +16,6 @@ import {
     planBootstrapDelivery,
 } from "../cloudinit/delivery";
 import { BootstrapConfig } from "../lib/config";
-import { BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS } from "../lib/limits";
 import { linodeTags } from "../lib/environments";
 import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
@@ -35,12 +34,16 @@ export interface MeshNodeArgs {
     image: string;
     /**
      * The node's cloud-config. Treated as secret: it may carry passwords and
-     * presigned URLs. With `publish`, it holds PUBLISH_URL_PLACEHOLDER once,
+     * presigned URLs. It holds PUBLISH_URL_PLACEHOLDER once,
      * where the node's presigned PUT URL goes.
      */
     cloudConfig: pulumi.Input<string>;
-    /** The node makes keys at first boot and publishes public material: where, and how long to wait for it. */
-    publish?: MeshNodePublish;
+    /**
+     * The node makes keys at first boot and publishes public material: where,
+     * and how long to wait for it. Its publication is also the proof that it
+     * fetched its cloud-config, which ends the bootstrap object's cleanup.
+     */
+    publish: MeshNodePublish;
     /**
      * Delete the old instance before creating its replacement: for a node
      * whose replacement must not run beside it (a NATS server keeps its
@@ -121,8 +124,8 @@ export class MeshNode extends pulumi.ComponentResource {
     public readonly bootstrapDelivery: pulumi.Output<DeliveryChoice>;
     /** The instance's boot generation: renewed by every input that replaces it. */
     public readonly generation: pulumi.Output<string>;
-    /** With `publish`: the material this instance published. */
-    public readonly published?: PublishedOutputs;
+    /** The material this instance published. */
+    public readonly published: PublishedOutputs;
 
     constructor(name: string, args: MeshNodeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:MeshNode", name, {}, opts);
@@ -145,19 +148,15 @@ export class MeshNode extends pulumi.ComponentResource {
 
         const store = args.objectStore;
         const publish = args.publish;
-        let cloudConfig = template;
-        let publishUrlExpiresAt: pulumi.Output<string> | undefined;
-        if (publish) {
-            const putUrl = new PresignedUrl(`${name}-publish-url`, {
-                ...publish.runtime,
-                key: suffix.result.apply((generation) => publishedMaterialKey(args.naming.stack, publish.node, generation)),
-                method: "PUT",
-                expiresInSeconds: args.bootstrap.urlExpirySeconds,
-                keepers: { generation: suffix.result },
-            }, { parent: this });
-            cloudConfig = pulumi.secret(pulumi.all([template, putUrl.url]).apply(([text, url]) => withPublishUrl(this, name, text, url)));
-            publishUrlExpiresAt = putUrl.expiresAt;
-        }
+        const publishedKey = suffix.result.apply((generation) => publishedMaterialKey(args.naming.stack, publish.node, generation));
+        const putUrl = new PresignedUrl(`${name}-publish-url`, {
+            ...publish.runtime,
+            key: publishedKey,
+            method: "PUT",
+            expiresInSeconds: args.bootstrap.urlExpirySeconds,
+            keepers: { generation: suffix.result },
+        }, { parent: this });
+        const cloudConfig = pulumi.secret(pulumi.all([template, putUrl.url]).apply(([text, url]) => withPublishUrl(this, name, text, url)));
         // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
         const contentHash = pulumi.unsecret(cloudConfig.apply(sha256Hex));
 
@@ -196,44 +195,45 @@ export class MeshNode extends pulumi.ComponentResource {
             tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
         }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object, ...(args.replaceAfter ?? [])], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
 
+        this.instanceId = this.instance.id.apply(Number);
+        this.label = this.instance.label;
+        this.ipv4s = this.instance.ipv4s;
+
+        // The URLs this instance's user-data carries: the publish URL, and the object's behind an #include pointer.
+        // Both are ISO 8601 from toISOString, so they compare as strings.
+        const expiresAt = pulumi.all([putUrl.expiresAt, url.expiresAt, this.bootstrapDelivery]).apply(([put, get, choice]) =>
+            choice.method === "object" && get < put ? get : put);
+        const bootUrls = new BootUrlsCheck(`${name}-boot-urls`, {
+            instanceId: this.instance.id,
+            expiresAt,
+            nodeLabel: this.instance.label,
+            labelResource: `${name}-label`,
+        }, { parent: this, dependsOn: [this.instance] });
+        // After the URL check: an instance that can never publish fails the `up` at once,
+        // and a failed `up` still waits for every step in flight, this wait included.
         new BootstrapObjectCleanup(`${name}-bootstrap-cleanup`, {
             ...store.access,
             key: object.key,
             stored: object.stored,
             instanceId: this.instance.id,
-            delaySeconds: args.bootstrap.cleanupDelaySeconds ?? BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS,
-        }, { parent: this, dependsOn: [this.instance] });
-
-        this.instanceId = this.instance.id.apply(Number);
-        this.label = this.instance.label;
-        this.ipv4s = this.instance.ipv4s;
-
-        if (publish) {
-            // The URLs this instance's user-data carries: the publish URL, and the object's behind an #include pointer.
-            // Both are ISO 8601 from toISOString, so they compare as strings.
-            const expiresAt = pulumi.all([publishUrlExpiresAt!, url.expiresAt, this.bootstrapDelivery]).apply(([put, get, choice]) =>
-                choice.method === "object" && get < put ? get : put);
-            const bootUrls = new BootUrlsCheck(`${name}-boot-urls`, {
-                instanceId: this.instance.id,
-                expiresAt,
-                nodeLabel: this.instance.label,
-                labelResource: `${name}-label`,
-            }, { parent: this, dependsOn: [this.instance] });
-            const primary = this.instance.ipAddress;
-            const poll = new WgPubkeyPoll(`${name}-published`, {
-                ...publish.runtime,
-                key: suffix.result.apply((generation) => publishedMaterialKey(args.naming.stack, publish.node, generation)),
-                node: publish.node,
-                // A new instance publishes new material: the poll runs again, and only its document counts.
-                instanceId: this.instance.id,
-                expectedRequests: publish.expectedRequests,
-                nodeLabel: this.label,
-                nodeAddress: pulumi.all([this.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main)),
-                bootstrapLogPath: publish.bootstrapLogPath,
-                policy: { ...DEFAULT_POLL_POLICY, ...publish.pollPolicy, timeoutMs: publish.timeoutSeconds * 1000 },
-            }, { parent: this, dependsOn: [this.instance, bootUrls] });
-            this.published = { publicKey: poll.publicKey, requests: poll.requests };
-        }
+            publishedBucket: publish.runtime.bucket,
+            publishedKey,
+            deadlineSeconds: publish.timeoutSeconds,
+        }, { parent: this, dependsOn: [this.instance, bootUrls] });
+        const primary = this.instance.ipAddress;
+        const poll = new WgPubkeyPoll(`${name}-published`, {
+            ...publish.runtime,
+            key: publishedKey,
+            node: publish.node,
+            // A new instance publishes new material: the poll runs again, and only its document counts.
+            instanceId: this.instance.id,
+            expectedRequests: publish.expectedRequests,
+            nodeLabel: this.label,
+            nodeAddress: pulumi.all([this.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main)),
+            bootstrapLogPath: publish.bootstrapLogPath,
+            policy: { ...DEFAULT_POLL_POLICY, ...publish.pollPolicy, timeoutMs: publish.timeoutSeconds * 1000 },
+        }, { parent: this, dependsOn: [this.instance, bootUrls] });
+        this.published = { publicKey: poll.publicKey, requests: poll.requests };
         this.registerOutputs({ instanceId: this.instanceId, label: this.label, ipv4s: this.ipv4s, bootstrapDelivery: this.bootstrapDelivery, generation: this.generation });
     }
 }

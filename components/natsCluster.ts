@@ -375,7 +375,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 node: topology[i].hostname,
                 // A new instance id is what makes the wait run again: the node was replaced. Taken
                 // through the key poll, so the deadline counts from the node's first boot, and not
-                // through the whole node, whose bootstrap cleanup sleeps for minutes first.
+                // through the whole node, whose bootstrap cleanup may still be deleting its object.
                 instanceId: pulumi.all([meshNode.instance.id, meshNode.published!.publicKey]).apply(([id]) => id),
                 server: clientUrls[i],
                 tlsServerName: this.serviceName,

@@ -10,13 +10,13 @@ import { NATS_SERVER_RELEASE, NatsServerRelease } from "./natsRelease";
 import { environmentOf, environmentProblems } from "./environments";
 import { ipv4Network, ipv4ToInt, isCidr, isIpv4Cidr } from "./ip";
 import {
-    BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS,
-    BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS,
     JETSTREAM_MAX_REPLICAS,
     LINODE_METADATA_HARD_LIMIT_BYTES,
     LINODE_METADATA_SAFE_LIMIT_BYTES,
     MAX_NATS_NODES,
     METADATA_LIMIT_MIN_BYTES,
+    PUBLISH_TIMEOUT_MAX_SECONDS,
+    PUBLISH_TIMEOUT_MIN_SECONDS,
     SIGV4_MAX_EXPIRY_SECONDS,
     WG_LISTEN_PORT_MAX,
     WG_LISTEN_PORT_MIN,
@@ -185,11 +185,6 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         description: "Lifetime of presigned bootstrap URLs baked into user-data.",
         allowed: `an integer from 60 to ${SIGV4_MAX_EXPIRY_SECONDS} (SigV4's seven days)`,
     },
-    bootstrapCleanupDelaySeconds: {
-        type: "integer", default: BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS, check: intRange(0, BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS),
-        description: "Seconds a bootstrap object is kept after its instance reports running, so cloud-init can fetch it, before it is deleted.",
-        allowed: `an integer from 0 to ${BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS}`,
-    },
     metadataLimitBytes: {
         type: "integer", default: LINODE_METADATA_SAFE_LIMIT_BYTES, check: intRange(METADATA_LIMIT_MIN_BYTES, LINODE_METADATA_HARD_LIMIT_BYTES),
         description: "Largest decoded user-data delivered inline through Linode Metadata.",
@@ -223,9 +218,9 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: `a list of ${OPERATOR_PEER_FORMAT}, each address in the mesh subnet outside the hub's and the NATS range`,
     },
     wgPubkeyPollTimeoutSeconds: {
-        type: "integer", default: 480, check: intRange(30, 3600),
-        description: "How long `pulumi up` waits for the cache node to publish its WireGuard public key.",
-        allowed: "an integer from 30 to 3600",
+        type: "integer", default: 480, check: intRange(PUBLISH_TIMEOUT_MIN_SECONDS, PUBLISH_TIMEOUT_MAX_SECONDS),
+        description: "How long `pulumi up` waits for a new node to publish its WireGuard public key; a node's bootstrap object is deleted when it publishes, or after this long.",
+        allowed: `an integer from ${PUBLISH_TIMEOUT_MIN_SECONDS} to ${PUBLISH_TIMEOUT_MAX_SECONDS}`,
     },
     natsNodeCount: {
         type: "integer", default: 3,
@@ -398,8 +393,6 @@ export interface BootstrapConfig {
     metadataLimitBytes: number;
     gzipUserDataImages: string[];
     urlExpirySeconds: number;
-    /** Defaults to BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS. */
-    cleanupDelaySeconds?: number;
 }
 
 export interface AccessConfig {
@@ -546,6 +539,16 @@ function closestKey(unknown: string): string | undefined {
 /** A namespace this close to ours is a typo: its keys would otherwise be ignored without a word. */
 const NAMESPACE_TYPO_DISTANCE = 2;
 
+/**
+ * Keys meshstack no longer reads, with what replaced them: a stack file that
+ * still sets one is told what to do instead of "unknown key".
+ */
+const RETIRED_KEYS: Record<string, string> = {
+    bootstrapCleanupDelaySeconds:
+        "was removed: a node's bootstrap object is now deleted as soon as the node publishes (it has fetched its config then), " +
+        "or after meshstack:wgPubkeyPollTimeoutSeconds; delete this line",
+};
+
 /** Per-key parsing: type, placeholder, rule and secrecy, plus unknown keys. */
 function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; errors: ConfigError[] } {
     const errors: ConfigError[] = [];
@@ -563,7 +566,9 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
         }
         if (!fullKey.startsWith(prefix)) continue;
         const key = fullKey.slice(prefix.length);
-        if (!(key in CONFIG_KEYS)) {
+        if (key in RETIRED_KEYS) {
+            errors.push({ key: fullKey, message: RETIRED_KEYS[key] });
+        } else if (!(key in CONFIG_KEYS)) {
             const hint = closestKey(key);
             errors.push({
                 key: fullKey,
@@ -759,7 +764,6 @@ export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackCo
                 metadataLimitBytes: v.metadataLimitBytes,
                 gzipUserDataImages: v.gzipUserDataImages,
                 urlExpirySeconds: v.bootstrapUrlExpirySeconds,
-                cleanupDelaySeconds: v.bootstrapCleanupDelaySeconds,
             },
             wgCache: {
                 instanceType: v.wgCacheInstanceType,

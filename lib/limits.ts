@@ -25,12 +25,12 @@ export const SIGV4_MAX_EXPIRY_SECONDS = 7 * 24 * 60 * 60;
 export const S3_MAX_KEY_BYTES = 1024;
 
 /**
- * Linode reports an instance running when it powers on, before cloud-init
- * has fetched its #include URL; the bootstrap object is kept this long after
- * that so a slow first boot still finds it, and at most the maximum.
+ * How long an `up` waits for a new node to publish its first-boot material
+ * (meshstack:wgPubkeyPollTimeoutSeconds): the key poll's timeout, and the
+ * deadline after which a node's bootstrap object is deleted unpublished.
  */
-export const BOOTSTRAP_CLEANUP_DELAY_DEFAULT_SECONDS = 300;
-export const BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS = 3600;
+export const PUBLISH_TIMEOUT_MIN_SECONDS = 30;
+export const PUBLISH_TIMEOUT_MAX_SECONDS = 3600;
 
 /** WireGuard listens on an unprivileged UDP port: below 1024 collides with system services. */
 export const WG_LISTEN_PORT_MIN = 1024;

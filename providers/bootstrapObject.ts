@@ -1,8 +1,11 @@
 /**
  * The object-store leg of bootstrap delivery: `BootstrapObject`
  * uploads a node's original cloud-config before the instance exists, and
- * `BootstrapObjectCleanup` deletes it once the instance has had time to
- * fetch it. The object holds the node's secrets; the bucket's lifecycle rule
+ * `BootstrapObjectCleanup` deletes it once the instance has published its
+ * first-boot material, which it can only do after fetching the object (the
+ * publish URL is inside it). A fixed delay would hold every `up` for its
+ * full length; the publication ends the wait as soon as the node is done
+ * with the object, and a deadline ends it for a node that never publishes. The object holds the node's secrets; the bucket's lifecycle rule
  * under the bootstrap prefix is the backstop for anything left behind.
  *
  * Both providers are serialized into state and run in the engine's provider
@@ -11,9 +14,9 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { requiredStringProblems, S3Credentials, S3Location, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
+import { objectWhere, requiredStringProblems, S3Credentials, S3Location, S3ObjectAccess, s3ObjectAccessProblems, S3Response, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
-import { BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS } from "../lib/limits";
+import { PUBLISH_TIMEOUT_MAX_SECONDS } from "../lib/limits";
 import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 import { sha256Hex } from "../lib/digest";
@@ -192,14 +195,24 @@ export interface BootstrapObjectCleanupArgs extends S3ObjectAccessArgs {
     stored: pulumi.Input<boolean>;
     /** The instance that fetches the object; a replacement instance runs the cleanup again. */
     instanceId: pulumi.Input<string>;
-    /** Seconds to keep the object after the instance reports running (0 to BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS). */
-    delaySeconds: pulumi.Input<number>;
+    /**
+     * Where the node publishes its first-boot material (lib/runtimeChannel.ts):
+     * the runtime bucket, on the same endpoint and read with the same deploy key.
+     * The publish URL is in the cloud-config the object holds, so this
+     * instance's document there proves it fetched the object.
+     */
+    publishedBucket: pulumi.Input<string>;
+    publishedKey: pulumi.Input<string>;
+    /** Seconds to wait for that proof before deleting anyway: the node's key-poll timeout. */
+    deadlineSeconds: pulumi.Input<number>;
 }
 
 export interface BootstrapObjectCleanupInputs extends S3ObjectAccess {
     stored: boolean;
     instanceId: string;
-    delaySeconds: number;
+    publishedBucket: string;
+    publishedKey: string;
+    deadlineSeconds: number;
 }
 
 export type CleanupOutcome = DeleteOutcome | "nothing-stored";
@@ -213,21 +226,116 @@ export interface BootstrapObjectCleanupOutputs {
     instanceId: string;
     outcome: CleanupOutcome;
     detail: string;
+    /** Why the delete ran when it did: the node published (it has its config), or the deadline passed. */
+    deletedOn?: "published" | "deadline";
 }
 
-async function runCleanup(inputs: BootstrapObjectCleanupInputs): Promise<BootstrapObjectCleanupOutputs> {
+/**
+ * How often the cleanup looks for the node's publication. The `up` waits on
+ * the cleanup, so this bounds how long it lags the node; the poll of the same
+ * document (providers/wgPubkeyPoll.ts) lags it by up to 6 s anyway.
+ */
+export const PUBLICATION_CHECK_INTERVAL_MS = 3_000;
+/** A progress line at most this often while the node has not published yet. */
+export const PUBLICATION_PROGRESS_INTERVAL_MS = 30_000;
+/** Limit of one GET of the published document. */
+const PUBLICATION_REQUEST_TIMEOUT_MS = 10_000;
+
+export interface PublicationWaitDeps {
+    now(): number;
+    sleep(ms: number): Promise<void>;
+    /** One GET of the published document. */
+    get(timeoutMs: number): Promise<S3Response>;
+    log(line: string): void;
+}
+
+export interface PublicationWait {
+    published: boolean;
+    attempts: number;
+    waitedMs: number;
+    /** What the last GET saw, for the message when the deadline passed. */
+    lastStatus: string;
+}
+
+/** Whether a GET of the published key shows this instance's document, and what it saw otherwise. */
+function publicationSeen(response: S3Response, instanceId: string): { seen: boolean; status: string } {
+    const status = `HTTP ${response.status}${response.errorCode ? ` ${response.errorCode}` : ""}`;
+    if (response.status !== 200) return { seen: false, status };
+    try {
+        const doc = JSON.parse(response.body.toString("utf8")) as { instanceId?: unknown };
+        // A bare instance replacement keeps the key: only this instance's document proves this instance fetched its config.
+        if (doc?.instanceId === instanceId) return { seen: true, status };
+        return { seen: false, status: `${status}, a document of instance ${JSON.stringify(doc?.instanceId)}, not ${instanceId}` };
+    } catch {
+        return { seen: false, status: `${status}, not JSON yet` };
+    }
+}
+
+/**
+ * Waits until the instance's publication is there or the deadline passes,
+ * whichever comes first; never throws for what it sees (a network error or
+ * a 403 is "not yet"), since the delete runs either way.
+ */
+export async function waitForPublication(where: string, instanceId: string, deadlineMs: number, deps: PublicationWaitDeps): Promise<PublicationWait> {
+    const start = deps.now();
+    let attempts = 0;
+    let lastStatus = "no response yet";
+    let lastProgress = start;
+    for (;;) {
+        attempts++;
+        const remaining = start + deadlineMs - deps.now();
+        const seen = await deps.get(Math.max(1_000, Math.min(PUBLICATION_REQUEST_TIMEOUT_MS, remaining)))
+            .then((response) => publicationSeen(response, instanceId))
+            .catch((err: Error) => ({ seen: false, status: `network error (${err.message})` }));
+        lastStatus = seen.status;
+        const now = deps.now();
+        if (seen.seen) return { published: true, attempts, waitedMs: now - start, lastStatus };
+        if (now - start >= deadlineMs) return { published: false, attempts, waitedMs: now - start, lastStatus };
+        if (now - lastProgress >= PUBLICATION_PROGRESS_INTERVAL_MS) {
+            deps.log(`bootstrap cleanup: instance ${instanceId} has not published to ${where} after ${seconds(now - start)} (${lastStatus}); deleting at the latest in ${seconds(start + deadlineMs - now)}`);
+            lastProgress = now;
+        }
+        await deps.sleep(Math.min(PUBLICATION_CHECK_INTERVAL_MS, start + deadlineMs - now));
+    }
+}
+
+function seconds(ms: number): string {
+    return `${(ms / 1000).toFixed(1)}s`;
+}
+
+export interface CleanupDeps extends PublicationWaitDeps {
+    /** Deletes the bootstrap object (deleteObjectReporting). */
+    deleteObject(): Promise<DeleteReport>;
+}
+
+/** The cleanup with its clock and network handed in, so tests run it on a fake clock. */
+export async function runCleanup(inputs: BootstrapObjectCleanupInputs, deps: CleanupDeps): Promise<BootstrapObjectCleanupOutputs> {
     const base = { endpoint: inputs.endpoint, bucket: inputs.bucket, key: inputs.key, stored: inputs.stored, instanceId: inputs.instanceId };
     if (!inputs.stored) return { ...base, outcome: "nothing-stored", detail: "user-data went inline or gzipped; nothing in the bucket" };
-    console.log(`keeping s3://${inputs.bucket}/${inputs.key} ${inputs.delaySeconds}s for instance ${inputs.instanceId} to fetch it`);
-    // The delay is this wait's own deadline: the host's cancel RPC is a no-op,
+    const published = { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.publishedBucket, key: inputs.publishedKey };
+    const object = objectWhere(inputs);
+    deps.log(`bootstrap cleanup: keeping ${object} until instance ${inputs.instanceId} publishes (it has fetched its config then), at most ${inputs.deadlineSeconds}s`);
+    // The deadline is this wait's own: the host's cancel RPC is a no-op,
     // and a killed host leaves the object to the next `up` and the lifecycle rule.
-    await new Promise((resolve) => setTimeout(resolve, inputs.delaySeconds * 1000));
-    const report = await deleteObjectReporting(
-        { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.bucket, key: inputs.key },
-        { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey },
-    );
-    console.log(`bootstrap cleanup ${report.outcome}: ${report.detail}`);
-    return { ...base, ...report };
+    const wait = await waitForPublication(objectWhere(published), inputs.instanceId, inputs.deadlineSeconds * 1000, deps);
+    const why = wait.published
+        ? `instance ${inputs.instanceId} published after ${seconds(wait.waitedMs)}`
+        : `instance ${inputs.instanceId} did not publish within ${inputs.deadlineSeconds}s (last: ${wait.lastStatus})`;
+    const report = await deps.deleteObject();
+    deps.log(`bootstrap cleanup ${report.outcome} (${why}): ${report.detail}`);
+    return { ...base, ...report, deletedOn: wait.published ? "published" : "deadline" };
+}
+
+function liveCleanup(inputs: BootstrapObjectCleanupInputs): Promise<BootstrapObjectCleanupOutputs> {
+    const published = { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.publishedBucket, key: inputs.publishedKey };
+    const credentials = { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey };
+    return runCleanup(inputs, {
+        now: () => Date.now(),
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        get: (timeoutMs) => signedObjectRequest(published, credentials, "GET", undefined, timeoutMs),
+        log: (line) => console.log(line),
+        deleteObject: () => deleteObjectReporting({ endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.bucket, key: inputs.key }, credentials),
+    });
 }
 
 const CLEANUP_TRIGGERS = ["endpoint", "bucket", "key", "stored", "instanceId"] as const;
@@ -235,26 +343,26 @@ const CLEANUP_TRIGGERS = ["endpoint", "bucket", "key", "stored", "instanceId"] a
 export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider<BootstrapObjectCleanupInputs, BootstrapObjectCleanupOutputs> = {
     async check(_olds: BootstrapObjectCleanupInputs, news: BootstrapObjectCleanupInputs) {
         const failures = s3ObjectAccessProblems(news);
-        const delay = news.delaySeconds;
-        if (typeof delay !== "number" || !Number.isInteger(delay) || delay < 0 || delay > BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS) {
-            failures.push({ property: "delaySeconds", reason: `got ${JSON.stringify(delay)}; allowed: an integer from 0 to ${BOOTSTRAP_CLEANUP_DELAY_MAX_SECONDS}` });
+        const deadline = news.deadlineSeconds;
+        if (typeof deadline !== "number" || !Number.isInteger(deadline) || deadline < 0 || deadline > PUBLISH_TIMEOUT_MAX_SECONDS) {
+            failures.push({ property: "deadlineSeconds", reason: `got ${JSON.stringify(deadline)}; allowed: an integer from 0 to ${PUBLISH_TIMEOUT_MAX_SECONDS}` });
         }
-        failures.push(...requiredStringProblems(news, ["instanceId"] as const));
+        failures.push(...requiredStringProblems(news, ["instanceId", "publishedBucket", "publishedKey"] as const));
         return { inputs: news, failures: knownFailures(news, failures) };
     },
 
     async create(inputs: BootstrapObjectCleanupInputs) {
-        return { id: crypto.randomUUID(), outs: await runCleanup(inputs) };
+        return { id: crypto.randomUUID(), outs: await liveCleanup(inputs) };
     },
 
-    // Rotated keys or a new delay alone do not warrant another delete.
+    // Rotated keys, a new deadline or a new publication key alone do not warrant another delete.
     async diff(_id: string, olds: BootstrapObjectCleanupOutputs, news: BootstrapObjectCleanupInputs) {
         const changed = changedFields(olds, news, CLEANUP_TRIGGERS);
         return { changes: changed.length > 0, diffs: [...changed], replaces: [], deleteBeforeReplace: false };
     },
 
     async update(_id: string, _olds: BootstrapObjectCleanupOutputs, news: BootstrapObjectCleanupInputs) {
-        return { outs: await runCleanup(news) };
+        return { outs: await liveCleanup(news) };
     },
 
     read: readFromState<BootstrapObjectCleanupOutputs>("bootstrap cleanup"),
@@ -263,7 +371,7 @@ export const bootstrapObjectCleanupProvider: pulumi.dynamic.ResourceProvider<Boo
     async delete() {},
 };
 
-/** Deletes a node's bootstrap object a delay after the instance reports running. */
+/** Deletes a node's bootstrap object once the instance has published (so has fetched it), or at a deadline. */
 export class BootstrapObjectCleanup extends pulumi.dynamic.Resource {
     public readonly outcome!: pulumi.Output<CleanupOutcome>;
     public readonly detail!: pulumi.Output<string>;

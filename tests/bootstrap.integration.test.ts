@@ -10,6 +10,8 @@ import { MinioServer } from "./support/minio";
 import { S3FaultShim } from "./support/s3FaultShim";
 
 const BUCKET = "bootstrap-objects";
+/** Where nodes publish (the runtime bucket): the cleanup's proof that a node fetched its object. */
+const RUNTIME_BUCKET = "runtime-channel";
 const CONTENT = "#cloud-config\nwrite_files:\n  - path: /etc/meshstack/secret\n    content: not-for-the-state-file\n";
 
 describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (serialized, in a fresh host process)", function () {
@@ -24,13 +26,15 @@ describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (se
     before(async () => {
         minio = await MinioServer.start();
         await minio.createBucket(BUCKET);
+        await minio.createBucket(RUNTIME_BUCKET);
         const location = { endpoint: minio.endpoint, region: minio.region, bucket: BUCKET, ...minio.credentials };
         objectResource = await captureDynamicResource(
             () => new BootstrapObject("node-bootstrap-object", { ...location, key: "bootstrap/test/node/gen1-aaaa.cloud-config", content: CONTENT, store: true }),
         );
         cleanupResource = await captureDynamicResource(
             () => new BootstrapObjectCleanup("node-bootstrap-cleanup", {
-                ...location, key: "bootstrap/test/node/gen1-aaaa.cloud-config", stored: true, instanceId: "1001", delaySeconds: 0,
+                ...location, key: "bootstrap/test/node/gen1-aaaa.cloud-config", stored: true, instanceId: "1001",
+                publishedBucket: RUNTIME_BUCKET, publishedKey: "published/test/node/gen1.json", deadlineSeconds: 60,
             }),
         );
         objects = await ProviderHost.start(objectResource.serializedProvider);
@@ -179,32 +183,49 @@ describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (se
         assert.deepStrictEqual(fault.requests, []);
     });
 
-    it("cleanup deletes the object once the instance exists and reports what it did", async () => {
+    /** What a node's first boot writes to the runtime bucket, as far as the cleanup reads it. */
+    const publish = (key: string, instanceId: string) =>
+        minio.putObject(RUNTIME_BUCKET, key, JSON.stringify({ version: 1, node: "node", instanceId, wgPublicKey: "k", certificateRequests: {} }));
+
+    it("cleanup deletes the object once the instance has published, and reports what it did", async () => {
         const key = "bootstrap/test/cleanup/a.cloud-config";
         await minio.putObject(BUCKET, key, CONTENT);
-        const { outs } = await cleanups.checkAndCreate(cleanupInputs(key));
+        await publish("published/test/cleanup/a.json", "1001");
+        const { outs } = await cleanups.checkAndCreate(cleanupInputs(key, { publishedKey: "published/test/cleanup/a.json" }));
         assert.strictEqual(await minio.getObject(BUCKET, key), undefined);
-        assert.deepStrictEqual([outs.outcome, outs.instanceId], ["deleted", "1001"]);
+        assert.deepStrictEqual([outs.outcome, outs.instanceId, outs.deletedOn], ["deleted", "1001", "published"]);
         assert.ok(!JSON.stringify(outs).includes(minio.credentials.secretAccessKey), "cleanup state must not keep the key pair");
     });
 
-    it("cleanup keeps the object for the configured delay, then deletes it", async () => {
-        const key = "bootstrap/test/cleanup/delayed.cloud-config";
+    it("cleanup keeps the object while the node has not published, and deletes it once it has", async () => {
+        const key = "bootstrap/test/cleanup/waiting.cloud-config";
         await minio.putObject(BUCKET, key, CONTENT);
-        const created = cleanups.checkAndCreate(cleanupInputs(key, { delaySeconds: 2 }));
+        const from = cleanups.logs.length;
+        const created = cleanups.checkAndCreate(cleanupInputs(key, { publishedKey: "published/test/cleanup/waiting.json" }));
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
         assert.ok(await minio.getObject(BUCKET, key), "the object must still be there while the node may be fetching it");
-        assert.strictEqual((await created).outs.outcome, "deleted");
+        await publish("published/test/cleanup/waiting.json", "1001");
+        assert.deepStrictEqual([(await created).outs.outcome, (await created).outs.deletedOn], ["deleted", "published"]);
+        assert.strictEqual(await minio.getObject(BUCKET, key), undefined);
+        assert.match(newLogs(cleanups, from), /keeping s3:\/\/bootstrap-objects\/bootstrap\/test\/cleanup\/waiting\.cloud-config .* until instance 1001 publishes/);
+    });
+
+    it("cleanup deletes the object at its deadline when the node never publishes", async () => {
+        const key = "bootstrap/test/cleanup/silent.cloud-config";
+        await minio.putObject(BUCKET, key, CONTENT);
+        const { outs } = await cleanups.checkAndCreate(cleanupInputs(key, { publishedKey: "published/test/cleanup/silent.json", deadlineSeconds: 2 }));
+        assert.deepStrictEqual([outs.outcome, outs.deletedOn], ["deleted", "deadline"]);
         assert.strictEqual(await minio.getObject(BUCKET, key), undefined);
     });
 
     it("cleanup has nothing to do when nothing was stored", async () => {
-        const { outs } = await cleanups.checkAndCreate(cleanupInputs("bootstrap/test/cleanup/none.cloud-config", { stored: false, delaySeconds: 3600 }));
+        const { outs } = await cleanups.checkAndCreate(cleanupInputs("bootstrap/test/cleanup/none.cloud-config", { stored: false, deadlineSeconds: 3600 }));
         assert.strictEqual(outs.outcome, "nothing-stored");
     });
 
     it("cleanup tolerates and reports 403 AccessDenied (test shim)", async () => {
         const fault = await shim({ HEAD: { status: 200 }, DELETE: { status: 403, code: "AccessDenied" } });
-        const { outs } = await cleanups.checkAndCreate(cleanupInputs("bootstrap/test/shim/f.cloud-config", { endpoint: fault.endpoint }));
+        const { outs } = await cleanups.checkAndCreate(cleanupInputs("bootstrap/test/shim/f.cloud-config", { endpoint: fault.endpoint, deadlineSeconds: 0 }));
         assert.strictEqual(outs.outcome, "forbidden");
         assert.match(outs.detail, /HTTP 403 AccessDenied/);
     });
@@ -212,10 +233,14 @@ describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (se
     it("cleanup does nothing on a rerun and runs again for a replacement instance, returning the full outputs", async () => {
         const key = "bootstrap/test/cleanup/replaced.cloud-config";
         await minio.putObject(BUCKET, key, CONTENT);
-        const inputs = cleanupInputs(key);
+        const inputs = cleanupInputs(key, { publishedKey: "published/test/cleanup/replaced.json" });
+        await publish("published/test/cleanup/replaced.json", "1001");
         const { id, outs } = await cleanups.checkAndCreate(inputs);
-        assert.strictEqual((await cleanups.diff(id, outs, { ...inputs, secretAccessKey: "rotated", delaySeconds: 5 })).changes, false);
+        const rerun = { ...inputs, secretAccessKey: "rotated", deadlineSeconds: 5, publishedKey: "published/test/cleanup/other.json" };
+        assert.strictEqual((await cleanups.diff(id, outs, rerun)).changes, false);
         await minio.putObject(BUCKET, key, CONTENT);
+        // A bare replacement keeps the publication key: only the new instance's document ends its wait.
+        await publish("published/test/cleanup/replaced.json", "1002");
         const replacement = { ...inputs, instanceId: "1002" };
         assert.strictEqual((await cleanups.diff(id, outs, replacement)).changes, true);
         const updated = await cleanups.update(id, outs, replacement);
@@ -223,8 +248,8 @@ describe("BootstrapObject and BootstrapObjectCleanup providers against MinIO (se
         assert.strictEqual(await minio.getObject(BUCKET, key), undefined);
     });
 
-    it("cleanup rejects a delay outside 0 to 3600 seconds at check time", async () => {
-        const checked = await cleanups.check({}, cleanupInputs("bootstrap/test/cleanup/x.cloud-config", { delaySeconds: 3601 }));
-        assert.deepStrictEqual(checked.failures?.map((f) => f.property), ["delaySeconds"]);
+    it("cleanup rejects a deadline outside 0 to 3600 seconds and a missing publication key at check time", async () => {
+        const checked = await cleanups.check({}, cleanupInputs("bootstrap/test/cleanup/x.cloud-config", { deadlineSeconds: 3601, publishedKey: "" }));
+        assert.deepStrictEqual(checked.failures?.map((f) => f.property), ["deadlineSeconds", "publishedKey"]);
     });
 });

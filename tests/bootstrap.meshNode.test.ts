@@ -2,6 +2,7 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as zlib from "zlib";
 import { DeliveryChoice } from "../cloudinit/delivery";
+import { PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
 import { MeshNode } from "../components/meshNode";
 import { ObjectStore } from "../components/objectStore";
 import { BootstrapConfig } from "../lib/config";
@@ -13,15 +14,20 @@ import { cloudConfigOfBytes } from "./support/cloudInit";
 import { isSecret, resolve } from "./support/outputs";
 
 const IMAGE = "linode/debian12";
-const BOOTSTRAP: BootstrapConfig = { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900, cleanupDelaySeconds: 120 };
-const SMALL = "#cloud-config\nruncmd:\n  - [echo, hello]\n";
-const COMPRESSIBLE = cloudConfigOfBytes(40_000, "compressible");
-const INCOMPRESSIBLE = cloudConfigOfBytes(40_000, "incompressible");
+const BOOTSTRAP: BootstrapConfig = { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 };
+const PUBLISH_TIMEOUT_SECONDS = 240;
+/** Every node's cloud-config carries its publish URL once; these carry it in a comment line. */
+const withPublishLine = (text: string) => `${text}# publish to ${PUBLISH_URL_PLACEHOLDER}\n`;
+const SMALL = withPublishLine("#cloud-config\nruncmd:\n  - [echo, hello]\n");
+const COMPRESSIBLE = withPublishLine(cloudConfigOfBytes(40_000, "compressible"));
+const INCOMPRESSIBLE = withPublishLine(cloudConfigOfBytes(40_000, "incompressible"));
 
 interface Built {
     cloud: MockCloud;
     node: MeshNode;
     delivery: DeliveryChoice;
+    /** The cloud-config as the node gets it: the template with its publish URL signed in. */
+    cloudConfig: string;
     /** What `pulumi up` printed through pulumi.log while the program ran. */
     logs: string[];
 }
@@ -41,13 +47,15 @@ async function build(name: string, cloudConfig: string, bootstrap: BootstrapConf
             node = new MeshNode(name, {
                 naming: { project: "meshstack", stack: "test" }, region: "us-east", instanceType: "g6-nanode-1", image: IMAGE,
                 cloudConfig: pulumi.output(cloudConfig), authorizedKeys: [], objectStore, bootstrap,
+                publish: { node: name, runtime: objectStore.runtime, expectedRequests: {}, bootstrapLogPath: "/var/log/boot.log", timeoutSeconds: PUBLISH_TIMEOUT_SECONDS },
             });
             return {};
         });
     } finally {
         console.log = consoleLog;
     }
-    return { cloud, node: node!, delivery: await resolve(node!.bootstrapDelivery), logs };
+    const publishUrl = cloud.byName(`${name}-publish-url`).outputs.url as string;
+    return { cloud, node: node!, delivery: await resolve(node!.bootstrapDelivery), logs, cloudConfig: cloudConfig.replace(PUBLISH_URL_PLACEHOLDER, publishUrl) };
 }
 
 describe("MeshNode bootstrap delivery (mocks)", () => {
@@ -57,7 +65,7 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
 
         it("goes inline and the instance gets the cloud-config itself", () => {
             assert.strictEqual(built.delivery.method, "inline");
-            assert.strictEqual(instanceUserData(built.cloud.byName("small-instance"))!.toString("utf8"), SMALL);
+            assert.strictEqual(instanceUserData(built.cloud.byName("small-instance"))!.toString("utf8"), built.cloudConfig);
         });
 
         it("keeps the user-data secret in state", () => {
@@ -78,7 +86,7 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
 
         it("goes gzipped and the instance's user-data gunzips to the cloud-config", () => {
             assert.strictEqual(built.delivery.method, "gzip");
-            assert.strictEqual(zlib.gunzipSync(instanceUserData(built.cloud.byName("zipped-instance"))!).toString("utf8"), COMPRESSIBLE);
+            assert.strictEqual(zlib.gunzipSync(instanceUserData(built.cloud.byName("zipped-instance"))!).toString("utf8"), built.cloudConfig);
         });
     });
 
@@ -90,7 +98,7 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
             const object = built.cloud.byName("large-bootstrap-object");
             assert.strictEqual(object.inputs.store, true);
             assert.ok(isRpcSecret(object.inputs.content));
-            assert.strictEqual(unwrapSecrets(object.inputs.content), INCOMPRESSIBLE);
+            assert.strictEqual(unwrapSecrets(object.inputs.content), built.cloudConfig);
             assert.match(object.inputs.key as string, /^bootstrap\/test\/large\/[a-z0-9]{6}-[0-9a-f]{16}\.cloud-config$/);
         });
 
@@ -109,12 +117,23 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
             assert.strictEqual(keepers.contentSha256, object.outputs.contentSha256);
         });
 
-        it("creates the instance only after the upload, and cleans up only after the instance", () => {
+        it("creates the instance only after the upload, and cleans up only after the instance and its boot URL check", () => {
             assert.ok(built.cloud.byName("large-instance").dependencies.has("large-bootstrap-object"));
             assert.ok(built.cloud.byName("large-bootstrap-url").dependencies.has("large-bootstrap-object"));
             const cleanup = built.cloud.byName("large-bootstrap-cleanup");
             assert.ok(cleanup.dependencies.has("large-instance"));
-            assert.deepStrictEqual([cleanup.inputs.key, cleanup.inputs.stored, cleanup.inputs.delaySeconds], [built.cloud.byName("large-bootstrap-object").outputs.key, true, 120]);
+            assert.ok(cleanup.dependencies.has("large-boot-urls"), "a failed URL check must not leave the cleanup waiting out its deadline");
+            assert.deepStrictEqual([cleanup.inputs.key, cleanup.inputs.stored], [built.cloud.byName("large-bootstrap-object").outputs.key, true]);
+        });
+
+        it("ends the cleanup on the node's own publication, with the key poll's timeout as its deadline", () => {
+            const cleanup = built.cloud.byName("large-bootstrap-cleanup");
+            const poll = built.cloud.byName("large-published");
+            assert.deepStrictEqual(
+                [cleanup.inputs.publishedBucket, cleanup.inputs.publishedKey, cleanup.inputs.deadlineSeconds],
+                [poll.inputs.bucket, poll.inputs.key, PUBLISH_TIMEOUT_SECONDS],
+            );
+            assert.notStrictEqual(cleanup.inputs.publishedBucket, cleanup.inputs.bucket, "the publication is in the runtime bucket, not beside the bootstrap object");
         });
 
         it("keeps the pointer (a live URL) secret in state", () => {
@@ -124,13 +143,13 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
         it("exposes the choice with its sizes as a non-secret output for the plan", async () => {
             assert.strictEqual(await isSecret(built.node.bootstrapDelivery), false);
             const { method, rawBytes, gzipBytes, limitBytes } = built.delivery;
-            assert.deepStrictEqual([method, rawBytes, limitBytes], ["object", 40_000, LINODE_METADATA_SAFE_LIMIT_BYTES]);
+            assert.deepStrictEqual([method, rawBytes, limitBytes], ["object", Buffer.byteLength(built.cloudConfig), LINODE_METADATA_SAFE_LIMIT_BYTES]);
             assert.ok(gzipBytes! > LINODE_METADATA_SAFE_LIMIT_BYTES);
         });
 
         it("logs the choice with sizes during `pulumi up`", () => {
             const line = built.logs.find((l) => l.includes("bootstrap delivery"));
-            assert.match(line ?? "", new RegExp(`large: bootstrap delivery: object \\(raw 40000 bytes, gzip ${built.delivery.gzipBytes} bytes, limit 16384\\)`));
+            assert.match(line ?? "", new RegExp(`large: bootstrap delivery: object \\(raw ${Buffer.byteLength(built.cloudConfig)} bytes, gzip ${built.delivery.gzipBytes} bytes, limit 16384\\)`));
         });
 
         it("parents every bootstrap resource to the node", () => {
@@ -138,12 +157,6 @@ describe("MeshNode bootstrap delivery (mocks)", () => {
                 assert.strictEqual(built.cloud.byName(child).parent, "large", child);
             }
         });
-    });
-
-    it("falls back to the default cleanup delay when the bootstrap config has none", async () => {
-        const { cleanupDelaySeconds: _omitted, ...withoutDelay } = BOOTSTRAP;
-        const built = await build("defaulted", SMALL, withoutDelay);
-        assert.strictEqual(built.cloud.byName("defaulted-bootstrap-cleanup").inputs.delaySeconds, 300);
     });
 });
 

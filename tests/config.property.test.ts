@@ -24,7 +24,6 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
     bootstrapPrefix: (c) => c.objectStore.bootstrapPrefix,
     bootstrapObjectExpiryDays: (c) => c.objectStore.bootstrapObjectExpiryDays,
     bootstrapUrlExpirySeconds: (c) => c.bootstrap.urlExpirySeconds,
-    bootstrapCleanupDelaySeconds: (c) => c.bootstrap.cleanupDelaySeconds,
     metadataLimitBytes: (c) => c.bootstrap.metadataLimitBytes,
     gzipUserDataImages: (c) => c.bootstrap.gzipUserDataImages,
     wgCacheInstanceType: (c) => c.wgCache.instanceType,

@@ -166,6 +166,12 @@ describe("stack config", () => {
         assert.match(error.message, /unknown key; did you mean meshstack:natsNodeCount\?/);
     });
 
+    it("tells a stack that still sets the retired cleanup delay what replaced it", () => {
+        const error = onlyError({ "meshstack:bootstrapCleanupDelaySeconds": "300" });
+        assert.strictEqual(error.key, "meshstack:bootstrapCleanupDelaySeconds");
+        assert.match(error.message, /was removed: .* deleted as soon as the node publishes .* or after meshstack:wgPubkeyPollTimeoutSeconds; delete this line/);
+    });
+
     it("ignores other providers' namespaces", () => {
         valid({ "linode:objUseTempKeys": "true", "aws:region": "us-east-1" });
     });

@@ -46,7 +46,7 @@ describe("provider errors name what failed (serialized providers, endpoint refus
     });
 
     it("a cleanup names the object and the refused address", async () => {
-        const resource = await captureDynamicResource(() => new BootstrapObjectCleanup("n-bootstrap-cleanup", { ...access(), key: "bootstrap/dev/n/abc.cloud-config", stored: true, instanceId: "1", delaySeconds: 0 }));
+        const resource = await captureDynamicResource(() => new BootstrapObjectCleanup("n-bootstrap-cleanup", { ...access(), key: "bootstrap/dev/n/abc.cloud-config", stored: true, instanceId: "1", publishedBucket: "runtime", publishedKey: "published/dev/n/g.json", deadlineSeconds: 0 }));
         const host = await ProviderHost.start(resource.serializedProvider);
         const message = await failureOf(host, host.checkAndCreate(resource.inputs));
         assert.match(message, /deleting bootstrap object s3:\/\/rendezvous\/bootstrap\/dev\/n\/abc\.cloud-config failed: HEAD s3:\/\/rendezvous\/.* at http:\/\/127\.0\.0\.1:\d+ failed: .*ECONNREFUSED/);

@@ -44,9 +44,6 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     // nodes' does not (about 9.2 KiB), so one box runs both delivery paths.
     metadataLimitBytes: "8192",
     gzipUserDataImages: JSON.stringify(["linode/debian12"]),
-    // Three emulated VMs booting at once on a shared host reach cloud-init's
-    // network stage minutes after power-on; the object must outlive that.
-    bootstrapCleanupDelaySeconds: "600",
     // All four VMs boot at once under emulation and each makes its keys before publishing.
     wgPubkeyPollTimeoutSeconds: "1800",
     // The deploy reaches the client port, so each `up` waits for a created or rebuilt node to be current.
