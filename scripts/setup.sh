@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Installs everything the offline plan and the test suite need: npm packages
-# (the program's and the policy pack's), the Debian tools the tests drive
-# (cloud-init, wireguard-tools, shellcheck, systemd for systemd-analyze), and
-# pinned Go builds of the real servers (MinIO, nats-server, the nats CLI,
-# actionlint). Safe to re-run: each step
-# is skipped when the pinned version is already present.
+# Installs everything the test suite needs: npm packages (the program's and
+# the policy pack's), the Debian tools the tests drive (cloud-init,
+# wireguard-tools, shellcheck, systemd for systemd-analyze, QEMU for the
+# box), and pinned Go builds of the real servers (MinIO, nats-server, the
+# nats CLI, actionlint). Safe to re-run: each step is skipped when the
+# pinned version is already present.
+#
+#   bash scripts/setup.sh        everything (the test tiers)
+#   bash scripts/setup.sh plan   the npm packages alone: all the offline plan
+#                                needs, in about a minute instead of twenty
 set -euo pipefail
+mode=${1:-all}
+case "$mode" in
+  all|plan) ;;
+  *) echo "usage: bash scripts/setup.sh [plan]" >&2; exit 2 ;;
+esac
 
 readonly MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 readonly NATS_SERVER_VERSION="v2.14.7"
@@ -69,6 +78,23 @@ go_tool() {
   ln -sf "$target" "$tools_dir/bin/$name"
 }
 
+install_npm_packages() {
+  cd "$repo_root"
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm packages"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  # The policy pack is its own package (pulumi runs it from policy/); the
+  # tests and the offline plan run its rules, so its packages are installed too.
+  if [ ! -d policy/node_modules ] || [ policy/package-lock.json -nt policy/node_modules/.package-lock.json ]; then
+    log "installing the policy pack's npm packages"
+    npm ci --prefix policy --no-audit --no-fund --loglevel=error
+  fi
+}
+
+install_npm_packages
+[ "$mode" = plan ] && exit 0
+
 install_apt_packages
 go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
 go_tool nats "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" via-module
@@ -96,15 +122,4 @@ nats_release_tarball() {
 }
 nats_release_tarball
 
-cd "$repo_root"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "installing npm packages"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
-# The policy pack is its own package (pulumi runs it from policy/); the
-# tests and the offline plan run its rules, so its packages are installed too.
-if [ ! -d policy/node_modules ] || [ policy/package-lock.json -nt policy/node_modules/.package-lock.json ]; then
-  log "installing the policy pack's npm packages"
-  npm ci --prefix policy --no-audit --no-fund --loglevel=error
-fi
 log "tools in $tools_dir/bin"
