@@ -7,9 +7,10 @@
  * through QEMU's user-mode NIC under emulation (about 100 kB/s).
  *
  * Policy:
- * - only the archive hosts the image's sources name (ARCHIVE_HOSTS) are
- *   served, over plain http; anything else is refused with 403, so the VMs
- *   are not given an open proxy;
+ * - only the archive host the image's sources name (the mirror build.sh
+ *   debootstrapped from; deb.debian.org by default) is served, over plain
+ *   http; anything else is refused with 403, so the VMs are not given an
+ *   open proxy;
  * - files under /pool/ and /by-hash/ are immutable (their name or path
  *   carries their version or hash): served from the cache forever once
  *   fetched;
@@ -37,8 +38,8 @@ import * as net from "net";
 import * as path from "path";
 
 export const APT_CACHE_PORT = 3142;
-/** The hosts of the image's apt sources (box/image/build.sh: debootstrap's sources.list from its mirror). */
-export const ARCHIVE_HOSTS: readonly string[] = ["deb.debian.org"];
+/** The host of the image's apt sources by default (box/image/build.sh: debootstrap's sources.list names its mirror). */
+export const DEFAULT_ARCHIVE_HOSTS: readonly string[] = ["deb.debian.org"];
 const UPSTREAM_TIMEOUT_MS = 30_000;
 
 export type AptCacheOutcome = "hit" | "miss" | "fresh" | "stale" | "refused" | "bad" | "upstream-error";
@@ -50,6 +51,7 @@ export interface AptCacheOptions {
     cacheDir: string;
     /** Where archive requests really go, e.g. http://127.0.0.1:1 (tests); by default the requested host on port 80. The Host header stays the requested host. */
     upstream?: string;
+    /** host or host:port (port 80 when not given); DEFAULT_ARCHIVE_HOSTS when not set. */
     allowedHosts?: readonly string[];
     log: (line: string) => void;
 }
@@ -132,7 +134,9 @@ function contentType(pathname: string): string {
 
 /** Starts the proxy; resolves once it listens. */
 export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
-    const allowed = new Set((options.allowedHosts ?? ARCHIVE_HOSTS).map((h) => h.toLowerCase()));
+    const hostPort = (host: string) => (/:\d+$/.test(host) ? host : `${host}:80`).toLowerCase();
+    const allowedHosts = options.allowedHosts ?? DEFAULT_ARCHIVE_HOSTS;
+    const allowed = new Set(allowedHosts.map(hostPort));
     const server = http.createServer((req, res) => {
         const client = req.socket.remoteAddress ?? "?";
         const method = req.method ?? "?";
@@ -150,12 +154,12 @@ export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
             // Only proxy requests (absolute URIs) are served; this is not a web server.
             return refuse("bad", 400, "absolute http:// URI required (use this as an HTTP proxy)");
         }
-        if (target.protocol !== "http:" || !allowed.has(target.hostname.toLowerCase()) || (target.port !== "" && target.port !== "80")) {
-            return refuse("refused", 403, `only http://${[...allowed].join(", http://")} is served`);
+        if (target.protocol !== "http:" || !allowed.has(hostPort(target.host))) {
+            return refuse("refused", 403, `only http://${allowedHosts.join(", http://")} is served`);
         }
         if (method !== "GET" && method !== "HEAD") return refuse("bad", 405, "GET and HEAD only");
         if (target.search) return refuse("bad", 400, "no query strings");
-        const file = cacheFileFor(options.cacheDir, target.hostname.toLowerCase(), target.pathname);
+        const file = cacheFileFor(options.cacheDir, target.host.toLowerCase(), target.pathname);
         if (!file) return refuse("bad", 400, "not an archive path");
         const headers = { "content-type": contentType(target.pathname) };
 
@@ -214,7 +218,13 @@ export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
 
 /** The box's cache process: detached with a pidfile, like MinIO, so it outlives `npm run box` as the VMs do. */
 export class BoxAptCache {
-    constructor(private readonly runDir: string, readonly address: string, private readonly cacheDir: string, readonly port = APT_CACHE_PORT) {}
+    constructor(
+        private readonly runDir: string,
+        readonly address: string,
+        private readonly cacheDir: string,
+        private readonly archiveHosts: readonly string[] = DEFAULT_ARCHIVE_HOSTS,
+        readonly port = APT_CACHE_PORT,
+    ) {}
 
     /** What the VMs put in Acquire::http::Proxy. */
     get proxyUrl(): string {
@@ -234,7 +244,7 @@ export class BoxAptCache {
         fs.mkdirSync(this.runDir, { recursive: true });
         fs.mkdirSync(this.cacheDir, { recursive: true });
         const log = fs.openSync(BoxAptCache.logFile(this.runDir), "a");
-        const child = spawn(process.execPath, ["-r", require.resolve("ts-node/register/transpile-only"), __filename, "--listen", `${this.address}:${this.port}`, "--cache", this.cacheDir], {
+        const child = spawn(process.execPath, ["-r", require.resolve("ts-node/register/transpile-only"), __filename, "--listen", `${this.address}:${this.port}`, "--cache", this.cacheDir, "--archive-hosts", this.archiveHosts.join(",")], {
             cwd: path.resolve(__dirname, ".."),
             stdio: ["ignore", log, log],
             detached: true,
@@ -250,6 +260,14 @@ export class BoxAptCache {
             if (exited !== undefined || Date.now() > deadline) throw new Error(`the apt cache did not listen on ${this.address}:${this.port}:\n${fs.readFileSync(BoxAptCache.logFile(this.runDir), "utf8")}`);
             await new Promise((r) => setTimeout(r, 200));
         }
+    }
+
+    /** Starts the process unless one accepts connections on its address already; true when it had to start it. */
+    async ensureRunning(): Promise<boolean> {
+        if (await accepts(this.address, this.port)) return false;
+        BoxAptCache.stop(this.runDir);
+        await this.start();
+        return true;
     }
 
     /** Stops the process of this run directory; false when none ran. */
@@ -280,17 +298,18 @@ function accepts(host: string, port: number): Promise<boolean> {
     });
 }
 
-/** The detached process: `node -r ts-node/register/transpile-only box/aptCache.ts --listen HOST:PORT --cache DIR`, logging to stdout. */
+/** The detached process: `node -r ts-node/register/transpile-only box/aptCache.ts --listen HOST:PORT --cache DIR --archive-hosts H[,H]`, logging to stdout. */
 if (require.main === module) {
     const arg = (name: string) => {
         const i = process.argv.indexOf(name);
-        if (i < 0 || !process.argv[i + 1]) throw new Error(`usage: aptCache.ts --listen HOST:PORT --cache DIR (missing ${name})`);
+        if (i < 0 || !process.argv[i + 1]) throw new Error(`usage: aptCache.ts --listen HOST:PORT --cache DIR --archive-hosts H[,H] (missing ${name})`);
         return process.argv[i + 1];
     };
     const [host, port] = arg("--listen").split(":");
-    startAptCache({ host, port: Number(port), cacheDir: arg("--cache"), log: (line) => console.log(line) }).then(
+    const allowedHosts = arg("--archive-hosts").split(",");
+    startAptCache({ host, port: Number(port), cacheDir: arg("--cache"), allowedHosts, log: (line) => console.log(line) }).then(
         (cache) => {
-            console.log(`${new Date().toISOString()} apt cache on ${host}:${cache.port}, cache ${arg("--cache")}, archive hosts ${ARCHIVE_HOSTS.join(", ")}`);
+            console.log(`${new Date().toISOString()} apt cache on ${host}:${cache.port}, cache ${arg("--cache")}, archive hosts ${allowedHosts.join(", ")}`);
             const stop = () => void cache.close().then(() => process.exit(0));
             process.on("SIGTERM", stop);
             process.on("SIGINT", stop);

@@ -114,7 +114,7 @@ describe("box apt cache: the VMs' Debian archive on the underlay", function () {
 
     it("is no open proxy: other hosts, other schemes and tunnels get 403", async () => {
         run = await start(cacheDir);
-        for (const url of ["http://example.com/debian/dists/bookworm/InRelease", "http://deb.debian.org:8080/debian/dists/bookworm/InRelease", "http://security.debian.org/"]) {
+        for (const url of ["http://example.com/debian/dists/bookworm/InRelease", "http://deb.debian.org:8080/debian/dists/bookworm/InRelease", "http://deb.debian.org.example.com/debian/", "http://security.debian.org/"]) {
             const { status } = await proxyRequest(run.cache.port, "GET", url);
             assert.strictEqual(status, 403, url);
         }
@@ -128,7 +128,7 @@ describe("box apt cache: the VMs' Debian archive on the underlay", function () {
             socket.on("error", reject);
         });
         assert.match(connect, /^HTTP\/1\.1 403 /);
-        assert.strictEqual(outcomes(run.lines, "refused", /./).length, 4, run.lines.join("\n"));
+        assert.strictEqual(outcomes(run.lines, "refused", /./).length, 5, run.lines.join("\n"));
     });
 
     it("serves the cached indexes when upstream fails, and says 502 for what it never had", async () => {
@@ -214,7 +214,7 @@ describe("box apt cache: the box's process", function () {
         const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "box-apt-process-"));
         const runDir = path.join(tmp, "run");
         try {
-            const cache = new BoxAptCache(runDir, "127.0.0.1", path.join(tmp, "cache"), await freePort());
+            const cache = new BoxAptCache(runDir, "127.0.0.1", path.join(tmp, "cache"), ["deb.debian.org"], await freePort());
             await cache.start();
             const pid = Number(fs.readFileSync(BoxAptCache.pidFile(runDir), "utf8"));
             assert.strictEqual(cache.proxyUrl, `http://127.0.0.1:${cache.port}/`);
