@@ -13,6 +13,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { AptCache, BoxAptCache, cacheFileFor, startAptCache } from "../box/aptCache";
+import { imageArchiveHost } from "../box/cloud";
 import { freePort, waitFor } from "./support/ports";
 
 const SOURCE = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n";
@@ -228,5 +229,24 @@ describe("box apt cache: the box's process", function () {
             BoxAptCache.stop(runDir);
             fs.rmSync(tmp, { recursive: true, force: true });
         }
+    });
+});
+
+describe("box apt cache: which archive it serves", () => {
+    const withMirror = (mirror: string | undefined) => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "box-image-"));
+        try {
+            if (mirror !== undefined) fs.writeFileSync(path.join(dir, "mirror"), `${mirror}\n`);
+            return imageArchiveHost(dir);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    };
+
+    it("is the host of the mirror the image was built from, when apt's http proxy can carry it", () => {
+        assert.strictEqual(withMirror("http://deb.debian.org/debian"), "deb.debian.org");
+        assert.strictEqual(withMirror("http://mirror.example.net:8080/debian"), "mirror.example.net:8080");
+        assert.strictEqual(withMirror("https://deb.debian.org/debian"), undefined);
+        assert.throws(() => withMirror(undefined), /does not say its Debian mirror; rebuild it/);
     });
 });
