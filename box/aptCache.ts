@@ -25,7 +25,8 @@
  *   in order).
  *
  * One log line per request: time, client, method, URL, outcome
- * (hit | miss | fresh | stale | refused | bad | upstream-error), status, bytes.
+ * (hit | miss | fresh | stale | passed | refused | bad | upstream-error),
+ * status, bytes.
  *
  * Run detached by the box like MinIO (pidfile, log file, stopped on
  * `box:down`); `startAptCache` is the server itself, for tests.
@@ -42,7 +43,13 @@ export const APT_CACHE_PORT = 3142;
 export const DEFAULT_ARCHIVE_HOSTS: readonly string[] = ["deb.debian.org"];
 const UPSTREAM_TIMEOUT_MS = 30_000;
 
-export type AptCacheOutcome = "hit" | "miss" | "fresh" | "stale" | "refused" | "bad" | "upstream-error";
+/**
+ * hit: an immutable file from the cache; miss: one fetched and stored;
+ * fresh: an index fetched and stored; stale: the cached index, upstream
+ * having failed; passed: upstream's other answer (404, 3xx) as it was;
+ * refused/bad: not served; upstream-error: upstream failed, nothing cached.
+ */
+export type AptCacheOutcome = "hit" | "miss" | "fresh" | "stale" | "passed" | "refused" | "bad" | "upstream-error";
 
 export interface AptCacheOptions {
     host: string;
@@ -79,11 +86,12 @@ interface Upstream {
     body: Buffer;
 }
 
-function fetchUpstream(target: URL, upstream: string | undefined, method: string): Promise<Upstream> {
+/** GET of the whole file (a HEAD from apt is answered from it too). */
+function fetchUpstream(target: URL, upstream: string | undefined): Promise<Upstream> {
     const base = upstream ? new URL(upstream) : new URL(`http://${target.host}`);
     return new Promise((resolve, reject) => {
         const req = http.request(
-            { hostname: base.hostname, port: base.port || 80, path: target.pathname, method, headers: { host: target.host, "user-agent": "meshstack-box-apt-cache" }, agent: keepAliveAgent },
+            { hostname: base.hostname, port: base.port || 80, path: target.pathname, method: "GET", headers: { host: target.host, "user-agent": "meshstack-box-apt-cache" }, agent: keepAliveAgent },
             (res) => {
                 const chunks: Buffer[] = [];
                 res.on("data", (c: Buffer) => chunks.push(c));
@@ -91,7 +99,7 @@ function fetchUpstream(target: URL, upstream: string | undefined, method: string
                     const body = Buffer.concat(chunks);
                     // A body cut short is a failed fetch, never a file to cache.
                     const expected = res.headers["content-length"];
-                    if (method === "GET" && expected !== undefined && Number(expected) !== body.length) reject(new Error(`upstream sent ${body.length} of ${expected} bytes`));
+                    if (expected !== undefined && Number(expected) !== body.length) reject(new Error(`upstream sent ${body.length} of ${expected} bytes`));
                     else resolve({ status: res.statusCode ?? 502, headers: res.headers, body });
                 });
                 res.on("error", reject);
@@ -168,7 +176,7 @@ export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
             const cached = readCached(file);
             if (cached) return done("hit", 200, cached, headers);
         }
-        fetchUpstream(target, options.upstream, "GET").then(
+        fetchUpstream(target, options.upstream).then(
             (up) => {
                 if (up.status === 200) {
                     try {
@@ -182,7 +190,9 @@ export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
                 const cached = immutable ? undefined : up.status >= 500 ? readCached(file) : undefined;
                 if (cached) return done("stale", 200, cached, headers);
                 // 404 and the like go back as they are (apt tries InRelease, then Release); nothing is cached.
-                return done("upstream-error", up.status, up.body, { "content-type": String(up.headers["content-type"] ?? "text/plain") });
+                const passed: Record<string, string> = { "content-type": String(up.headers["content-type"] ?? "text/plain") };
+                if (up.headers.location) passed.location = up.headers.location;
+                return done(up.status >= 500 ? "upstream-error" : "passed", up.status, up.body, passed);
             },
             (err: Error) => {
                 const cached = immutable ? undefined : readCached(file);

@@ -153,14 +153,17 @@ describe("box apt cache: writes", function () {
     let upstream: http.Server;
     let upstreamPort: number;
     let hits = 0;
+    let failing = false;
     let cache: AptCache | undefined;
     const payload = Buffer.alloc(2 * 1024 * 1024, "x");
 
     before(async () => {
         tmp = fs.mkdtempSync(path.join(os.tmpdir(), "box-apt-writes-"));
-        // A stand-in archive: answers slowly, so concurrent misses overlap, and cuts one file short.
+        // A stand-in archive: answers slowly, so concurrent misses overlap; cuts one file short, has no "missing", and fails with 503 when told to.
         upstream = http.createServer((req, res) => {
             hits++;
+            if (failing) return res.writeHead(503, { "content-length": "0" }).end();
+            if (req.url?.includes("missing")) return res.writeHead(404, { "content-type": "text/html", "content-length": "9" }).end("not found");
             if (req.url?.includes("short")) {
                 res.writeHead(200, { "content-length": String(payload.length) });
                 res.write(payload.subarray(0, 1000));
@@ -198,6 +201,27 @@ describe("box apt cache: writes", function () {
         const before = hits;
         assert.ok((await proxyRequest(cache.port, "GET", url)).body.equals(payload));
         assert.strictEqual(hits, before, "a cached pool file went upstream again");
+    });
+
+    it("passes a 404 on uncached, and answers an index from the cache when upstream says 503", async () => {
+        const lines: string[] = [];
+        cache = await startAptCache({ host: "127.0.0.1", port: 0, cacheDir: tmp, upstream: `http://127.0.0.1:${upstreamPort}`, log: (l) => lines.push(l) });
+        const missing = await proxyRequest(cache.port, "GET", "http://deb.debian.org/debian/pool/main/m/missing/missing_1_amd64.deb");
+        assert.strictEqual(missing.status, 404);
+        assert.strictEqual(missing.body.toString(), "not found");
+        assert.ok(!fs.existsSync(path.join(tmp, "deb.debian.org", "debian", "pool", "main", "m")));
+        const index = "http://deb.debian.org/debian/dists/stub/InRelease";
+        assert.ok((await proxyRequest(cache.port, "GET", index)).body.equals(payload));
+        failing = true;
+        try {
+            const stale = await proxyRequest(cache.port, "GET", index);
+            assert.strictEqual(stale.status, 200);
+            assert.ok(stale.body.equals(payload));
+            assert.strictEqual((await proxyRequest(cache.port, "GET", "http://deb.debian.org/debian/dists/stub/Release")).status, 503, "an index it never had is upstream's failure");
+        } finally {
+            failing = false;
+        }
+        assert.deepStrictEqual(lines.map((l) => l.split(" ").slice(4).join(" ")), ["passed 404 9", `fresh 200 ${payload.length}`, `stale 200 ${payload.length}`, "upstream-error 503 0"]);
     });
 
     it("caches nothing from an upstream answer cut short", async () => {
