@@ -17,9 +17,9 @@
  * - everything else (dists/.../InRelease, Release, ...) is fetched fresh
  *   upstream on every request and stored; when upstream fails (no answer,
  *   or 5xx) the cached copy is served instead;
- * - the cache is written atomically (a unique temp file, then rename), so
- *   concurrent misses for one file each write their own temp file and the
- *   last rename wins with identical bytes;
+ * - concurrent misses for one file share one upstream fetch (the VMs boot
+ *   at once and want the same files), and the cache is written atomically
+ *   (a unique temp file, then rename): a reader sees the whole file or none;
  * - every response is complete with a Content-Length, and connections stay
  *   open (apt keeps one and pipelines on it; Node answers pipelined requests
  *   in order).
@@ -145,6 +145,26 @@ export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
     const hostPort = (host: string) => (/:\d+$/.test(host) ? host : `${host}:80`).toLowerCase();
     const allowedHosts = options.allowedHosts ?? DEFAULT_ARCHIVE_HOSTS;
     const allowed = new Set(allowedHosts.map(hostPort));
+    /** Fetches under way, by cache file: a second miss waits for the first instead of fetching again. */
+    const inflight = new Map<string, Promise<Upstream>>();
+    const fetchAndStore = (target: URL, file: string): Promise<Upstream> => {
+        let fetching = inflight.get(file);
+        if (!fetching) {
+            fetching = fetchUpstream(target, options.upstream).then((up) => {
+                if (up.status === 200) {
+                    try {
+                        writeAtomically(file, up.body);
+                    } catch (err) {
+                        // A full disk or the like costs the cache, not the client's answer.
+                        options.log(`${new Date().toISOString()} cache write of ${file} failed: ${(err as Error).message}`);
+                    }
+                }
+                return up;
+            }).finally(() => inflight.delete(file));
+            inflight.set(file, fetching);
+        }
+        return fetching;
+    };
     const server = http.createServer((req, res) => {
         const client = req.socket.remoteAddress ?? "?";
         const method = req.method ?? "?";
@@ -176,17 +196,9 @@ export function startAptCache(options: AptCacheOptions): Promise<AptCache> {
             const cached = readCached(file);
             if (cached) return done("hit", 200, cached, headers);
         }
-        fetchUpstream(target, options.upstream).then(
+        fetchAndStore(target, file).then(
             (up) => {
-                if (up.status === 200) {
-                    try {
-                        writeAtomically(file, up.body);
-                    } catch (err) {
-                        // A full disk or the like costs the cache, not the client's answer.
-                        options.log(`${new Date().toISOString()} cache write of ${file} failed: ${(err as Error).message}`);
-                    }
-                    return done(immutable ? "miss" : "fresh", 200, up.body, headers);
-                }
+                if (up.status === 200) return done(immutable ? "miss" : "fresh", 200, up.body, headers);
                 const cached = immutable ? undefined : up.status >= 500 ? readCached(file) : undefined;
                 if (cached) return done("stale", 200, cached, headers);
                 // 404 and the like go back as they are (apt tries InRelease, then Release); nothing is cached.

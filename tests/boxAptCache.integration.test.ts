@@ -162,18 +162,20 @@ describe("box apt cache: writes", function () {
         // A stand-in archive: answers slowly, so concurrent misses overlap; cuts one file short, has no "missing", and fails with 503 when told to.
         upstream = http.createServer((req, res) => {
             hits++;
-            if (failing) return res.writeHead(503, { "content-length": "0" }).end();
-            if (req.url?.includes("missing")) return res.writeHead(404, { "content-type": "text/html", "content-length": "9" }).end("not found");
-            if (req.url?.includes("short")) {
+            if (failing) {
+                res.writeHead(503, { "content-length": "0" }).end();
+            } else if (req.url?.includes("missing")) {
+                res.writeHead(404, { "content-type": "text/html", "content-length": "9" }).end("not found");
+            } else if (req.url?.includes("short")) {
                 res.writeHead(200, { "content-length": String(payload.length) });
                 res.write(payload.subarray(0, 1000));
                 setTimeout(() => res.destroy(), 50);
-                return;
+            } else {
+                setTimeout(() => {
+                    res.writeHead(200, { "content-length": String(payload.length) });
+                    res.end(payload);
+                }, 200);
             }
-            setTimeout(() => {
-                res.writeHead(200, { "content-length": String(payload.length) });
-                res.end(payload);
-            }, 200);
         });
         await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", () => r()));
         upstreamPort = (upstream.address() as net.AddressInfo).port;
@@ -187,10 +189,12 @@ describe("box apt cache: writes", function () {
         fs.rmSync(tmp, { recursive: true, force: true });
     });
 
-    it("answers concurrent misses for one file whole and leaves one complete file and no temp files", async () => {
+    it("answers concurrent misses for one file whole from one upstream fetch, and leaves one complete file and no temp files", async () => {
         cache = await startAptCache({ host: "127.0.0.1", port: 0, cacheDir: tmp, upstream: `http://127.0.0.1:${upstreamPort}`, log: () => undefined });
         const url = "http://deb.debian.org/debian/pool/main/f/foo/foo_1.0_amd64.deb";
+        const first = hits;
         const answers = await Promise.all(Array.from({ length: 6 }, () => proxyRequest(cache!.port, "GET", url)));
+        assert.strictEqual(hits - first, 1, "concurrent misses fetched the file more than once");
         for (const a of answers) {
             assert.strictEqual(a.status, 200);
             assert.ok(a.body.equals(payload));
