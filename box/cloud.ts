@@ -8,6 +8,9 @@
  *   cloud-init fetches from MinIO itself); `ipv4s`/`ipAddress` are its
  *   address on the underlay, and its Linode Firewall is its nftables chain;
  * - the bucket and its scoped key -> MinIO (box/objectStore.ts);
+ * - Debian's archive -> a caching apt proxy on the underlay (box/aptCache.ts)
+ *   that the VMs' apt uses, so the nodes' own apt-get runs at the host's
+ *   speed instead of through the emulated user-mode NIC;
  * - dynamic resources -> their serialized providers, run in a fresh process
  *   by the same host the tests use (tests/harness), created for real and
  *   deleted on teardown from the provider text kept in the box's state;
@@ -29,6 +32,7 @@ import { cliStackConfigOf } from "../tooling/cliConfig";
 import { redactInputs } from "../tooling/plan";
 import { ProviderHost } from "../tests/harness/dynamicProviders";
 import { toolPath } from "../tests/support/tools";
+import { BoxAptCache } from "./aptCache";
 import { BoxTls, randomOutputs } from "./material";
 import { applyFirewall, attachTap, createUnderlay, FirewallSpec, removeUnderlay, UNDERLAY, vmUnderlayAddress } from "./network";
 import { BoxObjectStore } from "./objectStore";
@@ -40,6 +44,9 @@ export const BOX_CACHE = process.env.MESHSTACK_BOX_CACHE ?? path.join(os.homedir
 /** One box per machine: the underlay namespace and addresses are fixed. */
 export const RUN_DIR = path.join(BOX_CACHE, "run");
 export const STATE_FILE = path.join(RUN_DIR, "state.json");
+/** The apt cache's files: kept across box runs (pool files never change), never in the repo. */
+export const APT_CACHE_DIR = path.join(BOX_CACHE, "apt");
+const APT_CACHE_RUN_DIR = path.join(RUN_DIR, "apt-cache");
 /** The only image the box has; any other image id in the stack is refused. */
 export const BOX_IMAGE_ID = "linode/debian12";
 
@@ -95,6 +102,8 @@ export interface BoxState {
     caCertFile: string;
     sshPrivateKey: string;
     minio: { url: string; endpointHost: string };
+    /** The apt proxy the VMs' apt uses (Acquire::http::Proxy), from their seed disk. */
+    aptProxy?: string;
     /** The config the caller set on top of the stack file, kept for the next `up` as a stack's config is. */
     overrides: Record<string, string>;
     /** Linode ids only grow; a new instance is told apart from the one it replaces by its id. */
@@ -187,7 +196,11 @@ function makeBoxCa(tls: BoxTls, dir: string): { caCertFile: string; issue: (ip: 
     return { caCertFile, issue };
 }
 
-/** NoCloud network-config: the user-mode NIC for the host and the archive, the underlay NIC with the "public" address. */
+/**
+ * NoCloud network-config: the user-mode NIC (default route and DNS: the
+ * internet a Linode has), the underlay NIC with the "public" address. apt
+ * goes over the underlay to the box's apt cache, not the user-mode NIC.
+ */
 function networkConfig(index: number, address: string): string {
     return YAML.stringify({
         version: 1,
@@ -280,7 +293,7 @@ class BoxDeployment {
                 metaData: YAML.stringify({ "instance-id": id, "local-hostname": inputs.label, "public-keys": inputs.authorizedKeys ?? [] }),
                 userData,
                 networkConfig: networkConfig(index, address),
-                extra: { "box-ca.crt": fs.readFileSync(this.state.caCertFile) },
+                extra: { "box-ca.crt": fs.readFileSync(this.state.caCertFile), ...(this.state.aptProxy ? { "apt-proxy": `${this.state.aptProxy}\n` } : {}) },
             },
         });
         qemu.prepare();
@@ -465,6 +478,14 @@ class BoxDeployment {
     }
 }
 
+/** The host (host:port) of the Debian mirror the image's sources.list names, as build.sh recorded it; undefined when it is not plain http (apt's http proxy does not carry https). */
+export function imageArchiveHost(imageDir: string): string | undefined {
+    const file = path.join(imageDir, "mirror");
+    if (!fs.existsSync(file)) throw new Error(`box image ${imageDir} does not say its Debian mirror; rebuild it with box/image/build.sh`);
+    const mirror = new URL(fs.readFileSync(file, "utf8").trim());
+    return mirror.protocol === "http:" ? mirror.host : undefined;
+}
+
 function firewallSpecOf(values: Record<string, any>): FirewallSpec {
     return { inboundPolicy: values.inboundPolicy, inbounds: values.inbounds, outboundPolicy: values.outboundPolicy, outbounds: values.outbounds };
 }
@@ -486,6 +507,13 @@ export async function up(options: UpOptions): Promise<BoxState> {
     fs.mkdirSync(path.join(RUN_DIR, "minio"), { recursive: true });
     await store.start(ca.issue);
     deployment.log(`MinIO at ${store.url}`);
+    const archive = imageArchiveHost(options.imageDir);
+    if (archive) {
+        const aptCache = new BoxAptCache(APT_CACHE_RUN_DIR, UNDERLAY.hostAddress, APT_CACHE_DIR, [archive]);
+        await aptCache.start();
+        state.aptProxy = aptCache.proxyUrl;
+        deployment.log(`apt cache for http://${archive} at ${aptCache.proxyUrl} (files in ${APT_CACHE_DIR})`);
+    } else deployment.log("the image's Debian mirror is not plain http: the VMs' apt goes to it directly, over the user-mode NIC");
     const tarball = natsServerTarball();
     store.publishToMirror(`nats-server/${NATS_SERVER_RELEASE.version}/${path.basename(tarball)}`, tarball);
     const config = boxConfig(options.stack, { ...boxMachineConfig(store.url, sshKey.publicKey), ...options.overrides });
@@ -511,6 +539,11 @@ export async function update(options: UpdateOptions): Promise<{ state: BoxState;
     }
     state.overrides = { ...state.overrides, ...options.overrides };
     const deployment = new BoxDeployment(state, options.log);
+    // New VMs of this update fetch their packages through it: started again if it has gone since the first up.
+    const archive = imageArchiveHost(state.imageDir);
+    if (state.aptProxy && archive && (await new BoxAptCache(APT_CACHE_RUN_DIR, UNDERLAY.hostAddress, APT_CACHE_DIR, [archive]).ensureRunning())) {
+        deployment.log(`apt cache at ${state.aptProxy} started again`);
+    }
     const config = boxConfig(state.stack, { ...boxMachineConfig(state.minio.url, boxSshKey(BOX_CACHE).publicKey), ...state.overrides });
     await deployment.run(config, new Set(options.replace));
     return { state, steps: deployment.steps };
@@ -570,11 +603,15 @@ export async function down(log: (line: string) => void): Promise<void> {
             const file = path.join(vm.dir, "console.log");
             if (fs.existsSync(file)) fs.copyFileSync(file, path.join(consoles, `${vm.retired ? `${vm.name}-${vm.index}-retired` : vm.name}.log`));
         }
+        // Its hits and misses say how much of the VMs' apt work came from the cache.
+        const aptLog = BoxAptCache.logFile(APT_CACHE_RUN_DIR);
+        if (fs.existsSync(aptLog)) fs.copyFileSync(aptLog, path.join(logsDir(state.stack), "apt-cache.log"));
     }
     const stopped = await powerOffAll(path.join(RUN_DIR, "vms"));
     if (stopped.length) log(`- VMs powered off: ${stopped.join(", ")}`);
     if (BoxObjectStore.stop(path.join(RUN_DIR, "minio"))) log("- MinIO stopped");
+    if (BoxAptCache.stop(APT_CACHE_RUN_DIR)) log(`- apt cache stopped (its files stay in ${APT_CACHE_DIR})`);
     removeUnderlay();
     fs.rmSync(RUN_DIR, { recursive: true, force: true });
-    log("- box removed (underlay, VMs, MinIO, state)");
+    log("- box removed (underlay, VMs, MinIO, apt cache process, state)");
 }

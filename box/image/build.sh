@@ -81,8 +81,8 @@ install -m 0755 "$here/platform/meshstack-box-platform" "$root/usr/local/sbin/me
 install -m 0644 "$here/platform/meshstack-box-platform.service" "$root/etc/systemd/system/meshstack-box-platform.service"
 in_root systemctl enable meshstack-box-platform.service >/dev/null 2>&1
 
-# Nodes run apt-get update through QEMU's user-mode NIC at about 100 kB/s
-# under emulation; the translations are 6 MB of the 15 MB nobody reads.
+# Nodes run apt-get update at first boot (through the box's apt cache, from
+# the seed disk); the translations are 6 MB of the 15 MB nobody reads.
 echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/90meshstack-box-no-translations"
 
 # Nothing from the build host leaks in; apt starts from fresh lists at boot, as on Linode.
@@ -101,9 +101,11 @@ mkfs.ext4 -q -F -L root -d "$root" "$work/root.raw" "$DISK_SIZE" >&2
 qemu-img convert -O qcow2 "$work/root.raw" "$work/root.qcow2"
 rm -f "$work/root.raw"
 echo "$packages" | tr , '\n' >"$work/packages"
+# The box's apt cache serves the host the image's sources.list names, and only it.
+echo "$MIRROR" >"$work/mirror"
 
 mkdir -p "$out"
-for file in vmlinuz initrd.img kernel-version root.qcow2 packages; do mv "$work/$file" "$out/$file"; done
+for file in vmlinuz initrd.img kernel-version root.qcow2 packages mirror; do mv "$work/$file" "$out/$file"; done
 touch "$out/ready"
 # Older images (other package lists) are not used again.
 find "$cache/images" -mindepth 1 -maxdepth 1 -name 'debian12-*' ! -path "$out" -exec rm -rf {} +
