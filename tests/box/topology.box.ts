@@ -269,7 +269,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         await assertReadsBack(kv, written, "the first writes to read back");
     });
 
-    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object; the gzipped hub booted too", async () => {
+    it("#include nodes: cloud-init fetched the config from MinIO, and the cleanup deleted the object once the node published; the gzipped hub booted too", async () => {
         const delivery = state.outputs!.bootstrapDelivery as Record<string, { method: string }>;
         const included = Object.entries(delivery).filter(([, d]) => d.method === "object").map(([node]) => node);
         assert.strictEqual(included.length, 3, JSON.stringify(delivery));
@@ -282,7 +282,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             assert.match(await onVm(vm, "hostname"), /^meshstack-dev-\d\n$/);
             const base = vm.name.replace(/-instance$/, "");
             const cleanup = resource(`${base}-bootstrap-cleanup`).outputs;
-            assert.strictEqual(cleanup.outcome, "deleted", JSON.stringify(cleanup));
+            assert.deepStrictEqual([cleanup.outcome, cleanup.deletedOn], ["deleted", "published"], JSON.stringify(cleanup));
             const object = resource(`${base}-bootstrap-object`).outputs;
             assert.strictEqual(store.objectExists(String(state.outputs!.bucketName), String(object.key)), false);
         }
