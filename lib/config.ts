@@ -661,7 +661,8 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
             const hint = closestKey(key);
             errors.push({
                 key: fullKey,
-                value: raw.secretKeys.has(fullKey) ? "[secret]" : redactPrivateKeys(raw.values[fullKey]),
+                // A misspelt secret key (proxmoxTokenSecrte) most likely holds that secret, in clear.
+                value: raw.secretKeys.has(fullKey) || (hint && CONFIG_KEYS[hint].secret) ? "[secret]" : redactPrivateKeys(raw.values[fullKey]),
                 message: `unknown key${hint ? `; did you mean ${qualify(hint)}?` : ""}; allowed: a key Pulumi.yaml declares (see it for every key)`,
             });
         }

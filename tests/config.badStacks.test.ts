@@ -181,6 +181,11 @@ const BAD_STACKS: BadStack[] = [
         config: { "meshstack:natsNodeCont": 3 }, key: "meshstack:natsNodeCont", value: "3",
         says: /unknown key; did you mean meshstack:natsNodeCount\?/,
     },
+    {
+        name: "a misspelt secret key holding its secret in clear",
+        config: { "meshstack:proxmoxTokenSecrte": "4f9c2a7e-made-up-for-this-test" }, key: "meshstack:proxmoxTokenSecrte", value: "[secret]",
+        says: /unknown key; did you mean meshstack:proxmoxTokenSecret\?/, secret: "4f9c2a7e-made-up-for-this-test",
+    },
 ];
 
 describe("bad stack files", () => {
