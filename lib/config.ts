@@ -767,6 +767,7 @@ function proxmoxRules(v: Record<string, ConfigValue>): ConfigError[] {
     if (hasArchive === hasTemplate) {
         errors.push({
             key: qualify(hasArchive ? "proxmoxGoldenTemplate" : "proxmoxArchive"),
+            ...(hasArchive ? { value: String(v.proxmoxGoldenTemplate) } : {}),
             message: hasArchive
                 ? "must not be set together with proxmoxArchive; allowed: one of proxmoxArchive (an existing golden) or proxmoxGoldenTemplate (the stack builds it)"
                 : "is required when proxmoxGuests is set (or proxmoxGoldenTemplate); allowed: " + CONFIG_KEYS.proxmoxArchive.allowed,
@@ -776,7 +777,7 @@ function proxmoxRules(v: Record<string, ConfigValue>): ConfigError[] {
         errors.push({ key: qualify("proxmoxSshPrivateKey"), message: "is required when proxmoxGoldenTemplate is set (the golden is built over SSH as root); allowed: " + CONFIG_KEYS.proxmoxSshPrivateKey.allowed });
     }
     if (v.proxmoxCaBundlePem !== undefined && v.proxmoxTlsFingerprint !== undefined) {
-        errors.push({ key: qualify("proxmoxTlsFingerprint"), message: "must not be set together with proxmoxCaBundlePem; allowed: one of the two, or neither for the system CAs" });
+        errors.push({ key: qualify("proxmoxTlsFingerprint"), value: String(v.proxmoxTlsFingerprint), message: "must not be set together with proxmoxCaBundlePem; allowed: one of the two, or neither for the system CAs" });
     }
     // The golden build destroys and recreates its container on every rebuild: a guest on that VMID would go with it.
     const goldenVmid = v.proxmoxGoldenVmid;
