@@ -7,8 +7,11 @@
  */
 import { NATS_SERVER_RELEASE, NatsServerRelease } from "./natsRelease";
 
-import { environmentOf, environmentProblems } from "./environments";
-import { ipv4Network, ipv4ToInt, isCidr, isIpv4Cidr } from "./ip";
+import { environmentOf, environmentProblems, stackNameProblem } from "./environments";
+import { cidrNetwork, ipv4Network, ipv4ToInt, isCidr, isIpv4Cidr } from "./ip";
+import LINODE_CATALOG from "./linodeCatalog.json";
+import { containsPrivateKey, fingerprint, redactPrivateKeys } from "./secretText";
+import { looksClamped } from "./wgKey";
 import {
     JETSTREAM_MAX_REPLICAS,
     LINODE_METADATA_HARD_LIMIT_BYTES,
@@ -47,7 +50,13 @@ export interface ConfigError {
     message: string;
 }
 
-export type Result<T> = { ok: true; value: T } | { ok: false; errors: ConfigError[] };
+/** What is probably wrong but may be right; reported, never refused. */
+export interface ConfigWarning {
+    key: string;
+    message: string;
+}
+
+export type Result<T> = { ok: true; value: T; warnings: ConfigWarning[] } | { ok: false; errors: ConfigError[]; warnings: ConfigWarning[] };
 
 type Check = (value: ConfigValue) => string | undefined;
 
@@ -68,6 +77,11 @@ interface KeySpec {
     /** What the offline plan uses for this key, since it never decrypts secrets. */
     offlineStandIn?: string;
     check?: Check;
+    /**
+     * For lists: what makes two items the same entry (a CIDR's network, an
+     * SSH key's type and body without its comment); the item itself if unset.
+     */
+    itemIdentity?: (item: string) => string;
 }
 
 const LINODE_REGION = /^[a-z]{2}-[a-z]+(-[0-9])?$/;
@@ -101,7 +115,23 @@ export function sshPublicKeyProblem(line: string): string | undefined {
     return undefined;
 }
 
-const sshPublicKey: Check = (v) => (typeof v === "string" ? sshPublicKeyProblem(v) : "is not a string");
+const EXPOSED = "and replace that key: it is now in a stack file that is not encrypted";
+const sshPublicKey: Check = (v) => {
+    if (typeof v !== "string") return "is not a string";
+    if (containsPrivateKey(v)) return `is a private key, not a public key: give the public key's line instead (ssh-keygen -y -f <key file> prints it), ${EXPOSED}`;
+    return sshPublicKeyProblem(v);
+};
+/** Two lines naming the same key with different comments are one key. */
+const sshKeyIdentity = (item: string) => item.trim().split(/\s+/).slice(0, 2).join(" ");
+
+/** A PEM certificate (or several); a private key here is named by fingerprint, never echoed. */
+function certificatePem(what: string, keyHome: string, firstLine: RegExp): Check {
+    return (v) => {
+        if (typeof v !== "string") return "is not a string";
+        if (containsPrivateKey(v)) return `is a private key, not ${what}: ${keyHome}, ${EXPOSED}`;
+        return firstLine.test(v) ? undefined : `is not ${what} (no -----BEGIN CERTIFICATE----- line)`;
+    };
+}
 
 function matches(pattern: RegExp): Check {
     return (v) => (typeof v === "string" && pattern.test(v) ? undefined : "does not match");
@@ -115,17 +145,31 @@ function oneOf(...values: string[]): Check {
     return (v) => (typeof v === "string" && values.includes(v) ? undefined : "not one of the allowed values");
 }
 
+/** Every bad item, not only the first, so one run of the check names all of them; private keys shown by fingerprint. */
 function each(check: Check): Check {
     return (v) => {
         if (!Array.isArray(v)) return "not a list";
-        const bad = v.map((item, i) => [i, check(item)] as const).find(([, problem]) => problem);
-        return bad ? `item ${bad[0]} (${JSON.stringify(v[bad[0]])}) ${bad[1]}` : undefined;
+        const bad = v.map((item, i) => [i, check(item)] as const).filter(([, problem]) => problem);
+        return bad.length ? bad.map(([i, problem]) => `item ${i} (${redactPrivateKeys(JSON.stringify(v[i]))}) ${problem}`).join("; ") : undefined;
     };
 }
 
 /** Lists whose entries a cross-key rule reads (operator peers, per-node images): only their shape is checked alone. */
 const stringList: Check = (v) => (Array.isArray(v) && v.every((e) => typeof e === "string") ? undefined : "is not a list of strings");
-const cidr: Check = (v) => (typeof v === "string" && isCidr(v) ? undefined : "is not a CIDR");
+/**
+ * A firewall source: a CIDR written as its network. With host bits set
+ * (`10.0.0.1/8`) the firewall opens the whole network, which is almost never
+ * what was meant; the message offers both readings.
+ */
+const cidr: Check = (v) => {
+    if (typeof v !== "string" || !isCidr(v)) return "is not a CIDR";
+    const { network, hostBitsSet } = cidrNetwork(v);
+    if (!hostBitsSet) return undefined;
+    const [address] = v.split("/");
+    const single = address.includes(":") ? 128 : 32;
+    return `has host bits set, so the firewall would open all of ${network}; write ${network} for the whole network or ${address}/${single} for the one address`;
+};
+const cidrIdentity = (item: string) => (isCidr(item) ? cidrNetwork(item).network : item);
 /** An address a host can take: not its subnet's network or broadcast address (/31 and /32 have neither). */
 const interfaceAddress: Check = (v) => {
     if (typeof v !== "string" || !isIpv4Cidr(v)) return "is not an IPv4 address with prefix";
@@ -137,23 +181,48 @@ const interfaceAddress: Check = (v) => {
 };
 const PVE_TOKEN_ID = /^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+![A-Za-z][A-Za-z0-9._-]*$/;
 const PVE_STORAGE_ID = /^[A-Za-z][A-Za-z0-9._-]*$/;
-const httpsUrl: Check = (v) => (typeof v === "string" && /^https?:\/\/[^/\s]+\/?$/.test(v) ? undefined : "is not a URL");
+/**
+ * An endpoint URL with no path. Checked as the URL parser will read it, so
+ * a port past 65535 is named here instead of crashing later as `Invalid URL`.
+ */
+function endpointUrl(schemes: string[]): Check {
+    return (v) => {
+        if (typeof v !== "string") return "is not a string";
+        const match = /^([a-z]+):\/\/([^/\s?#]+)\/?$/.exec(v);
+        if (!match || !schemes.includes(match[1])) return `is not a ${schemes.join(" or ")} URL with a host and no path`;
+        const port = /^(?:\[[^\]]*\]|[^:]*):([0-9]*)$/.exec(match[2])?.[1];
+        if (port !== undefined && (port === "" || Number(port) < 1 || Number(port) > 65535)) return `has port ${JSON.stringify(port)}, not a port from 1 to 65535`;
+        try {
+            new URL(v);
+        } catch {
+            return "is not a URL (its host cannot be read)";
+        }
+        return undefined;
+    };
+}
+const httpsUrl = endpointUrl(["http", "https"]);
 
 /** Every stack key, its type, default and rule. Pulumi.yaml declares the same keys (a test keeps them equal). */
 export const CONFIG_KEYS: Record<string, KeySpec> = {
     region: {
         type: "string", default: "us-east", check: matches(LINODE_REGION),
-        description: "Linode region for every instance.", allowed: "a Linode region id such as us-east or de-fra-2",
+        description: "Linode region for every instance.",
+        allowed: "a Linode region id such as us-east or de-fra-2, in lib/linodeCatalog.json or meshstack:linodeCatalogExtraIds",
+    },
+    linodeCatalogExtraIds: {
+        type: "array", default: [], check: each(matches(new RegExp(`${LINODE_REGION.source}|${LINODE_TYPE.source}`))),
+        description: "Linode region and instance type ids newer than the committed catalog (lib/linodeCatalog.json, dated), accepted as they are until the catalog is refreshed.",
+        allowed: "a list of Linode region ids (such as no-osl-1) or instance type ids (such as g8-dedicated-4-2)",
     },
     sshAuthorizedKeys: {
-        type: "array", default: [], check: each(sshPublicKey),
+        type: "array", default: [], check: each(sshPublicKey), itemIdentity: sshKeyIdentity,
         description: "SSH public keys installed for root on every instance (break-glass access).",
         allowed: "a list of OpenSSH public keys (ssh-ed25519, ssh-rsa, ecdsa-sha2-*)",
     },
     breakGlassSshCidrs: {
-        type: "array", default: [], check: each(cidr),
+        type: "array", default: [], check: each(cidr), itemIdentity: cidrIdentity,
         description: "Source CIDRs allowed to reach tcp/22 on every instance. Empty keeps tcp/22 closed.",
-        allowed: "a list of IPv4/IPv6 CIDRs such as 203.0.113.7/32",
+        allowed: "a list of distinct IPv4/IPv6 CIDRs written as networks (no host bits), such as 203.0.113.7/32",
     },
     objectStoreKind: {
         type: "string", default: "linode", check: oneOf("linode", "s3"),
@@ -197,7 +266,8 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     },
     wgCacheInstanceType: {
         type: "string", default: "g6-nanode-1", check: matches(LINODE_TYPE),
-        description: "Linode type of the WireGuard cache/gateway node.", allowed: "a Linode type id such as g6-nanode-1",
+        description: "Linode type of the WireGuard cache/gateway node.",
+        allowed: "a Linode type id such as g6-nanode-1, in lib/linodeCatalog.json or meshstack:linodeCatalogExtraIds",
     },
     wgCacheImage: {
         type: "string", default: "linode/debian12", check: matches(LINODE_IMAGE),
@@ -230,7 +300,8 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     },
     natsInstanceType: {
         type: "string", default: "g6-standard-1", check: matches(LINODE_TYPE),
-        description: "Linode type of each NATS node.", allowed: "a Linode type id such as g6-standard-1",
+        description: "Linode type of each NATS node.",
+        allowed: "a Linode type id such as g6-standard-1, in lib/linodeCatalog.json or meshstack:linodeCatalogExtraIds",
     },
     natsImage: {
         type: "string", default: "linode/debian12", check: matches(LINODE_IMAGE),
@@ -247,9 +318,9 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: "1 to 32 letters, digits or -, starting and ending with a letter or digit (it becomes part of DNS names)",
     },
     natsClientCidrs: {
-        type: "array", default: [], check: each(cidr),
+        type: "array", default: [], check: each(cidr), itemIdentity: cidrIdentity,
         description: "Source CIDRs allowed to reach the NATS client port. Empty keeps it closed to the internet.",
-        allowed: "a list of IPv4/IPv6 CIDRs",
+        allowed: "a list of distinct IPv4/IPv6 CIDRs written as networks (no host bits), such as 198.51.100.0/24",
     },
     natsKvReplicas: {
         type: "integer", default: 1, check: intRange(1, JETSTREAM_MAX_REPLICAS),
@@ -257,7 +328,8 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: `an integer from 1 to ${JETSTREAM_MAX_REPLICAS} (JetStream's maximum) and at most natsNodeCount`,
     },
     natsClientCaCertPem: {
-        type: "string", optional: true, check: matches(/^-----BEGIN CERTIFICATE-----/),
+        type: "string", optional: true,
+        check: certificatePem("a certificate", "the CA's key goes in meshstack:natsClientCaKeyPem, set with --secret", /^-----BEGIN CERTIFICATE-----/),
         description: "Existing client CA certificate (PEM) to sign the data-plane certs; generated when unset.",
         allowed: "a PEM certificate, set together with natsClientCaKeyPem",
     },
@@ -298,9 +370,9 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     },
     // Proxmox VE golden-image guests: all off while proxmoxGuests is empty.
     proxmoxEndpoint: {
-        type: "string", default: "", optional: true, check: matches(/^https:\/\/[^/\s]+\/?$/),
+        type: "string", default: "", optional: true, check: endpointUrl(["https"]),
         description: "Proxmox VE API endpoint for the golden-image guests; unset: no Proxmox part.",
-        allowed: "an https URL with no path, such as https://pve.example.net:8006",
+        allowed: "an https URL with no path and a port from 1 to 65535, such as https://pve.example.net:8006",
     },
     proxmoxNode: {
         type: "string", default: "", optional: true, check: matches(/^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$/),
@@ -331,7 +403,8 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
         allowed: "true or false",
     },
     proxmoxCaBundlePem: {
-        type: "string", default: "", optional: true, check: matches(/-----BEGIN CERTIFICATE-----/),
+        type: "string", default: "", optional: true,
+        check: certificatePem("a CA certificate bundle", "the endpoint needs only the CA's certificates", /-----BEGIN CERTIFICATE-----/),
         description: "CA certificates that sign the Proxmox VE endpoint's certificate; unset: the system CAs.",
         allowed: "PEM certificates",
     },
@@ -486,7 +559,27 @@ export function isPlaceholder(raw: string): boolean {
 }
 
 function shown(spec: KeySpec, raw: string): string {
-    return spec.secret ? "[secret]" : raw;
+    return spec.secret ? "[secret]" : redactPrivateKeys(raw);
+}
+
+/** A raw value as messages may show it: a secret key's never, a private key by fingerprint. */
+export function shownValue(fullKey: string, raw: string): string {
+    const spec = fullKey.startsWith(`${CONFIG_NAMESPACE}:`) ? CONFIG_KEYS[fullKey.slice(CONFIG_NAMESPACE.length + 1)] : undefined;
+    return spec ? shown(spec, raw) : redactPrivateKeys(raw);
+}
+
+/** Items that name the same entry as an earlier one (by the key's identity), each named with the item it repeats. */
+function duplicatesProblem(spec: KeySpec, items: string[]): string | undefined {
+    const identity = spec.itemIdentity ?? ((item: string) => item);
+    const first = new Map<string, number>();
+    const repeats: string[] = [];
+    items.forEach((item, i) => {
+        const id = identity(item);
+        const earlier = first.get(id);
+        if (earlier === undefined) first.set(id, i);
+        else repeats.push(`item ${i} (${redactPrivateKeys(JSON.stringify(item))}) repeats item ${earlier}${item === items[earlier] ? "" : ` (${redactPrivateKeys(JSON.stringify(items[earlier]))})`}`);
+    });
+    return repeats.length ? `${repeats.join("; ")}; each entry may appear once` : undefined;
 }
 
 /** Converts one raw string to the key's type, or says why it cannot. */
@@ -560,7 +653,8 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
             const hint = closestKey(name);
             errors.push({
                 key: fullKey,
-                message: `unknown namespace ${JSON.stringify(namespace)}; did you mean ${qualify(hint ?? name)}? (meshstack keys are written meshstack:<key>)`,
+                value: raw.secretKeys.has(fullKey) ? "[secret]" : redactPrivateKeys(raw.values[fullKey]),
+                message: `unknown namespace ${JSON.stringify(namespace)}; did you mean ${qualify(hint ?? name)}? allowed: meshstack:<key> for a key Pulumi.yaml declares`,
             });
             continue;
         }
@@ -572,7 +666,9 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
             const hint = closestKey(key);
             errors.push({
                 key: fullKey,
-                message: `unknown key${hint ? `; did you mean ${qualify(hint)}?` : ""} (see Pulumi.yaml for every key)`,
+                // A misspelt secret key (proxmoxTokenSecrte) most likely holds that secret, in clear.
+                value: raw.secretKeys.has(fullKey) || (hint && CONFIG_KEYS[hint].secret) ? "[secret]" : redactPrivateKeys(raw.values[fullKey]),
+                message: `unknown key${hint ? `; did you mean ${qualify(hint)}?` : ""}; allowed: a key Pulumi.yaml declares (see it for every key)`,
             });
         }
     }
@@ -602,9 +698,10 @@ function parseKeys(raw: RawConfig): { values: Record<string, ConfigValue>; error
             fail(problem ?? "cannot be read");
             continue;
         }
-        const ruleProblem = spec.check?.(value);
-        if (ruleProblem) {
-            fail(ruleProblem);
+        // A list's repeats and its bad items are reported together: one pass fixes both.
+        const problems = [Array.isArray(value) ? duplicatesProblem(spec, value) : undefined, spec.check?.(value)].filter((p): p is string => !!p);
+        if (problems.length) {
+            fail(problems.join("; "));
             continue;
         }
         values[key] = value;
@@ -675,6 +772,7 @@ function proxmoxRules(v: Record<string, ConfigValue>): ConfigError[] {
     if (hasArchive === hasTemplate) {
         errors.push({
             key: qualify(hasArchive ? "proxmoxGoldenTemplate" : "proxmoxArchive"),
+            ...(hasArchive ? { value: String(v.proxmoxGoldenTemplate) } : {}),
             message: hasArchive
                 ? "must not be set together with proxmoxArchive; allowed: one of proxmoxArchive (an existing golden) or proxmoxGoldenTemplate (the stack builds it)"
                 : "is required when proxmoxGuests is set (or proxmoxGoldenTemplate); allowed: " + CONFIG_KEYS.proxmoxArchive.allowed,
@@ -684,9 +782,102 @@ function proxmoxRules(v: Record<string, ConfigValue>): ConfigError[] {
         errors.push({ key: qualify("proxmoxSshPrivateKey"), message: "is required when proxmoxGoldenTemplate is set (the golden is built over SSH as root); allowed: " + CONFIG_KEYS.proxmoxSshPrivateKey.allowed });
     }
     if (v.proxmoxCaBundlePem !== undefined && v.proxmoxTlsFingerprint !== undefined) {
-        errors.push({ key: qualify("proxmoxTlsFingerprint"), message: "must not be set together with proxmoxCaBundlePem; allowed: one of the two, or neither for the system CAs" });
+        errors.push({ key: qualify("proxmoxTlsFingerprint"), value: String(v.proxmoxTlsFingerprint), message: "must not be set together with proxmoxCaBundlePem; allowed: one of the two, or neither for the system CAs" });
+    }
+    // The golden build destroys and recreates its container on every rebuild: a guest on that VMID would go with it.
+    const goldenVmid = v.proxmoxGoldenVmid;
+    if (hasTemplate && typeof goldenVmid === "number") {
+        parseGuestList(guests).forEach((guest, i) => {
+            if (guest.vmid !== goldenVmid) return;
+            errors.push({
+                key: qualify("proxmoxGuests"), value: guests[i],
+                message: `item ${i}: guest ${guest.hostname} has vmid ${goldenVmid}, the VMID of the golden build container (meshstack:proxmoxGoldenVmid): the next golden rebuild destroys it; allowed: a vmid other than ${goldenVmid}, or another proxmoxGoldenVmid`,
+            });
+        });
     }
     return errors;
+}
+
+/**
+ * A node publishes its WireGuard key through a presigned PUT URL that lives
+ * bootstrapUrlExpirySeconds; `pulumi up` waits wgPubkeyPollTimeoutSeconds
+ * for it. A URL that dies first turns a slow boot into a failed wait.
+ */
+function urlLifetimeRule(v: Record<string, ConfigValue>): ConfigError | undefined {
+    const lifetime = v.bootstrapUrlExpirySeconds;
+    const poll = v.wgPubkeyPollTimeoutSeconds;
+    if (typeof lifetime !== "number" || typeof poll !== "number" || lifetime >= poll) return undefined;
+    return {
+        key: qualify("bootstrapUrlExpirySeconds"), value: String(lifetime),
+        message: `is shorter than meshstack:wgPubkeyPollTimeoutSeconds (${poll}): a node that boots late in that wait finds its presigned publish URL expired and cannot publish its key in time; allowed: an integer from ${poll} to ${SIGV4_MAX_EXPIRY_SECONDS}, or a wgPubkeyPollTimeoutSeconds of at most ${lifetime}`,
+    };
+}
+
+const CATALOG_REGIONS: readonly string[] = LINODE_CATALOG.regions;
+const CATALOG_TYPES: readonly string[] = LINODE_CATALOG.instanceTypes;
+const CATALOG_NAME = `the Linode catalog of ${LINODE_CATALOG.asOf} (lib/linodeCatalog.json)`;
+
+/** What to offer instead of an unknown id: a type's family members, else the nearest ids by edit distance. */
+function catalogHint(value: string, ids: readonly string[], kind: "region" | "instance type"): string {
+    const distances = ids.map((id) => [id, editDistance(value, id)] as const);
+    const best = Math.min(...distances.map(([, d]) => d));
+    const nearest = best <= 2 ? distances.filter(([, d]) => d === best).map(([id]) => id) : [];
+    const guess = nearest.length && nearest.length <= 3 ? `did you mean ${nearest.join(" or ")}? ` : "";
+    if (kind === "region") return `${guess}allowed: one of ${ids.join(", ")}`;
+    const family = value.replace(/-[^-]*$/, "");
+    const members = ids.filter((id) => id.startsWith(`${family}-`) && !id.slice(family.length + 1).includes("-"));
+    return `${guess}allowed: ${members.length ? `in that family ${members.join(", ")}` : `one of the ${ids.length} types it lists, such as ${ids.slice(0, 4).join(", ")}`}`;
+}
+
+/**
+ * Regions and instance types are checked against a committed, dated
+ * catalog: a typo (us-eest) fails here, not at the Linode API halfway
+ * through an `up`. A newer id is accepted when linodeCatalogExtraIds lists it.
+ */
+function catalogRules(v: Record<string, ConfigValue>): ConfigError[] {
+    const extras = new Set((v.linodeCatalogExtraIds as string[] | undefined) ?? []);
+    const keys: [string, readonly string[], "region" | "instance type"][] = [
+        ["region", CATALOG_REGIONS, "region"],
+        // An s3-kind store's region is the S3 service's, not Linode's.
+        ...(v.objectStoreKind === "linode" ? [["objectStoreRegion", CATALOG_REGIONS, "region"] as [string, readonly string[], "region"]] : []),
+        ["wgCacheInstanceType", CATALOG_TYPES, "instance type"],
+        ["natsInstanceType", CATALOG_TYPES, "instance type"],
+    ];
+    const errors: ConfigError[] = [];
+    for (const [key, ids, kind] of keys) {
+        const value = v[key];
+        if (typeof value !== "string" || ids.includes(value) || extras.has(value)) continue;
+        errors.push({
+            key: qualify(key), value,
+            message: `is not a Linode ${kind} in ${CATALOG_NAME}; ${catalogHint(value, ids, kind)}; or, for ${kind === "region" ? "a region" : "an instance type"} newer than the catalog, list ${value} in meshstack:linodeCatalogExtraIds`,
+        });
+    }
+    return errors;
+}
+
+function catalogWarnings(v: Record<string, ConfigValue>): ConfigWarning[] {
+    const extras = (v.linodeCatalogExtraIds as string[] | undefined) ?? [];
+    return extras.filter((id) => CATALOG_REGIONS.includes(id) || CATALOG_TYPES.includes(id)).map((id) => ({
+        key: qualify("linodeCatalogExtraIds"),
+        message: `${id} is in ${CATALOG_NAME} now; the entry can go`,
+    }));
+}
+
+/**
+ * `wg genkey` output pasted where `wg pubkey` output belongs is published in
+ * clear in the hub's desired state. Shape alone cannot prove it (1 public
+ * key in 32 looks the same), so this warns, naming the peer and a fingerprint.
+ */
+function operatorKeyWarnings(v: Record<string, ConfigValue>): ConfigWarning[] {
+    const entries = v.wgOperatorPeers as string[] | undefined;
+    const address = v.wgCacheAddress as string | undefined;
+    if (entries === undefined || address === undefined) return [];
+    const parsed = parseOperatorPeers(entries, wgSubnet(address), address.split("/")[0]);
+    if (!parsed.ok) return [];
+    return parsed.value.filter((peer) => looksClamped(peer.publicKey)).map((peer) => ({
+        key: qualify("wgOperatorPeers"),
+        message: `peer ${peer.name}: the key (${fingerprint(peer.publicKey)}) has the shape of a WireGuard private key (clamped, as wg genkey makes them; 1 public key in 32 looks the same by chance). If it came from wg genkey, give \`wg pubkey < key\` output instead and make a new key pair: a private key here is published in clear`,
+    }));
 }
 
 function wgAddressPlanRule(v: Record<string, ConfigValue>): ConfigError | undefined {
@@ -710,7 +901,7 @@ function operatorPeersRule(v: Record<string, ConfigValue>): ConfigError | undefi
     const entries = v.wgOperatorPeers as string[] | undefined;
     if (address === undefined || entries === undefined) return undefined;
     const parsed = parseOperatorPeers(entries, wgSubnet(address), address.split("/")[0]);
-    return parsed.ok ? undefined : { key: qualify("wgOperatorPeers"), message: parsed.error };
+    return parsed.ok ? undefined : { key: qualify("wgOperatorPeers"), value: JSON.stringify(entries), message: `${parsed.error}; allowed: ${CONFIG_KEYS.wgOperatorPeers.allowed}` };
 }
 
 /** The per-node images of a config that passed natsNodeImagesRule. */
@@ -728,7 +919,7 @@ function operatorPeersOf(entries: string[], address: string): OperatorPeer[] {
 }
 
 /** Rules that relate two or more keys; each checked only when its inputs parsed. */
-const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, needsClientPort("natsKvBucket", "unset"), needsClientPort("natsRejoinTimeoutSeconds", "0"), wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
+const CROSS_KEY_RULES = [urlLifetimeRule, s3EndpointRule, kvReplicasRule, clientCaPairRule, needsClientPort("natsKvBucket", "unset"), needsClientPort("natsRejoinTimeoutSeconds", "0"), wgAddressPlanRule, operatorPeersRule, natsNodeImagesRule];
 
 /**
  * With the stack name, the stack's environment (lib/environments.ts) adds
@@ -736,20 +927,29 @@ const CROSS_KEY_RULES = [s3EndpointRule, kvReplicasRule, clientCaPairRule, needs
  * rules apply.
  */
 export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackConfig> {
-    const { values, errors } = parseKeys(raw);
+    const { values, errors: found } = parseKeys(raw);
+    // A key whose own value was refused is not also named by a rule over two keys (say, "required" after "bad port").
+    const refused = new Set(found.map((e) => e.key));
     for (const rule of CROSS_KEY_RULES) {
         const problem = rule(values);
-        if (problem) errors.push(problem);
+        if (problem && !refused.has(problem.key)) found.push(problem);
     }
+    found.push(...catalogRules(values));
     if (stack !== undefined) {
-        for (const problem of environmentProblems(environmentOf(stack), values)) errors.push({ ...problem, key: qualify(problem.key) });
+        const nameProblem = stackNameProblem(stack);
+        if (nameProblem) found.push(nameProblem);
+        for (const problem of environmentProblems(environmentOf(stack), values)) found.push({ ...problem, key: qualify(problem.key) });
     }
     // A key already reported (say, a secret in clear text) is not also "required".
-    errors.push(...proxmoxRules(values).filter((e) => !errors.some((reported) => reported.key === e.key)));
-    if (errors.length) return { ok: false, errors };
+    found.push(...proxmoxRules(values).filter((e) => !found.some((reported) => reported.key === e.key)));
+    const warnings = [...catalogWarnings(values), ...operatorKeyWarnings(values)];
+    // Last line of defence: whatever rule built a message, a private key in it is shown by fingerprint.
+    const errors = found.map((e) => ({ ...e, message: redactPrivateKeys(e.message), ...(e.value !== undefined ? { value: redactPrivateKeys(e.value) } : {}) }));
+    if (errors.length) return { ok: false, errors, warnings };
     const v = values as Record<string, never>;
     return {
         ok: true,
+        warnings,
         value: {
             region: v.region,
             access: { sshAuthorizedKeys: v.sshAuthorizedKeys, breakGlassSshCidrs: v.breakGlassSshCidrs },
@@ -825,8 +1025,13 @@ function proxmoxConfig(values: Record<string, ConfigValue>): ProxmoxConfig | und
     };
 }
 
-/** One line per problem, for the CLI and for the error `pulumi up` shows. */
-export function formatConfigErrors(errors: ConfigError[]): string {
+/** One line per problem, for the CLI and for the error `pulumi up` shows; warnings follow, so none is lost with the refusal. */
+export function formatConfigErrors(errors: ConfigError[], warnings: ConfigWarning[] = []): string {
     const lines = errors.map((e) => `  - ${e.key}${e.value !== undefined ? ` = ${JSON.stringify(e.value)}` : ""}: ${e.message}`);
-    return `invalid stack configuration (${errors.length} problem${errors.length === 1 ? "" : "s"}):\n${lines.join("\n")}`;
+    const report = `invalid stack configuration (${errors.length} problem${errors.length === 1 ? "" : "s"}):\n${lines.join("\n")}`;
+    return warnings.length ? `${report}\n${formatConfigWarnings(warnings)}` : report;
+}
+
+export function formatConfigWarnings(warnings: ConfigWarning[]): string {
+    return `stack configuration warning${warnings.length === 1 ? "" : "s"} (${warnings.length}):\n${warnings.map((w) => `  - ${w.key}: ${w.message}`).join("\n")}`;
 }

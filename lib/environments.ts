@@ -35,6 +35,27 @@ export function environmentOf(stack: string): Environment {
     return { stack, kind: "custom", protectState: false };
 }
 
+/**
+ * A stack name that is dev, staging, prod or pr-<n> in another case (`Prod`,
+ * `PR-12`), or pr-<n> with a leading zero (`pr-012`), reads as that
+ * environment but environmentOf takes it for a custom stack: none of prod's
+ * protections or refusals, no preview tags. It is refused rather than
+ * normalised: stack names are case-sensitive in Pulumi, so `Prod` and `prod`
+ * can both exist, and normalising would give two stacks one environment's
+ * protections, tags and sweeper identity. The operator renames it (or
+ * chooses a name that looks like no environment).
+ */
+export function stackNameProblem(stack: string): { key: string; value: string; message: string } | undefined {
+    const lower = stack.toLowerCase();
+    const preview = /^pr-0*([1-9][0-9]*)$/.exec(lower);
+    const meant = ["dev", "staging", "prod", PREVIEW_TEMPLATE_STACK].includes(lower) ? lower : preview ? previewStackName(Number(preview[1])) : undefined;
+    if (meant === undefined || meant === stack) return undefined;
+    return {
+        key: "stack name", value: stack,
+        message: `reads as ${meant} but is not ${meant}, so it would be a custom stack with none of ${meant}'s ${meant === "prod" ? "protections and refusals" : "rules and tags"}; allowed: exactly ${meant}, or a name that is no case variant of dev, staging, prod or pr-<n> (lowercase, no leading zero)`,
+    };
+}
+
 export function previewStackName(prNumber: number): string {
     return `pr-${prNumber}`;
 }

@@ -79,3 +79,54 @@ export function cidrsByFamily(cidrs: readonly string[]): { ipv4s?: string[]; ipv
     const ipv6s = cidrs.filter((c) => isCidr(c) && !isIpv4Cidr(c));
     return { ...(ipv4s.length ? { ipv4s } : {}), ...(ipv6s.length ? { ipv6s } : {}) };
 }
+
+/** The 128-bit value of an IPv6 address in any text form isIpv6 accepts. */
+export function ipv6ToBigInt(address: string): bigint {
+    let text = address;
+    const lastColon = text.lastIndexOf(":");
+    const tail = text.slice(lastColon + 1);
+    if (tail.includes(".")) {
+        // A trailing dotted IPv4 address stands for the last two groups.
+        const v4 = ipv4ToInt(tail);
+        text = `${text.slice(0, lastColon + 1)}${Math.floor(v4 / 65536).toString(16)}:${(v4 % 65536).toString(16)}`;
+    }
+    const [head, rest] = text.split("::");
+    const headGroups = head ? head.split(":") : [];
+    const tailGroups = rest ? rest.split(":") : [];
+    const groups = rest === undefined ? headGroups : [...headGroups, ...Array(8 - headGroups.length - tailGroups.length).fill("0"), ...tailGroups];
+    return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g, 16)), 0n);
+}
+
+/** RFC 5952 text of a 128-bit value: lowercase, no leading zeros, the longest run of two or more zero groups as "::". */
+export function bigIntToIpv6(value: bigint): string {
+    const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(16 * (7 - i))) & 0xffffn));
+    let best = { start: -1, length: 0 };
+    for (let i = 0; i < 8; ) {
+        if (groups[i] !== 0) { i++; continue; }
+        let j = i;
+        while (j < 8 && groups[j] === 0) j++;
+        if (j - i > best.length) best = { start: i, length: j - i };
+        i = j;
+    }
+    const hex = groups.map((g) => g.toString(16));
+    if (best.length < 2) return hex.join(":");
+    return `${hex.slice(0, best.start).join(":")}::${hex.slice(best.start + best.length).join(":")}`;
+}
+
+/**
+ * A CIDR's network in canonical form, and whether the address as written
+ * had host bits set. A firewall takes `10.0.0.1/8` as all of 10.0.0.0/8, so
+ * an address with host bits almost always meant the one host (/32).
+ */
+export function cidrNetwork(cidr: string): { network: string; hostBitsSet: boolean } {
+    const [address, prefixText] = cidr.split("/");
+    const prefix = Number(prefixText);
+    if (isIpv4(address)) {
+        const { base } = ipv4Network(cidr);
+        return { network: `${intToIpv4(base)}/${prefix}`, hostBitsSet: base !== ipv4ToInt(address) };
+    }
+    const value = ipv6ToBigInt(address);
+    const hostMask = (1n << BigInt(128 - prefix)) - 1n;
+    const base = value & ~hostMask;
+    return { network: `${bigIntToIpv6(base)}/${prefix}`, hostBitsSet: base !== value };
+}

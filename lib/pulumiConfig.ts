@@ -17,7 +17,8 @@ export function readRawConfig(): RawConfig {
 /** Parses the stack's config or throws one error listing every problem, before any resource exists. */
 export function requireStackConfig(): StackConfig {
     const parsed = parseStackConfig(readRawConfig(), pulumi.getStack());
-    if (!parsed.ok) throw new Error(formatConfigErrors(parsed.errors));
+    if (!parsed.ok) throw new Error(formatConfigErrors(parsed.errors, parsed.warnings));
+    for (const warning of parsed.warnings) pulumi.log.warn(`${warning.key}: ${warning.message}`);
     return parsed.value;
 }
 

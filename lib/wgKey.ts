@@ -22,3 +22,15 @@ const ALL_ZERO_KEY = "A".repeat(43) + "=";
 export function isWgPublicKey(text: string): boolean {
     return isWgKey(text) && text !== ALL_ZERO_KEY;
 }
+
+/**
+ * Whether a key has the shape `wg genkey` gives every private key: X25519
+ * clamping clears the low 3 bits of the first byte and sets the last byte's
+ * top bits to 01. A random public key has that shape 1 time in 32
+ * (1/8 * 1/4), so this is grounds for a warning, never a refusal.
+ */
+export function looksClamped(text: string): boolean {
+    if (!isWgKey(text)) return false;
+    const bytes = Buffer.from(text, "base64");
+    return (bytes[0] & 7) === 0 && (bytes[31] & 0xc0) === 0x40;
+}

@@ -11,6 +11,7 @@
  * its type suffix or, failing that, by the shape of its inputs.
  */
 import { environmentOf } from "../lib/environments";
+import { NATS_WG_LISTEN_PORT } from "../lib/topology";
 import { UNKNOWN } from "../providers/unknowns";
 
 export interface CheckedResource {
@@ -40,7 +41,8 @@ export const DEFAULT_POLICY_CONFIG: PolicyConfig = { wireguardPorts: [51820], na
  * in packConfigFile's form) for `--policy-pack-config`.
  */
 export function policyConfigForStack(stack: { wireguardPort: number; natsClientCidrs: string[] }): PolicyConfig {
-    return { ...DEFAULT_POLICY_CONFIG, wireguardPorts: [stack.wireguardPort], allowWorldNatsClient: stack.natsClientCidrs.some(isWorld) };
+    // The hub listens on the stack's port; the NATS nodes always on NATS_WG_LISTEN_PORT, so both are WireGuard.
+    return { ...DEFAULT_POLICY_CONFIG, wireguardPorts: [...new Set([stack.wireguardPort, NATS_WG_LISTEN_PORT])], allowWorldNatsClient: stack.natsClientCidrs.some(isWorld) };
 }
 
 /** `--policy-pack-config` JSON: config per policy name. */

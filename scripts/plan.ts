@@ -16,12 +16,12 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { formatConfigErrors, parseStackConfig } from "../lib/config";
-import { cliStackConfigOf } from "../tooling/cliConfig";
+import { formatConfigWarnings } from "../lib/config";
+import { checkStackFile } from "../tooling/cliConfig";
 import { formatCostTable, stackCost } from "../tooling/cost";
 import { environmentOf, stackFileName, stackTags } from "../lib/environments";
 import { startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
-import { extractArtifacts, policyResources, redactInputs, topologyMermaid } from "../tooling/plan";
+import { extractArtifacts, policyResources, redactInputs, topologyMermaid, withOfflineS3Credentials } from "../tooling/plan";
 import { checkStack, packConfigFile, policyConfigForStack } from "../policy/rules";
 
 const REPO_ROOT = path.resolve(__dirname, "..");
@@ -44,17 +44,14 @@ async function main(): Promise<number> {
         return 1;
     }
     const project = (YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;
-    const cli = cliStackConfigOf(REPO_ROOT, stack, path.basename(stackFile));
-    if (!cli.ok) {
-        console.error(`${path.basename(stackFile)}: the Pulumi CLI would refuse this stack:\n${cli.errors.map((e) => `  - ${e}`).join("\n")}`);
+    const stackCheck = checkStackFile(REPO_ROOT, stack, path.basename(stackFile));
+    if (!stackCheck.ok) {
+        console.error(stackCheck.report);
         return 1;
     }
-    const raw = cli.raw;
-    const parsed = parseStackConfig(raw, stack);
-    if (!parsed.ok) {
-        console.error(`${path.basename(stackFile)}: ${formatConfigErrors(parsed.errors)}`);
-        return 1;
-    }
+    const { raw, config } = stackCheck;
+    if (stackCheck.warnings.length) console.error(`${path.basename(stackFile)}: ${formatConfigWarnings(stackCheck.warnings)}`);
+    if (config.objectStore.kind === "s3") withOfflineS3Credentials(process.env);
 
     const cloud = await startMockCloud({ project, stack, config: raw.values, secretKeys: [...raw.secretKeys], preview: true });
     const outputs = await cloud.runProgram(() => ({ ...require(path.join(REPO_ROOT, "index.ts")) }));
@@ -81,7 +78,7 @@ async function main(): Promise<number> {
     const cost = stackCost(stack, cloud.resources.map((r) => ({ type: r.type, inputs: unwrapSecrets(r.inputs) })));
     fs.writeFileSync(path.join(outDir, "cost.json"), JSON.stringify(cost, null, 2) + "\n");
     const checked = policyResources(project, stack, cloud.resources);
-    const policyConfig = policyConfigForStack({ wireguardPort: parsed.value.wgCache.listenPort, natsClientCidrs: parsed.value.nats.clientCidrs });
+    const policyConfig = policyConfigForStack({ wireguardPort: config.wgCache.listenPort, natsClientCidrs: config.nats.clientCidrs });
     const violations = checkStack(checked, policyConfig);
     fs.writeFileSync(path.join(outDir, "policy-config.json"), JSON.stringify(packConfigFile(policyConfig), null, 2) + "\n");
     fs.writeFileSync(path.join(outDir, "stack-tags.json"), JSON.stringify(stackTags(environmentOf(stack)), null, 2) + "\n");

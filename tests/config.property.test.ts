@@ -56,8 +56,10 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
  * subnet: tests/config.test.ts and tests/meshPeers*.test.ts hold their rules.
  * The per-node NATS images become images by index, checked against
  * natsNodeCount: tests/config.test.ts and tests/natsRollout.test.ts.
+ * The catalog's extra ids land nowhere themselves: they widen what region
+ * and the instance types accept (tests/config.badStacks.test.ts).
  */
-const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers", "natsNodeImages"];
+const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers", "natsNodeImages", "linodeCatalogExtraIds"];
 
 /** Valid values of each key, so generated values are accepted often enough to test the round trip. */
 const EXAMPLES: Record<string, string[]> = {
@@ -66,7 +68,7 @@ const EXAMPLES: Record<string, string[]> = {
     breakGlassSshCidrs: ["203.0.113.7/32", "2001:db8::/48", "0.0.0.0/0", "1:2:3/64", "10.0.0.0/33"],
     natsClientCidrs: ["198.51.100.0/24", "::/0", ":/0"],
     objectStoreKind: ["linode", "s3", "S3"],
-    objectStoreRegion: ["us-east-1", "x", "a".repeat(33)],
+    objectStoreRegion: ["us-east", "us-ord", "us-east-1", "x", "a".repeat(33)],
     objectStoreEndpoint: ["https://s3.example.net", "http://127.0.0.1:9000/", "https://s3.example.net/path"],
     bootstrapPrefix: ["bootstrap/", "a/b-c/", "bootstrap", "/x/", "A/"],
     gzipUserDataImages: ["linode/debian12", "private/123", "debian12"],

@@ -1,8 +1,9 @@
 import * as assert from "assert";
 import * as path from "path";
 import { formatConfigErrors, parseStackConfig, qualify } from "../lib/config";
+import fc from "fast-check";
 import {
-    environmentOf, linodeTags, prNumberOfTag, PREVIEW_TAG, prTag, resourceTags, stackFileName, stackTags,
+    environmentOf, linodeTags, prNumberOfTag, PREVIEW_TAG, prTag, resourceTags, stackFileName, stackNameProblem, stackTags,
 } from "../lib/environments";
 import { cliStackConfigOf } from "../tooling/cliConfig";
 
@@ -108,6 +109,28 @@ describe("environments", () => {
             assert.ok(result.ok, result.ok ? "" : formatConfigErrors(result.errors));
         });
     }
+
+    describe("a stack name that reads as an environment but is not one", () => {
+        it("is refused, naming the environment it reads as (Prod, DEV, Staging, PR-12, pr-012, PR)", () => {
+            const meant = ["Prod", "DEV", "Staging", "PR-12", "pr-012", "PR"].map((stack) => /reads as (\S+) but/.exec(stackNameProblem(stack)?.message ?? "")?.[1]);
+            assert.deepStrictEqual(meant, ["prod", "dev", "staging", "pr-12", "pr-12", "pr"]);
+        });
+
+        it("leaves the environments themselves and names that read as none alone", () => {
+            for (const stack of ["dev", "staging", "prod", "pr", "pr-12", "alice", "Production", "pr-0", "pr-12a", "qa"]) assert.strictEqual(stackNameProblem(stack), undefined, stack);
+        });
+
+        it("is refused in the config report for every case variant of prod, with prod's rules unapplied", () => {
+            const variants = fc.array(fc.boolean(), { minLength: 4, maxLength: 4 })
+                .map((upper) => [..."prod"].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join(""))
+                .filter((name) => name !== "prod");
+            fc.assert(fc.property(variants, (stack) => {
+                const error = onlyError(stack, {});
+                assert.deepStrictEqual([error.key, error.value], ["stack name", stack]);
+                assert.match(error.message, /reads as prod but is not prod.*allowed: exactly prod/);
+            }));
+        });
+    });
 
     it("keeps prod and staging apart from dev: own subnets, R3, larger NATS nodes", () => {
         const [dev, staging, prod] = ["dev", "staging", "prod"].map((s) => {

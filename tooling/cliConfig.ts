@@ -21,7 +21,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as YAML from "yaml";
-import { CONFIG_KEYS, CONFIG_NAMESPACE, RawConfig } from "../lib/config";
+import { CONFIG_KEYS, CONFIG_NAMESPACE, ConfigError, ConfigWarning, formatConfigErrors, parseStackConfig, RawConfig, shownValue, StackConfig } from "../lib/config";
+import { redactPrivateKeys } from "../lib/secretText";
 
 interface ProjectConfigType {
     type?: string;
@@ -31,7 +32,43 @@ interface ProjectConfigType {
     secret?: boolean;
 }
 
-export type CliConfigResult = { ok: true; raw: RawConfig } | { ok: false; errors: string[] };
+/** A merged value the CLI refuses for its declared type: the stack's own rules can still run on the rest. */
+export interface CliTypeProblem {
+    /** Fully qualified key. */
+    key: string;
+    value: string;
+    type: string;
+}
+
+/**
+ * On type errors alone the merged config is still returned (`raw`), so the
+ * offline plan reports them together with every other problem instead of
+ * letting the first type error hide the rest.
+ */
+export type CliConfigResult = { ok: true; raw: RawConfig } | { ok: false; errors: string[]; raw?: RawConfig; typeProblems?: CliTypeProblem[] };
+
+/** The names under which the CLI reads the two files, for messages. */
+export interface ConfigFileNames {
+    project: string;
+    stack: string;
+}
+
+/** A YAML file as an object, or the error naming the file, line and column (private keys in the quoted line redacted). */
+function parseYamlFile(text: string, file: string): { doc?: Record<string, unknown>; error?: string } {
+    let doc: unknown;
+    try {
+        doc = YAML.parse(text);
+    } catch (err) {
+        return { error: `${file}: not valid YAML: ${redactPrivateKeys((err as Error).message.trim())}` };
+    }
+    if (doc === null || doc === undefined) return { doc: {} };
+    if (typeof doc !== "object" || Array.isArray(doc)) return { error: `${file}: not valid as a Pulumi config file: its top level must be a map (name:, config:, ...)` };
+    const config = (doc as Record<string, unknown>).config;
+    if (config !== undefined && config !== null && (typeof config !== "object" || Array.isArray(config))) {
+        return { error: `${file}: not valid as a Pulumi config file: config: must be a map of key: value` };
+    }
+    return { doc: doc as Record<string, unknown> };
+}
 
 function isSecure(value: unknown): boolean {
     return !!value && typeof value === "object" && !Array.isArray(value) && "secure" in (value as object);
@@ -83,11 +120,16 @@ export function projectConfigProblems(projectText: string): string[] {
 }
 
 /** The config a program receives for `stackName`, or the errors with which the CLI stops before running it. */
-export function cliStackConfig(projectText: string, stackText: string, stackName: string): CliConfigResult {
+export function cliStackConfig(projectText: string, stackText: string, stackName: string, files?: ConfigFileNames): CliConfigResult {
+    const names = files ?? { project: "Pulumi.yaml", stack: `Pulumi.${stackName}.yaml` };
+    const projectFile = parseYamlFile(projectText, names.project);
+    const stackFile = parseYamlFile(stackText, names.stack);
+    const unreadable = [projectFile.error, stackFile.error].filter((e): e is string => e !== undefined);
+    if (unreadable.length) return { ok: false, errors: unreadable };
     const problems = projectConfigProblems(projectText);
     if (problems.length) return { ok: false, errors: problems };
-    const project = YAML.parse(projectText) as { name: string; config?: Record<string, ProjectConfigType> };
-    const stack = ((YAML.parse(stackText) ?? {}) as { config?: Record<string, unknown> }).config ?? {};
+    const project = projectFile.doc as { name: string; config?: Record<string, ProjectConfigType> };
+    const stack = ((stackFile.doc as { config?: Record<string, unknown> | null }).config ?? {}) as Record<string, unknown>;
 
     const values: Record<string, string> = {};
     const secretKeys = new Set<string>();
@@ -121,6 +163,7 @@ export function cliStackConfig(projectText: string, stackText: string, stackName
     }
 
     const typeErrors: string[] = [];
+    const typeProblems: CliTypeProblem[] = [];
     for (const [key, spec] of Object.entries(project.config ?? {})) {
         const full = qualifiedKey(project.name, key);
         const value = merged[full];
@@ -131,10 +174,11 @@ export function cliStackConfig(projectText: string, stackText: string, stackName
         // A secure value decrypts to a string; offline only its declared type can be assumed.
         if (spec.type && !isSecure(value) && !matchesCliType(spec.type, spec.items, value)) {
             typeErrors.push(`Stack '${stackName}' with configuration key '${key}' must be of type '${spec.type}'`);
+            typeProblems.push({ key: full, value: values[full], type: spec.type === "array" ? `array<${spec.items?.type}>` : spec.type });
         }
     }
     // The CLI reports the first of these; all of them are more useful offline.
-    if (typeErrors.length) return { ok: false, errors: typeErrors };
+    if (typeErrors.length) return { ok: false, errors: typeErrors, raw: { values, secretKeys }, typeProblems };
     return { ok: true, raw: { values, secretKeys } };
 }
 
@@ -154,5 +198,46 @@ export function asRewrittenByCli(stackText: string): string {
 /** Pulumi.yaml and Pulumi.<stack>.yaml of a checkout, merged as the CLI does. */
 export function cliStackConfigOf(repoRoot: string, stackName: string, stackFile = `Pulumi.${stackName}.yaml`): CliConfigResult {
     const read = (file: string) => fs.readFileSync(path.join(repoRoot, file), "utf8");
-    return cliStackConfig(read("Pulumi.yaml"), read(stackFile), stackName);
+    return cliStackConfig(read("Pulumi.yaml"), read(stackFile), stackName, { project: "Pulumi.yaml", stack: stackFile });
+}
+
+export type StackConfigCheck =
+    | { ok: true; raw: RawConfig; config: StackConfig; warnings: ConfigWarning[] }
+    | { ok: false; report: string; warnings: ConfigWarning[] };
+
+/**
+ * Everything the offline plan refuses in a stack, in one report: the CLI's
+ * own checks and the stack's rules (lib/config.ts) together. A value of the
+ * wrong type is one problem among the others, named by key, value and what
+ * is allowed; only a file that cannot be read at all stops the check early.
+ */
+export function checkStackConfig(cli: CliConfigResult, stackName: string, stackFile: string): StackConfigCheck {
+    if (!cli.ok && cli.raw === undefined) {
+        // A file that cannot be read is named by its own error; the CLI's other refusals by the stack file.
+        const named = cli.errors.every((e) => /^\S+\.yaml: /.test(e));
+        return { ok: false, report: named ? cli.errors.join("\n") : `${stackFile}: the Pulumi CLI would refuse this stack:\n${cli.errors.map((e) => `  - ${e}`).join("\n")}`, warnings: [] };
+    }
+    const raw = cli.raw!;
+    const parsed = parseStackConfig(raw, stackName);
+    if (cli.ok && parsed.ok) return { ok: true, raw, config: parsed.value, warnings: parsed.warnings };
+    const ruleErrors = parsed.ok ? [] : parsed.errors;
+    // A key the stack's rules already named (with its value and what is allowed) is not named twice.
+    const cliErrors: ConfigError[] = (cli.ok ? [] : cli.typeProblems ?? [])
+        .filter((p) => !ruleErrors.some((e) => e.key === p.key))
+        .map((p) => {
+            const name = p.key.startsWith(`${CONFIG_NAMESPACE}:`) ? p.key.slice(CONFIG_NAMESPACE.length + 1) : undefined;
+            const allowed = name && CONFIG_KEYS[name] ? CONFIG_KEYS[name].allowed : `a value of type ${p.type}`;
+            return { key: p.key, value: shownValue(p.key, p.value), message: `is not of type ${p.type}, as Pulumi.yaml declares it, so the Pulumi CLI refuses the stack before the program runs (quote it if it is meant as text); allowed: ${allowed}` };
+        });
+    return { ok: false, report: `${stackFile}: ${formatConfigErrors([...cliErrors, ...ruleErrors], parsed.warnings)}`, warnings: parsed.warnings };
+}
+
+/** Pulumi.yaml and a stack file of a checkout, checked as the offline plan checks them. */
+export function checkStackFile(repoRoot: string, stackName: string, stackFile = `Pulumi.${stackName}.yaml`): StackConfigCheck {
+    return checkStackConfig(cliStackConfigOf(repoRoot, stackName, stackFile), stackName, stackFile);
+}
+
+/** A stack file's text checked against Pulumi.yaml's text: what a test of one bad stack file needs. */
+export function checkStackText(projectText: string, stackText: string, stackName: string, stackFile = `Pulumi.${stackName}.yaml`): StackConfigCheck {
+    return checkStackConfig(cliStackConfig(projectText, stackText, stackName, { project: "Pulumi.yaml", stack: stackFile }), stackName, stackFile);
 }

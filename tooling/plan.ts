@@ -171,3 +171,18 @@ export function policyResources(project: string, stack: string, resources: Recor
         opts: r.options ?? { protect: false, additionalSecretOutputs: [] },
     }));
 }
+
+/** The variables an s3-kind program reads its keys from (lib/pulumiConfig.ts). */
+export const S3_CREDENTIAL_VARIABLES = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MESHSTACK_AGENT_ACCESS_KEY_ID", "MESHSTACK_AGENT_SECRET_ACCESS_KEY"];
+
+/**
+ * An s3-kind program reads its keys from the environment, but the offline
+ * plan signs and stores nothing: unset variables get stand-ins, so the plan
+ * needs no credentials. Set ones are kept (they stay secrets in the plan's
+ * output either way). Returns the names it filled in.
+ */
+export function withOfflineS3Credentials(env: NodeJS.ProcessEnv): string[] {
+    const filled = S3_CREDENTIAL_VARIABLES.filter((name) => !env[name]);
+    for (const name of filled) env[name] = "offline-plan-stand-in";
+    return filled;
+}
