@@ -107,7 +107,8 @@ async function main(): Promise<number> {
 main().then(
     (code) => process.exit(code),
     (err: Error) => {
-        console.error(err.message);
+        // A refused registration reaches here wrapped once per output it fed; the refusal is what matters.
+        console.error(err.message.replace(/^(error serializing property "[^"]*": )+/, ""));
         process.exit(1);
     },
 );

@@ -8,6 +8,8 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { apiInputProblems, providerInputProblems } from "../lib/linodeLimits";
+import { UNKNOWN } from "../providers/unknowns";
 
 export const RPC_SECRET_KEY = "4dabf18193072939515e22adb298388d";
 export const RPC_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -36,6 +38,8 @@ export interface RecordedOptions {
     additionalSecretOutputs: string[];
     /** The old resource goes before its replacement is created. */
     deleteBeforeReplace?: boolean;
+    /** Inputs the engine keeps at their last applied value when the program changes them. */
+    ignoreChanges?: string[];
 }
 
 export function isRpcSecret(value: unknown): value is { value: unknown } {
@@ -172,6 +176,25 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
     },
 };
 
+const isSdkUnknown: (value: unknown) => boolean = require("@pulumi/pulumi/output").isUnknown;
+const notKnownYet = (value: unknown) => isSdkUnknown(value) || value === UNKNOWN;
+
+/**
+ * The engine's refusal of a registration whose inputs the provider's own
+ * validation rejects (at preview already), or the Linode API would reject at
+ * create, in the words the engine prints:
+ * `<type> resource '<name>' has a problem: <the provider's message>`.
+ * Values not known yet are skipped, as the provider skips them.
+ */
+export function inputValidationError(type: string, name: string, inputs: Record<string, unknown>): Error | undefined {
+    const plain = unwrapSecrets(inputs);
+    const problems = [
+        ...providerInputProblems(type, plain, notKnownYet).map((p) => `${type} resource '${name}' has a problem: ${p.message}`),
+        ...apiInputProblems(type, plain, notKnownYet).map((p) => `${type} resource '${name}': the Linode API refuses it at create: ${p.message}`),
+    ];
+    return problems.length ? new Error(problems.join("\n")) : undefined;
+}
+
 function fakeId(type: string, name: string): string {
     // Linode ids are numbers; everything else gets a readable id.
     return type.startsWith("linode:") ? String(10_000_000 + parseInt(fakeToken(name, 6, "0123456789"), 10)) : `${name}-id`;
@@ -215,6 +238,7 @@ function observeRegistrations(meta: Map<string, PendingMeta>): void {
         const opts = args.opts as pulumi.CustomResourceOptions;
         const options: RecordedOptions = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
         if (opts.deleteBeforeReplace) options.deleteBeforeReplace = true;
+        if (opts.ignoreChanges?.length) options.ignoreChanges = [...opts.ignoreChanges];
         const entry: PendingMeta = { parent: parentName, dependencies, options };
         meta.set(args.name, entry);
         void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));
@@ -287,6 +311,9 @@ export async function startMockCloud(options: {
         {
             async newResource(args) {
                 if (args.type === ROOT_STACK_TYPE) return { id: `${args.name}-id`, state: {} };
+                // Before anything answers: the real engine stops here, at preview, for every stack that uses this tool.
+                const refused = inputValidationError(args.type, args.name, args.inputs);
+                if (refused) throw refused;
                 const faker = FAKE_OUTPUTS[args.type];
                 const computed = faker ? faker(args.name, args.inputs) : {};
                 const faked: FakedAnswer = {
