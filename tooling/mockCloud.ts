@@ -24,6 +24,8 @@ export interface RecordedResource {
      * explicit dependsOn. Filled as outputs resolve: read it after the program settles.
      */
     dependencies: ReadonlySet<string>;
+    /** Per input, the names of the resources whose outputs feed it (what the engine sends a stack policy). Filled as outputs resolve. */
+    propertyDependencies?: Readonly<Record<string, ReadonlySet<string>>>;
     /** Inputs as the engine sees them; secrets remain wrapped (see isRpcSecret). */
     inputs: Record<string, unknown>;
     /** The mock state returned as outputs. */
@@ -217,6 +219,7 @@ export interface MockCloud {
 interface PendingMeta {
     parent?: string;
     dependencies: Set<string>;
+    propertyDependencies: Record<string, Set<string>>;
     options: RecordedOptions;
 }
 
@@ -239,9 +242,14 @@ function observeRegistrations(meta: Map<string, PendingMeta>): void {
         const options: RecordedOptions = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
         if (opts.deleteBeforeReplace) options.deleteBeforeReplace = true;
         if (opts.ignoreChanges?.length) options.ignoreChanges = [...opts.ignoreChanges];
-        const entry: PendingMeta = { parent: parentName, dependencies, options };
+        const entry: PendingMeta = { parent: parentName, dependencies, propertyDependencies: {}, options };
         meta.set(args.name, entry);
         void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));
+        for (const [key, value] of Object.entries(args.props ?? {})) {
+            void outputDependencies(value).then((names) => {
+                if (names.length) names.forEach((n) => (entry.propertyDependencies[key] ??= new Set()).add(n));
+            });
+        }
         return undefined;
     });
 }
@@ -329,6 +337,7 @@ export async function startMockCloud(options: {
                     name: args.name,
                     parent: info?.parent,
                     dependencies: info?.dependencies ?? new Set(),
+                    propertyDependencies: info?.propertyDependencies ?? {},
                     inputs: args.inputs,
                     outputs: answer.state,
                     custom: args.custom ?? true,
