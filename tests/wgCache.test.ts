@@ -174,7 +174,7 @@ describe("WgCache component (mock cloud)", function () {
 
     it("gives every Linode resource a valid label for its type, and firewall rules valid labels", async () => {
         const { cloud } = await build("wg-cache");
-        const problemOf = { [FIREWALL]: firewallLabelProblem, [INSTANCE]: instanceLabelProblem };
+        const problemOf: Record<string, (label: string) => string | undefined> = { [FIREWALL]: firewallLabelProblem, [INSTANCE]: instanceLabelProblem };
         for (const r of cloud.resources.filter((x) => x.type === FIREWALL || x.type === INSTANCE)) {
             const label = String(unwrapSecrets(r.inputs).label);
             assert.strictEqual(problemOf[r.type](label), undefined, `${r.name}: ${label}`);
