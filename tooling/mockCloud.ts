@@ -4,7 +4,9 @@
  * provider outputs (addresses, endpoints, keys) so components that compute
  * on outputs run the same code paths as in a real `pulumi up`, and it records
  * what was registered, with parent and dependencies, for assertions and for
- * the plan's resource list and topology diagram.
+ * the plan's resource list and topology diagram. Before it answers, it
+ * refuses what the pinned Linode provider refuses at preview and what the
+ * Linode API refuses at create (lib/linodeLimits.ts), as the engine would.
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
