@@ -42,6 +42,11 @@ describe("naming", () => {
         assert.strictEqual(readablePrefix({ project: "meshstack", stack: "12" }, 40), "meshstack-12");
         assert.strictEqual(readablePrefix({ project: "", stack: "12" }, 40), "m-12");
         assert.strictEqual(readablePrefix({ project: "", stack: "" }, 40), "m");
+        // A project that fills the room exactly stays whole; one starting with a digit gets its letter.
+        assert.strictEqual(readablePrefix({ project: "abcde", stack: "" }, 5), "abcde");
+        assert.strictEqual(readablePrefix({ project: "9lives", stack: "x" }, 40), "m-9lives-x");
+        // Whatever is not [a-z0-9-] becomes one dash, so words stay apart.
+        assert.strictEqual(readablePrefix({ project: "My  Project", stack: "a.b" }, 40), "my-project-a-b");
     });
 
     it("tells project meshstack-pr with stack 12 from project meshstack with stack pr-12", () => {
