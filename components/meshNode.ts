@@ -17,7 +17,7 @@ import {
 } from "../cloudinit/delivery";
 import { BootstrapConfig } from "../lib/config";
 import { linodeTags } from "../lib/environments";
-import { labelWithSuffix, linodeLabelBase, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
+import { instanceLabelBase, labelWithSuffix, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { BootUrlsCheck } from "../providers/bootUrlsCheck";
@@ -184,7 +184,7 @@ export class MeshNode extends pulumi.ComponentResource {
         const userData = pulumi.all([cloudConfig, this.bootstrapDelivery, url.url]).apply(([text, choice, objectUrl]) =>
             orThrow(this, name, deliveredUserData(text, choice, objectUrl)));
         this.instance = new linode.Instance(`${name}-instance`, {
-            label: suffix.result.apply((s) => labelWithSuffix(linodeLabelBase(args.naming, name), s)),
+            label: suffix.result.apply((s) => labelWithSuffix(instanceLabelBase(args.naming, name), s)),
             region: args.region,
             type: args.instanceType,
             image: args.image,

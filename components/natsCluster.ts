@@ -26,7 +26,7 @@ import { selectPublicIpv4 } from "../lib/endpoint";
 import { linodeTags } from "../lib/environments";
 import { requestedIdentity } from "../lib/certRequest";
 import { cidrsByFamily } from "../lib/ip";
-import { linodeLabel, NamingContext } from "../lib/naming";
+import { firewallLabel, NamingContext } from "../lib/naming";
 import { NatsServerRelease } from "../lib/natsRelease";
 import { JetStreamKv } from "../providers/jetstreamKv";
 import { NatsRejoin } from "../providers/natsRejoin";
@@ -233,7 +233,7 @@ export class NatsCluster extends pulumi.ComponentResource {
         this.clientCaKeyPem = pulumi.secret(clientCa.keyPem);
 
         const firewall = new linode.Firewall(`${name}-firewall`, {
-            label: linodeLabel(args.naming, `${name}-fw`),
+            label: firewallLabel(args.naming, `${name}-fw`),
             inboundPolicy: "DROP",
             outboundPolicy: "ACCEPT",
             inbounds: natsFirewallInbounds({ clientCidrs: args.clientCidrs, wgSubnet: subnet, sshCidrs: args.breakGlassSshCidrs ?? [] }),

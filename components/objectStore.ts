@@ -2,7 +2,7 @@ import * as aws from "@pulumi/aws";
 import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { bucketNameBase, linodeLabel, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
+import { bucketNameBase, NamingContext, objectStorageKeyLabel, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { ObjectStoreAccess, S3KeyPair } from "../providers/s3Args";
 
 /** ObjectStoreAccess as the component produces it: every field an Output. */
@@ -67,6 +67,12 @@ export class ObjectStore extends pulumi.ComponentResource {
         const suffix = new random.RandomString(`${name}-suffix`, { length: RANDOM_SUFFIX_LENGTH, upper: false, special: false }, { parent: this });
         const bucketName = pulumi.interpolate`${bucketNameBase(args.naming, name)}-${suffix.result}`;
         const runtimeBucketName = pulumi.interpolate`${bucketNameBase(args.naming, `${name}-rt`)}-${suffix.result}`;
+        // A bucket's name cannot change in place (ForceNew), and the deploy's
+        // and agents' keys are replaced for a new label (tooling/replacement.ts):
+        // a new agents' key is in every node's user-data and would replace
+        // every node. So a stack keeps the names its first `up` gave these,
+        // whatever a later meshstack's naming says; new stacks get today's.
+        const keepName = { ignoreChanges: ["label"] };
         const lifecycle = {
             id: "expire-bootstrap-objects",
             prefix: args.bootstrapPrefix,
@@ -80,25 +86,25 @@ export class ObjectStore extends pulumi.ComponentResource {
                 acl: "private",
                 corsEnabled: false,
                 lifecycleRules: [{ id: lifecycle.id, enabled: true, prefix: lifecycle.prefix, expiration: { days: lifecycle.expirationDays } }],
-            }, { parent: this, protect: args.protect });
+            }, { parent: this, protect: args.protect, ...keepName });
             // Protected like the bootstrap bucket: every running agent reads its desired state here.
             const runtimeBucket = new linode.ObjectStorageBucket(`${name}-runtime-bucket`, {
                 label: runtimeBucketName,
                 region: args.region,
                 acl: "private",
                 corsEnabled: false,
-            }, { parent: this, protect: args.protect });
+            }, { parent: this, protect: args.protect, ...keepName });
             const key = new linode.ObjectStorageKey(`${name}-key`, {
-                label: linodeLabel(args.naming, `${name}-key`),
+                label: objectStorageKeyLabel(args.naming, `${name}-key`),
                 bucketAccesses: [
                     { bucketName: bucket.label, region: bucket.region, permissions: "read_write" },
                     { bucketName: runtimeBucket.label, region: runtimeBucket.region, permissions: "read_write" },
                 ],
-            }, { parent: this, additionalSecretOutputs: ["secretKey"] });
+            }, { parent: this, additionalSecretOutputs: ["secretKey"], ...keepName });
             const agentKey = new linode.ObjectStorageKey(`${name}-agent-key`, {
-                label: linodeLabel(args.naming, `${name}-agent-key`),
+                label: objectStorageKeyLabel(args.naming, `${name}-agent-key`),
                 bucketAccesses: [{ bucketName: runtimeBucket.label, region: runtimeBucket.region, permissions: "read_only" }],
-            }, { parent: this, additionalSecretOutputs: ["secretKey"] });
+            }, { parent: this, additionalSecretOutputs: ["secretKey"], ...keepName });
             // Linode's S3 endpoints are <cluster-id>.linodeobjects.com; SigV4 signs with the cluster id.
             const endpoint = bucket.endpoint.apply((host) => `https://${host}`);
             const region = bucket.endpoint.apply((host) => host.split(".")[0]);
@@ -127,12 +133,12 @@ export class ObjectStore extends pulumi.ComponentResource {
                 skipRegionValidation: true,
             }, { parent: this });
             const tags = Object.fromEntries((args.tags ?? []).map((tag) => [tag, "true"]));
-            const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: bucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect });
+            const bucket = new aws.s3.Bucket(`${name}-bucket`, { bucket: bucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect, ignoreChanges: ["bucket"] });
             new aws.s3.BucketLifecycleConfiguration(`${name}-lifecycle`, {
                 bucket: bucket.bucket,
                 rules: [{ id: lifecycle.id, status: "Enabled", filter: { prefix: lifecycle.prefix }, expiration: { days: lifecycle.expirationDays } }],
             }, { parent: this, provider });
-            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect });
+            const runtimeBucket = new aws.s3.Bucket(`${name}-runtime-bucket`, { bucket: runtimeBucketName, forceDestroy: true, tags }, { parent: this, provider, protect: args.protect, ignoreChanges: ["bucket"] });
             const endpoint = pulumi.output(args.endpoint.replace(/\/$/, ""));
             const region = pulumi.output(args.region);
             const deployKey = { accessKeyId: pulumi.secret(pulumi.output(args.s3Credentials.accessKeyId)), secretAccessKey: pulumi.secret(pulumi.output(args.s3Credentials.secretAccessKey)) };

@@ -11,7 +11,7 @@ import { BootstrapConfig } from "../lib/config";
 import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
 import { cidrsByFamily } from "../lib/ip";
 import { linodeTags } from "../lib/environments";
-import { linodeLabel, NamingContext } from "../lib/naming";
+import { firewallLabel, NamingContext } from "../lib/naming";
 import { PollPolicy } from "../providers/wgPubkeyPoll";
 
 export interface WgCacheArgs {
@@ -115,7 +115,8 @@ export class WgCache extends pulumi.ComponentResource {
         }
 
         this.firewall = new linode.Firewall(`${name}-firewall`, {
-            label: linodeLabel(args.naming, `${name}-firewall`),
+            // `-fw`, as the NATS firewall: a firewall label has 32 characters (lib/linodeLimits.ts).
+            label: firewallLabel(args.naming, `${name}-fw`),
             inboundPolicy: "DROP",
             inbounds: wgCacheInboundRules(args.listenPort, args.breakGlassSshCidrs),
             outboundPolicy: "ACCEPT",

@@ -18,9 +18,44 @@ export interface CheckedResource {
     type: string;
     name: string;
     urn: string;
-    /** Inputs as a policy pack sees them: secrets unwrapped; unknowns (previews) as the SDK's sentinel. */
+    /**
+     * Inputs as a policy pack sees them: secrets unwrapped; unknowns (previews)
+     * as the SDK's sentinel. The real runtime never hands a rule that
+     * sentinel: reading it throws and the rule is skipped (see asRuntimeSees).
+     */
     props: Record<string, any>;
     opts: { protect: boolean; additionalSecretOutputs: string[] };
+    /** Names of the resources whose outputs feed each input (known at preview, whatever the values). */
+    propertyDependencies?: Record<string, string[]>;
+}
+
+/**
+ * @pulumi/policy's UnknownValueError, as the runtime raises it when a rule
+ * reads a value not known during preview; the runtime then skips the rule
+ * with an advisory "can't run policy ... during preview: <this message>".
+ */
+export class PreviewUnknownError extends Error {
+    constructor(path: string[]) {
+        super(`string value at .${path.join(".")} can't be known during preview`);
+        this.name = "PreviewUnknownError";
+    }
+}
+
+/**
+ * Props as the real policy runtime hands them to a rule (its
+ * unknownCheckingProxy): every read of a value not known yet throws instead
+ * of returning a sentinel. Checking whether a key is there (`in`) reads nothing.
+ */
+export function asRuntimeSees<T>(value: T, path: string[] = []): T {
+    if (value === null || typeof value !== "object") return value;
+    return new Proxy(value as unknown as object, {
+        get(target, prop) {
+            const field = (target as Record<PropertyKey, unknown>)[prop];
+            if (typeof prop !== "string") return field;
+            if (field === UNKNOWN) throw new PreviewUnknownError([...path, prop]);
+            return asRuntimeSees(field, [...path, prop]);
+        },
+    }) as T;
 }
 
 export interface PolicyConfig {
@@ -113,7 +148,7 @@ export function publicStorageViolations(r: CheckedResource): Violation[] {
 }
 
 function attached(value: unknown): boolean {
-    return typeof value === "number" || value === UNKNOWN || (typeof value === "string" && /^[0-9]+$/.test(value));
+    return typeof value === "number" || (typeof value === "string" && /^[0-9]+$/.test(value));
 }
 
 /**
@@ -121,10 +156,39 @@ function attached(value: unknown): boolean {
  * is filtered from its first boot, before cloud-init opens anything. A
  * firewall attached later (a device, a firewall's linodes list) leaves that
  * window open, so it does not count.
+ *
+ * An instance without firewallId fails at preview already (the key's absence
+ * is known). The id itself is not known in a preview of a new firewall: the
+ * runtime skips this rule there, and instanceFirewallSourceViolations (a
+ * stack rule that reads no value) covers the preview; the id is checked at `up`.
  */
 export function instanceFirewallViolations(r: CheckedResource): Violation[] {
-    if (r.type !== TYPES.instance || attached(r.props.firewallId)) return [];
-    return [`instance ${r.name} has no firewall at creation; set firewallId`];
+    if (r.type !== TYPES.instance) return [];
+    if (!("firewallId" in r.props) || !attached(r.props.firewallId)) return [`instance ${r.name} has no firewall at creation; set firewallId`];
+    return [];
+}
+
+/** What a stack rule reads of a resource: its type and what feeds its inputs, never their values. */
+export interface StackView {
+    type: string;
+    name: string;
+    /** The resources whose outputs feed each input. */
+    propertyDependencies: Record<string, { type: string; name: string }[]>;
+}
+
+/**
+ * At preview too: an instance whose firewallId is fed by resources must be
+ * fed by a Linode firewall's id. Reads only types and dependencies, which
+ * the runtime knows in a preview of a fresh stack, so it is never skipped.
+ * A firewallId fed by nothing is a literal, checked by instanceFirewallViolations.
+ */
+export function instanceFirewallSourceViolations(resources: StackView[]): { resource: string; message: Violation }[] {
+    return resources.flatMap((r) => {
+        if (r.type !== TYPES.instance) return [];
+        const feeders = r.propertyDependencies.firewallId ?? [];
+        if (feeders.length === 0 || feeders.some((f) => f.type === TYPES.firewall)) return [];
+        return [{ resource: r.name, message: `instance ${r.name} takes its firewallId from ${feeders.map((f) => `${f.name} (${f.type})`).join(", ")}, not from a ${TYPES.firewall}` }];
+    });
 }
 
 function isWorld(cidr: unknown): boolean {
@@ -192,14 +256,37 @@ export interface PolicyResult {
 export const POLICY_NAMES = {
     publicStorage: "meshstack-no-public-storage",
     instanceFirewall: "meshstack-instance-has-firewall",
+    instanceFirewallSource: "meshstack-instance-firewall-from-firewall",
     worldInbound: "meshstack-no-world-inbound",
     userDataSecret: "meshstack-user-data-secret",
     prodProtect: "meshstack-prod-protects-state",
 } as const;
 
-/** Every rule over a whole stack, for the offline plan and the tests. */
-export function checkStack(resources: CheckedResource[], config: PolicyConfig = DEFAULT_POLICY_CONFIG): PolicyResult[] {
-    const results: PolicyResult[] = [];
+/** A stack's resources as stack rules see them: dependencies by name, resolved to the resources' types. */
+export function stackViews(resources: CheckedResource[]): StackView[] {
+    const types = new Map(resources.map((r) => [r.name, r.type]));
+    return resources.map((r) => ({
+        type: r.type,
+        name: r.name,
+        propertyDependencies: Object.fromEntries(Object.entries(r.propertyDependencies ?? {}).map(([key, names]) =>
+            [key, names.filter((n) => types.has(n)).map((n) => ({ name: n, type: types.get(n)! }))])),
+    }));
+}
+
+export interface PolicyReport {
+    violations: PolicyResult[];
+    /** Rules the runtime could not run on a resource: they read a value not known at preview. */
+    skipped: PolicyResult[];
+}
+
+/**
+ * Every rule over a whole stack, as the policy runtime runs them, for the
+ * offline plan and the tests: each resource rule gets the props through
+ * asRuntimeSees, and one that reads a value not known yet is skipped with
+ * the runtime's advisory message, not run on a sentinel.
+ */
+export function runPolicies(resources: CheckedResource[], config: PolicyConfig = DEFAULT_POLICY_CONFIG): PolicyReport {
+    const report: PolicyReport = { violations: [], skipped: [] };
     const perResource: [string, (r: CheckedResource) => Violation[]][] = [
         [POLICY_NAMES.publicStorage, publicStorageViolations],
         [POLICY_NAMES.instanceFirewall, instanceFirewallViolations],
@@ -208,7 +295,21 @@ export function checkStack(resources: CheckedResource[], config: PolicyConfig = 
         [POLICY_NAMES.prodProtect, prodProtectViolations],
     ];
     for (const r of resources) {
-        for (const [policy, rule] of perResource) for (const message of rule(r)) results.push({ policy, resource: r.name, message });
+        const seen = { ...r, props: asRuntimeSees(r.props) };
+        for (const [policy, rule] of perResource) {
+            try {
+                for (const message of rule(seen)) report.violations.push({ policy, resource: r.name, message });
+            } catch (err) {
+                if (!(err instanceof PreviewUnknownError)) throw err;
+                report.skipped.push({ policy, resource: r.name, message: `can't run policy '${policy}' during preview: ${err.message}` });
+            }
+        }
     }
-    return results;
+    for (const v of instanceFirewallSourceViolations(stackViews(resources))) report.violations.push({ policy: POLICY_NAMES.instanceFirewallSource, ...v });
+    return report;
+}
+
+/** The violations of runPolicies: what fails a plan. */
+export function checkStack(resources: CheckedResource[], config: PolicyConfig = DEFAULT_POLICY_CONFIG): PolicyResult[] {
+    return runPolicies(resources, config).violations;
 }

@@ -12,6 +12,7 @@
  */
 import * as assert from "assert";
 import { asHostSees, ChangePreview, previewChange, StackState, Step, up } from "./support/engine";
+import { withLegacyNaming } from "./support/legacyNaming";
 
 const STACK = "dev";
 const INSTANCE = "linode:index/instance:Instance";
@@ -178,6 +179,42 @@ describe("change matrix: what a Day-2 change replaces", function () {
     it("sshAuthorizedKeys changed: every instance is replaced (Linode forces it)", async () => {
         const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OPERATOR_KEY]) });
         assertInstances(preview, EVERY_INSTANCE);
+    });
+
+    // A change of meshstack itself, not of config: the stack was brought up by
+    // the version that named things project-stack-role; its next up runs today's naming.
+    it("meshstack upgraded to per-pair names: firewalls and instances relabelled in place, buckets and keys keep their names, no node replaced", async () => {
+        const { state: legacy } = await withLegacyNaming(() => up(STACK, BASE));
+        assert.strictEqual(legacy.get("wg-cache-firewall")!.inputs.label, "meshstack-dev-wg-cache-firewall", "the old name, as the old version gave it");
+        const preview = await previewChange(STACK, legacy, BASE);
+        assert.deepStrictEqual(preview.failures, []);
+        assert.deepStrictEqual(preview.networkAttempts, []);
+        const linode = (type: string) => [...legacy].filter(([, e]) => e.type === type).map(([n]) => n).sort();
+        for (const name of linode("linode:index/firewall:Firewall")) {
+            assert.strictEqual(preview.steps.get(name), "update", name);
+            assert.deepStrictEqual(preview.reasons.get(name), ["label"], name);
+        }
+        for (const name of EVERY_INSTANCE) {
+            assert.strictEqual(preview.steps.get(name), "update", name);
+            assert.deepStrictEqual(preview.reasons.get(name), ["label"], name);
+            assert.strictEqual(JSON.stringify(asHostSees(preview.cloud.byName(name).inputs).metadatas), JSON.stringify(legacy.get(name)!.inputs.metadatas), `${name}'s user-data is identical`);
+        }
+        for (const name of [...linode("linode:index/objectStorageBucket:ObjectStorageBucket"), ...linode("linode:index/objectStorageKey:ObjectStorageKey")]) {
+            assert.strictEqual(preview.steps.get(name), "same", `${name} keeps the name its first up gave it`);
+        }
+        assert.deepStrictEqual([...preview.steps].filter(([, s]) => s === "delete" || s === "create"), [], "nothing deleted or created");
+        // What a preview shows as replaced: the NATS certificates, whose requests come
+        // from the key polls, updated in place for the new label (nodeLabel is
+        // descriptive) and so not known until that update runs. The update keeps the
+        // requests it found (providers/wgPubkeyPoll.ts), so at `up` the certificates'
+        // inputs come out as before and they stay.
+        const replaced = [...preview.steps].filter(([, s]) => s === "replace").map(([n]) => n);
+        assert.deepStrictEqual(replaced, NATS.flatMap((_, i) => [`nats-${i}-route`, `nats-${i}-server`]));
+        for (const name of replaced) {
+            assert.strictEqual(legacy.get(name)!.type, "tls:index/locallySignedCert:LocallySignedCert", name);
+            assert.deepStrictEqual(preview.reasons.get(name), ["certRequestPem"], name);
+        }
+        for (const name of NATS.map((_, i) => `nats-${i}-published`)) assert.strictEqual(preview.steps.get(name), "update", `${name}: the node's key stays`);
     });
 
     describe("with the rejoin wait on (meshstack:natsRejoinTimeoutSeconds)", () => {

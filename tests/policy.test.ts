@@ -7,8 +7,8 @@
 import * as assert from "assert";
 import { policyResources } from "../tooling/plan";
 import {
-    CheckedResource, checkStack, dynamicKind, policyConfigForStack, instanceFirewallViolations, prodProtectViolations, publicStorageViolations, TYPES,
-    userDataSecretViolations, worldInboundViolations,
+    asRuntimeSees, CheckedResource, checkStack, dynamicKind, instanceFirewallSourceViolations, instanceFirewallViolations, POLICY_NAMES, policyConfigForStack,
+    PreviewUnknownError, prodProtectViolations, publicStorageViolations, runPolicies, stackViews, TYPES, userDataSecretViolations, worldInboundViolations,
 } from "../policy/rules";
 import { UNKNOWN } from "../providers/unknowns";
 import { asHostSees, previewFreshStack } from "./support/engine";
@@ -45,8 +45,35 @@ describe("policy pack rules", () => {
         it("rejects an instance without firewallId", () => {
             assert.match(instanceFirewallViolations(resource(TYPES.instance, { type: "g6-nanode-1" }))[0], /no firewall/);
         });
-        it("accepts a firewall id not known until the firewall exists (preview)", () => {
-            assert.deepStrictEqual(instanceFirewallViolations(resource(TYPES.instance, { firewallId: UNKNOWN })), []);
+        it("rejects an instance without firewallId at preview too: the key's absence is known, nothing unknown is read", () => {
+            const instance = resource(TYPES.instance, { type: "g6-nanode-1", metadatas: UNKNOWN });
+            assert.match(instanceFirewallViolations({ ...instance, props: asRuntimeSees(instance.props) })[0], /no firewall at creation; set firewallId/);
+        });
+        it("rejects a firewallId that is no id, and accepts one that is", () => {
+            assert.match(instanceFirewallViolations(resource(TYPES.instance, { firewallId: "" }))[0], /no firewall/);
+            assert.deepStrictEqual(instanceFirewallViolations(resource(TYPES.instance, { firewallId: 42 })), []);
+            assert.deepStrictEqual(instanceFirewallViolations(resource(TYPES.instance, { firewallId: "42" })), []);
+        });
+        it("is skipped, as the real runtime skips it, when the firewall id is not known yet (preview): no sentinel reaches the rule", () => {
+            const instance = resource(TYPES.instance, { firewallId: UNKNOWN }, { additionalSecretOutputs: ["metadatas"] }, "dev", "nats-0-instance");
+            assert.throws(() => instanceFirewallViolations({ ...instance, props: asRuntimeSees(instance.props) }), PreviewUnknownError);
+            assert.deepStrictEqual(runPolicies([instance]), {
+                violations: [],
+                skipped: [{
+                    policy: POLICY_NAMES.instanceFirewall, resource: "nats-0-instance",
+                    message: "can't run policy 'meshstack-instance-has-firewall' during preview: string value at .firewallId can't be known during preview",
+                }],
+            });
+        });
+        it("decides at preview from what feeds firewallId: a Linode firewall's id passes, anything else fails", () => {
+            const fw = resource(TYPES.firewall, { label: UNKNOWN, inboundPolicy: "DROP", inbounds: [] }, {}, "dev", "nats-firewall");
+            const password = resource("random:index/randomPassword:RandomPassword", {}, {}, "dev", "pw");
+            const fed = (by: string) => ({ ...resource(TYPES.instance, { firewallId: UNKNOWN }, {}, "dev", `i-${by}`), propertyDependencies: { firewallId: [by] } });
+            assert.deepStrictEqual(instanceFirewallSourceViolations(stackViews([fw, password, fed("nats-firewall")])), []);
+            assert.deepStrictEqual(instanceFirewallSourceViolations(stackViews([fw, password, fed("pw")])), [
+                { resource: "i-pw", message: "instance i-pw takes its firewallId from pw (random:index/randomPassword:RandomPassword), not from a linode:index/firewall:Firewall" },
+            ]);
+            assert.deepStrictEqual(runPolicies([fw, password, fed("pw")]).violations.map((v) => v.policy), [POLICY_NAMES.instanceFirewallSource]);
         });
     });
 
@@ -109,12 +136,18 @@ describe("policy pack rules", () => {
         });
     });
 
-    it("accepts prod's resources as a preview of a fresh prod stack shows them (unknowns where nothing exists yet)", async () => {
+    it("accepts prod's resources as a preview of a fresh prod stack shows them; the firewall-id rule is skipped there, and its stack rule decides instead", async () => {
         const { cloud } = await previewFreshStack("prod").finally(forgetProgram);
         const checked = policyResources(PROJECT, "prod", cloud.resources).map((r) => ({ ...r, props: asHostSees(r.props) }));
-        const instance = checked.find((r) => r.type === TYPES.instance)!;
-        assert.strictEqual(instance.props.firewallId, UNKNOWN, "a fresh stack's firewall id is not known yet");
-        assert.deepStrictEqual(checkStack(checked), []);
+        const instances = checked.filter((r) => r.type === TYPES.instance);
+        assert.strictEqual(instances[0].props.firewallId, UNKNOWN, "a fresh stack's firewall id is not known yet");
+        const report = runPolicies(checked);
+        assert.deepStrictEqual(report.violations, []);
+        assert.deepStrictEqual(report.skipped.map((s) => [s.policy, s.resource]), instances.map((i) => [POLICY_NAMES.instanceFirewall, i.name]));
+        // What the stack rule relied on: each instance's firewallId is fed by a firewall, known while the id is not.
+        for (const view of stackViews(checked).filter((v) => v.type === TYPES.instance)) {
+            assert.ok(view.propertyDependencies.firewallId.some((f) => f.type === TYPES.firewall), view.name);
+        }
     });
 
     for (const stack of committedStacks()) {

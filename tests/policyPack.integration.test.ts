@@ -2,8 +2,11 @@
  * The policy pack as the Pulumi CLI runs it: started by @pulumi/pulumi's own
  * run-policy-pack host (TypeScript compiled and type-checked the same way),
  * serving the analyzer gRPC protocol the engine speaks, and asked over that
- * protocol. It names its five mandatory policies, rejects a violating
- * resource with the policy's name, and accepts a compliant one.
+ * protocol. It names its six mandatory policies, rejects a violating
+ * resource with the policy's name, and accepts a compliant one. It also
+ * shows the runtime's own handling of previews, which tests/policy.test.ts
+ * models: a rule that reads a value not known yet is skipped (advisory),
+ * never handed a sentinel.
  */
 import * as assert from "assert";
 import { ChildProcess, spawn } from "child_process";
@@ -19,6 +22,7 @@ const analyzerPb = fromPack("@pulumi/pulumi/proto/analyzer_pb.js");
 const { Struct } = fromPack("google-protobuf/google/protobuf/struct_pb.js");
 const { Empty } = fromPack("google-protobuf/google/protobuf/empty_pb.js");
 
+const ADVISORY = 0; // pulumirpc.EnforcementLevel.ADVISORY
 const MANDATORY = 1; // pulumirpc.EnforcementLevel.MANDATORY
 
 function startPack(): Promise<{ child: ChildProcess; port: number }> {
@@ -53,6 +57,29 @@ describe("policy pack under the CLI's policy-pack host (analyzer gRPC)", functio
             res.getDiagnosticsList().map((d: any) => ({ policy: d.getPolicyname(), message: d.getMessage(), level: d.getEnforcementlevel() })));
     }
 
+    /** analyzeStack, as the engine calls it at the end of a preview: each resource with what feeds each input, by URN. */
+    function analyzeStack(resources: { type: string; name: string; props: Record<string, unknown>; feeds?: Record<string, string[]> }[]): Promise<{ policy: string; message: string; level: number; urn: string }[]> {
+        const urn = (type: string, name: string) => `urn:pulumi:dev::meshstack::${type}::${name}`;
+        const types = new Map(resources.map((r) => [r.name, r.type]));
+        const request = new analyzerPb.AnalyzeStackRequest();
+        for (const r of resources) {
+            const resource = new analyzerPb.AnalyzerResource();
+            resource.setType(r.type);
+            resource.setName(r.name);
+            resource.setUrn(urn(r.type, r.name));
+            resource.setProperties(Struct.fromJavaScript(r.props));
+            resource.setOptions(new analyzerPb.AnalyzerResourceOptions());
+            for (const [key, names] of Object.entries(r.feeds ?? {})) {
+                const deps = new analyzerPb.AnalyzerPropertyDependencies();
+                deps.setUrnsList(names.map((n) => urn(types.get(n)!, n)));
+                resource.getPropertydependenciesMap().set(key, deps);
+            }
+            request.addResources(resource);
+        }
+        return call<any>("analyzeStack", request).then((res) =>
+            res.getDiagnosticsList().map((d: any) => ({ policy: d.getPolicyname(), message: d.getMessage(), level: d.getEnforcementlevel(), urn: d.getUrn() })));
+    }
+
     before(async () => {
         const started = await startPack();
         child = started.child;
@@ -63,12 +90,13 @@ describe("policy pack under the CLI's policy-pack host (analyzer gRPC)", functio
         child?.kill();
     });
 
-    it("names its five mandatory policies", async () => {
+    it("names its six mandatory policies", async () => {
         const info = await call<any>("getAnalyzerInfo", new Empty());
         assert.strictEqual(info.getName(), "meshstack");
         const policies = info.getPoliciesList().map((p: any) => [p.getName(), p.getEnforcementlevel()]);
         assert.deepStrictEqual(policies.map((p: [string, number]) => p[0]).sort(), [
-            "meshstack-instance-has-firewall", "meshstack-no-public-storage", "meshstack-no-world-inbound", "meshstack-prod-protects-state", "meshstack-user-data-secret",
+            "meshstack-instance-firewall-from-firewall", "meshstack-instance-has-firewall", "meshstack-no-public-storage", "meshstack-no-world-inbound",
+            "meshstack-prod-protects-state", "meshstack-user-data-secret",
         ]);
         assert.ok(policies.every((p: [string, number]) => p[1] === MANDATORY));
     });
@@ -94,10 +122,26 @@ describe("policy pack under the CLI's policy-pack host (analyzer gRPC)", functio
         assert.deepStrictEqual(diagnostics.map((d) => [d.policy, d.level]), [["meshstack-user-data-secret", MANDATORY]]);
     });
 
-    it("in a preview of a fresh stack (unknown firewall id and user-data) reports nothing mandatory", async () => {
+    it("in a preview of a fresh stack (unknown firewall id and user-data) skips the firewall-id rule, advisory, and reports nothing mandatory", async () => {
         const diagnostics = await analyze("linode:index/instance:Instance", "nats-0-instance", { firewallId: UNKNOWN, metadatas: UNKNOWN, tags: ["nats"] });
-        assert.ok(diagnostics.every((d) => d.level !== MANDATORY), JSON.stringify(diagnostics));
+        assert.deepStrictEqual(diagnostics.map((d) => [d.policy, d.level]), [["meshstack-instance-has-firewall", ADVISORY]]);
+        assert.match(diagnostics[0].message, /^can't run policy 'meshstack-instance-has-firewall' from policy pack 'meshstack@v[^']+' during preview: string value at \.firewallId can't be known during preview$/);
         assert.ok(!diagnostics.some((d) => d.policy === "meshstack-user-data-secret"), "the user-data rule decides on options alone");
+    });
+
+    it("in a preview, refuses an instance registered without firewallId: its absence is known", async () => {
+        const diagnostics = await analyze("linode:index/instance:Instance", "nats-0-instance", { metadatas: UNKNOWN, tags: ["nats"] });
+        assert.deepStrictEqual(diagnostics.map((d) => [d.policy, d.level]), [["meshstack-instance-has-firewall", MANDATORY]]);
+    });
+
+    it("in a preview, decides the firewall from what feeds firewallId: a firewall passes, anything else is refused as mandatory", async () => {
+        const firewall = { type: "linode:index/firewall:Firewall", name: "nats-firewall", props: { label: UNKNOWN, inboundPolicy: "DROP" } };
+        const password = { type: "random:index/randomPassword:RandomPassword", name: "pw", props: { result: UNKNOWN } };
+        const instance = (by: string) => ({ type: "linode:index/instance:Instance", name: "nats-0-instance", props: { firewallId: UNKNOWN, metadatas: UNKNOWN }, feeds: { firewallId: [by] } });
+        assert.deepStrictEqual(await analyzeStack([firewall, password, instance("nats-firewall")]), []);
+        const refused = await analyzeStack([firewall, password, instance("pw")]);
+        assert.deepStrictEqual(refused.map((d) => [d.policy, d.level, d.urn]), [["meshstack-instance-firewall-from-firewall", MANDATORY, "urn:pulumi:dev::meshstack::linode:index/instance:Instance::nats-0-instance"]]);
+        assert.match(refused[0].message, /takes its firewallId from pw \(random:index\/randomPassword:RandomPassword\)/);
     });
 
     it("accepts a compliant instance and a dynamic resource", async () => {

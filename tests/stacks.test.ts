@@ -9,7 +9,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
 import { MockCloud, RecordedResource, unwrapSecrets } from "../tooling/mockCloud";
-import { committedStacks, REPO_ROOT, runStackProgram } from "./support/program";
+import { stackId } from "../lib/naming";
+import { committedStacks, PROJECT, REPO_ROOT, runStackProgram } from "./support/program";
 
 const run = promisify(execFile);
 
@@ -52,10 +53,11 @@ describe("committed stacks", function () {
             }
         });
 
-        it("name their buckets after the stack, since Linode buckets take no tags", () => {
+        it("name their buckets after the stack and its per-pair id, since Linode buckets take no tags (the sweeper proves them by it)", () => {
             const labels = pr1.ofType("linode:index/objectStorageBucket:ObjectStorageBucket").map((b) => String(unwrapSecrets(b.inputs.label))).sort();
             assert.strictEqual(labels.length, 2, "the bootstrap bucket and the runtime bucket");
-            for (const label of labels) assert.match(label, /^meshstack-pr-1-rendezvous-(rt-)?[a-z0-9]{6}$/);
+            const id = stackId({ project: PROJECT, stack: "pr-1" });
+            for (const label of labels) assert.match(label, new RegExp(`^meshstack-pr-1-${id}-rendezvous-(rt-)?[a-z0-9]{6}$`));
         });
     });
 

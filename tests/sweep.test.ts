@@ -3,6 +3,7 @@ import { execFile } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
+import { bucketNameBase, firewallLabel, instanceLabelBase, objectStorageKeyLabel } from "../lib/naming";
 import {
     applySweep, DEFAULT_SWEEP_SETTINGS, LinodeResource, linodeResourcesFrom, planSweep, SweepExecutor, SweepInventory,
 } from "../tooling/sweep";
@@ -50,20 +51,40 @@ describe("sweeper selection (recorded inventory)", () => {
         assert.deepStrictEqual(destroyed(inv), ["pr-99"]);
     });
 
-    it("deletes resources tagged or named for a preview that has no stack, instances first, keys last", () => {
+    it("deletes resources named (or tagged) for a preview that has no stack, instances first, keys last", () => {
+        const pr20 = { project: "meshstack", stack: "pr-20" };
         assert.deepStrictEqual(deleted(inventory), [
-            "instance:meshstack-pr-20-nats-0-a8b7c6",
-            "instance:meshstack-pr-20-wg-cache-node-q1w2e3",
-            "firewall:meshstack-pr-20-nats-fw",
-            "bucket:meshstack-pr-20-rendezvous-abc123",
-            "object-storage-key:meshstack-pr-20-rendezvous-key",
+            `instance:${instanceLabelBase(pr20, "nats-0")}-a8b7c6`,
+            `instance:${instanceLabelBase(pr20, "wg-cache-node")}-q1w2e3`,
+            `firewall:${firewallLabel(pr20, "nats-fw")}`,
+            `bucket:${bucketNameBase(pr20, "rendezvous")}-abc123`,
+            `object-storage-key:${objectStorageKeyLabel(pr20, "rendezvous-key")}`,
         ]);
+    });
+
+    it("never sweeps what it cannot prove is this project's pr-<n>: a custom stack pr-20-hotfix, another project's pr-20, a name from before per-stack ids", () => {
+        const names = deleted(inventory).join("\n");
+        for (const other of [{ project: "meshstack", stack: "pr-20-hotfix" }, { project: "meshstack-pr", stack: "20" }]) {
+            assert.ok(!names.includes(bucketNameBase(other, "rendezvous")), JSON.stringify(other));
+            assert.ok(!names.includes(objectStorageKeyLabel(other, "rendezvous-key")), JSON.stringify(other));
+        }
+        // Project "other" tags its preview with the same constant preview and PR tags, but not with meshstack's stack tag.
+        assert.ok(!names.includes(instanceLabelBase({ project: "other", stack: "pr-20" }, "nats-0")));
+        const kept = planSweep(inventory).kept.join("\n");
+        assert.match(kept, /bucket meshstack-pr-20-rendezvous-xyz789: mentions pr-20, but neither its name nor its tags prove it is meshstack's stack of that name; left for a person to judge/);
+        assert.match(kept, /instance other-pr-20-[0-9a-f]{6}-nats-0-oth111: mentions pr-20, but/);
+    });
+
+    it("destroys only stacks named exactly pr-<n>: pr-12-hotfix is not PR 12's preview", () => {
+        const inv = { ...inventory, stacks: [{ name: "pr-12-hotfix", lastUpdate: "2026-01-01T00:00:00Z" }, { name: "pr-012" }, { name: "PR-12" }], pulls: [{ number: 12, state: "closed" as const }] };
+        assert.deepStrictEqual(destroyed(inv), []);
     });
 
     it("spares what is younger than the grace period, key included (dated by its PR's instance)", () => {
         const kept = planSweep(inventory).kept.join("\n");
-        assert.match(kept, /instance meshstack-pr-21-nats-0-z9y8x7: of pr-21, which has no stack, but younger than 2 h/);
-        assert.match(kept, /object-storage-key meshstack-pr-21-rendezvous-key/);
+        const pr21 = { project: "meshstack", stack: "pr-21" };
+        assert.ok(kept.includes(`instance ${instanceLabelBase(pr21, "nats-0")}-z9y8x7: of pr-21, which has no stack, but younger than 2 h`), kept);
+        assert.ok(kept.includes(`object-storage-key ${objectStorageKeyLabel(pr21, "rendezvous-key")}: of pr-21`), kept);
     });
 
     it("spares what belongs to an existing stack, to no preview, or to another tool", () => {
@@ -110,7 +131,8 @@ describe("sweep script", function () {
     it("is a dry run by default: lists what it would do and why, and changes nothing", async () => {
         const { stdout } = await sweep("--inventory", fixture);
         assert.match(stdout, /would destroy and remove stack pr-10: PR #10 is closed/);
-        assert.match(stdout, /would delete bucket meshstack-pr-20-rendezvous-abc123 \(us-east\/meshstack-pr-20-rendezvous-abc123\): belongs to pr-20, which has no stack/);
+        const bucket = `${bucketNameBase({ project: "meshstack", stack: "pr-20" }, "rendezvous")}-abc123`;
+        assert.ok(stdout.includes(`would delete bucket ${bucket} (us-east/${bucket}): belongs to pr-20, which has no stack`), stdout);
         assert.match(stdout, /dry run: 7 actions, nothing changed; run with --yes to act/);
     });
 

@@ -8,7 +8,8 @@ import { ObjectStore } from "../components/objectStore";
 import { WgCache, WgCacheArgs } from "../components/wgCache";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../cloudinit/nodeBootstrap";
 import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud } from "../tooling/mockCloud";
-import { linodeLabelProblem } from "../lib/naming";
+import { firewallLabelProblem, instanceLabelProblem } from "../lib/naming";
+import { FIREWALL_RULE_LABEL } from "../lib/linodeLimits";
 import { isWgPublicKey } from "../lib/wgKey";
 import { DEFAULT_POLL_POLICY } from "../providers/wgPubkeyPoll";
 import { unwrapSecrets } from "../tooling/mockCloud";
@@ -171,16 +172,22 @@ describe("WgCache component (mock cloud)", function () {
         );
     });
 
-    it("gives every Linode resource a valid label, and firewall rules valid labels", async () => {
-        const { cloud } = await build("a-rather-long-wireguard-cache-component-name-for-label-limits");
+    it("gives every Linode resource a valid label for its type, and firewall rules valid labels", async () => {
+        const { cloud } = await build("wg-cache");
+        const problemOf: Record<string, (label: string) => string | undefined> = { [FIREWALL]: firewallLabelProblem, [INSTANCE]: instanceLabelProblem };
         for (const r of cloud.resources.filter((x) => x.type === FIREWALL || x.type === INSTANCE)) {
             const label = String(unwrapSecrets(r.inputs).label);
-            assert.strictEqual(linodeLabelProblem(label), undefined, `${r.name}: ${label}`);
+            assert.strictEqual(problemOf[r.type](label), undefined, `${r.name}: ${label}`);
         }
         for (const fw of cloud.ofType(FIREWALL)) {
             for (const rule of unwrapSecrets(fw.inputs).inbounds as { label: string }[]) {
-                assert.ok(/^[A-Za-z0-9][A-Za-z0-9_.-]{1,30}[A-Za-z0-9]$/.test(rule.label), rule.label);
+                assert.ok(rule.label.length >= FIREWALL_RULE_LABEL.min && rule.label.length <= FIREWALL_RULE_LABEL.max, rule.label);
+                assert.ok(/^[A-Za-z0-9][A-Za-z0-9_.-]*[A-Za-z0-9]$/.test(rule.label), rule.label);
             }
         }
+    });
+
+    it("refuses a component name that leaves a firewall label no room, naming it", async () => {
+        await assert.rejects(build("a-rather-long-wireguard-cache-component-name"), /role "a-rather-long-wireguard-cache-component-name-[a-z-]+" does not fit a name of at most \d+ characters; allowed: /);
     });
 });

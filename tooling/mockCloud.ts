@@ -4,10 +4,14 @@
  * provider outputs (addresses, endpoints, keys) so components that compute
  * on outputs run the same code paths as in a real `pulumi up`, and it records
  * what was registered, with parent and dependencies, for assertions and for
- * the plan's resource list and topology diagram.
+ * the plan's resource list and topology diagram. Before it answers, it
+ * refuses what the pinned Linode provider refuses at preview and what the
+ * Linode API refuses at create (lib/linodeLimits.ts), as the engine would.
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { apiInputProblems, providerInputProblems } from "../lib/linodeLimits";
+import { UNKNOWN } from "../providers/unknowns";
 
 export const RPC_SECRET_KEY = "4dabf18193072939515e22adb298388d";
 export const RPC_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -22,6 +26,8 @@ export interface RecordedResource {
      * explicit dependsOn. Filled as outputs resolve: read it after the program settles.
      */
     dependencies: ReadonlySet<string>;
+    /** Per input, the names of the resources whose outputs feed it (what the engine sends a stack policy). Filled as outputs resolve. */
+    propertyDependencies?: Readonly<Record<string, ReadonlySet<string>>>;
     /** Inputs as the engine sees them; secrets remain wrapped (see isRpcSecret). */
     inputs: Record<string, unknown>;
     /** The mock state returned as outputs. */
@@ -36,6 +42,8 @@ export interface RecordedOptions {
     additionalSecretOutputs: string[];
     /** The old resource goes before its replacement is created. */
     deleteBeforeReplace?: boolean;
+    /** Inputs the engine keeps at their last applied value when the program changes them. */
+    ignoreChanges?: string[];
 }
 
 export function isRpcSecret(value: unknown): value is { value: unknown } {
@@ -172,6 +180,25 @@ const FAKE_OUTPUTS: Record<string, OutputFaker> = {
     },
 };
 
+const isSdkUnknown: (value: unknown) => boolean = require("@pulumi/pulumi/output").isUnknown;
+const notKnownYet = (value: unknown) => isSdkUnknown(value) || value === UNKNOWN;
+
+/**
+ * The engine's refusal of a registration whose inputs the provider's own
+ * validation rejects (at preview already), or the Linode API would reject at
+ * create, in the words the engine prints:
+ * `<type> resource '<name>' has a problem: <the provider's message>`.
+ * Values not known yet are skipped, as the provider skips them.
+ */
+export function inputValidationError(type: string, name: string, inputs: Record<string, unknown>): Error | undefined {
+    const plain = unwrapSecrets(inputs);
+    const problems = [
+        ...providerInputProblems(type, plain, notKnownYet).map((p) => `${type} resource '${name}' has a problem: ${p.message}`),
+        ...apiInputProblems(type, plain, notKnownYet).map((p) => `${type} resource '${name}': the Linode API refuses it at create: ${p.message}`),
+    ];
+    return problems.length ? new Error(problems.join("\n")) : undefined;
+}
+
 function fakeId(type: string, name: string): string {
     // Linode ids are numbers; everything else gets a readable id.
     return type.startsWith("linode:") ? String(10_000_000 + parseInt(fakeToken(name, 6, "0123456789"), 10)) : `${name}-id`;
@@ -194,6 +221,7 @@ export interface MockCloud {
 interface PendingMeta {
     parent?: string;
     dependencies: Set<string>;
+    propertyDependencies: Record<string, Set<string>>;
     options: RecordedOptions;
 }
 
@@ -215,9 +243,15 @@ function observeRegistrations(meta: Map<string, PendingMeta>): void {
         const opts = args.opts as pulumi.CustomResourceOptions;
         const options: RecordedOptions = { protect: opts.protect === true, additionalSecretOutputs: [...(opts.additionalSecretOutputs ?? [])] };
         if (opts.deleteBeforeReplace) options.deleteBeforeReplace = true;
-        const entry: PendingMeta = { parent: parentName, dependencies, options };
+        if (opts.ignoreChanges?.length) options.ignoreChanges = [...opts.ignoreChanges];
+        const entry: PendingMeta = { parent: parentName, dependencies, propertyDependencies: {}, options };
         meta.set(args.name, entry);
         void outputDependencies(args.props).then((names) => names.forEach((n) => entry.dependencies.add(n)));
+        for (const [key, value] of Object.entries(args.props ?? {})) {
+            void outputDependencies(value).then((names) => {
+                if (names.length) names.forEach((n) => (entry.propertyDependencies[key] ??= new Set()).add(n));
+            });
+        }
         return undefined;
     });
 }
@@ -287,6 +321,9 @@ export async function startMockCloud(options: {
         {
             async newResource(args) {
                 if (args.type === ROOT_STACK_TYPE) return { id: `${args.name}-id`, state: {} };
+                // Before anything answers: the real engine stops here, at preview, for every stack that uses this tool.
+                const refused = inputValidationError(args.type, args.name, args.inputs);
+                if (refused) throw refused;
                 const faker = FAKE_OUTPUTS[args.type];
                 const computed = faker ? faker(args.name, args.inputs) : {};
                 const faked: FakedAnswer = {
@@ -302,6 +339,7 @@ export async function startMockCloud(options: {
                     name: args.name,
                     parent: info?.parent,
                     dependencies: info?.dependencies ?? new Set(),
+                    propertyDependencies: info?.propertyDependencies ?? {},
                     inputs: args.inputs,
                     outputs: answer.state,
                     custom: args.custom ?? true,

@@ -169,6 +169,7 @@ export function policyResources(project: string, stack: string, resources: Recor
         urn: `urn:pulumi:${stack}::${project}::${r.type}::${r.name}`,
         props: unwrapSecrets(r.inputs),
         opts: r.options ?? { protect: false, additionalSecretOutputs: [] },
+        propertyDependencies: Object.fromEntries(Object.entries(r.propertyDependencies ?? {}).map(([key, names]) => [key, [...names].sort()])),
     }));
 }
 

@@ -2,11 +2,13 @@
  * The sweeper's decisions, as a pure function of an inventory: which preview
  * stacks to destroy (their PR is closed, or nobody deployed them for too
  * long) and which Linode resources a preview left behind without a stack
- * (tagged or named for a pr-<n> whose stack no longer exists). scripts/sweep.ts
+ * (provably named or tagged for this project's pr-<n> whose stack no longer
+ * exists; see provesPreview). scripts/sweep.ts
  * gathers the inventory (pulumi stack ls, GitHub, the Linode API) and acts
  * on the plan only with --yes.
  */
-import { environmentOf, PREVIEW_TAG, previewStackName, prNumberOfTag } from "../lib/environments";
+import { environmentOf, PREVIEW_TAG, previewStackName, prNumberOfTag, resourceTags } from "../lib/environments";
+import { namedForStack } from "../lib/naming";
 
 /** One entry of `pulumi stack ls --json`. */
 export interface StackListEntry {
@@ -77,24 +79,39 @@ export function shortStackName(name: string): string {
     return name.split("/").pop() ?? name;
 }
 
+/** The PR numbers a resource's tags or label mention: candidates only, proved by previewPrOf. */
+function mentionedPrs(resource: LinodeResource): number[] {
+    const prs = resource.tags.map(prNumberOfTag).filter((n): n is number => n !== undefined);
+    for (const match of resource.label.matchAll(/(?:^|-)(pr-[1-9][0-9]*)-/g)) {
+        const pr = environmentOf(match[1]).prNumber;
+        if (pr !== undefined) prs.push(pr);
+    }
+    return [...new Set(prs)];
+}
+
 /**
- * The pull request a Linode resource belongs to, when it belongs to a
- * preview: the `meshstack-pr-<n>` tag next to `meshstack-preview`, or, for
- * what takes no tags (buckets, keys), a name made by lib/naming for stack pr-<n>.
+ * Whether the resource provably belongs to this project's stack pr-<n>:
+ * its name is one lib/naming makes for exactly (project, pr-<n>) (it holds
+ * the pair's hash), or it carries every tag the program gives that stack's
+ * resources, the project's own stack tag included. Another project's
+ * preview, a custom stack `pr-<n>-hotfix` and a hand-made resource prove
+ * nothing, whatever their names start with.
  */
+export function provesPreview(resource: LinodeResource, project: string, pr: number): boolean {
+    const stack = previewStackName(pr);
+    if (namedForStack(resource.label, { project, stack })) return true;
+    const tags = resourceTags(project, environmentOf(stack));
+    return tags.every((tag) => resource.tags.includes(tag));
+}
+
+/** The pull request a Linode resource provably belongs to (see provesPreview), if any. */
 export function previewPrOf(resource: LinodeResource, project: string): number | undefined {
-    if (resource.tags.includes(PREVIEW_TAG)) {
-        for (const tag of resource.tags) {
-            const pr = prNumberOfTag(tag);
-            if (pr !== undefined) return pr;
-        }
-        return undefined;
-    }
-    if (resource.kind === "bucket" || resource.kind === "object-storage-key") {
-        const match = new RegExp(`^${project}-pr-([1-9][0-9]*)-`).exec(resource.label);
-        return match ? Number(match[1]) : undefined;
-    }
-    return undefined;
+    return mentionedPrs(resource).find((pr) => provesPreview(resource, project, pr));
+}
+
+/** A resource that mentions a preview without proving it is this project's: reported, never deleted. */
+function looksLikePreview(resource: LinodeResource): boolean {
+    return resource.tags.includes(PREVIEW_TAG) || mentionedPrs(resource).length > 0;
 }
 
 const DELETE_ORDER: Record<LinodeResourceKind, number> = { instance: 0, firewall: 1, bucket: 2, "object-storage-key": 3 };
@@ -108,6 +125,7 @@ export function planSweep(inventory: SweepInventory, settings: SweepSettings = D
     for (const entry of inventory.stacks) {
         const stack = shortStackName(entry.name);
         const env = environmentOf(stack);
+        // Only exactly pr-<n> has a PR number (lib/environments): pr-12-hotfix is a custom stack, never destroyed here.
         if (env.prNumber === undefined) continue;
         if (entry.updateInProgress) {
             kept.push(`${stack}: an update is in progress`);
@@ -136,7 +154,12 @@ export function planSweep(inventory: SweepInventory, settings: SweepSettings = D
     for (const resource of inventory.resources) {
         const pr = previewPrOf(resource, settings.project);
         if (pr === undefined) {
-            if (resource.tags.includes(PREVIEW_TAG)) kept.push(`${resource.kind} ${resource.label}: tagged ${PREVIEW_TAG} without a PR tag; left for a person to judge`);
+            // Reported only where it would have been an orphan: a PR it mentions has no stack.
+            const stackless = mentionedPrs(resource).filter((n) => !stackNames.has(previewStackName(n)));
+            if (!looksLikePreview(resource) || (stackless.length === 0 && mentionedPrs(resource).length > 0)) continue;
+            kept.push(stackless.length
+                ? `${resource.kind} ${resource.label}: mentions ${stackless.map(previewStackName).join(", ")}, but neither its name nor its tags prove it is ${settings.project}'s stack of that name; left for a person to judge`
+                : `${resource.kind} ${resource.label}: tagged ${PREVIEW_TAG} without a PR tag; left for a person to judge`);
             continue;
         }
         const stack = previewStackName(pr);

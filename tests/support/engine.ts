@@ -245,6 +245,8 @@ export async function previewChange(stack: string, state: StackState, overrides:
                 step = !diff.changes ? "same" : (diff.replaces ?? []).length ? "replace" : "update";
                 why = diff.diffs ?? [];
             } else {
+                // ignoreChanges: the engine diffs (and later applies) the last applied value instead of the program's.
+                for (const key of registration.options?.ignoreChanges ?? []) if (key in old.inputs) news[key] = old.inputs[key];
                 why = differingKeys(old.inputs, news);
                 const replaces = replacingInputs(registration.type);
                 step = why.length === 0 ? "same" : why.some(replaces) ? "replace" : "update";
