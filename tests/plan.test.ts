@@ -17,7 +17,7 @@ function recorded(partial: Partial<RecordedResource> & Pick<RecordedResource, "t
 
 async function plan(stack: string): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
-        const { stdout, stderr } = await run("npx", ["ts-node", "--swc", "scripts/plan.ts", "--stack", stack], { cwd: REPO_ROOT });
+        const { stdout, stderr } = await run("npx", ["ts-node", "--transpile-only", "scripts/plan.ts", "--stack", stack], { cwd: REPO_ROOT });
         return { code: 0, stdout, stderr };
     } catch (err) {
         const e = err as { code: number; stdout: string; stderr: string };
