@@ -77,7 +77,8 @@ async function watch(sample: Sample, t0: number, done: () => boolean): Promise<v
 }
 
 function runBox(command: "up" | "down"): Promise<number | null> {
-    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), command, "--stack", "dev"], {
+    // `down` takes no stack: one box per machine.
+    const child = spawn(path.join(REPO_ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", path.join(REPO_ROOT, "scripts", "box.ts"), command, ...(command === "up" ? ["--stack", "dev"] : [])], {
         cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit"],
     });
     return new Promise((resolve) => child.on("exit", resolve));
