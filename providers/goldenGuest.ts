@@ -241,6 +241,7 @@ interface PveReply {
     /** The reason phrase: where Proxmox VE puts its error message. */
     reason: string;
     data: any;
+    /** The body's `errors`: per-parameter messages of a 400 "Parameter verification failed." */
     errors?: Record<string, string>;
 }
 
@@ -255,11 +256,21 @@ interface Scope {
 interface PveFailure extends Error {
     pveStatus?: number;
     pveReason?: string;
+    pveErrors?: Record<string, string>;
     transient: boolean;
 }
 
-function failure(message: string, fields: { status?: number; reason?: string; transient?: boolean } = {}): PveFailure {
-    return Object.assign(new Error(message), { pveStatus: fields.status, pveReason: fields.reason, transient: fields.transient ?? false });
+function failure(message: string, fields: { status?: number; reason?: string; errors?: Record<string, string>; transient?: boolean } = {}): PveFailure {
+    return Object.assign(new Error(message), { pveStatus: fields.status, pveReason: fields.reason, pveErrors: fields.errors, transient: fields.transient ?? false });
+}
+
+/**
+ * A task status poll the node answers "no such task": pve-manager's Tasks.pm
+ * raises a parameter exception, so the reason phrase is only "Parameter
+ * verification failed." and the words are in the body's `errors.upid`.
+ */
+export function isUnknownTask(status: number | undefined, errors: Record<string, string> | undefined): boolean {
+    return status === 400 && /no such task/.test(String(errors?.upid ?? ""));
 }
 
 /** HTTP >= 500 with these words: a lock held a moment too long or a worker that did not start. */
@@ -336,7 +347,8 @@ async function pveRequest(conn: PveConnection, method: string, apiPath: string, 
                     body = {};
                 }
                 const reason = (res.statusMessage ?? "").trim() || String(body?.message ?? "").trim();
-                resolve({ status: res.statusCode ?? 0, reason, data: body?.data, errors: body?.errors });
+                const errors = body?.errors && typeof body.errors === "object" ? (body.errors as Record<string, string>) : undefined;
+                resolve({ status: res.statusCode ?? 0, reason, data: body?.data, errors });
             });
         });
         timer = setTimeout(() => req.destroy(new Error(`no answer within ${conn.requestTimeoutMs} ms`)), Math.max(1, deadline - Date.now()));
@@ -388,7 +400,7 @@ async function call(scope: Scope, operation: string, method: string, apiPath: st
             throw failure(`${what} failed: ${detail}: the API token ${scope.conn.tokenId} lacks this privilege (give its role the privilege, or untick privilege separation)`, reply);
         }
         const transient = isTransient(reply.status, reply.reason);
-        if (!transient) throw failure(`${what} failed: ${detail}`, { status: reply.status, reason: reply.reason });
+        if (!transient) throw failure(`${what} failed: ${detail}`, reply);
         if (attempt >= retry.attempts) {
             throw failure(`${what} failed: ${detail}; still failing after ${attempt} attempts over ${seconds(Date.now() - started)} (retry bound reached)`, {
                 status: reply.status, reason: reply.reason, transient: true,
@@ -429,7 +441,7 @@ async function waitTask(scope: Scope, operation: string, type: TaskType, upid: u
         } catch (err) {
             const f = err as PveFailure;
             // A task the node has just forked is not in its task list yet.
-            const early = f.pveStatus === 400 && /no such task/.test(f.pveReason ?? "") && Date.now() - dispatched < scope.policy.noSuchTaskGraceMs;
+            const early = isUnknownTask(f.pveStatus, f.pveErrors) && Date.now() - dispatched < scope.policy.noSuchTaskGraceMs;
             if (!early) throw err;
         }
         const elapsed = Date.now() - dispatched;

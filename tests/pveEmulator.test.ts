@@ -82,6 +82,13 @@ describe("Proxmox VE API emulator", function () {
         assert.strictEqual(r.body.data, null);
     });
 
+    it("answers a poll for a task it does not know yet with 400, the generic reason and errors.upid", async () => {
+        const restore = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "303", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        const early = await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(restore.body.data)}/status`);
+        assert.deepStrictEqual([early.status, early.reason, early.body], [400, "Parameter verification failed.", { data: null, errors: { upid: "no such task" } }]);
+        await waitTask(target, restore.body.data);
+    });
+
     it("extractconfig returns the archived config with its description as comment lines", async () => {
         const r = await raw(target, "GET", "/nodes/pve/vzdump/extractconfig", { volume: target.archive });
         assert.match(r.body.data, /^#meshstack-golden-prepared v1\n/);
@@ -93,7 +100,6 @@ describe("Proxmox VE API emulator", function () {
         assert.match(kept.body.data, /^UPID:pve:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzrestore:301:meshstack@pve!deploy:$/);
         const locked = await raw(target, "PUT", "/nodes/pve/lxc/301/config", { onboot: "1" });
         assert.deepStrictEqual([locked.status, locked.reason], [500, "CT is locked (create)"]);
-        assert.strictEqual((await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(kept.body.data)}/status`)).reason, "no such task");
         assert.strictEqual((await waitTask(target, kept.body.data)).exitstatus, "OK");
         assert.strictEqual(emulator.guestConfig(301)!.hostname, EMULATED_ARCHIVE_HOSTNAME);
         assert.match(emulator.guestConfig(301)!.net0, new RegExp(`hwaddr=${EMULATED_ARCHIVE_MAC}`));

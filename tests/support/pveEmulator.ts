@@ -8,12 +8,13 @@
  *   401 after the server's 3 s delay (scaled), a missing privilege 403
  *   "Permission check failed (<path>, <privilege>)".
  * - Success is `{"data": ...}`; errors carry their message in the HTTP
- *   reason phrase and `{"data":null,"message":...}` in the body, parameter
- *   errors add `"errors": {param: message}`.
+ *   reason phrase and `{"data":null}` in the body; parameter errors (400
+ *   "Parameter verification failed.") add `"errors": {param: message}`.
  * - Restore keeps the archived MAC and hostname unless the call overrides
  *   them; `unique=1` gives every netN a fresh MAC.
  * - Restore, resize, start, stop and destroy are tasks with real UPIDs and
- *   status/log endpoints; a new task answers 400 "no such task" for a moment.
+ *   status/log endpoints; a new task is unknown for a moment (400, the
+ *   words "no such task" in `errors.upid`).
  * - Config writes take the config lock: while a resize task holds it they
  *   wait (10 s, scaled) and fail with the exact 500
  *   `can't lock file '/run/lock/lxc/pve-config-<vmid>.lock' - got timeout`;
@@ -343,7 +344,8 @@ export class PveEmulator {
             const error = err instanceof ApiError ? err : new ApiError(500, String((err as Error).message ?? err));
             status = error.status;
             payload = undefined;
-            const bodyJson: Record<string, unknown> = { data: null, message: `${error.message}\n` };
+            // The json formatter (prepare_response_data) sends only data and, for parameter errors, errors.
+            const bodyJson: Record<string, unknown> = { data: null };
             if (error.errors) bodyJson.errors = error.errors;
             this.requests.push({ method, path: decodeURIComponent(apiPath), status, vmid, at: Date.now() });
             if (vmid !== undefined) this.inFlight.set(vmid, (this.inFlight.get(vmid) ?? 1) - 1);
@@ -662,7 +664,8 @@ export class PveEmulator {
         if (!/^UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8,}:[0-9A-F]{8}:[^:]+:[^:]*:[^:]+:$/.test(upid)) {
             throw new ApiError(400, "Parameter verification failed.", { upid: "unable to parse worker upid" });
         }
-        if (!task || Date.now() < task.visibleAt) throw new ApiError(400, "no such task");
+        // Tasks.pm raises a parameter exception: the reason is the generic one, the words are in errors.upid.
+        if (!task || Date.now() < task.visibleAt) throw new ApiError(400, "Parameter verification failed.", { upid: "no such task" });
         if (what === "log") {
             const start = Number(params.start ?? 0);
             const limit = Number(params.limit ?? 50);
