@@ -551,8 +551,39 @@ function isMissing(err: unknown): boolean {
     return f.pveStatus === 500 && /does not exist/.test(f.pveReason ?? "");
 }
 
+/** The keys of GET .../config the provider reads as text: their schema type is `string`. */
+const CONFIG_STRING_KEY = /^(digest|hostname|lock|rootfs|net\d+|mp\d+)$/;
+
+/**
+ * GET .../config read by the API schema's types: PVE's JSON carries a
+ * `boolean` as the integer 0 or 1 and an `integer` as a number, never as
+ * text. A value of another type is refused, naming the key, the value and
+ * what the schema allows, instead of being read as a different setting.
+ */
+export function readLxcConfig(data: unknown): { strings: Record<string, string>; onboot: boolean } {
+    const config = (data && typeof data === "object" ? data : {}) as Record<string, unknown>;
+    const refuse = (key: string, allowed: string) =>
+        new Error(`Proxmox VE answered the container config's ${key} with ${JSON.stringify(config[key])}; its API schema allows ${allowed}`);
+    const strings: Record<string, string> = {};
+    for (const [key, value] of Object.entries(config)) {
+        if (!CONFIG_STRING_KEY.test(key)) continue;
+        if (typeof value !== "string") throw refuse(key, "a string");
+        strings[key] = value;
+    }
+    // onboot defaults to 0 when the config does not set it.
+    if (config.onboot !== undefined && config.onboot !== 0 && config.onboot !== 1) throw refuse("onboot", "the integers 0 and 1 (a boolean)");
+    return { strings, onboot: config.onboot === 1 };
+}
+
 async function observe(scope: Scope): Promise<GoldenGuestObserved & { digest: string; config: Record<string, string> }> {
-    const config = (await call(scope, "read config", "GET", guestPath(scope, "/config"))) as Record<string, string>;
+    const reply = await call(scope, "read config", "GET", guestPath(scope, "/config"));
+    let parsed: ReturnType<typeof readLxcConfig>;
+    try {
+        parsed = readLxcConfig(reply);
+    } catch (err) {
+        throw failure(`${describeCall(scope, "read config", "GET", guestPath(scope, "/config"))}: ${(err as Error).message}`);
+    }
+    const config = parsed.strings;
     const status = (await call(scope, "read status", "GET", guestPath(scope, "/status/current"))) as { status: string };
     const running = status.status === "running";
     let ipv4 = "";
@@ -562,7 +593,7 @@ async function observe(scope: Scope): Promise<GoldenGuestObserved & { digest: st
         macs: macsOf(config),
         rootfsSizeGiB: sizeGiB(parseProperties(config.rootfs, "volume").size),
         mountPoints: mountPointsOf(config),
-        startOnBoot: config.onboot === "1",
+        startOnBoot: parsed.onboot,
         running,
         ipv4,
         digest: config.digest,

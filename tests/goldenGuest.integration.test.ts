@@ -161,6 +161,15 @@ describe("GoldenGuest provider (serialized, fresh host process) against the Prox
         made.push({ id: guest.id, outs: updated.outs });
     });
 
+    it("startOnBoot: true converges: the node answers onboot 1, and the next diff sees no change", async () => {
+        const vmid = target.vmidBase + 8;
+        const guest = await create({ vmid, hostname: "boots", startOnBoot: true });
+        assert.strictEqual(guest.outs.observed.startOnBoot, true);
+        const read = await host.read(guest.id, guest.outs);
+        const diff = await host.diff(guest.id, read.props, inputsFor(captured, { vmid, hostname: "boots", startOnBoot: true }));
+        assert.strictEqual(diff.changes, false);
+    });
+
     it("preview: check accepts unknown inputs and diff reports what they may change", async () => {
         const unknownArchive = inputsFor(captured, { archive: UNKNOWN, hostname: UNKNOWN, vmid: target.vmidBase + 7 });
         const checked = await host.check({}, unknownArchive);

@@ -92,6 +92,15 @@ export interface TaskFault {
     times: number;
 }
 
+interface PveInterface {
+    name: string;
+    hwaddr: string;
+    "hardware-address": string;
+    "ip-addresses": { "ip-address": string; "ip-address-type": string; prefix: number }[];
+    inet?: string;
+    inet6?: string;
+}
+
 interface Task {
     upid: string;
     node: string;
@@ -185,6 +194,27 @@ function formatSize(bytes: number): string {
         if (bytes % factor === 0) return `${bytes / factor}${unit}`;
     }
     return String(bytes);
+}
+
+/**
+ * Config keys whose API schema type is not `string`: pve-container parses
+ * the config file by its schema, so GET .../config answers these as JSON
+ * numbers (a `boolean` as the integer 0 or 1), never as text.
+ */
+const CONFIG_BOOLEANS = new Set(["console", "debug", "onboot", "protection", "template", "unprivileged"]);
+const CONFIG_INTEGERS = new Set(["cores", "cpuunits", "memory", "swap", "tty"]);
+const CONFIG_NUMBERS = new Set(["cpulimit"]);
+
+/** The config as GET .../config answers it: file text values typed by the schema. */
+function typedConfig(config: Record<string, string>): Record<string, string | number> {
+    const typed: Record<string, string | number> = {};
+    for (const [key, value] of Object.entries(config)) {
+        if (CONFIG_BOOLEANS.has(key)) typed[key] = /^(1|true|yes|on)$/i.test(value) ? 1 : 0;
+        else if (CONFIG_INTEGERS.has(key)) typed[key] = parseInt(value, 10);
+        else if (CONFIG_NUMBERS.has(key)) typed[key] = Number(value);
+        else typed[key] = value;
+    }
+    return typed;
 }
 
 /** The config file's text, as extractconfig and the digest see it. */
@@ -393,7 +423,7 @@ export class PveEmulator {
     }
 
     private async route(method: string, apiPath: string, params: Record<string, string>, token: PveToken): Promise<unknown> {
-        if (method === "GET" && apiPath === "/version") return { version: "8.4.1", release: "8.4", repoid: "emulator" };
+        if (method === "GET" && apiPath === "/version") return { version: "9.0.3", release: "9.0", repoid: "025864202ebb6109" };
         const nodeMatch = /^\/nodes\/([^/]+)(\/.*)?$/.exec(apiPath);
         if (!nodeMatch) throw new ApiError(501, `Method '${method} ${apiPath}' not implemented`);
         if (nodeMatch[1] !== this.node) {
@@ -412,7 +442,7 @@ export class PveEmulator {
             case "GET /config": {
                 this.require(token, acl, "VM.Audit");
                 const guest = this.guest(vmid);
-                return { ...guest.config, digest: this.digest(guest) };
+                return { ...typedConfig(guest.config), digest: this.digest(guest) };
             }
             case "PUT /config":
                 return this.updateConfig(vmid, params, token);
@@ -421,7 +451,11 @@ export class PveEmulator {
             case "GET /status/current": {
                 this.require(token, acl, "VM.Audit");
                 const guest = this.guest(vmid);
-                return { vmid, status: guest.running ? "running" : "stopped", name: guest.config.hostname, type: "lxc", lock: guest.config.lock };
+                // ha is always there (managed 0 for a CT outside HA); type is not part of this reply.
+                return {
+                    vmid, status: guest.running ? "running" : "stopped", ha: { managed: 0 },
+                    ...(guest.config.hostname ? { name: guest.config.hostname } : {}), ...(guest.config.lock ? { lock: guest.config.lock } : {}),
+                };
             }
             case "GET /interfaces": {
                 this.require(token, acl, "VM.Audit");
@@ -586,13 +620,21 @@ export class PveEmulator {
         });
     }
 
-    private interfaces(guest: Guest): { name: string; hwaddr: string; inet?: string; inet6?: string }[] {
-        const list: { name: string; hwaddr: string; inet?: string; inet6?: string }[] = [{ name: "lo", hwaddr: "00:00:00:00:00:00", inet: "127.0.0.1/8", inet6: "::1/128" }];
+    /** Each interface with the fields the schema requires (hwaddr and hardware-address, ip-addresses) and inet/inet6 where set. */
+    private interfaces(guest: Guest): PveInterface[] {
+        const entry = (name: string, hwaddr: string, inet?: string, inet6?: string): PveInterface => {
+            const addresses = [...(inet ? [[inet, "inet"]] : []), ...(inet6 ? [[inet6, "inet6"]] : [])].map(([cidr, family]) => {
+                const [address, prefix] = cidr.split("/");
+                return { "ip-address": address, "ip-address-type": family, prefix: Number(prefix) };
+            });
+            return { name, hwaddr, "hardware-address": hwaddr, "ip-addresses": addresses, ...(inet ? { inet } : {}), ...(inet6 ? { inet6 } : {}) };
+        };
+        const list = [entry("lo", "00:00:00:00:00:00", "127.0.0.1/8", "::1/128")];
         const leased = Date.now() >= guest.dhcpAt;
         for (const key of Object.keys(guest.config).filter((k) => /^net\d+$/.test(k)).sort()) {
             const net = parsePropertyString(guest.config[key]);
             const octets = net.hwaddr.split(":").slice(4).map((h) => parseInt(h, 16));
-            list.push({ name: net.name ?? key.replace("net", "eth"), hwaddr: net.hwaddr.toLowerCase(), ...(leased ? { inet: `10.77.${octets[0]}.${octets[1] || 1}/24` } : {}) });
+            list.push(entry(net.name ?? key.replace("net", "eth"), net.hwaddr.toLowerCase(), leased ? `10.77.${octets[0]}.${octets[1] || 1}/24` : undefined));
         }
         return list;
     }
