@@ -232,6 +232,8 @@ export class PveEmulator {
     public readonly tokens: PveToken[];
     /** Every request answered, in order. */
     public readonly requests: RecordedRequest[] = [];
+    /** Called with every reply sent, as the client receives it (the emulator's tests check each against the published schema). */
+    public onReply?: (reply: { method: string; path: string; status: number; reason: string; body: unknown }) => void;
     /** Highest number of requests in flight at once for one VMID. */
     public maxConcurrentPerGuest = 0;
     public url = "";
@@ -380,14 +382,19 @@ export class PveEmulator {
             this.requests.push({ method, path: decodeURIComponent(apiPath), status, vmid, at: Date.now() });
             if (vmid !== undefined) this.inFlight.set(vmid, (this.inFlight.get(vmid) ?? 1) - 1);
             // The reason phrase carries the message, one line, as pveproxy sends it.
-            res.writeHead(status, error.message.replace(/[\r\n]+/g, " "), { "Content-Type": "application/json;charset=UTF-8" });
-            res.end(JSON.stringify(bodyJson));
+            this.reply(res, method, apiPath, status, error.message.replace(/[\r\n]+/g, " "), bodyJson);
             return;
         }
         this.requests.push({ method, path: decodeURIComponent(apiPath), status, vmid, at: Date.now() });
         if (vmid !== undefined) this.inFlight.set(vmid, (this.inFlight.get(vmid) ?? 1) - 1);
-        res.writeHead(200, "OK", { "Content-Type": "application/json;charset=UTF-8" });
-        res.end(JSON.stringify({ data: payload ?? null }));
+        this.reply(res, method, apiPath, 200, "OK", { data: payload ?? null });
+    }
+
+    private reply(res: import("http").ServerResponse, method: string, apiPath: string, status: number, reason: string, body: unknown): void {
+        const text = JSON.stringify(body);
+        this.onReply?.({ method, path: decodeURIComponent(apiPath), status, reason, body: JSON.parse(text) });
+        res.writeHead(status, reason, { "Content-Type": "application/json;charset=UTF-8" });
+        res.end(text);
     }
 
     private async authenticate(header: string | undefined): Promise<PveToken> {
