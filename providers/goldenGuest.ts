@@ -273,8 +273,11 @@ export function isUnknownTask(status: number | undefined, errors: Record<string,
     return status === 400 && /no such task/.test(String(errors?.upid ?? ""));
 }
 
+/** A worker that did not start: fork_worker kills the child before it runs anything. */
+const NO_WORKER = /got no worker upid/;
+
 /** HTTP >= 500 with these words: a lock held a moment too long or a worker that did not start. */
-const TRANSIENT_REASONS = [/got timeout/, /got no worker upid/];
+const TRANSIENT_REASONS = [/got timeout/, NO_WORKER];
 
 function isTransient(status: number, reason: string): boolean {
     return status >= 500 && TRANSIENT_REASONS.some((re) => re.test(reason));
@@ -380,7 +383,10 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** One API call: transient failures retried within the policy's bound, anything else thrown at once. */
-async function call(scope: Scope, operation: string, method: string, apiPath: string, params: Record<string, string | number> = {}): Promise<any> {
+async function call(
+    scope: Scope, operation: string, method: string, apiPath: string, params: Record<string, string | number> = {},
+    options: { retryNoWorker?: boolean } = {},
+): Promise<any> {
     const what = describeCall(scope, operation, method, apiPath);
     const retry = scope.policy.retry;
     const started = Date.now();
@@ -399,7 +405,7 @@ async function call(scope: Scope, operation: string, method: string, apiPath: st
         if (reply.status === 403) {
             throw failure(`${what} failed: ${detail}: the API token ${scope.conn.tokenId} lacks this privilege (give its role the privilege, or untick privilege separation)`, reply);
         }
-        const transient = isTransient(reply.status, reply.reason);
+        const transient = isTransient(reply.status, reply.reason) && (options.retryNoWorker !== false || !NO_WORKER.test(reply.reason));
         if (!transient) throw failure(`${what} failed: ${detail}`, reply);
         if (attempt >= retry.attempts) {
             throw failure(`${what} failed: ${detail}; still failing after ${attempt} attempts over ${seconds(Date.now() - started)} (retry bound reached)`, {
@@ -763,13 +769,59 @@ async function destroyGuest(scope: Scope): Promise<void> {
     await waitTask(scope, "destroy", "vzdestroy", upid);
 }
 
+/** Whether the CT's config holds nothing but `lock: create` (and its digest): what a restore leaves whose worker did not start. */
+async function isLockedShell(scope: Scope): Promise<boolean> {
+    let config: Record<string, unknown>;
+    try {
+        config = await call(scope, "read config", "GET", guestPath(scope, "/config"));
+    } catch (err) {
+        if (isMissing(err)) return false;
+        throw err;
+    }
+    return config?.lock === "create" && Object.keys(config).filter((key) => key !== "digest").length === 1;
+}
+
+/**
+ * The restore call. pve-container checks that the VMID is free and writes
+ * the new CT's config, locked `create`, before it forks the restore worker;
+ * when that fork fails ("got no worker upid") the worker never ran and the
+ * locked config stays. A blind retry would meet "CT <id> already exists",
+ * and the API cannot remove it: destroy, config writes and a forced restore
+ * all refuse a locked CT, and only root on the node can unlock it. So after
+ * that answer the config is read first: no config, retry; the locked shell,
+ * fail saying how to remove it.
+ */
+async function restore(scope: Scope, inputs: GoldenGuestInputs): Promise<unknown> {
+    const retry = scope.policy.retry;
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await call(scope, "restore", "POST", `/nodes/${inputs.node}/lxc`, {
+                vmid: inputs.vmid, ostemplate: inputs.archive, restore: 1, unique: 1, hostname: inputs.hostname, storage: inputs.storage,
+            }, { retryNoWorker: false });
+        } catch (err) {
+            const f = err as PveFailure;
+            if (!isTransient(f.pveStatus ?? 0, f.pveReason ?? "") || !NO_WORKER.test(f.pveReason ?? "")) throw err;
+            if (await isLockedShell(scope)) {
+                throw failure(
+                    `${f.message}: Proxmox VE wrote CT ${inputs.vmid}'s config, locked (create), before the restore worker failed to start, so the ` +
+                        `worker never ran and the config stays. The API refuses to remove a locked container; on node ${inputs.node}, as root, run ` +
+                        `\`pct unlock ${inputs.vmid} && pct destroy ${inputs.vmid}\`, then \`pulumi up\` again.`,
+                    { status: f.pveStatus, reason: f.pveReason },
+                );
+            }
+            if (attempt >= retry.attempts) throw err;
+            const wait = backoffMs(retry, attempt - 1);
+            console.log(`${f.message}; nothing was written, attempt ${attempt} of ${retry.attempts}, retrying in ${seconds(wait)}`);
+            await sleep(wait);
+        }
+    }
+}
+
 async function createGuest(inputs: GoldenGuestInputs): Promise<GoldenGuestOutputs> {
     const scope = scopeOf(inputs);
     const archiveMacs = await inspectArchive(scope, inputs);
     console.log(`GoldenGuest ${inputs.hostname} (CT ${inputs.vmid}): restoring ${inputs.archive} to ${inputs.storage} on node ${inputs.node}`);
-    const upid = await call(scope, "restore", "POST", `/nodes/${inputs.node}/lxc`, {
-        vmid: inputs.vmid, ostemplate: inputs.archive, restore: 1, unique: 1, hostname: inputs.hostname, storage: inputs.storage,
-    });
+    const upid = await restore(scope, inputs);
     try {
         await waitTask(scope, "restore", "vzrestore", upid);
         const observed = await converge(scope, inputs, archiveMacs);

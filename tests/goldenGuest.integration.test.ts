@@ -220,6 +220,25 @@ describe("GoldenGuest provider under Proxmox VE faults (emulator)", function () 
         assert.strictEqual(retried.length, 3, retried.join("\n"));
     });
 
+    it("a restore whose worker did not start is not retried into its own locked leftover; the error says how to remove it", async () => {
+        const inputs = next();
+        emulator.failForks({ type: "vzrestore", times: 1 });
+        await assert.rejects(host.checkAndCreate(inputs), (err: Error) => {
+            assert.match(err.message, /restore: POST .* failed: HTTP 500 got no worker upid - start worker failed: Proxmox VE wrote CT \d+'s config, locked \(create\)/);
+            assert.match(err.message, new RegExp(`on node pve, as root, run \`pct unlock ${inputs.vmid} && pct destroy ${inputs.vmid}\``));
+            return true;
+        });
+        assert.strictEqual(emulator.requests.filter((r) => r.method === "POST" && r.path === "/nodes/pve/lxc" && r.vmid === inputs.vmid).length, 1, "no blind retry");
+    });
+
+    it("a restore answered \"got no worker upid\" before anything was written is retried and succeeds", async () => {
+        const inputs = next();
+        emulator.failRequests({ method: "POST", path: /^\/nodes\/pve\/lxc$/, status: 500, message: "got no worker upid - start worker failed", times: 1 });
+        const { outs } = await host.checkAndCreate(inputs);
+        assert.strictEqual(outs.observed.running, true);
+        assert.strictEqual(emulator.requests.filter((r) => r.method === "POST" && r.path === "/nodes/pve/lxc" && r.vmid === inputs.vmid).length, 2);
+    });
+
     it("a permanent transient-looking 500 fails after the retry bound with a clear error, leaving nothing behind", async () => {
         const inputs = next();
         emulator.failRequests({ method: "POST", path: /\/status\/start$/, status: 500, message: "got no worker upid - start worker failed", times: Infinity });
@@ -265,7 +284,8 @@ describe("GoldenGuest provider under Proxmox VE faults (emulator)", function () 
         const inputs = next();
         await host.checkAndCreate(inputs);
         const early = emulator.requests.filter((r) => r.path.includes(`:vzrestore:${inputs.vmid}:`) && r.status === 400);
-        assert.ok(early.length >= 2, `expected the new restore task to be unknown for a few polls, saw ${early.length}`);
+        // One unknown-task answer the create got past proves the grace; how many polls fit in the 200 ms depends on the machine's load.
+        assert.ok(early.length >= 1, `expected the new restore task to be unknown for its first poll, saw ${early.length} such answers`);
     });
 
     it("refuses an archive that was not prepared, saying why, unless allowed", async () => {

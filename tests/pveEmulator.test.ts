@@ -206,6 +206,17 @@ describe("Proxmox VE API emulator", function () {
         assert.deepStrictEqual(log.body.data.at(-1), { n: log.body.data.length, t: "TASK OK" });
     });
 
+    it("a restore whose worker does not start leaves its config locked (create): a retry meets it, destroy refuses it", async () => {
+        emulator.failForks({ type: "vzrestore", times: 1 });
+        const failed = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "304", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        assert.deepStrictEqual([failed.status, failed.reason], [500, "got no worker upid - start worker failed"]);
+        assert.deepStrictEqual(emulator.guestConfig(304), { lock: "create" });
+        const again = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "304", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        assert.deepStrictEqual([again.status, again.reason], [500, "CT 304 already exists on node 'pve'"]);
+        const destroy = await raw(target, "DELETE", "/nodes/pve/lxc/304");
+        assert.deepStrictEqual([destroy.status, destroy.reason], [500, "CT is locked (create)"]);
+    });
+
     it("the schema check saw a reply from every endpoint the emulator serves", () => {
         const seen = new Set([...checked.keys()].filter((key) => / 200$/.test(key)).map((key) => key.replace(/ 200$/, "")));
         assert.deepStrictEqual(SERVED.filter((endpoint) => !seen.has(endpoint)), []);

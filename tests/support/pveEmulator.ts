@@ -21,7 +21,8 @@
  *   a set `lock:` value refuses writes ("CT is locked (<lock>)"); a stale
  *   `digest` is a conflict.
  * - Faults on demand: HTTP errors for the next N matching calls (or all),
- *   failed tasks with a log, tasks ending in `WARNINGS: n`.
+ *   failed tasks with a log, tasks ending in `WARNINGS: n`, workers that do
+ *   not start ("got no worker upid", after what the call wrote first).
  *
  * Every duration is multiplied by `timeScale` so tests run in seconds.
  */
@@ -247,6 +248,7 @@ export class PveEmulator {
     private readonly tasks = new Map<string, Task>();
     private readonly httpFaults: HttpFault[] = [];
     private readonly taskFaults: TaskFault[] = [];
+    private readonly forkFaults: { type: string; times: number }[] = [];
     private readonly inFlight = new Map<number, number>();
     private readonly timers = new Set<NodeJS.Timeout>();
     private server?: https.Server;
@@ -320,9 +322,19 @@ export class PveEmulator {
         this.taskFaults.push({ ...fault, log: [...fault.log] });
     }
 
+    /**
+     * The next `times` tasks of a type fail to start: 500 "got no worker
+     * upid - start worker failed", after what the call did before forking
+     * stays done (a restore's config, locked `create`), as fork_worker fails.
+     */
+    failForks(fault: { type: string; times: number }): void {
+        this.forkFaults.push({ ...fault });
+    }
+
     clearFaults(): void {
         this.httpFaults.length = 0;
         this.taskFaults.length = 0;
+        this.forkFaults.length = 0;
     }
 
     taskList(): { upid: string; type: string; exitstatus?: string }[] {
@@ -615,15 +627,16 @@ export class PveEmulator {
             const newBytes = m![1] === "+" ? currentBytes + requested : requested;
             if (newBytes < currentBytes) throw new ApiError(500, "unable to shrink disk size");
             if (newBytes === currentBytes) throw new ApiError(500, "disk is already at specified size");
-            // The task resizes the volume, then the filesystem, holding the config lock throughout.
-            guest.lockFileHeldUntil = Date.now() + this.timings.resizeMs;
-            return this.dispatch("resize", vmid, token, this.timings.resizeMs, [
+            // The task resizes the volume, then the filesystem, holding the config lock throughout (once it has started).
+            const upid = this.dispatch("resize", vmid, token, this.timings.resizeMs, [
                 `  Size of logical volume pve/${disk.volume.split(":")[1]} changed from ${formatSize(currentBytes)} to ${formatSize(newBytes)}.`,
                 "resize2fs 1.47.0 (5-Feb-2023)", `The filesystem is now ${newBytes / 4096} (4k) blocks long.`,
             ], () => {
                 disk.size = formatSize(newBytes);
                 guest.config[params.disk] = printPropertyString(disk, "volume");
             });
+            guest.lockFileHeldUntil = Date.now() + this.timings.resizeMs;
+            return upid;
         });
     }
 
@@ -681,6 +694,11 @@ export class PveEmulator {
      * its effect applied when it ends (unless a fault makes it fail).
      */
     private dispatch(type: string, vmid: number, token: PveToken, durationMs: number, log: string[], effect: () => void, undo?: () => void): string {
+        const forkFault = this.forkFaults.find((f) => f.times > 0 && f.type === type);
+        if (forkFault) {
+            forkFault.times--;
+            throw new ApiError(500, "got no worker upid - start worker failed");
+        }
         const pid = this.pidCounter++;
         const now = Date.now();
         const starttime = Math.floor(now / 1000);
