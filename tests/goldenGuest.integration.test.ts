@@ -1,14 +1,22 @@
 /**
  * The GoldenGuest provider in its serialized form, in a fresh provider-host
- * process, against the Proxmox VE API emulator over HTTPS (or a real host,
- * see tests/support/pveTarget.ts, for the first block). The fault block
- * always uses an emulator: it injects what a real host does only by chance.
+ * process, against the Proxmox VE API emulator over HTTPS, or a real host
+ * (see tests/support/pveTarget.ts).
+ *
+ * Two groups:
+ * - "against the Proxmox VE API": every test runs unchanged against a real
+ *   host; it changes guests only through the API. Checks of the emulator's
+ *   own records (requests, config) are extra, under `if (target.emulator)`.
+ * - "[emulator-only: fault hooks]": needs the emulator's fault plans
+ *   (failRequests, failTasks, failForks), so it always starts an emulator,
+ *   in CI and when MESHSTACK_PVE_ENDPOINT names a real host: it injects what
+ *   a real host does only by chance.
  */
 import * as assert from "assert";
 import { GoldenGuest, GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy, UNKNOWN } from "../providers/goldenGuest";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { PveEmulator } from "./support/pveEmulator";
-import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, PveTarget, startPveEmulator, startPveTarget } from "./support/pveTarget";
+import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, pveApi, PveTarget, pveWaitTask, startPveEmulator, startPveTarget } from "./support/pveTarget";
 
 /** Short waits for the emulator's scaled time; a real host gets the provider's defaults. */
 const FAST_POLICY: GoldenGuestPolicy = {
@@ -128,13 +136,13 @@ describe("GoldenGuest provider (serialized, fresh host process) against the Prox
         }
     });
 
-    it("read reports drift, diff turns it into an in-place update, update repairs it and returns the full outputs", async function () {
-        if (!target.emulator) this.test!.title += " (emulator: drift is injected)";
+    it("read reports drift, diff turns it into an in-place update, update repairs it and returns the full outputs", async () => {
         const vmid = target.vmidBase + 5;
         const guest = await create({ vmid, hostname: "drifty", rootfsSizeGiB: 10 });
         const inputs = inputsFor(captured, { vmid, hostname: "drifty", rootfsSizeGiB: 10 });
-        const emulator = target.emulator!;
-        emulator.tamper(vmid, { config: { hostname: "renamed-by-hand" }, running: false });
+        // Drift made through the API, as an operator would, so the test runs on a real host too.
+        await pveApi(target, "PUT", `/nodes/${target.node}/lxc/${vmid}/config`, { hostname: "renamed-by-hand" });
+        await pveWaitTask(target, await pveApi(target, "POST", `/nodes/${target.node}/lxc/${vmid}/status/stop`));
         const read = await host.read(guest.id, guest.outs);
         assert.strictEqual(read.props.observed.hostname, "renamed-by-hand");
         assert.strictEqual(read.props.observed.running, false);
@@ -184,7 +192,7 @@ describe("GoldenGuest provider (serialized, fresh host process) against the Prox
     });
 });
 
-describe("GoldenGuest provider under Proxmox VE faults (emulator)", function () {
+describe("GoldenGuest provider under Proxmox VE faults [emulator-only: fault hooks]", function () {
     this.timeout(120_000);
     let target: PveTarget;
     let emulator: PveEmulator;

@@ -303,17 +303,6 @@ export class PveEmulator {
         return this.guests.get(vmid)?.running ?? false;
     }
 
-    /** Changes a container behind the API client's back (drift). */
-    tamper(vmid: number, change: { config?: Record<string, string | undefined>; running?: boolean }): void {
-        const guest = this.guests.get(vmid);
-        if (!guest) throw new Error(`no CT ${vmid}`);
-        for (const [k, v] of Object.entries(change.config ?? {})) {
-            if (v === undefined) delete guest.config[k];
-            else guest.config[k] = v;
-        }
-        if (change.running !== undefined) guest.running = change.running;
-    }
-
     failRequests(fault: HttpFault): void {
         this.httpFaults.push({ ...fault });
     }
