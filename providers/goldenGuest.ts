@@ -842,7 +842,31 @@ async function createGuest(inputs: GoldenGuestInputs): Promise<GoldenGuestOutput
 const REPLACE_FIELDS = ["archive", "vmid", "node", "endpoint", "storage"] as const;
 const IN_PLACE_FIELDS = ["hostname", "rootfsSizeGiB", "startOnBoot", "tokenId", "tokenSecret", "caBundlePem", "tlsFingerprint", "allowUnpreparedArchive"] as const;
 
-export function goldenGuestDiff(olds: GoldenGuestOutputs, news: GoldenGuestInputs): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+/** What a read saw that the inputs do not want: the property, and what was seen against what is wanted. */
+export function goldenGuestDrift(olds: GoldenGuestOutputs, news: GoldenGuestInputs): { property: string; detail: string }[] {
+    const seen = olds.observed;
+    if (!seen) return [];
+    const drift: { property: string; detail: string }[] = [];
+    if (!isUnknown(news.hostname) && seen.hostname !== news.hostname) {
+        drift.push({ property: "hostname", detail: `hostname is ${JSON.stringify(seen.hostname)}, wanted ${JSON.stringify(news.hostname)}` });
+    }
+    if (!isUnknown(news.rootfsSizeGiB) && news.rootfsSizeGiB > seen.rootfsSizeGiB) {
+        drift.push({ property: "rootfsSizeGiB", detail: `rootfs is ${seen.rootfsSizeGiB} GiB, wanted ${news.rootfsSizeGiB}` });
+    }
+    if (!isUnknown(news.startOnBoot) && seen.startOnBoot !== news.startOnBoot) {
+        drift.push({ property: "startOnBoot", detail: `onboot is ${seen.startOnBoot ? 1 : 0}, wanted ${news.startOnBoot ? 1 : 0}` });
+    }
+    if (!seen.running) drift.push({ property: "observed.running", detail: "not running" });
+    const archived = Object.values(olds.archiveMacs ?? {});
+    const macs = Object.values(seen.macs);
+    const shared = Object.entries(seen.macs).filter(([, mac]) => !mac || archived.includes(mac) || macs.indexOf(mac) !== macs.lastIndexOf(mac)).map(([key]) => key);
+    if (shared.length) drift.push({ property: "observed.macs", detail: `${shared.join(", ")} without a MAC of its own (none, the archive's, or shared)` });
+    const missing = isUnknown(news.mountPoints) ? [] : news.mountPoints.filter((mp) => !Object.values(seen.mountPoints).some((m) => m.path === mp.path && m.sizeGiB >= mp.sizeGiB));
+    if (missing.length) drift.push({ property: "mountPoints", detail: `${missing.map((mp) => `${mp.path} (${mp.sizeGiB} GiB)`).join(", ")} missing or smaller` });
+    return drift;
+}
+
+export function goldenGuestDiff(olds: GoldenGuestOutputs, news: GoldenGuestInputs): { changes: boolean; diffs: string[]; replaces: string[]; deleteBeforeReplace: boolean } {
     const differs = (a: unknown, b: unknown) => isUnknown(b) || JSON.stringify(a) !== JSON.stringify(b);
     const replaces: string[] = REPLACE_FIELDS.filter((f) => differs(olds[f], news[f]));
     // A removed or moved mount point would lose its volume's data: that is a new guest, shown as a replacement.
@@ -853,21 +877,9 @@ export function goldenGuestDiff(olds: GoldenGuestOutputs, news: GoldenGuestInput
     if (!replaces.includes("mountPoints") && differs(olds.mountPoints, news.mountPoints)) changes.add("mountPoints");
     if (differs(olds.policy, news.policy)) changes.add("policy");
     // Drift seen by read: the guest no longer is what the inputs say.
-    const seen = olds.observed;
-    if (seen) {
-        if (!isUnknown(news.hostname) && seen.hostname !== news.hostname) changes.add("hostname");
-        if (!isUnknown(news.rootfsSizeGiB) && news.rootfsSizeGiB > seen.rootfsSizeGiB) changes.add("rootfsSizeGiB");
-        if (!isUnknown(news.startOnBoot) && seen.startOnBoot !== news.startOnBoot) changes.add("startOnBoot");
-        if (!seen.running) changes.add("observed.running");
-        const archived = Object.values(olds.archiveMacs ?? {});
-        const macs = Object.values(seen.macs);
-        if (macs.some((mac, i) => !mac || archived.includes(mac) || macs.indexOf(mac) !== i)) changes.add("observed.macs");
-        if (!isUnknown(news.mountPoints) && news.mountPoints.some((mp) => !Object.values(seen.mountPoints).some((m) => m.path === mp.path && m.sizeGiB >= mp.sizeGiB))) {
-            changes.add("mountPoints");
-        }
-    }
+    for (const { property } of goldenGuestDrift(olds, news)) changes.add(property);
     // deleteBeforeReplace: the replacement usually takes the same VMID.
-    return { changes: changes.size > 0, replaces, deleteBeforeReplace: true };
+    return { changes: changes.size > 0, diffs: [...changes], replaces, deleteBeforeReplace: true };
 }
 
 export const goldenGuestProvider: pulumi.dynamic.ResourceProvider = {
@@ -892,6 +904,9 @@ export const goldenGuestProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: GoldenGuestOutputs, news: GoldenGuestInputs) {
+        // Drift changes no input, so the plan alone would show an update without saying why.
+        const drift = goldenGuestDrift(olds, news);
+        if (drift.length) console.log(`GoldenGuest ${olds.hostname} (CT ${olds.vmid}): drifted: ${drift.map((d) => `${d.property}: ${d.detail}`).join("; ")}`);
         return goldenGuestDiff(olds, news);
     },
 

@@ -146,8 +146,10 @@ describe("GoldenGuest provider (serialized, fresh host process) against the Prox
         const read = await host.read(guest.id, guest.outs);
         assert.strictEqual(read.props.observed.hostname, "renamed-by-hand");
         assert.strictEqual(read.props.observed.running, false);
+        const before = host.logs.length;
         const diff = await host.diff(guest.id, read.props, inputs);
         assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);
+        assert.match(host.logs.slice(before).join("\n"), /drifted: hostname: hostname is "renamed-by-hand", wanted "drifty"; observed.running: not running/);
         const updated = await host.update(guest.id, read.props, inputs);
         assert.strictEqual(updated.outs.observed.hostname, "drifty");
         assert.strictEqual(updated.outs.observed.running, true);
