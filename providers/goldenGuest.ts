@@ -25,10 +25,7 @@ import * as http from "http";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "tls";
 import { GOLDEN_PREPARED_MARKER } from "../cloudinit/goldenPrepare";
-
-/** What the engine passes for a value not known yet during a preview. */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
+import { containsUnknown as isUnknown } from "./unknowns";
 
 export interface RetryPolicy {
     /** Tries of one call in all, the first included. */
@@ -133,13 +130,6 @@ export interface GoldenGuestOutputs extends GoldenGuestInputs {
 export interface InputProblem {
     property: string;
     reason: string;
-}
-
-function isUnknown(value: unknown): boolean {
-    if (value === UNKNOWN) return true;
-    if (Array.isArray(value)) return value.some(isUnknown);
-    if (value && typeof value === "object") return Object.values(value).some(isUnknown);
-    return false;
 }
 
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;

@@ -13,7 +13,8 @@
  *   a real host does only by chance.
  */
 import * as assert from "assert";
-import { GoldenGuest, GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy, UNKNOWN } from "../providers/goldenGuest";
+import { GoldenGuest, GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy } from "../providers/goldenGuest";
+import { UNKNOWN } from "../providers/unknowns";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
 import { PveEmulator } from "./support/pveEmulator";
 import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, pveApi, PveTarget, pveWaitTask, startPveEmulator, startPveTarget } from "./support/pveTarget";
