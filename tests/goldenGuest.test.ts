@@ -122,5 +122,48 @@ describe("GoldenGuest provider: reading Proxmox VE replies", () => {
             const diff = goldenGuestDiff(converged(), { ...INPUTS, vmid: 102, hostname: "web-2" });
             assert.deepStrictEqual([diff.diffs, diff.replaces], [["vmid", "hostname"], ["vmid"]]);
         });
+
+        it("names a mount point smaller than wanted, and each of two missing ones", () => {
+            const wanted = { ...INPUTS, mountPoints: [...INPUTS.mountPoints, { path: "/var/log", sizeGiB: 2, storage: "local-lvm" }] };
+            const smaller = drifted({ mountPoints: { mp0: { path: "/srv/data", sizeGiB: 4 }, mp1: { path: "/var/lib", sizeGiB: 8 } } });
+            assert.deepStrictEqual(goldenGuestDrift(smaller, wanted), [{ property: "mountPoints", detail: "/srv/data (8 GiB), /var/log (2 GiB) missing or smaller" }]);
+        });
+
+        it("state without an observation (written before any read) has no drift", () => {
+            const { observed: _observed, ...olds } = converged();
+            assert.deepStrictEqual(goldenGuestDrift(olds as GoldenGuestOutputs, INPUTS), []);
+        });
+
+        it("a new hostname is an in-place change", () => {
+            const diff = goldenGuestDiff(converged(), { ...INPUTS, hostname: "web-9" });
+            assert.deepStrictEqual([diff.diffs, diff.replaces], [["hostname"], []]);
+        });
+
+        it("a new policy is an in-place change", () => {
+            const diff = goldenGuestDiff(converged(), { ...INPUTS, policy: { ...INPUTS.policy, requestTimeoutMs: 1_000 } });
+            assert.deepStrictEqual([diff.diffs, diff.replaces], [["policy"], []]);
+        });
+
+        it("a mount point grown or added is an in-place change", () => {
+            const grown = [{ ...INPUTS.mountPoints[0], sizeGiB: 12 }, { path: "/var/log", sizeGiB: 2, storage: "local-lvm" }];
+            const diff = goldenGuestDiff(converged(), { ...INPUTS, mountPoints: grown });
+            assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);
+            assert.ok(diff.diffs.includes("mountPoints"));
+        });
+
+        it("a removed mount point replaces the guest, deleting it first (the replacement takes the same VMID)", () => {
+            const diff = goldenGuestDiff(converged(), { ...INPUTS, mountPoints: [] });
+            assert.deepStrictEqual([diff.diffs, diff.replaces, diff.deleteBeforeReplace], [["mountPoints"], ["mountPoints"], true]);
+        });
+
+        it("a mount point moved to another storage replaces the guest", () => {
+            const moved = [{ ...INPUTS.mountPoints[0], storage: "fast" }];
+            assert.deepStrictEqual(goldenGuestDiff(converged(), { ...INPUTS, mountPoints: moved }).replaces, ["mountPoints"]);
+        });
+
+        it("a mount point at another path replaces the guest", () => {
+            const moved = [{ ...INPUTS.mountPoints[0], path: "/srv/other" }];
+            assert.deepStrictEqual(goldenGuestDiff(converged(), { ...INPUTS, mountPoints: moved }).replaces, ["mountPoints"]);
+        });
     });
 });
