@@ -9,7 +9,8 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as https from "https";
+import * as http from "http";
+import * as tls from "tls";
 import { PVE_PRIVILEGES, PveEmulator, PveEmulatorOptions } from "./pveEmulator";
 
 export interface PveTarget {
@@ -78,22 +79,28 @@ export async function startPveTarget(options: PveEmulatorOptions = {}): Promise<
  * emulator and on a real host alike. Resolves with `data`; rejects with the
  * status and reason phrase.
  */
-export function pveApi(target: PveTarget, method: string, apiPath: string, params: Record<string, string> = {}): Promise<any> {
+export async function pveApi(target: PveTarget, method: string, apiPath: string, params: Record<string, string> = {}): Promise<any> {
     const form = new URLSearchParams(params).toString();
     const withBody = method === "POST" || method === "PUT";
-    const url = new URL(`${target.endpoint}/api2/json${apiPath}${!withBody && form ? `?${form}` : ""}`);
+    const url = new URL(target.endpoint);
     const pinned = target.tlsFingerprint !== "";
+    // Connected and verified before the token is sent: a pinned self-signed certificate by its fingerprint, as the provider does.
+    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: url.hostname, port: Number(url.port || 443), ca: target.caBundlePem || undefined, rejectUnauthorized: !pinned });
+        s.once("error", reject);
+        s.once("secureConnect", () => {
+            const got = s.getPeerCertificate().fingerprint256 ?? "";
+            if (pinned && got.replace(/:/g, "").toUpperCase() !== target.tlsFingerprint.replace(/:/g, "").toUpperCase()) {
+                s.destroy();
+                reject(new Error(`certificate fingerprint ${got} is not the pinned ${target.tlsFingerprint}`));
+            } else resolve(s);
+        });
+    });
     return new Promise((resolve, reject) => {
-        const req = https.request(url, {
-            method,
-            ca: target.caBundlePem || undefined,
-            // A pinned self-signed certificate is checked by its fingerprint, as the provider does.
-            rejectUnauthorized: !pinned,
-            checkServerIdentity: (_host, cert) =>
-                pinned && cert.fingerprint256.replace(/:/g, "").toUpperCase() !== target.tlsFingerprint.replace(/:/g, "").toUpperCase()
-                    ? new Error(`certificate fingerprint ${cert.fingerprint256} is not the pinned ${target.tlsFingerprint}`)
-                    : undefined,
+        const req = http.request({
+            method, path: `/api2/json${apiPath}${!withBody && form ? `?${form}` : ""}`, createConnection: () => socket,
             headers: {
+                Host: url.host,
                 Authorization: `PVEAPIToken=${target.tokenId}=${target.tokenSecret}`,
                 ...(withBody ? { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": Buffer.byteLength(form) } : {}),
             },
@@ -101,6 +108,7 @@ export function pveApi(target: PveTarget, method: string, apiPath: string, param
             let text = "";
             res.on("data", (chunk) => (text += chunk));
             res.on("end", () => {
+                socket.destroy();
                 if (res.statusCode === 200) resolve(JSON.parse(text).data);
                 else reject(new Error(`${method} ${apiPath}: HTTP ${res.statusCode} ${res.statusMessage} ${text}`));
             });
