@@ -134,9 +134,9 @@ describe("GoldenGuest provider: reading Proxmox VE replies", () => {
             assert.deepStrictEqual(goldenGuestDrift(olds as GoldenGuestOutputs, INPUTS), []);
         });
 
-        it("a new hostname is an in-place change", () => {
-            const diff = goldenGuestDiff(converged(), { ...INPUTS, hostname: "web-9" });
-            assert.deepStrictEqual([diff.diffs, diff.replaces], [["hostname"], []]);
+        it("a new token is an in-place change", () => {
+            const diff = goldenGuestDiff(converged(), { ...INPUTS, tokenId: "meshstack@pve!other" });
+            assert.deepStrictEqual([diff.diffs, diff.replaces], [["tokenId"], []]);
         });
 
         it("a new policy is an in-place change", () => {
@@ -144,11 +144,18 @@ describe("GoldenGuest provider: reading Proxmox VE replies", () => {
             assert.deepStrictEqual([diff.diffs, diff.replaces], [["policy"], []]);
         });
 
-        it("a mount point grown or added is an in-place change", () => {
+        it("a mount point grown or added is an in-place change, from the inputs alone", () => {
+            // No observation: the change is seen in the inputs, not as drift.
+            const { observed: _observed, ...olds } = converged();
             const grown = [{ ...INPUTS.mountPoints[0], sizeGiB: 12 }, { path: "/var/log", sizeGiB: 2, storage: "local-lvm" }];
-            const diff = goldenGuestDiff(converged(), { ...INPUTS, mountPoints: grown });
-            assert.deepStrictEqual([diff.changes, diff.replaces], [true, []]);
-            assert.ok(diff.diffs.includes("mountPoints"));
+            const diff = goldenGuestDiff(olds as GoldenGuestOutputs, { ...INPUTS, mountPoints: grown });
+            assert.deepStrictEqual([diff.diffs, diff.replaces], [["mountPoints"], []]);
+        });
+
+        it("removing one of two mount points replaces the guest", () => {
+            const two = [...INPUTS.mountPoints, { path: "/var/log", sizeGiB: 2, storage: "local-lvm" }];
+            const diff = goldenGuestDiff({ ...converged(), mountPoints: two }, { ...INPUTS, mountPoints: [two[1]] });
+            assert.deepStrictEqual(diff.replaces, ["mountPoints"]);
         });
 
         it("a removed mount point replaces the guest, deleting it first (the replacement takes the same VMID)", () => {
