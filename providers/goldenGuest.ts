@@ -25,10 +25,7 @@ import * as http from "http";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "tls";
 import { GOLDEN_PREPARED_MARKER } from "../cloudinit/goldenPrepare";
-
-/** What the engine passes for a value not known yet during a preview. */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
+import { containsUnknown as isUnknown } from "./unknowns";
 
 export interface RetryPolicy {
     /** Tries of one call in all, the first included. */
@@ -135,13 +132,6 @@ export interface InputProblem {
     reason: string;
 }
 
-function isUnknown(value: unknown): boolean {
-    if (value === UNKNOWN) return true;
-    if (Array.isArray(value)) return value.some(isUnknown);
-    if (value && typeof value === "object") return Object.values(value).some(isUnknown);
-    return false;
-}
-
 const HOSTNAME = /^(?=.{1,63}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 const TOKEN_ID = /^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+![A-Za-z][A-Za-z0-9._-]*$/;
 const VOLID = /^[A-Za-z][A-Za-z0-9._-]*:[^\s]+$/;
@@ -241,6 +231,7 @@ interface PveReply {
     /** The reason phrase: where Proxmox VE puts its error message. */
     reason: string;
     data: any;
+    /** The body's `errors`: per-parameter messages of a 400 "Parameter verification failed." */
     errors?: Record<string, string>;
 }
 
@@ -255,15 +246,28 @@ interface Scope {
 interface PveFailure extends Error {
     pveStatus?: number;
     pveReason?: string;
+    pveErrors?: Record<string, string>;
     transient: boolean;
 }
 
-function failure(message: string, fields: { status?: number; reason?: string; transient?: boolean } = {}): PveFailure {
-    return Object.assign(new Error(message), { pveStatus: fields.status, pveReason: fields.reason, transient: fields.transient ?? false });
+function failure(message: string, fields: { status?: number; reason?: string; errors?: Record<string, string>; transient?: boolean } = {}): PveFailure {
+    return Object.assign(new Error(message), { pveStatus: fields.status, pveReason: fields.reason, pveErrors: fields.errors, transient: fields.transient ?? false });
 }
 
+/**
+ * A task status poll the node answers "no such task": pve-manager's Tasks.pm
+ * raises a parameter exception, so the reason phrase is only "Parameter
+ * verification failed." and the words are in the body's `errors.upid`.
+ */
+export function isUnknownTask(status: number | undefined, errors: Record<string, string> | undefined): boolean {
+    return status === 400 && /no such task/.test(String(errors?.upid ?? ""));
+}
+
+/** A worker that did not start: fork_worker kills the child before it runs anything. */
+const NO_WORKER = /got no worker upid/;
+
 /** HTTP >= 500 with these words: a lock held a moment too long or a worker that did not start. */
-const TRANSIENT_REASONS = [/got timeout/, /got no worker upid/];
+const TRANSIENT_REASONS = [/got timeout/, NO_WORKER];
 
 function isTransient(status: number, reason: string): boolean {
     return status >= 500 && TRANSIENT_REASONS.some((re) => re.test(reason));
@@ -336,7 +340,8 @@ async function pveRequest(conn: PveConnection, method: string, apiPath: string, 
                     body = {};
                 }
                 const reason = (res.statusMessage ?? "").trim() || String(body?.message ?? "").trim();
-                resolve({ status: res.statusCode ?? 0, reason, data: body?.data, errors: body?.errors });
+                const errors = body?.errors && typeof body.errors === "object" ? (body.errors as Record<string, string>) : undefined;
+                resolve({ status: res.statusCode ?? 0, reason, data: body?.data, errors });
             });
         });
         timer = setTimeout(() => req.destroy(new Error(`no answer within ${conn.requestTimeoutMs} ms`)), Math.max(1, deadline - Date.now()));
@@ -368,7 +373,10 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** One API call: transient failures retried within the policy's bound, anything else thrown at once. */
-async function call(scope: Scope, operation: string, method: string, apiPath: string, params: Record<string, string | number> = {}): Promise<any> {
+async function call(
+    scope: Scope, operation: string, method: string, apiPath: string, params: Record<string, string | number> = {},
+    options: { retryNoWorker?: boolean } = {},
+): Promise<any> {
     const what = describeCall(scope, operation, method, apiPath);
     const retry = scope.policy.retry;
     const started = Date.now();
@@ -387,8 +395,8 @@ async function call(scope: Scope, operation: string, method: string, apiPath: st
         if (reply.status === 403) {
             throw failure(`${what} failed: ${detail}: the API token ${scope.conn.tokenId} lacks this privilege (give its role the privilege, or untick privilege separation)`, reply);
         }
-        const transient = isTransient(reply.status, reply.reason);
-        if (!transient) throw failure(`${what} failed: ${detail}`, { status: reply.status, reason: reply.reason });
+        const transient = isTransient(reply.status, reply.reason) && (options.retryNoWorker !== false || !NO_WORKER.test(reply.reason));
+        if (!transient) throw failure(`${what} failed: ${detail}`, reply);
         if (attempt >= retry.attempts) {
             throw failure(`${what} failed: ${detail}; still failing after ${attempt} attempts over ${seconds(Date.now() - started)} (retry bound reached)`, {
                 status: reply.status, reason: reply.reason, transient: true,
@@ -429,7 +437,7 @@ async function waitTask(scope: Scope, operation: string, type: TaskType, upid: u
         } catch (err) {
             const f = err as PveFailure;
             // A task the node has just forked is not in its task list yet.
-            const early = f.pveStatus === 400 && /no such task/.test(f.pveReason ?? "") && Date.now() - dispatched < scope.policy.noSuchTaskGraceMs;
+            const early = isUnknownTask(f.pveStatus, f.pveErrors) && Date.now() - dispatched < scope.policy.noSuchTaskGraceMs;
             if (!early) throw err;
         }
         const elapsed = Date.now() - dispatched;
@@ -539,8 +547,39 @@ function isMissing(err: unknown): boolean {
     return f.pveStatus === 500 && /does not exist/.test(f.pveReason ?? "");
 }
 
+/** The keys of GET .../config the provider reads as text: their schema type is `string`. */
+const CONFIG_STRING_KEY = /^(digest|hostname|lock|rootfs|net\d+|mp\d+)$/;
+
+/**
+ * GET .../config read by the API schema's types: PVE's JSON carries a
+ * `boolean` as the integer 0 or 1 and an `integer` as a number, never as
+ * text. A value of another type is refused, naming the key, the value and
+ * what the schema allows, instead of being read as a different setting.
+ */
+export function readLxcConfig(data: unknown): { strings: Record<string, string>; onboot: boolean } {
+    const config = (data && typeof data === "object" ? data : {}) as Record<string, unknown>;
+    const refuse = (key: string, allowed: string) =>
+        new Error(`Proxmox VE answered the container config's ${key} with ${JSON.stringify(config[key])}; its API schema allows ${allowed}`);
+    const strings: Record<string, string> = {};
+    for (const [key, value] of Object.entries(config)) {
+        if (!CONFIG_STRING_KEY.test(key)) continue;
+        if (typeof value !== "string") throw refuse(key, "a string");
+        strings[key] = value;
+    }
+    // onboot defaults to 0 when the config does not set it.
+    if (config.onboot !== undefined && config.onboot !== 0 && config.onboot !== 1) throw refuse("onboot", "the integers 0 and 1 (a boolean)");
+    return { strings, onboot: config.onboot === 1 };
+}
+
 async function observe(scope: Scope): Promise<GoldenGuestObserved & { digest: string; config: Record<string, string> }> {
-    const config = (await call(scope, "read config", "GET", guestPath(scope, "/config"))) as Record<string, string>;
+    const reply = await call(scope, "read config", "GET", guestPath(scope, "/config"));
+    let parsed: ReturnType<typeof readLxcConfig>;
+    try {
+        parsed = readLxcConfig(reply);
+    } catch (err) {
+        throw failure(`${describeCall(scope, "read config", "GET", guestPath(scope, "/config"))}: ${(err as Error).message}`);
+    }
+    const config = parsed.strings;
     const status = (await call(scope, "read status", "GET", guestPath(scope, "/status/current"))) as { status: string };
     const running = status.status === "running";
     let ipv4 = "";
@@ -550,7 +589,7 @@ async function observe(scope: Scope): Promise<GoldenGuestObserved & { digest: st
         macs: macsOf(config),
         rootfsSizeGiB: sizeGiB(parseProperties(config.rootfs, "volume").size),
         mountPoints: mountPointsOf(config),
-        startOnBoot: config.onboot === "1",
+        startOnBoot: parsed.onboot,
         running,
         ipv4,
         digest: config.digest,
@@ -720,13 +759,59 @@ async function destroyGuest(scope: Scope): Promise<void> {
     await waitTask(scope, "destroy", "vzdestroy", upid);
 }
 
+/** Whether the CT's config holds nothing but `lock: create` (and its digest): what a restore leaves whose worker did not start. */
+async function isLockedShell(scope: Scope): Promise<boolean> {
+    let config: Record<string, unknown>;
+    try {
+        config = await call(scope, "read config", "GET", guestPath(scope, "/config"));
+    } catch (err) {
+        if (isMissing(err)) return false;
+        throw err;
+    }
+    return config?.lock === "create" && Object.keys(config).filter((key) => key !== "digest").length === 1;
+}
+
+/**
+ * The restore call. pve-container checks that the VMID is free and writes
+ * the new CT's config, locked `create`, before it forks the restore worker;
+ * when that fork fails ("got no worker upid") the worker never ran and the
+ * locked config stays. A blind retry would meet "CT <id> already exists",
+ * and the API cannot remove it: destroy, config writes and a forced restore
+ * all refuse a locked CT, and only root on the node can unlock it. So after
+ * that answer the config is read first: no config, retry; the locked shell,
+ * fail saying how to remove it.
+ */
+async function restore(scope: Scope, inputs: GoldenGuestInputs): Promise<unknown> {
+    const retry = scope.policy.retry;
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await call(scope, "restore", "POST", `/nodes/${inputs.node}/lxc`, {
+                vmid: inputs.vmid, ostemplate: inputs.archive, restore: 1, unique: 1, hostname: inputs.hostname, storage: inputs.storage,
+            }, { retryNoWorker: false });
+        } catch (err) {
+            const f = err as PveFailure;
+            if (!isTransient(f.pveStatus ?? 0, f.pveReason ?? "") || !NO_WORKER.test(f.pveReason ?? "")) throw err;
+            if (await isLockedShell(scope)) {
+                throw failure(
+                    `${f.message}: Proxmox VE wrote CT ${inputs.vmid}'s config, locked (create), before the restore worker failed to start, so the ` +
+                        `worker never ran and the config stays. The API refuses to remove a locked container; on node ${inputs.node}, as root, run ` +
+                        `\`pct unlock ${inputs.vmid} && pct destroy ${inputs.vmid}\`, then \`pulumi up\` again.`,
+                    { status: f.pveStatus, reason: f.pveReason },
+                );
+            }
+            if (attempt >= retry.attempts) throw err;
+            const wait = backoffMs(retry, attempt - 1);
+            console.log(`${f.message}; nothing was written, attempt ${attempt} of ${retry.attempts}, retrying in ${seconds(wait)}`);
+            await sleep(wait);
+        }
+    }
+}
+
 async function createGuest(inputs: GoldenGuestInputs): Promise<GoldenGuestOutputs> {
     const scope = scopeOf(inputs);
     const archiveMacs = await inspectArchive(scope, inputs);
     console.log(`GoldenGuest ${inputs.hostname} (CT ${inputs.vmid}): restoring ${inputs.archive} to ${inputs.storage} on node ${inputs.node}`);
-    const upid = await call(scope, "restore", "POST", `/nodes/${inputs.node}/lxc`, {
-        vmid: inputs.vmid, ostemplate: inputs.archive, restore: 1, unique: 1, hostname: inputs.hostname, storage: inputs.storage,
-    });
+    const upid = await restore(scope, inputs);
     try {
         await waitTask(scope, "restore", "vzrestore", upid);
         const observed = await converge(scope, inputs, archiveMacs);
@@ -747,7 +832,31 @@ async function createGuest(inputs: GoldenGuestInputs): Promise<GoldenGuestOutput
 const REPLACE_FIELDS = ["archive", "vmid", "node", "endpoint", "storage"] as const;
 const IN_PLACE_FIELDS = ["hostname", "rootfsSizeGiB", "startOnBoot", "tokenId", "tokenSecret", "caBundlePem", "tlsFingerprint", "allowUnpreparedArchive"] as const;
 
-export function goldenGuestDiff(olds: GoldenGuestOutputs, news: GoldenGuestInputs): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
+/** What a read saw that the inputs do not want: the property, and what was seen against what is wanted. */
+export function goldenGuestDrift(olds: GoldenGuestOutputs, news: GoldenGuestInputs): { property: string; detail: string }[] {
+    const seen = olds.observed;
+    if (!seen) return [];
+    const drift: { property: string; detail: string }[] = [];
+    if (!isUnknown(news.hostname) && seen.hostname !== news.hostname) {
+        drift.push({ property: "hostname", detail: `hostname is ${JSON.stringify(seen.hostname)}, wanted ${JSON.stringify(news.hostname)}` });
+    }
+    if (!isUnknown(news.rootfsSizeGiB) && news.rootfsSizeGiB > seen.rootfsSizeGiB) {
+        drift.push({ property: "rootfsSizeGiB", detail: `rootfs is ${seen.rootfsSizeGiB} GiB, wanted ${news.rootfsSizeGiB}` });
+    }
+    if (!isUnknown(news.startOnBoot) && seen.startOnBoot !== news.startOnBoot) {
+        drift.push({ property: "startOnBoot", detail: `onboot is ${seen.startOnBoot ? 1 : 0}, wanted ${news.startOnBoot ? 1 : 0}` });
+    }
+    if (!seen.running) drift.push({ property: "observed.running", detail: "not running" });
+    const archived = Object.values(olds.archiveMacs ?? {});
+    const macs = Object.values(seen.macs);
+    const shared = Object.entries(seen.macs).filter(([, mac]) => !mac || archived.includes(mac) || macs.indexOf(mac) !== macs.lastIndexOf(mac)).map(([key]) => key);
+    if (shared.length) drift.push({ property: "observed.macs", detail: `${shared.join(", ")} without a MAC of its own (none, the archive's, or shared)` });
+    const missing = isUnknown(news.mountPoints) ? [] : news.mountPoints.filter((mp) => !Object.values(seen.mountPoints).some((m) => m.path === mp.path && m.sizeGiB >= mp.sizeGiB));
+    if (missing.length) drift.push({ property: "mountPoints", detail: `${missing.map((mp) => `${mp.path} (${mp.sizeGiB} GiB)`).join(", ")} missing or smaller` });
+    return drift;
+}
+
+export function goldenGuestDiff(olds: GoldenGuestOutputs, news: GoldenGuestInputs): { changes: boolean; diffs: string[]; replaces: string[]; deleteBeforeReplace: boolean } {
     const differs = (a: unknown, b: unknown) => isUnknown(b) || JSON.stringify(a) !== JSON.stringify(b);
     const replaces: string[] = REPLACE_FIELDS.filter((f) => differs(olds[f], news[f]));
     // A removed or moved mount point would lose its volume's data: that is a new guest, shown as a replacement.
@@ -758,21 +867,9 @@ export function goldenGuestDiff(olds: GoldenGuestOutputs, news: GoldenGuestInput
     if (!replaces.includes("mountPoints") && differs(olds.mountPoints, news.mountPoints)) changes.add("mountPoints");
     if (differs(olds.policy, news.policy)) changes.add("policy");
     // Drift seen by read: the guest no longer is what the inputs say.
-    const seen = olds.observed;
-    if (seen) {
-        if (!isUnknown(news.hostname) && seen.hostname !== news.hostname) changes.add("hostname");
-        if (!isUnknown(news.rootfsSizeGiB) && news.rootfsSizeGiB > seen.rootfsSizeGiB) changes.add("rootfsSizeGiB");
-        if (!isUnknown(news.startOnBoot) && seen.startOnBoot !== news.startOnBoot) changes.add("startOnBoot");
-        if (!seen.running) changes.add("observed.running");
-        const archived = Object.values(olds.archiveMacs ?? {});
-        const macs = Object.values(seen.macs);
-        if (macs.some((mac, i) => !mac || archived.includes(mac) || macs.indexOf(mac) !== i)) changes.add("observed.macs");
-        if (!isUnknown(news.mountPoints) && news.mountPoints.some((mp) => !Object.values(seen.mountPoints).some((m) => m.path === mp.path && m.sizeGiB >= mp.sizeGiB))) {
-            changes.add("mountPoints");
-        }
-    }
+    for (const { property } of goldenGuestDrift(olds, news)) changes.add(property);
     // deleteBeforeReplace: the replacement usually takes the same VMID.
-    return { changes: changes.size > 0, replaces, deleteBeforeReplace: true };
+    return { changes: changes.size > 0, diffs: [...changes], replaces, deleteBeforeReplace: true };
 }
 
 export const goldenGuestProvider: pulumi.dynamic.ResourceProvider = {
@@ -797,6 +894,9 @@ export const goldenGuestProvider: pulumi.dynamic.ResourceProvider = {
     },
 
     async diff(_id: string, olds: GoldenGuestOutputs, news: GoldenGuestInputs) {
+        // Drift changes no input, so the plan alone would show an update without saying why.
+        const drift = goldenGuestDrift(olds, news);
+        if (drift.length) console.log(`GoldenGuest ${olds.hostname} (CT ${olds.vmid}): drifted: ${drift.map((d) => `${d.property}: ${d.detail}`).join("; ")}`);
         return goldenGuestDiff(olds, news);
     },
 

@@ -1,11 +1,25 @@
 /**
  * The Proxmox VE API emulator holds to what the real API does, checked with
  * raw HTTPS calls (no provider code), so the provider's tests mean something.
+ * Every reply it sends here is checked against the API schema Proxmox
+ * publishes (tests/contracts/pve-api-lxc.json): an emulator checked only
+ * against our own client would agree with it by construction.
  */
 import * as assert from "assert";
 import * as https from "https";
 import { PveEmulator } from "./support/pveEmulator";
+import { loadPveSchema, PveReplySeen, replyProblems, schemaPathOf, valueProblems } from "./support/pveSchema";
 import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, PveTarget, startPveEmulator } from "./support/pveTarget";
+
+const SCHEMA = loadPveSchema();
+
+/** Every endpoint the emulator serves, as the schema names it: the check below must have seen a reply from each. */
+const SERVED = [
+    "GET /version", "GET /nodes/{node}/vzdump/extractconfig", "POST /nodes/{node}/lxc", "GET /nodes/{node}/tasks/{upid}/status",
+    "GET /nodes/{node}/tasks/{upid}/log", "GET /nodes/{node}/lxc/{vmid}/config", "PUT /nodes/{node}/lxc/{vmid}/config",
+    "PUT /nodes/{node}/lxc/{vmid}/resize", "GET /nodes/{node}/lxc/{vmid}/status/current", "GET /nodes/{node}/lxc/{vmid}/interfaces",
+    "POST /nodes/{node}/lxc/{vmid}/status/start", "POST /nodes/{node}/lxc/{vmid}/status/stop", "DELETE /nodes/{node}/lxc/{vmid}",
+];
 
 interface Raw {
     status: number;
@@ -48,12 +62,29 @@ describe("Proxmox VE API emulator", function () {
     let target: PveTarget;
     let emulator: PveEmulator;
 
+    /** Problems found in replies since the last test ended. */
+    let problems: string[] = [];
+    /** "METHOD /schema/path STATUS" of every reply checked, with how many. */
+    const checked = new Map<string, number>();
+
     before(async () => {
         target = await startPveEmulator({ timeScale: 0.05, timings: { resizeMs: 40_000 } });
         emulator = target.emulator!;
         emulator.tokens.push({ id: "auditor@pve!ro", secret: "ro-secret-0000", privileges: ["VM.Audit", "Datastore.Audit"] });
+        emulator.onReply = (reply: PveReplySeen) => {
+            problems.push(...replyProblems(SCHEMA, reply));
+            const key = `${reply.method} ${schemaPathOf(SCHEMA, reply.method, reply.path) ?? reply.path} ${reply.status}`;
+            checked.set(key, (checked.get(key) ?? 0) + 1);
+        };
     });
     after(() => target?.stop());
+
+    // Each test's replies are held to the published schema: types (boolean as 0/1), enums, the error envelope.
+    afterEach(() => {
+        const found = problems;
+        problems = [];
+        assert.deepStrictEqual(found, [], "the emulator sent replies the published Proxmox VE API schema does not allow");
+    });
 
     it("answers with the {\"data\": ...} envelope", async () => {
         const r = await raw(target, "GET", "/version");
@@ -82,6 +113,13 @@ describe("Proxmox VE API emulator", function () {
         assert.strictEqual(r.body.data, null);
     });
 
+    it("answers a poll for a task it does not know yet with 400, the generic reason and errors.upid", async () => {
+        const restore = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "303", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        const early = await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(restore.body.data)}/status`);
+        assert.deepStrictEqual([early.status, early.reason, early.body], [400, "Parameter verification failed.", { data: null, errors: { upid: "no such task" } }]);
+        await waitTask(target, restore.body.data);
+    });
+
     it("extractconfig returns the archived config with its description as comment lines", async () => {
         const r = await raw(target, "GET", "/nodes/pve/vzdump/extractconfig", { volume: target.archive });
         assert.match(r.body.data, /^#meshstack-golden-prepared v1\n/);
@@ -93,7 +131,6 @@ describe("Proxmox VE API emulator", function () {
         assert.match(kept.body.data, /^UPID:pve:[0-9A-F]{8}:[0-9A-F]{8}:[0-9A-F]{8}:vzrestore:301:meshstack@pve!deploy:$/);
         const locked = await raw(target, "PUT", "/nodes/pve/lxc/301/config", { onboot: "1" });
         assert.deepStrictEqual([locked.status, locked.reason], [500, "CT is locked (create)"]);
-        assert.strictEqual((await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(kept.body.data)}/status`)).reason, "no such task");
         assert.strictEqual((await waitTask(target, kept.body.data)).exitstatus, "OK");
         assert.strictEqual(emulator.guestConfig(301)!.hostname, EMULATED_ARCHIVE_HOSTNAME);
         assert.match(emulator.guestConfig(301)!.net0, new RegExp(`hwaddr=${EMULATED_ARCHIVE_MAC}`));
@@ -146,4 +183,84 @@ describe("Proxmox VE API emulator", function () {
         assert.deepStrictEqual([gone.status, gone.reason], [500, "Configuration file 'nodes/pve/lxc/301.conf' does not exist"]);
     });
 
+    it("answers the config typed by the schema: integers as numbers, booleans as 0/1", async () => {
+        const { body } = await raw(target, "GET", "/nodes/pve/lxc/302/config");
+        const { onboot, unprivileged, memory, cores, swap, hostname } = body.data;
+        assert.deepStrictEqual({ onboot, unprivileged, memory, cores, swap, hostname }, { onboot: 1, unprivileged: 1, memory: 2048, cores: 2, swap: 512, hostname: "own" });
+    });
+
+    it("a running CT reports status running, its vmid as a number, and its interfaces with hardware-address and ip-addresses", async () => {
+        await waitTask(target, (await raw(target, "POST", "/nodes/pve/lxc/302/status/start")).body.data);
+        const status = await raw(target, "GET", "/nodes/pve/lxc/302/status/current");
+        assert.deepStrictEqual([status.body.data.status, status.body.data.vmid], ["running", 302]);
+        const interfaces = await raw(target, "GET", "/nodes/pve/lxc/302/interfaces");
+        const eth0 = interfaces.body.data.find((i: { name: string }) => i.name === "eth0");
+        assert.strictEqual(eth0["hardware-address"], eth0.hwaddr);
+        assert.ok(Array.isArray(eth0["ip-addresses"]));
+    });
+
+    it("a task's log is numbered lines ending in its result", async () => {
+        const stop = await raw(target, "POST", "/nodes/pve/lxc/302/status/stop");
+        await waitTask(target, stop.body.data);
+        const log = await raw(target, "GET", `/nodes/pve/tasks/${encodeURIComponent(stop.body.data)}/log`, { start: "0", limit: "50" });
+        assert.deepStrictEqual(log.body.data.at(-1), { n: log.body.data.length, t: "TASK OK" });
+    });
+
+    it("a restore whose worker does not start leaves its config locked (create): a retry meets it, destroy refuses it", async () => {
+        emulator.failForks({ type: "vzrestore", times: 1 });
+        const failed = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "304", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        assert.deepStrictEqual([failed.status, failed.reason], [500, "got no worker upid - start worker failed"]);
+        assert.deepStrictEqual(emulator.guestConfig(304), { lock: "create" });
+        const again = await raw(target, "POST", "/nodes/pve/lxc", { vmid: "304", ostemplate: target.archive, restore: "1", storage: "local-lvm" });
+        assert.deepStrictEqual([again.status, again.reason], [500, "CT 304 already exists on node 'pve'"]);
+        const destroy = await raw(target, "DELETE", "/nodes/pve/lxc/304");
+        assert.deepStrictEqual([destroy.status, destroy.reason], [500, "CT is locked (create)"]);
+    });
+
+    it("the schema check saw a reply from every endpoint the emulator serves", () => {
+        const seen = new Set([...checked.keys()].filter((key) => / 200$/.test(key)).map((key) => key.replace(/ 200$/, "")));
+        assert.deepStrictEqual(SERVED.filter((endpoint) => !seen.has(endpoint)), []);
+        console.log(`      schema-checked replies: ${[...checked.values()].reduce((a, b) => a + b, 0)}, of ${checked.size} kinds (method, endpoint, status): ${[...checked.keys()].sort().join("; ")}`);
+    });
+});
+
+// The check itself: a checker that finds nothing would pass any emulator.
+describe("Proxmox VE API schema check", () => {
+    const config = SCHEMA.paths["/nodes/{node}/lxc/{vmid}/config"].GET.returns;
+    const ok = (body: unknown, status = 200, reason = "OK"): PveReplySeen => ({ method: "GET", path: "/nodes/pve/tasks/UPID:x/status", status, reason, body });
+
+    it("refuses a boolean sent as text", () => {
+        assert.deepStrictEqual(valueProblems(config, { digest: "d", onboot: "1" }), ['data.onboot: "1" is not a boolean (the integer 0 or 1)']);
+    });
+
+    it("refuses an integer sent as text", () => {
+        assert.deepStrictEqual(valueProblems(config, { digest: "d", memory: "2048" }), ['data.memory: "2048" is not an integer']);
+    });
+
+    it("refuses a value outside its enum", () => {
+        assert.deepStrictEqual(valueProblems(config, { digest: "d", ostype: "windows" }), [`data.ostype: "windows" is not one of ${config.properties!.ostype.enum!.join(", ")}`]);
+    });
+
+    it("refuses a key a property string's format does not name", () => {
+        assert.deepStrictEqual(valueProblems(config, { digest: "d", net0: "name=eth0,colour=red" }), ['data.net0: "colour=red" is not a key the format names (bridge, firewall, gw, gw6, host-managed, hwaddr, ip, ip6, link_down, mtu, name, rate, tag, trunks, type)']);
+    });
+
+    it("refuses a required property that is missing", () => {
+        assert.deepStrictEqual(valueProblems(config, {}), ["data.digest: required, missing"]);
+    });
+
+    it("refuses \"no such task\" in the reason phrase without errors, and a message in the body", () => {
+        const problems = replyProblems(SCHEMA, ok({ data: null, message: "no such task\n" }, 400, "no such task"));
+        assert.deepStrictEqual(problems.map((p) => p.replace(/^.*\(400\): /, "")), ["error body has keys data, message; allowed: data, errors"]);
+    });
+
+    it("refuses a parameter error without its errors object", () => {
+        const problems = replyProblems(SCHEMA, ok({ data: null }, 400, "Parameter verification failed."));
+        assert.deepStrictEqual(problems.map((p) => p.replace(/^.*\(400\): /, "")), ["a parameter error names its parameters in errors, got undefined"]);
+    });
+
+    it("accepts a task status as the schema gives it", () => {
+        const status = { upid: "UPID:x", node: "pve", pid: 1, pstart: 2, starttime: 3, type: "vzstart", id: "101", user: "root@pam", status: "stopped", exitstatus: "OK" };
+        assert.deepStrictEqual(replyProblems(SCHEMA, ok({ data: status })), []);
+    });
 });

@@ -8,19 +8,21 @@
  *   401 after the server's 3 s delay (scaled), a missing privilege 403
  *   "Permission check failed (<path>, <privilege>)".
  * - Success is `{"data": ...}`; errors carry their message in the HTTP
- *   reason phrase and `{"data":null,"message":...}` in the body, parameter
- *   errors add `"errors": {param: message}`.
+ *   reason phrase and `{"data":null}` in the body; parameter errors (400
+ *   "Parameter verification failed.") add `"errors": {param: message}`.
  * - Restore keeps the archived MAC and hostname unless the call overrides
  *   them; `unique=1` gives every netN a fresh MAC.
  * - Restore, resize, start, stop and destroy are tasks with real UPIDs and
- *   status/log endpoints; a new task answers 400 "no such task" for a moment.
+ *   status/log endpoints; a new task is unknown for a moment (400, the
+ *   words "no such task" in `errors.upid`).
  * - Config writes take the config lock: while a resize task holds it they
  *   wait (10 s, scaled) and fail with the exact 500
  *   `can't lock file '/run/lock/lxc/pve-config-<vmid>.lock' - got timeout`;
  *   a set `lock:` value refuses writes ("CT is locked (<lock>)"); a stale
  *   `digest` is a conflict.
  * - Faults on demand: HTTP errors for the next N matching calls (or all),
- *   failed tasks with a log, tasks ending in `WARNINGS: n`.
+ *   failed tasks with a log, tasks ending in `WARNINGS: n`, workers that do
+ *   not start ("got no worker upid", after what the call wrote first).
  *
  * Every duration is multiplied by `timeScale` so tests run in seconds.
  */
@@ -89,6 +91,15 @@ export interface TaskFault {
     exitstatus: string;
     log: string[];
     times: number;
+}
+
+interface PveInterface {
+    name: string;
+    hwaddr: string;
+    "hardware-address": string;
+    "ip-addresses": { "ip-address": string; "ip-address-type": string; prefix: number }[];
+    inet?: string;
+    inet6?: string;
 }
 
 interface Task {
@@ -186,6 +197,27 @@ function formatSize(bytes: number): string {
     return String(bytes);
 }
 
+/**
+ * Config keys whose API schema type is not `string`: pve-container parses
+ * the config file by its schema, so GET .../config answers these as JSON
+ * numbers (a `boolean` as the integer 0 or 1), never as text.
+ */
+const CONFIG_BOOLEANS = new Set(["console", "debug", "onboot", "protection", "template", "unprivileged"]);
+const CONFIG_INTEGERS = new Set(["cores", "cpuunits", "memory", "swap", "tty"]);
+const CONFIG_NUMBERS = new Set(["cpulimit"]);
+
+/** The config as GET .../config answers it: file text values typed by the schema. */
+function typedConfig(config: Record<string, string>): Record<string, string | number> {
+    const typed: Record<string, string | number> = {};
+    for (const [key, value] of Object.entries(config)) {
+        if (CONFIG_BOOLEANS.has(key)) typed[key] = /^(1|true|yes|on)$/i.test(value) ? 1 : 0;
+        else if (CONFIG_INTEGERS.has(key)) typed[key] = parseInt(value, 10);
+        else if (CONFIG_NUMBERS.has(key)) typed[key] = Number(value);
+        else typed[key] = value;
+    }
+    return typed;
+}
+
 /** The config file's text, as extractconfig and the digest see it. */
 function configText(config: Record<string, string>): string {
     const description = config.description
@@ -201,6 +233,8 @@ export class PveEmulator {
     public readonly tokens: PveToken[];
     /** Every request answered, in order. */
     public readonly requests: RecordedRequest[] = [];
+    /** Called with every reply sent, as the client receives it (the emulator's tests check each against the published schema). */
+    public onReply?: (reply: { method: string; path: string; status: number; reason: string; body: unknown }) => void;
     /** Highest number of requests in flight at once for one VMID. */
     public maxConcurrentPerGuest = 0;
     public url = "";
@@ -214,6 +248,7 @@ export class PveEmulator {
     private readonly tasks = new Map<string, Task>();
     private readonly httpFaults: HttpFault[] = [];
     private readonly taskFaults: TaskFault[] = [];
+    private readonly forkFaults: { type: string; times: number }[] = [];
     private readonly inFlight = new Map<number, number>();
     private readonly timers = new Set<NodeJS.Timeout>();
     private server?: https.Server;
@@ -268,17 +303,6 @@ export class PveEmulator {
         return this.guests.get(vmid)?.running ?? false;
     }
 
-    /** Changes a container behind the API client's back (drift). */
-    tamper(vmid: number, change: { config?: Record<string, string | undefined>; running?: boolean }): void {
-        const guest = this.guests.get(vmid);
-        if (!guest) throw new Error(`no CT ${vmid}`);
-        for (const [k, v] of Object.entries(change.config ?? {})) {
-            if (v === undefined) delete guest.config[k];
-            else guest.config[k] = v;
-        }
-        if (change.running !== undefined) guest.running = change.running;
-    }
-
     failRequests(fault: HttpFault): void {
         this.httpFaults.push({ ...fault });
     }
@@ -287,9 +311,19 @@ export class PveEmulator {
         this.taskFaults.push({ ...fault, log: [...fault.log] });
     }
 
+    /**
+     * The next `times` tasks of a type fail to start: 500 "got no worker
+     * upid - start worker failed", after what the call did before forking
+     * stays done (a restore's config, locked `create`), as fork_worker fails.
+     */
+    failForks(fault: { type: string; times: number }): void {
+        this.forkFaults.push({ ...fault });
+    }
+
     clearFaults(): void {
         this.httpFaults.length = 0;
         this.taskFaults.length = 0;
+        this.forkFaults.length = 0;
     }
 
     taskList(): { upid: string; type: string; exitstatus?: string }[] {
@@ -343,19 +377,25 @@ export class PveEmulator {
             const error = err instanceof ApiError ? err : new ApiError(500, String((err as Error).message ?? err));
             status = error.status;
             payload = undefined;
-            const bodyJson: Record<string, unknown> = { data: null, message: `${error.message}\n` };
+            // The json formatter (prepare_response_data) sends only data and, for parameter errors, errors.
+            const bodyJson: Record<string, unknown> = { data: null };
             if (error.errors) bodyJson.errors = error.errors;
             this.requests.push({ method, path: decodeURIComponent(apiPath), status, vmid, at: Date.now() });
             if (vmid !== undefined) this.inFlight.set(vmid, (this.inFlight.get(vmid) ?? 1) - 1);
             // The reason phrase carries the message, one line, as pveproxy sends it.
-            res.writeHead(status, error.message.replace(/[\r\n]+/g, " "), { "Content-Type": "application/json;charset=UTF-8" });
-            res.end(JSON.stringify(bodyJson));
+            this.reply(res, method, apiPath, status, error.message.replace(/[\r\n]+/g, " "), bodyJson);
             return;
         }
         this.requests.push({ method, path: decodeURIComponent(apiPath), status, vmid, at: Date.now() });
         if (vmid !== undefined) this.inFlight.set(vmid, (this.inFlight.get(vmid) ?? 1) - 1);
-        res.writeHead(200, "OK", { "Content-Type": "application/json;charset=UTF-8" });
-        res.end(JSON.stringify({ data: payload ?? null }));
+        this.reply(res, method, apiPath, 200, "OK", { data: payload ?? null });
+    }
+
+    private reply(res: import("http").ServerResponse, method: string, apiPath: string, status: number, reason: string, body: unknown): void {
+        const text = JSON.stringify(body);
+        this.onReply?.({ method, path: decodeURIComponent(apiPath), status, reason, body: JSON.parse(text) });
+        res.writeHead(status, reason, { "Content-Type": "application/json;charset=UTF-8" });
+        res.end(text);
     }
 
     private async authenticate(header: string | undefined): Promise<PveToken> {
@@ -391,7 +431,7 @@ export class PveEmulator {
     }
 
     private async route(method: string, apiPath: string, params: Record<string, string>, token: PveToken): Promise<unknown> {
-        if (method === "GET" && apiPath === "/version") return { version: "8.4.1", release: "8.4", repoid: "emulator" };
+        if (method === "GET" && apiPath === "/version") return { version: "9.0.3", release: "9.0", repoid: "025864202ebb6109" };
         const nodeMatch = /^\/nodes\/([^/]+)(\/.*)?$/.exec(apiPath);
         if (!nodeMatch) throw new ApiError(501, `Method '${method} ${apiPath}' not implemented`);
         if (nodeMatch[1] !== this.node) {
@@ -410,7 +450,7 @@ export class PveEmulator {
             case "GET /config": {
                 this.require(token, acl, "VM.Audit");
                 const guest = this.guest(vmid);
-                return { ...guest.config, digest: this.digest(guest) };
+                return { ...typedConfig(guest.config), digest: this.digest(guest) };
             }
             case "PUT /config":
                 return this.updateConfig(vmid, params, token);
@@ -419,7 +459,11 @@ export class PveEmulator {
             case "GET /status/current": {
                 this.require(token, acl, "VM.Audit");
                 const guest = this.guest(vmid);
-                return { vmid, status: guest.running ? "running" : "stopped", name: guest.config.hostname, type: "lxc", lock: guest.config.lock };
+                // ha is always there (managed 0 for a CT outside HA); type is not part of this reply.
+                return {
+                    vmid, status: guest.running ? "running" : "stopped", ha: { managed: 0 },
+                    ...(guest.config.hostname ? { name: guest.config.hostname } : {}), ...(guest.config.lock ? { lock: guest.config.lock } : {}),
+                };
             }
             case "GET /interfaces": {
                 this.require(token, acl, "VM.Audit");
@@ -572,25 +616,34 @@ export class PveEmulator {
             const newBytes = m![1] === "+" ? currentBytes + requested : requested;
             if (newBytes < currentBytes) throw new ApiError(500, "unable to shrink disk size");
             if (newBytes === currentBytes) throw new ApiError(500, "disk is already at specified size");
-            // The task resizes the volume, then the filesystem, holding the config lock throughout.
-            guest.lockFileHeldUntil = Date.now() + this.timings.resizeMs;
-            return this.dispatch("resize", vmid, token, this.timings.resizeMs, [
+            // The task resizes the volume, then the filesystem, holding the config lock throughout (once it has started).
+            const upid = this.dispatch("resize", vmid, token, this.timings.resizeMs, [
                 `  Size of logical volume pve/${disk.volume.split(":")[1]} changed from ${formatSize(currentBytes)} to ${formatSize(newBytes)}.`,
                 "resize2fs 1.47.0 (5-Feb-2023)", `The filesystem is now ${newBytes / 4096} (4k) blocks long.`,
             ], () => {
                 disk.size = formatSize(newBytes);
                 guest.config[params.disk] = printPropertyString(disk, "volume");
             });
+            guest.lockFileHeldUntil = Date.now() + this.timings.resizeMs;
+            return upid;
         });
     }
 
-    private interfaces(guest: Guest): { name: string; hwaddr: string; inet?: string; inet6?: string }[] {
-        const list: { name: string; hwaddr: string; inet?: string; inet6?: string }[] = [{ name: "lo", hwaddr: "00:00:00:00:00:00", inet: "127.0.0.1/8", inet6: "::1/128" }];
+    /** Each interface with the fields the schema requires (hwaddr and hardware-address, ip-addresses) and inet/inet6 where set. */
+    private interfaces(guest: Guest): PveInterface[] {
+        const entry = (name: string, hwaddr: string, inet?: string, inet6?: string): PveInterface => {
+            const addresses = [...(inet ? [[inet, "inet"]] : []), ...(inet6 ? [[inet6, "inet6"]] : [])].map(([cidr, family]) => {
+                const [address, prefix] = cidr.split("/");
+                return { "ip-address": address, "ip-address-type": family, prefix: Number(prefix) };
+            });
+            return { name, hwaddr, "hardware-address": hwaddr, "ip-addresses": addresses, ...(inet ? { inet } : {}), ...(inet6 ? { inet6 } : {}) };
+        };
+        const list = [entry("lo", "00:00:00:00:00:00", "127.0.0.1/8", "::1/128")];
         const leased = Date.now() >= guest.dhcpAt;
         for (const key of Object.keys(guest.config).filter((k) => /^net\d+$/.test(k)).sort()) {
             const net = parsePropertyString(guest.config[key]);
             const octets = net.hwaddr.split(":").slice(4).map((h) => parseInt(h, 16));
-            list.push({ name: net.name ?? key.replace("net", "eth"), hwaddr: net.hwaddr.toLowerCase(), ...(leased ? { inet: `10.77.${octets[0]}.${octets[1] || 1}/24` } : {}) });
+            list.push(entry(net.name ?? key.replace("net", "eth"), net.hwaddr.toLowerCase(), leased ? `10.77.${octets[0]}.${octets[1] || 1}/24` : undefined));
         }
         return list;
     }
@@ -630,6 +683,11 @@ export class PveEmulator {
      * its effect applied when it ends (unless a fault makes it fail).
      */
     private dispatch(type: string, vmid: number, token: PveToken, durationMs: number, log: string[], effect: () => void, undo?: () => void): string {
+        const forkFault = this.forkFaults.find((f) => f.times > 0 && f.type === type);
+        if (forkFault) {
+            forkFault.times--;
+            throw new ApiError(500, "got no worker upid - start worker failed");
+        }
         const pid = this.pidCounter++;
         const now = Date.now();
         const starttime = Math.floor(now / 1000);
@@ -662,7 +720,8 @@ export class PveEmulator {
         if (!/^UPID:[^:]+:[0-9A-F]{8}:[0-9A-F]{8,}:[0-9A-F]{8}:[^:]+:[^:]*:[^:]+:$/.test(upid)) {
             throw new ApiError(400, "Parameter verification failed.", { upid: "unable to parse worker upid" });
         }
-        if (!task || Date.now() < task.visibleAt) throw new ApiError(400, "no such task");
+        // Tasks.pm raises a parameter exception: the reason is the generic one, the words are in errors.upid.
+        if (!task || Date.now() < task.visibleAt) throw new ApiError(400, "Parameter verification failed.", { upid: "no such task" });
         if (what === "log") {
             const start = Number(params.start ?? 0);
             const limit = Number(params.limit ?? 50);

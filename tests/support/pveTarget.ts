@@ -9,6 +9,8 @@
  */
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as http from "http";
+import * as tls from "tls";
 import { PVE_PRIVILEGES, PveEmulator, PveEmulatorOptions } from "./pveEmulator";
 
 export interface PveTarget {
@@ -69,4 +71,64 @@ export async function startPveTarget(options: PveEmulatorOptions = {}): Promise<
         vmidBase: Number(process.env.MESHSTACK_PVE_VMID_BASE ?? 9101),
         stop: async () => undefined,
     };
+}
+
+/**
+ * One API call as an operator or another tool would make it, outside the
+ * provider: how the tests change a guest behind the provider's back on the
+ * emulator and on a real host alike. Resolves with `data`; rejects with the
+ * status and reason phrase.
+ */
+export async function pveApi(target: PveTarget, method: string, apiPath: string, params: Record<string, string> = {}): Promise<any> {
+    const form = new URLSearchParams(params).toString();
+    const withBody = method === "POST" || method === "PUT";
+    const url = new URL(target.endpoint);
+    const pinned = target.tlsFingerprint !== "";
+    // Connected and verified before the token is sent: a pinned self-signed certificate by its fingerprint, as the provider does.
+    const socket = await new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ host: url.hostname, port: Number(url.port || 443), ca: target.caBundlePem || undefined, rejectUnauthorized: !pinned });
+        s.once("error", reject);
+        s.once("secureConnect", () => {
+            const got = s.getPeerCertificate().fingerprint256 ?? "";
+            if (pinned && got.replace(/:/g, "").toUpperCase() !== target.tlsFingerprint.replace(/:/g, "").toUpperCase()) {
+                s.destroy();
+                reject(new Error(`certificate fingerprint ${got} is not the pinned ${target.tlsFingerprint}`));
+            } else resolve(s);
+        });
+    });
+    return new Promise((resolve, reject) => {
+        const req = http.request({
+            method, path: `/api2/json${apiPath}${!withBody && form ? `?${form}` : ""}`, createConnection: () => socket,
+            headers: {
+                Host: url.host,
+                Authorization: `PVEAPIToken=${target.tokenId}=${target.tokenSecret}`,
+                ...(withBody ? { "Content-Type": "application/x-www-form-urlencoded", "Content-Length": Buffer.byteLength(form) } : {}),
+            },
+        }, (res) => {
+            let text = "";
+            res.on("data", (chunk) => (text += chunk));
+            res.on("end", () => {
+                socket.destroy();
+                if (res.statusCode === 200) resolve(JSON.parse(text).data);
+                else reject(new Error(`${method} ${apiPath}: HTTP ${res.statusCode} ${res.statusMessage} ${text}`));
+            });
+        });
+        req.on("error", reject);
+        if (withBody) req.write(form);
+        req.end();
+    });
+}
+
+/** Waits until a task has stopped; rejects unless it ended OK. */
+export async function pveWaitTask(target: PveTarget, upid: string, timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const status = await pveApi(target, "GET", `/nodes/${target.node}/tasks/${encodeURIComponent(upid)}/status`).catch(() => undefined);
+        if (status?.status === "stopped") {
+            if (status.exitstatus !== "OK") throw new Error(`task ${upid} ended with ${status.exitstatus}`);
+            return;
+        }
+        if (Date.now() >= deadline) throw new Error(`task ${upid} still running after ${timeoutMs} ms`);
+        await new Promise((done) => setTimeout(done, 50));
+    }
 }
