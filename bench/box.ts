@@ -107,7 +107,8 @@ async function main(): Promise<void> {
     // The cluster may form after the program ends (without a KV nothing in it waits for NATS).
     const deadline = Date.now() + 40 * 60_000;
     const booted = (state: BoxState | undefined) => state?.vms.length === 4 && state.vms.every((vm) => bootSeconds(path.join(vm.dir, "console.log")) !== undefined);
-    while (code === 0 && Date.now() < deadline && (sample.clusterFormedAtMs === undefined || !booted(readState()))) await new Promise((r) => setTimeout(r, POLL_MS));
+    const upDone = (state: BoxState | undefined) => state?.finishedMs !== undefined;
+    while (code === 0 && Date.now() < deadline && (sample.clusterFormedAtMs === undefined || !booted(readState()) || !upDone(readState()))) await new Promise((r) => setTimeout(r, POLL_MS));
     finished = true;
     await watching;
     const state = readState() as BoxState;
