@@ -356,20 +356,6 @@ export class NatsCluster extends pulumi.ComponentResource {
         const deployer = args.controlPlaneKv || args.rejoinTimeoutSeconds
             ? this.leafCert(`${name}-deployer`, natsClientCertProfile(`${clusterName}-deployer`), clientCa)
             : undefined;
-        if (args.controlPlaneKv && deployer) {
-            this.controlPlaneKv = new JetStreamKv(`${name}-kv`, {
-                servers: this.clientUrls,
-                tlsServerName: this.serviceName,
-                caPem: clientCa.certPem,
-                certPem: deployer.certPem,
-                keyPem: deployer.keyPem,
-                bucket: args.controlPlaneKv.bucket,
-                replicas: args.controlPlaneKv.replicas,
-                history: args.controlPlaneKv.history,
-                ttlSeconds: args.controlPlaneKv.ttlSeconds,
-                timeoutSeconds: args.controlPlaneKv.timeoutSeconds ?? 900,
-            }, { parent: this, dependsOn: this.nodes, protect: args.protect });
-        }
         this.rejoins = args.rejoinTimeoutSeconds && deployer
             ? this.nodes.map((meshNode, i) => new NatsRejoin(`${name}-${topology[i].index}-rejoin`, {
                 node: topology[i].hostname,
@@ -387,6 +373,23 @@ export class NatsCluster extends pulumi.ComponentResource {
                 key: rejoinMarkKey(topology[i]),
             }, { parent: this }))
             : [];
+
+        if (args.controlPlaneKv && deployer) {
+            // After the rejoin waits when they are on: a KV change made while a rebuilt node is still
+            // catching up meets its streams offline (a fixed cleanup delay used to hide this ordering).
+            this.controlPlaneKv = new JetStreamKv(`${name}-kv`, {
+                servers: this.clientUrls,
+                tlsServerName: this.serviceName,
+                caPem: clientCa.certPem,
+                certPem: deployer.certPem,
+                keyPem: deployer.keyPem,
+                bucket: args.controlPlaneKv.bucket,
+                replicas: args.controlPlaneKv.replicas,
+                history: args.controlPlaneKv.history,
+                ttlSeconds: args.controlPlaneKv.ttlSeconds,
+                timeoutSeconds: args.controlPlaneKv.timeoutSeconds ?? 900,
+            }, { parent: this, dependsOn: [...this.nodes, ...this.rejoins], protect: args.protect });
+        }
 
         this.registerOutputs({
             hostnames: this.hostnames,

@@ -238,6 +238,12 @@ describe("change matrix: what a Day-2 change replaces", function () {
             }
         });
 
+        it("the deploy's KV waits for every node's rejoin wait, so it never meets a rebuilt node's streams offline", async () => {
+            const preview = await change({ ...WAIT, "meshstack:natsKvBucket": "control" });
+            const after = preview.cloud.byName("nats-kv").dependencies;
+            for (const rejoin of REJOINS) assert.ok(after.has(rejoin), `nats-kv waits for ${rejoin}: ${[...after].join(", ")}`);
+        });
+
         it("one NATS node rebuilt (--replace nats-1-label): its wait runs again (an update on the new instance id), the others stay", async () => {
             const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT }, { replace: ["nats-1-label"] });
             assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), ["nats-1-instance"]);
