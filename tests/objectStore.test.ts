@@ -22,7 +22,7 @@ describe("ObjectStore, kind linode", () => {
     it("creates a private bucket with a stack-derived name and a random suffix", async () => {
         const bucket = cloud.byName("rendezvous-bucket");
         assert.strictEqual(bucket.inputs.acl, "private");
-        assert.match(await resolve(store.access.bucket), /^meshstack-test-rendezvous-[a-z0-9]{6}$/);
+        assert.match(await resolve(store.access.bucket), /^meshstack-test-[0-9a-f]{6}-rendezvous-[a-z0-9]{6}$/);
     });
 
     it("expires objects under the bootstrap prefix with a lifecycle rule", () => {
@@ -34,7 +34,7 @@ describe("ObjectStore, kind linode", () => {
         const runtime = cloud.byName("rendezvous-runtime-bucket");
         assert.strictEqual(runtime.inputs.acl, "private");
         assert.strictEqual(runtime.inputs.lifecycleRules, undefined);
-        assert.match(await resolve(store.runtime.bucket), /^meshstack-test-rendezvous-rt-[a-z0-9]{6}$/);
+        assert.match(await resolve(store.runtime.bucket), /^meshstack-test-[0-9a-f]{6}-rendezvous-rt-[a-z0-9]{6}$/);
         assert.notStrictEqual(await resolve(store.runtime.bucket), await resolve(store.access.bucket));
     });
 
