@@ -251,7 +251,6 @@ export interface PublicationWaitDeps {
 
 export interface PublicationWait {
     published: boolean;
-    attempts: number;
     waitedMs: number;
     /** What the last GET saw, for the message when the deadline passed. */
     lastStatus: string;
@@ -278,19 +277,17 @@ function publicationSeen(response: S3Response, instanceId: string): { seen: bool
  */
 export async function waitForPublication(where: string, instanceId: string, deadlineMs: number, deps: PublicationWaitDeps): Promise<PublicationWait> {
     const start = deps.now();
-    let attempts = 0;
     let lastStatus = "no response yet";
     let lastProgress = start;
     for (;;) {
-        attempts++;
         const remaining = start + deadlineMs - deps.now();
         const seen = await deps.get(Math.max(1_000, Math.min(PUBLICATION_REQUEST_TIMEOUT_MS, remaining)))
             .then((response) => publicationSeen(response, instanceId))
             .catch((err: Error) => ({ seen: false, status: `network error (${err.message})` }));
         lastStatus = seen.status;
         const now = deps.now();
-        if (seen.seen) return { published: true, attempts, waitedMs: now - start, lastStatus };
-        if (now - start >= deadlineMs) return { published: false, attempts, waitedMs: now - start, lastStatus };
+        if (seen.seen) return { published: true, waitedMs: now - start, lastStatus };
+        if (now - start >= deadlineMs) return { published: false, waitedMs: now - start, lastStatus };
         if (now - lastProgress >= PUBLICATION_PROGRESS_INTERVAL_MS) {
             deps.log(`bootstrap cleanup: instance ${instanceId} has not published to ${where} after ${seconds(now - start)} (${lastStatus}); deleting at the latest in ${seconds(start + deadlineMs - now)}`);
             lastProgress = now;
@@ -308,16 +305,19 @@ export interface CleanupDeps extends PublicationWaitDeps {
     deleteObject(): Promise<DeleteReport>;
 }
 
+/** Where the node publishes: the runtime bucket, on the bootstrap object's endpoint. */
+function publishedLocation(inputs: BootstrapObjectCleanupInputs): S3Location {
+    return { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.publishedBucket, key: inputs.publishedKey };
+}
+
 /** The cleanup with its clock and network handed in, so tests run it on a fake clock. */
 export async function runCleanup(inputs: BootstrapObjectCleanupInputs, deps: CleanupDeps): Promise<BootstrapObjectCleanupOutputs> {
     const base = { endpoint: inputs.endpoint, bucket: inputs.bucket, key: inputs.key, stored: inputs.stored, instanceId: inputs.instanceId };
     if (!inputs.stored) return { ...base, outcome: "nothing-stored", detail: "user-data went inline or gzipped; nothing in the bucket" };
-    const published = { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.publishedBucket, key: inputs.publishedKey };
-    const object = objectWhere(inputs);
-    deps.log(`bootstrap cleanup: keeping ${object} until instance ${inputs.instanceId} publishes (it has fetched its config then), at most ${inputs.deadlineSeconds}s`);
+    deps.log(`bootstrap cleanup: keeping ${objectWhere(inputs)} until instance ${inputs.instanceId} publishes (it has fetched its config then), at most ${inputs.deadlineSeconds}s`);
     // The deadline is this wait's own: the host's cancel RPC is a no-op,
     // and a killed host leaves the object to the next `up` and the lifecycle rule.
-    const wait = await waitForPublication(objectWhere(published), inputs.instanceId, inputs.deadlineSeconds * 1000, deps);
+    const wait = await waitForPublication(objectWhere(publishedLocation(inputs)), inputs.instanceId, inputs.deadlineSeconds * 1000, deps);
     const why = wait.published
         ? `instance ${inputs.instanceId} published after ${seconds(wait.waitedMs)}`
         : `instance ${inputs.instanceId} did not publish within ${inputs.deadlineSeconds}s (last: ${wait.lastStatus})`;
@@ -327,7 +327,7 @@ export async function runCleanup(inputs: BootstrapObjectCleanupInputs, deps: Cle
 }
 
 function liveCleanup(inputs: BootstrapObjectCleanupInputs): Promise<BootstrapObjectCleanupOutputs> {
-    const published = { endpoint: inputs.endpoint, region: inputs.region, bucket: inputs.publishedBucket, key: inputs.publishedKey };
+    const published = publishedLocation(inputs);
     const credentials = { accessKeyId: inputs.accessKeyId, secretAccessKey: inputs.secretAccessKey };
     return runCleanup(inputs, {
         now: () => Date.now(),
