@@ -28,6 +28,7 @@ const providerPureFunctions = {
     "providers/wgPubkeyPoll.ts": ["pollDelayMs", "pollForPublicKey", "publishedRequestProblems", "wgPubkeyPollInputProblems"],
     "providers/bootUrlsCheck.ts": ["bootUrlsProblem"],
     "providers/natsRejoin.ts": ["natsRejoinInputProblems"],
+    "providers/bootstrapObject.ts": ["waitForPublication", "runCleanup"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -85,6 +86,7 @@ export default {
             "tests/meshPeers.test.ts",
             "tests/natsRollout.test.ts",
             "tests/bootUrlsCheck.test.ts",
+            "tests/bootstrapCleanup.test.ts",
             "tests/*.property.test.ts",
         ],
     },

@@ -30,9 +30,14 @@ const notFound: S3Response = { status: 404, errorCode: "NoSuchKey", body: Buffer
  * A fake clock: sleep advances time at once, and every GET answers from a
  * schedule by the time it is made. Records what the cleanup did and when.
  */
-function fakeRun(answerAt: (ms: number) => S3Response | Error, deleteReport: DeleteReport = { outcome: "deleted", detail: "s3://b/k deleted" }) {
-    let now = 0;
+/** A wall clock far from zero, so a sum and a difference of two readings differ. */
+const EPOCH_MS = Date.parse("2026-12-06T08:00:00Z");
+
+/** `answerAt` gets the time since the cleanup started and the GET's number (0 first). */
+function fakeRun(answerAt: (ms: number, call: number) => S3Response | Error, deleteReport: DeleteReport = { outcome: "deleted", detail: "s3://b/k deleted" }) {
+    let now = EPOCH_MS;
     const gets: number[] = [];
+    const requestTimeouts: number[] = [];
     const sleeps: number[] = [];
     const logs: string[] = [];
     let deletedAt: number | undefined;
@@ -42,19 +47,20 @@ function fakeRun(answerAt: (ms: number) => S3Response | Error, deleteReport: Del
             sleeps.push(ms);
             now += ms;
         },
-        get: async () => {
-            gets.push(now);
-            const answer = answerAt(now);
+        get: async (timeoutMs) => {
+            requestTimeouts.push(timeoutMs);
+            const answer = answerAt(now - EPOCH_MS, gets.length);
+            gets.push(now - EPOCH_MS);
             if (answer instanceof Error) throw answer;
             return answer as S3Response;
         },
         log: (line) => logs.push(line),
         deleteObject: async () => {
-            deletedAt = now;
+            deletedAt = now - EPOCH_MS;
             return deleteReport;
         },
     };
-    return { deps, gets, sleeps, logs, deletedAt: () => deletedAt };
+    return { deps, gets, sleeps, logs, requestTimeouts, deletedAt: () => deletedAt };
 }
 
 describe("BootstrapObjectCleanup: delete on the node's publication, at the deadline otherwise (fake clock)", () => {
@@ -64,6 +70,7 @@ describe("BootstrapObjectCleanup: delete on the node's publication, at the deadl
         const outs = await runCleanup(INPUTS, run.deps);
         assert.deepStrictEqual([outs.outcome, outs.deletedOn], ["deleted", "published"]);
         assert.ok(run.deletedAt()! >= publishedAt && run.deletedAt()! < publishedAt + PUBLICATION_CHECK_INTERVAL_MS, `deleted at ${run.deletedAt()} ms`);
+        assert.match(run.logs.at(-1)!, new RegExp(`^bootstrap cleanup deleted \\(instance 4711 published after ${(run.deletedAt()! / 1000).toFixed(1)}s\\): s3://b/k deleted$`));
     });
 
     it("waits for this instance's document: a predecessor's under the same key is not the proof", async () => {
@@ -81,9 +88,10 @@ describe("BootstrapObjectCleanup: delete on the node's publication, at the deadl
     });
 
     it("takes 403 and network errors for 'not yet': the delete still runs, at the deadline", async () => {
-        const run = fakeRun((ms) => (ms % 2 === 0 ? { status: 403, errorCode: "AccessDenied", body: Buffer.alloc(0) } : new Error("ECONNRESET")));
+        const run = fakeRun((_ms, call) => (call % 2 === 1 ? { status: 403, errorCode: "AccessDenied", body: Buffer.alloc(0) } : new Error("ECONNRESET")));
         const outs = await runCleanup({ ...INPUTS, deadlineSeconds: 30 }, run.deps);
         assert.deepStrictEqual([outs.deletedOn, run.deletedAt()], ["deadline", 30_000]);
+        assert.match(run.logs.at(-1)!, /did not publish within 30s \(last: network error \(ECONNRESET\)\)/);
     });
 
     it("takes a partial (non-JSON) document for 'not yet'", async () => {
@@ -114,10 +122,26 @@ describe("BootstrapObjectCleanup: delete on the node's publication, at the deadl
         assert.deepStrictEqual([outs.outcome, outs.deletedOn, outs.detail], ["forbidden", "published", "s3://b/k not deleted: HTTP 403 AccessDenied"]);
     });
 
+    it("keeps in its state which object, for which instance, and what the delete did", async () => {
+        const run = fakeRun(() => document("4711"));
+        const outs = await runCleanup(INPUTS, run.deps);
+        assert.deepStrictEqual(outs, {
+            endpoint: INPUTS.endpoint, bucket: INPUTS.bucket, key: INPUTS.key, stored: true, instanceId: "4711",
+            outcome: "deleted", detail: "s3://b/k deleted", deletedOn: "published",
+        });
+    });
+
+    it("bounds each GET by 10 s, by the time left near the deadline, and by no less than 1 s", async () => {
+        const run = fakeRun(() => notFound);
+        await runCleanup({ ...INPUTS, deadlineSeconds: 12 }, run.deps);
+        assert.deepStrictEqual(run.requestTimeouts, [10_000, 9_000, 6_000, 3_000, 1_000]);
+    });
+
     it("neither waits nor deletes when nothing was stored", async () => {
         const run = fakeRun(() => notFound);
         const outs = await runCleanup({ ...INPUTS, stored: false }, run.deps);
         assert.deepStrictEqual([outs.outcome, run.gets.length, run.deletedAt()], ["nothing-stored", 0, undefined]);
+        assert.deepStrictEqual([outs.key, outs.instanceId, outs.detail], [INPUTS.key, "4711", "user-data went inline or gzipped; nothing in the bucket"]);
     });
 
     it("never writes the key pair to its log or its state", async () => {
