@@ -37,6 +37,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as net from "net";
 import * as path from "path";
+import { stopByPidFile } from "./daemon";
 
 export const APT_CACHE_PORT = 3142;
 /** The host of the image's apt sources by default (box/image/build.sh: debootstrap's sources.list names its mirror). */
@@ -294,18 +295,7 @@ export class BoxAptCache {
 
     /** Stops the process of this run directory; false when none ran. */
     static stop(runDir: string): boolean {
-        const file = BoxAptCache.pidFile(runDir);
-        if (!fs.existsSync(file)) return false;
-        const pid = Number(fs.readFileSync(file, "utf8"));
-        fs.rmSync(file, { force: true });
-        try {
-            // A recycled pid of anything else is never signalled.
-            if (!fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("aptCache")) return false;
-            process.kill(pid, "SIGTERM");
-            return true;
-        } catch {
-            return false;
-        }
+        return stopByPidFile(BoxAptCache.pidFile(runDir), "aptCache", "SIGTERM");
     }
 }
 

@@ -14,6 +14,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { toolPath } from "../tests/support/tools";
+import { stopByPidFile } from "./daemon";
 
 export const MINIO_PORT = 9000;
 const ALIAS = "box";
@@ -138,16 +139,6 @@ export class BoxObjectStore {
 
     /** Kills MinIO (its data directory goes with the run directory). */
     static stop(dir: string): boolean {
-        const file = path.join(dir, "minio.pid");
-        if (!fs.existsSync(file)) return false;
-        const pid = Number(fs.readFileSync(file, "utf8"));
-        fs.rmSync(file, { force: true });
-        try {
-            if (!fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("minio")) return false;
-            process.kill(pid, "SIGKILL");
-            return true;
-        } catch {
-            return false;
-        }
+        return stopByPidFile(path.join(dir, "minio.pid"), "minio", "SIGKILL");
     }
 }
