@@ -330,7 +330,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 objectStore: args.objectStore,
                 bootstrap: args.bootstrap,
             }, { parent: this });
-            const published = meshNode.published!;
+            const published = meshNode.published;
             const route = this.signRequest(`${name}-${node.index}-route`, published.requests.apply((r) => r.route), profiles.route, routeCa);
             const server = this.signRequest(`${name}-${node.index}-server`, published.requests.apply((r) => r.server), profiles.server, clientCa);
             const endpoint = pulumi.all([meshNode.ipv4s, meshNode.instance.ipAddress]).apply(([ips, main]) => `${selectPublicIpv4(ips, main, "a NATS node's WireGuard endpoint")}:${NATS_WG_LISTEN_PORT}`);
@@ -362,7 +362,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 // A new instance id is what makes the wait run again: the node was replaced. Taken
                 // through the key poll, so the deadline counts from the node's first boot, and not
                 // through the whole node, whose bootstrap cleanup may still be deleting its object.
-                instanceId: pulumi.all([meshNode.instance.id, meshNode.published!.publicKey]).apply(([id]) => id),
+                instanceId: pulumi.all([meshNode.instance.id, meshNode.published.publicKey]).apply(([id]) => id),
                 server: clientUrls[i],
                 tlsServerName: this.serviceName,
                 caPem: clientCa.certPem,

@@ -165,7 +165,7 @@ export class WgCache extends pulumi.ComponentResource {
         this.publicIpv4 = pulumi.all([this.node.ipv4s, primary]).apply(([ips, main]) => selectPublicIpv4(ips, main));
         this.endpoint = pulumi.all([this.node.ipv4s, primary]).apply(([ips, main]) => publicEndpoint(ips, args.listenPort, main));
 
-        this.publicKey = this.node.published!.publicKey;
+        this.publicKey = this.node.published.publicKey;
         this.member = pulumi.all([this.publicKey, this.endpoint, this.node.instance.id]).apply(([publicKey, endpoint, instanceId]) => ({
             name, address: args.address.split("/")[0], publicKey, endpoint, instanceId,
         }));
