@@ -20,6 +20,7 @@ import { PUBLISH_TIMEOUT_MAX_SECONDS } from "../lib/limits";
 import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 import { sha256Hex } from "../lib/digest";
+import { formatSeconds } from "../lib/duration";
 
 
 export type DeleteOutcome = "deleted" | "already-absent" | "forbidden";
@@ -289,16 +290,13 @@ export async function waitForPublication(where: string, instanceId: string, dead
         if (seen.seen) return { published: true, waitedMs: now - start, lastStatus };
         if (now - start >= deadlineMs) return { published: false, waitedMs: now - start, lastStatus };
         if (now - lastProgress >= PUBLICATION_PROGRESS_INTERVAL_MS) {
-            deps.log(`bootstrap cleanup: instance ${instanceId} has not published to ${where} after ${seconds(now - start)} (${lastStatus}); deleting at the latest in ${seconds(start + deadlineMs - now)}`);
+            deps.log(`bootstrap cleanup: instance ${instanceId} has not published to ${where} after ${formatSeconds(now - start)} (${lastStatus}); deleting at the latest in ${formatSeconds(start + deadlineMs - now)}`);
             lastProgress = now;
         }
         await deps.sleep(Math.min(PUBLICATION_CHECK_INTERVAL_MS, start + deadlineMs - now));
     }
 }
 
-function seconds(ms: number): string {
-    return `${(ms / 1000).toFixed(1)}s`;
-}
 
 export interface CleanupDeps extends PublicationWaitDeps {
     /** Deletes the bootstrap object (deleteObjectReporting). */
@@ -319,7 +317,7 @@ export async function runCleanup(inputs: BootstrapObjectCleanupInputs, deps: Cle
     // and a killed host leaves the object to the next `up` and the lifecycle rule.
     const wait = await waitForPublication(objectWhere(publishedLocation(inputs)), inputs.instanceId, inputs.deadlineSeconds * 1000, deps);
     const why = wait.published
-        ? `instance ${inputs.instanceId} published after ${seconds(wait.waitedMs)}`
+        ? `instance ${inputs.instanceId} published after ${formatSeconds(wait.waitedMs)}`
         : `instance ${inputs.instanceId} did not publish within ${inputs.deadlineSeconds}s (last: ${wait.lastStatus})`;
     const report = await deps.deleteObject();
     deps.log(`bootstrap cleanup ${report.outcome} (${why}): ${report.detail}`);

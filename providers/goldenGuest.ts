@@ -26,6 +26,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "tls";
 import { GOLDEN_PREPARED_MARKER } from "../cloudinit/goldenPrepare";
 import { containsUnknown as isUnknown } from "./unknowns";
+import { formatSeconds } from "../lib/duration";
 
 export interface RetryPolicy {
     /** Tries of one call in all, the first included. */
@@ -359,9 +360,6 @@ function describeCall(scope: Scope, operation: string, method: string, apiPath: 
     return `GoldenGuest ${scope.hostname} (CT ${scope.vmid} on node ${scope.conn.node}): ${operation}: ${method} ${scope.conn.endpoint}/api2/json${apiPath}`;
 }
 
-function seconds(ms: number): string {
-    return `${(ms / 1000).toFixed(1)}s`;
-}
 
 function backoffMs(retry: RetryPolicy, attempt: number): number {
     const base = Math.min(retry.maxDelayMs, retry.initialDelayMs * retry.multiplier ** attempt);
@@ -398,12 +396,12 @@ async function call(
         const transient = isTransient(reply.status, reply.reason) && (options.retryNoWorker !== false || !NO_WORKER.test(reply.reason));
         if (!transient) throw failure(`${what} failed: ${detail}`, reply);
         if (attempt >= retry.attempts) {
-            throw failure(`${what} failed: ${detail}; still failing after ${attempt} attempts over ${seconds(Date.now() - started)} (retry bound reached)`, {
+            throw failure(`${what} failed: ${detail}; still failing after ${attempt} attempts over ${formatSeconds(Date.now() - started)} (retry bound reached)`, {
                 status: reply.status, reason: reply.reason, transient: true,
             });
         }
         const wait = backoffMs(retry, attempt - 1);
-        console.log(`${what}: ${detail}; transient, attempt ${attempt} of ${retry.attempts}, retrying in ${seconds(wait)}`);
+        console.log(`${what}: ${detail}; transient, attempt ${attempt} of ${retry.attempts}, retrying in ${formatSeconds(wait)}`);
         await sleep(wait);
     }
 }
@@ -451,19 +449,19 @@ async function waitTask(scope: Scope, operation: string, type: TaskType, upid: u
             const tail = await taskLogTail(scope, upid);
             throw failure(
                 `GoldenGuest ${scope.hostname} (CT ${scope.vmid} on node ${scope.conn.node}): ${operation} failed: task ${upid} ended with exit status ` +
-                    `${JSON.stringify(exit)} after ${seconds(elapsed)}; last lines of its log:\n  ${tail.join("\n  ")}`,
+                    `${JSON.stringify(exit)} after ${formatSeconds(elapsed)}; last lines of its log:\n  ${tail.join("\n  ")}`,
             );
         }
         if (elapsed >= timeout) {
             throw failure(
                 `GoldenGuest ${scope.hostname} (CT ${scope.vmid} on node ${scope.conn.node}): ${operation}: task ${upid} still ${status?.status ?? "unknown"} ` +
-                    `after ${seconds(elapsed)}, past its ${seconds(timeout)} deadline. It may still be running on the node: read its log with ` +
+                    `after ${formatSeconds(elapsed)}, past its ${formatSeconds(timeout)} deadline. It may still be running on the node: read its log with ` +
                     `\`pvenode task log ${upid}\` or in the GUI under Tasks, then run \`pulumi up\` again (or \`pulumi refresh\`).`,
             );
         }
         if (Date.now() - lastProgress >= 10_000) {
             lastProgress = Date.now();
-            console.log(`GoldenGuest ${scope.hostname} (CT ${scope.vmid}): ${operation}: task running for ${seconds(elapsed)} (deadline ${seconds(timeout)})`);
+            console.log(`GoldenGuest ${scope.hostname} (CT ${scope.vmid}): ${operation}: task running for ${formatSeconds(elapsed)} (deadline ${formatSeconds(timeout)})`);
         }
     }
 }
@@ -706,7 +704,7 @@ async function ensureRunning(scope: Scope): Promise<GoldenGuestObserved> {
         const { status } = (await call(scope, "read status", "GET", guestPath(scope, "/status/current"))) as { status: string };
         if (status === "running") break;
         if (Date.now() >= runningBy) {
-            throw failure(`GoldenGuest ${scope.hostname} (CT ${scope.vmid} on node ${scope.conn.node}): started, but status is ${status} after ${seconds(scope.policy.runningTimeoutMs)}; see \`pct start ${scope.vmid} --debug\` on the node`);
+            throw failure(`GoldenGuest ${scope.hostname} (CT ${scope.vmid} on node ${scope.conn.node}): started, but status is ${status} after ${formatSeconds(scope.policy.runningTimeoutMs)}; see \`pct start ${scope.vmid} --debug\` on the node`);
         }
         await sleep(scope.policy.taskPollIntervalMs);
     }
@@ -714,7 +712,7 @@ async function ensureRunning(scope: Scope): Promise<GoldenGuestObserved> {
     for (;;) {
         const seen = await observe(scope);
         if (seen.ipv4 || Date.now() >= ipv4By) {
-            if (!seen.ipv4) console.log(`GoldenGuest ${scope.hostname} (CT ${scope.vmid}): running; no IPv4 address reported within ${seconds(scope.policy.ipv4TimeoutMs)}`);
+            if (!seen.ipv4) console.log(`GoldenGuest ${scope.hostname} (CT ${scope.vmid}): running; no IPv4 address reported within ${formatSeconds(scope.policy.ipv4TimeoutMs)}`);
             return strip(seen);
         }
         await sleep(scope.policy.taskPollIntervalMs);
@@ -801,7 +799,7 @@ async function restore(scope: Scope, inputs: GoldenGuestInputs): Promise<unknown
             }
             if (attempt >= retry.attempts) throw err;
             const wait = backoffMs(retry, attempt - 1);
-            console.log(`${f.message}; nothing was written, attempt ${attempt} of ${retry.attempts}, retrying in ${seconds(wait)}`);
+            console.log(`${f.message}; nothing was written, attempt ${attempt} of ${retry.attempts}, retrying in ${formatSeconds(wait)}`);
             await sleep(wait);
         }
     }

@@ -27,6 +27,7 @@ import { objectWhere, S3ObjectAccess, s3ObjectAccessProblems, signedObjectReques
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
+import { formatSeconds } from "../lib/duration";
 
 /** The S3 fields say where the pending mark of a replacement lives (the runtime bucket, the deploy's key). */
 export interface NatsRejoinInputs extends S3ObjectAccess {
@@ -134,7 +135,7 @@ async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutput
                 const behind = streamsBehind(inputs.node, seen);
                 if (behind.length === 0) {
                     const held = streamsHeldBy(inputs.node, seen);
-                    log(`${inputs.node}: serving JetStream, ${held.length} stream replica(s) on it current, after ${((Date.now() - started) / 1000).toFixed(1)}s`);
+                    log(`${inputs.node}: serving JetStream, ${held.length} stream replica(s) on it current, after ${formatSeconds(Date.now() - started)}`);
                     return { ...inputs, streams: held };
                 }
                 state = `serving JetStream, not current yet: ${behind.join("; ")}`;

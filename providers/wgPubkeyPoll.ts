@@ -30,6 +30,7 @@ import { readFromState } from "./stateOnly";
 import { changedFields, containsUnknown, knownFailures } from "./unknowns";
 import { certificateRequestProblems, RequestedIdentity } from "../lib/certRequest";
 import { PublishedMaterial, publishedMaterialProblems } from "../lib/runtimeChannel";
+import { formatSeconds } from "../lib/duration";
 
 export interface PollPolicy {
     /** Wait before the first GET. */
@@ -151,9 +152,6 @@ function judge(response: PollResponse, expected: PublishedExpectation): Verdict 
     return { kind: "notYet", status };
 }
 
-function seconds(ms: number): string {
-    return `${(ms / 1000).toFixed(1)}s`;
-}
 
 /** GETs until the object holds a WireGuard public key, the auth grace lapses or the deadline passes. */
 export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, deps: PollDeps): Promise<PollResult> {
@@ -172,7 +170,7 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
         const now = deps.now();
         const elapsed = now - start;
         if (verdict.kind === "found") {
-            deps.log(`wg-pubkey-poll ${where}: attempt ${attempts} at ${seconds(elapsed)}: found the public material of ${target.nodeLabel}`);
+            deps.log(`wg-pubkey-poll ${where}: attempt ${attempts} at ${formatSeconds(elapsed)}: found the public material of ${target.nodeLabel}`);
             return { publicKey: verdict.material.wgPublicKey, requests: verdict.material.certificateRequests ?? {}, attempts, waitedMs: elapsed };
         }
         lastStatus = verdict.status;
@@ -182,7 +180,7 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
             if (now - authFailingSince >= policy.authGraceMs) {
                 throw new Error(
                     `authorization problem, not a missing key: GET ${where} was refused with ${lastStatus} ` +
-                        `for ${seconds(now - authFailingSince)} (${attempts} attempts), longer than the ${seconds(policy.authGraceMs)} ` +
+                        `for ${formatSeconds(now - authFailingSince)} (${attempts} attempts), longer than the ${formatSeconds(policy.authGraceMs)} ` +
                         "a new access key needs to become effective. Check that the poll signs with the bucket's scoped key " +
                         "(ObjectStore accessKeyId/secretAccessKey, not revoked, read access to this bucket), the signing region " +
                         "(ObjectStore signingRegion) and the endpoint, and that this machine's clock is right (RequestTimeTooSkewed).",
@@ -194,7 +192,7 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
         const remaining = deadline - now;
         if (remaining <= 0) {
             throw new Error(
-                `timed out after ${seconds(elapsed)} waiting for node ${target.nodeLabel} to publish its WireGuard public key ` +
+                `timed out after ${formatSeconds(elapsed)} waiting for node ${target.nodeLabel} to publish its WireGuard public key ` +
                     `to bucket ${target.bucket}, key ${target.key} (${target.endpoint}): ${attempts} attempts, last response ${lastStatus}. ` +
                     `The node publishes the key at the end of its first boot; read its bootstrap log to see where it stopped: ` +
                     `ssh root@${target.nodeAddress} cat ${target.bootstrapLogPath} (tcp/22 is open only from meshstack:breakGlassSshCidrs), ` +
@@ -204,8 +202,8 @@ export async function pollForPublicKey(target: PollTarget, policy: PollPolicy, d
         }
         const phase = verdict.kind === "auth" ? "refused, retried while a new key propagates" : "not published yet";
         deps.log(
-            `wg-pubkey-poll ${where}: attempt ${attempts} at ${seconds(elapsed)}: ${lastStatus}, ${phase}; ` +
-                `giving up in ${seconds(remaining)}`,
+            `wg-pubkey-poll ${where}: attempt ${attempts} at ${formatSeconds(elapsed)}: ${lastStatus}, ${phase}; ` +
+                `giving up in ${formatSeconds(remaining)}`,
         );
     }
 }
