@@ -3,7 +3,6 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { Registration, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
 import { redactInputs } from "../tooling/plan";
-import { differingKeys, replacingInputs } from "../tooling/replacement";
 import { ProviderHost } from "../tests/harness/dynamicProviders";
 import { deleteDynamic, withoutProvider } from "./dynamicResources";
 import { BOX_IMAGE_ID } from "./image";
@@ -13,7 +12,7 @@ import { BoxObjectStore } from "./objectStore";
 import { logsDir, REPO_ROOT, RUN_DIR } from "./paths";
 import { BoxStackConfig } from "./stackConfig";
 import { BoxResource, BoxState, BoxVm, writeState } from "./state";
-import { BoxStep, DYNAMIC_PREFIX, FIREWALL_TYPE, INSTANCE_TYPE, replacedForReal, shortType, STEP_MARK } from "./steps";
+import { BoxStep, DYNAMIC_PREFIX, dynamicStep, FIREWALL_TYPE, INSTANCE_TYPE, otherStep, shortType, STEP_MARK } from "./steps";
 import { BootImage, bootImageAt, macAddress, powerOff, QemuVm } from "./vm";
 
 /** What one registration came to: the step, why, and the resource's id and outputs. */
@@ -213,29 +212,24 @@ export class BoxDeployment {
             const checked = await host.checkedInputs(old.inputs, withoutProvider(inputs));
             const olds = withoutProvider(old.outputs);
             const diff = await host.diff(old.id, olds, checked);
-            const why = [...(forced ? ["(replaced on request)"] : []), ...(diff.diffs ?? [])];
-            if (forced || (diff.replaces ?? []).length) {
+            const { step, why } = dynamicStep(diff, forced);
+            if (step === "replace") {
                 await this.supersede(old, diff.deleteBeforeReplace === true);
                 const { id, outs } = await host.create(checked);
-                return { step: "replace", why, made: { id, state: { ...outs, __provider: serialized }, serialized } };
+                return { step, why, made: { id, state: { ...outs, __provider: serialized }, serialized } };
             }
-            if (!diff.changes) return { step: "same", why, made: { id: old.id, state: old.outputs } };
+            if (step === "same") return { step, why, made: { id: old.id, state: old.outputs } };
             const { outs } = await host.update(old.id, olds, checked);
-            return { step: "update", why, made: { id: old.id, state: { ...outs, __provider: serialized }, serialized } };
+            return { step, why, made: { id: old.id, state: { ...outs, __provider: serialized }, serialized } };
         });
     }
 
-    /** The engine's rule for other providers (tooling/replacement.ts): the inputs that differ, and whether any forces a new resource. */
+    /** Any other provider: left, or replaced by a new one (steps.ts refuses what the box cannot replace). */
     private async applyOther(old: BoxResource, inputs: Record<string, any>, forced: boolean, deleteBeforeReplace: boolean): Promise<Applied> {
-        const differing = differingKeys(old.inputs, inputs);
-        const why = [...(forced ? ["(replaced on request)"] : []), ...differing];
-        if (!forced && differing.length === 0) return { step: "same", why, made: { id: old.id, state: old.outputs } };
-        const replace = forced || differing.some(replacingInputs(old.type));
-        if (!replace || !replacedForReal(old.type)) {
-            throw new Error(`${old.name}: the box cannot ${replace ? "replace" : "update"} a ${shortType(old.type)} under running VMs (${why.join(", ")}); bring the box down and up again`);
-        }
+        const { step, why } = otherStep(old, inputs, forced);
+        if (step === "same") return { step, why, made: { id: old.id, state: old.outputs } };
         await this.supersede(old, deleteBeforeReplace);
-        return { step: "replace", why, made: await this.create(old.type, old.name, inputs) };
+        return { step, why, made: await this.create(old.type, old.name, inputs) };
     }
 
     /** A replaced resource goes before its replacement is made (deleteBeforeReplace), else once the program is done. */
