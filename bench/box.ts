@@ -19,7 +19,8 @@
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { BoxState, readState, REPO_ROOT, STATE_FILE } from "../box/cloud";
+import { REPO_ROOT } from "../box/paths";
+import { BoxState, readState, STATE_FILE } from "../box/state";
 import { ssh } from "../box/ssh";
 
 /** Seed 000, real Linode, one run: instance create to the operator's tunnel up. */

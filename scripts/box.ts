@@ -17,7 +17,10 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { BoxStep, down, readState, REPO_ROOT, up, update } from "../box/cloud";
+import { down, up, update } from "../box/cloud";
+import { REPO_ROOT } from "../box/paths";
+import { readState } from "../box/state";
+import { BoxStep } from "../box/steps";
 
 const COMMANDS = ["up", "update", "down"];
 

@@ -13,7 +13,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { AptCache, BoxAptCache, cacheFileFor, startAptCache } from "../box/aptCache";
-import { imageArchiveHost } from "../box/cloud";
+import { imageArchiveHost } from "../box/image";
 import { freePort, waitFor } from "./support/ports";
 
 const SOURCE = "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main\n";

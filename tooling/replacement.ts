@@ -3,7 +3,7 @@
  * leaving it, updating it in place and replacing it: the inputs that differ
  * from the last `up`, and which of them its provider cannot change in place.
  * The test engine (tests/support/engine.ts) and the box's second `up`
- * (box/cloud.ts) both decide with these, so a change the tests call "same"
+ * (box/steps.ts) both decide with these, so a change the tests call "same"
  * is the change the box leaves alone.
  */
 import { UNKNOWN } from "../providers/unknowns";
