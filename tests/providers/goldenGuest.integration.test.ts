@@ -13,11 +13,12 @@
  *   a real host does only by chance.
  */
 import * as assert from "assert";
-import { GoldenGuest, GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy } from "../providers/goldenGuest";
-import { UNKNOWN } from "../providers/unknowns";
-import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
-import { PveEmulator } from "./support/pveEmulator";
-import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, pveApi, PveTarget, pveWaitTask, startPveEmulator, startPveTarget } from "./support/pveTarget";
+import { GoldenGuest } from "../../providers/goldenGuest";
+import { GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy } from "../../providers/goldenGuestInputs";
+import { UNKNOWN } from "../../providers/unknowns";
+import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "../harness/dynamicProviders";
+import { PveEmulator } from "../support/pveEmulator";
+import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, pveApi, PveTarget, pveWaitTask, startPveEmulator, startPveTarget } from "../support/pveTarget";
 
 /** Short waits for the emulator's scaled time; a real host gets the provider's defaults. */
 const FAST_POLICY: GoldenGuestPolicy = {
