@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ProxmoxConfig } from "../lib/config";
-import { DEFAULT_GOLDEN_GUEST_POLICY, GoldenGuest, GoldenGuestPolicy } from "../providers/goldenGuest";
+import { GoldenGuest } from "../providers/goldenGuest";
+import { DEFAULT_GOLDEN_GUEST_POLICY, GoldenGuestPolicy } from "../providers/goldenGuestInputs";
 import { GoldenImage } from "./goldenImage";
 
 export interface GoldenGuestsArgs {

@@ -7,9 +7,9 @@
  */
 import * as assert from "assert";
 import * as https from "https";
-import { PveEmulator } from "./support/pveEmulator";
-import { loadPveSchema, PveReplySeen, replyProblems, schemaPathOf, valueProblems } from "./support/pveSchema";
-import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, PveTarget, startPveEmulator } from "./support/pveTarget";
+import { PveEmulator } from "./support/pve/emulator";
+import { loadPveSchema, PveReplySeen, replyProblems, schemaPathOf, valueProblems } from "./support/pve/schema";
+import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, PveTarget, startPveEmulator } from "./support/pve/target";
 
 const SCHEMA = loadPveSchema();
 

@@ -46,7 +46,7 @@ export interface PveReplySeen {
     body: unknown;
 }
 
-export const PVE_SCHEMA_FILE = path.join(__dirname, "..", "contracts", "pve-api-lxc.json");
+export const PVE_SCHEMA_FILE = path.join(__dirname, "..", "..", "contracts", "pve-api-lxc.json");
 
 export function loadPveSchema(file = PVE_SCHEMA_FILE): PveSchema {
     return JSON.parse(fs.readFileSync(file, "utf8")) as PveSchema;

@@ -11,7 +11,8 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
 import * as tls from "tls";
-import { PVE_PRIVILEGES, PveEmulator, PveEmulatorOptions } from "./pveEmulator";
+import { PVE_PRIVILEGES } from "./access";
+import { PveEmulator, PveEmulatorOptions } from "./emulator";
 
 export interface PveTarget {
     endpoint: string;

@@ -1,7 +1,7 @@
 /**
  * The GoldenGuest provider in its serialized form, in a fresh provider-host
  * process, against the Proxmox VE API emulator over HTTPS, or a real host
- * (see tests/support/pveTarget.ts).
+ * (see tests/support/pve/target.ts).
  *
  * Two groups:
  * - "against the Proxmox VE API": every test runs unchanged against a real
@@ -13,11 +13,12 @@
  *   a real host does only by chance.
  */
 import * as assert from "assert";
-import { GoldenGuest, GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy } from "../providers/goldenGuest";
-import { UNKNOWN } from "../providers/unknowns";
-import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "./harness/dynamicProviders";
-import { PveEmulator } from "./support/pveEmulator";
-import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, pveApi, PveTarget, pveWaitTask, startPveEmulator, startPveTarget } from "./support/pveTarget";
+import { GoldenGuest } from "../../providers/goldenGuest";
+import { GoldenGuestInputs, GoldenGuestOutputs, GoldenGuestPolicy } from "../../providers/goldenGuestInputs";
+import { UNKNOWN } from "../../providers/unknowns";
+import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "../harness/dynamicProviders";
+import { PveEmulator } from "../support/pve/emulator";
+import { EMULATED_ARCHIVE_HOSTNAME, EMULATED_ARCHIVE_MAC, pveApi, PveTarget, pveWaitTask, startPveEmulator, startPveTarget } from "../support/pve/target";
 
 /** Short waits for the emulator's scaled time; a real host gets the provider's defaults. */
 const FAST_POLICY: GoldenGuestPolicy = {
