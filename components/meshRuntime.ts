@@ -1,10 +1,23 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "./objectStore";
-import { NatsRuntimeMember } from "./natsCluster";
 import { hubDesiredState, MeshMember, natsPeers, OperatorPeer } from "../lib/meshPeers";
 import { DesiredState, desiredStateKey, desiredStateProblems, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { NamingContext } from "../lib/naming";
 import { RuntimeDocument } from "../providers/runtimeDocument";
+
+/**
+ * A NATS node as the runtime channel needs it: its mesh identity, its
+ * certificates, its routes. Separate outputs, so a renewed certificate
+ * (unknown until signed) leaves every other member's peer set known and
+ * unchanged in a preview.
+ */
+export interface NatsRuntimeMember {
+    member: pulumi.Output<MeshMember>;
+    /** PEM by file name under the node's TLS directory (the CAs and the node's own certificates). */
+    certificates: pulumi.Output<Record<string, string>>;
+    /** host:port of every other server's route listener. */
+    routes: string[];
+}
 
 export interface MeshRuntimeArgs {
     /** Project and stack: desired states live under the stack's name. */

@@ -1,7 +1,7 @@
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import { FirewallRule, NFT_TABLE, nftFirewallScript, nftVmChains } from "../box/network";
-import { natsFirewallInbounds } from "../components/natsCluster";
+import { natsFirewallInbounds } from "../components/nats/firewall";
 import { wgCacheInboundRules } from "../components/wgCache";
 
 /** The rules as the provider receives them: resolved plain values. */

@@ -1,17 +1,18 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as YAML from "yaml";
-import { NatsCluster, NatsClusterArgs } from "../components/natsCluster";
-import { ObjectStore } from "../components/objectStore";
-import { opensslRequestConfig } from "../cloudinit/natsCerts";
-import { NODE_BOOTSTRAP_SCRIPT_PATH } from "../cloudinit/nodeBootstrap";
-import { RequestedIdentity } from "../lib/certRequest";
-import { pemBlock } from "../lib/config";
-import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../lib/limits";
-import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
-import { meshTopology } from "../lib/topology";
-import { isSecret, resolve } from "./support/outputs";
-import { leakedSecrets, pemLines, SecretValue } from "./support/secrets";
+import { NatsCluster, NatsClusterArgs } from "../../components/natsCluster";
+import { ObjectStore } from "../../components/objectStore";
+import { opensslRequestConfig } from "../../cloudinit/natsCerts";
+import { NODE_BOOTSTRAP_SCRIPT_PATH } from "../../cloudinit/nodeBootstrap";
+import { RequestedIdentity } from "../../lib/certRequest";
+import { pemBlock } from "../../lib/config";
+import { LINODE_METADATA_SAFE_LIMIT_BYTES, MAX_NATS_NODES } from "../../lib/limits";
+import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../../tooling/mockCloud";
+import { rejoinPendingKey } from "../../lib/runtimeChannel";
+import { meshTopology } from "../../lib/topology";
+import { isSecret, resolve } from "../support/outputs";
+import { leakedSecrets, pemLines, SecretValue } from "../support/secrets";
 
 const naming = { project: "meshstack", stack: "test" };
 const topology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test" });
@@ -245,5 +246,61 @@ describe("NatsCluster with a DNS domain, an existing client CA and the control-p
 
     it("refuses more KV replicas than nodes, naming the config keys", async () => {
         await assert.rejects(build({ controlPlaneKv: { bucket: "control", replicas: 5 } }), /meshstack:natsKvReplicas 5 exceeds meshstack:natsNodeCount 3/);
+    });
+});
+
+describe("NatsCluster with rejoin waits and the control-plane KV (mocks)", () => {
+    let cloud: MockCloud;
+    before(async () => ({ cloud } = await build({ rejoinTimeoutSeconds: 600, controlPlaneKv: { bucket: "control", replicas: 3 } })));
+
+    it("waits for each node on its own client URL, under its own mark, with the deployer's secret key", () => {
+        const rejoins = cloud.ofType("pulumi-nodejs:dynamic/meshstack:NatsRejoin");
+        assert.deepStrictEqual(rejoins.map((r) => r.name).sort(), ["nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"]);
+        const servers = new Set<string>();
+        for (const [i, node] of topology.nats.entries()) {
+            const rejoin = cloud.byName(`nats-${i}-rejoin`);
+            const inputs = unwrapSecrets(rejoin.inputs);
+            assert.deepStrictEqual([inputs.node, inputs.key, inputs.timeoutSeconds, inputs.tlsServerName], [node.hostname, rejoinPendingKey("test", node.hostname), 600, topology.natsServiceName]);
+            assert.match(inputs.server, /^tls:\/\/203\.0\.113\.[0-9]+:4222$/);
+            servers.add(inputs.server);
+            assert.ok(isRpcSecret(rejoin.inputs.keyPem));
+            // Run again for a new instance, counted from its first boot: after its key poll, not its whole node.
+            assert.ok(rejoin.dependencies.has(`nats-${i}-instance`) && rejoin.dependencies.has(`nats-${i}-published`));
+            assert.ok(rejoin.dependencies.has("nats-client-ca") && rejoin.dependencies.has("nats-deployer"));
+        }
+        assert.strictEqual(servers.size, 3, "one client URL per node");
+    });
+
+    it("has the image guard read every node's rejoin mark, and the KV wait for every node and every rejoin", () => {
+        const marks = unwrapSecrets(cloud.byName("nats-image-rollout").inputs).rejoinMarks;
+        assert.deepStrictEqual(marks.keys, Object.fromEntries(topology.nats.map((n, i) => [`nats-${i}`, rejoinPendingKey("test", n.hostname)])));
+        const kv = cloud.byName("nats-kv");
+        for (const name of ["nats-0", "nats-1", "nats-2", "nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"]) assert.ok(kv.dependencies.has(name), `nats-kv waits for ${name}`);
+    });
+
+    it("without rejoin waits, has the image guard read no marks", async () => {
+        const { cloud: plain } = await build();
+        assert.strictEqual(plain.byName("nats-image-rollout").inputs.rejoinMarks, undefined);
+        assert.strictEqual(plain.ofType("pulumi-nodejs:dynamic/meshstack:NatsRejoin").length, 0);
+        assert.throws(() => plain.byName("nats-deployer"), "no deployer certificate when nothing dials the client port");
+    });
+});
+
+describe("NatsCluster.argsProblem", () => {
+    const nodes = (count: number) => Array.from({ length: count }, () => topology.nats[0]);
+
+    it("takes an odd number of nodes from 1 to the limit", () => {
+        for (let count = 1; count <= MAX_NATS_NODES; count += 2) assert.strictEqual(NatsCluster.argsProblem({ nodes: nodes(count) }), undefined, `${count} nodes`);
+    });
+
+    it("refuses no nodes, an even number, and more than the limit, naming the config key", () => {
+        for (const count of [0, 2, 4, MAX_NATS_NODES + 1, MAX_NATS_NODES + 2]) {
+            assert.strictEqual(NatsCluster.argsProblem({ nodes: nodes(count) }), `meshstack:natsNodeCount ${count} is not allowed; allowed: an odd integer from 1 to ${MAX_NATS_NODES}`);
+        }
+    });
+
+    it("takes KV replicas up to the node count and refuses more", () => {
+        assert.strictEqual(NatsCluster.argsProblem({ nodes: nodes(3), controlPlaneKv: { bucket: "kv", replicas: 3 } }), undefined);
+        assert.strictEqual(NatsCluster.argsProblem({ nodes: nodes(3), controlPlaneKv: { bucket: "kv", replicas: 4 } }), "meshstack:natsKvReplicas 4 exceeds meshstack:natsNodeCount 3; allowed: 1 to 3");
     });
 });

@@ -1,0 +1,72 @@
+import * as pulumi from "@pulumi/pulumi";
+import { natsNodeImage, natsNodeName } from "../../lib/natsRollout";
+import { rejoinPendingKey } from "../../lib/runtimeChannel";
+import { NatsNode } from "../../lib/topology";
+import { NatsImageRollout } from "../../providers/natsImageRollout";
+import { NatsRejoin } from "../../providers/natsRejoin";
+import { MeshNode } from "../meshNode";
+import { ObjectStoreAccessOutputs } from "../objectStore";
+import { NatsDeployerAccess } from "./certificates";
+
+export interface NatsImageRolloutInput {
+    stack: string;
+    nodes: NatsNode[];
+    /** The cluster's image, and images by node index that override it (meshstack:natsNodeImages). */
+    image: string;
+    nodeImages: Record<number, string>;
+    /** The runtime bucket, where the rejoin waits leave their marks. */
+    runtime: ObjectStoreAccessOutputs;
+    /** Whether rejoin waits run: only then does the guard read their marks. */
+    rejoinWaits: boolean;
+}
+
+/** The guard every node's instance waits for, and each node's image. */
+export interface NatsImageRolloutGuard {
+    guard: NatsImageRollout;
+    imageOf(index: number): string;
+}
+
+/**
+ * Every instance waits for the guard: no node is replaced unless its check()
+ * let this up's image changes through, and (with the rejoin waits on) its
+ * update found no earlier replacement unconfirmed.
+ */
+export function natsImageRolloutGuard(parent: pulumi.Resource, name: string, input: NatsImageRolloutInput): NatsImageRolloutGuard {
+    const imageOf = (index: number) => natsNodeImage(index, input.image, input.nodeImages);
+    const guard = new NatsImageRollout(`${name}-image-rollout`, {
+        images: Object.fromEntries(input.nodes.map((n) => [natsNodeName(n.index), imageOf(n.index)])),
+        rejoinMarks: input.rejoinWaits
+            ? pulumi.output({ ...input.runtime, keys: Object.fromEntries(input.nodes.map((n) => [natsNodeName(n.index), rejoinPendingKey(input.stack, n.hostname)])) })
+            : undefined,
+    }, { parent });
+    return { guard, imageOf };
+}
+
+export interface NatsRejoinWaitsInput {
+    stack: string;
+    /** The planned nodes, and their MeshNodes in the same order. */
+    nodes: NatsNode[];
+    meshNodes: MeshNode[];
+    /** Each node's own client URL, in the same order. */
+    clientUrls: pulumi.Output<string>[];
+    deployer: NatsDeployerAccess;
+    /** The runtime bucket, where each wait keeps its mark until the node is current. */
+    runtime: ObjectStoreAccessOutputs;
+    timeoutSeconds: number;
+}
+
+/** One wait per node, until it serves JetStream again and every stream replica on it is current. */
+export function natsRejoinWaits(parent: pulumi.Resource, name: string, input: NatsRejoinWaitsInput): NatsRejoin[] {
+    return input.meshNodes.map((meshNode, i) => new NatsRejoin(`${name}-${input.nodes[i].index}-rejoin`, {
+        node: input.nodes[i].hostname,
+        // A new instance id is what makes the wait run again: the node was replaced. Taken
+        // through the key poll, so the deadline counts from the node's first boot, and not
+        // through the whole node, whose bootstrap cleanup may still be deleting its object.
+        instanceId: pulumi.all([meshNode.instance.id, meshNode.published.publicKey]).apply(([id]) => id),
+        server: input.clientUrls[i],
+        ...input.deployer,
+        timeoutSeconds: input.timeoutSeconds,
+        ...input.runtime,
+        key: rejoinPendingKey(input.stack, input.nodes[i].hostname),
+    }, { parent }));
+}
