@@ -17,20 +17,12 @@
  * this node or does not chain to the CA beside it. A failed run changes
  * nothing and the next run tries again.
  */
+import {
+    AGENT_CONFIG_PATH, AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_RENDER_PATH, AGENT_ROOT_ENV, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME,
+} from "./agent/layout";
 import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_UNIT_NAME, natsConfPath } from "./nats";
 import { INSTANCE_ID_ENV } from "./nodeBootstrap";
 import { WG_CONF_PATH, WG_INTERFACE, WG_PRIVATE_KEY_PATH, WG_QUICK_UNIT } from "./wgMesh";
-
-export const AGENT_SCRIPT_PATH = "/usr/local/sbin/meshstack-agent";
-export const AGENT_RENDER_PATH = "/usr/local/lib/meshstack/agent-render.py";
-export const AGENT_CONFIG_PATH = "/etc/meshstack/agent.conf";
-export const AGENT_CREDENTIALS_PATH = "/etc/meshstack/agent-credentials.curl";
-export const AGENT_STATE_DIR = "/var/lib/meshstack-agent";
-export const AGENT_LOG_PATH = "/var/log/meshstack-agent.log";
-export const AGENT_UNIT_NAME = "meshstack-agent.service";
-export const AGENT_TIMER_NAME = "meshstack-agent.timer";
-/** Relocates every path the agent touches; tests set it to a temp dir, nodes leave it unset. */
-export const AGENT_ROOT_ENV = "MESHSTACK_AGENT_ROOT";
 
 /**
  * Seconds between runs. A run that finds the document unchanged costs one

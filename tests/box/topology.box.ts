@@ -22,7 +22,7 @@ import { UNDERLAY } from "../../box/network";
 import { BoxObjectStore } from "../../box/objectStore";
 import { ssh } from "../../box/ssh";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
-import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent";
+import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
 import { assertReadsBack, putWhenAcknowledged } from "../support/kvReads";
 import { waitFor } from "../support/ports";
