@@ -1,16 +1,19 @@
 /**
  * cloudinit/agent/agent_render.py, the agent's renderer, as a file of its
- * own: how cloudinit/agent.ts gives each node its copy, the file with only
- * the constants block replaced. The rendered renderer on sample desired states
+ * own: its Python unit tests (test_agent_render.py beside this file), and
+ * how cloudinit/agent.ts gives each node its copy, the file with only the
+ * constants block replaced. The rendered renderer on sample desired states
  * and in the agent's runs is tested in tests/agent.test.ts.
  */
 import * as assert from "assert";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import {
     AGENT_RENDER_CONSTANTS_BEGIN, AGENT_RENDER_CONSTANTS_END, AGENT_RENDER_SOURCE, AgentParams, embedAgentRenderConstants, renderAgentRenderer,
 } from "../../../cloudinit/agent";
 import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER } from "../../../cloudinit/nats";
 import { wgInterfaceSection } from "../../../cloudinit/nodeBootstrap";
+import { DEBIAN_PYTHON } from "../../support/cloudInit";
 
 /** The node the file's sample constants describe. */
 const sampleNode: AgentParams = {
@@ -25,6 +28,17 @@ const sampleNode: AgentParams = {
 };
 
 describe("agent_render.py (the agent's renderer, a Python file of its own)", () => {
+    it("passes its Python unit tests under the python3 the nodes run it with", () => {
+        // Run from mocha rather than from scripts/test.sh because Python 3.11's
+        // unittest exits 0 when it finds no test at all; this checks it ran some.
+        // No bytecode, so a test run leaves no __pycache__ in the source tree.
+        const env = { ...process.env, PYTHONDONTWRITEBYTECODE: "1" };
+        const result = spawnSync(DEBIAN_PYTHON, ["-m", "unittest", "-v", "test_agent_render"], { cwd: __dirname, env, encoding: "utf8" });
+        assert.ifError(result.error);
+        assert.strictEqual(result.status, 0, result.stderr);
+        assert.match(result.stderr, /^Ran [1-9]\d* tests in /m);
+    });
+
     it("holds in its constants block what cloudinit/agent.ts renders for its sample node, so its unit tests run a real node's renderer", () => {
         const lines = fs.readFileSync(AGENT_RENDER_SOURCE, "utf8").split("\n");
         const begin = lines.indexOf(AGENT_RENDER_CONSTANTS_BEGIN);
