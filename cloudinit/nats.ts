@@ -8,7 +8,7 @@
 import * as YAML from "yaml";
 import { NatsNode } from "../lib/topology";
 import { metadataGuardCloudConfig } from "./metadataGuard";
-import { AGENT_TIMER_NAME } from "./agent";
+import { AGENT_TIMER_NAME } from "./agent/layout";
 import { NODE_BOOTSTRAP_SCRIPT_PATH } from "./nodeBootstrap";
 import { NATS_SERVER_RELEASE, NatsServerRelease } from "../lib/natsRelease";
 

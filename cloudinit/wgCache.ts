@@ -9,7 +9,7 @@ import { stringify } from "yaml";
 import { AgentFile } from "./agent";
 import { metadataGuardCloudConfig } from "./metadataGuard";
 import { NODE_BOOTSTRAP_SCRIPT_PATH, renderNodeBootstrapScript, wgInterfaceSection } from "./nodeBootstrap";
-import { AGENT_TIMER_NAME } from "./agent";
+import { AGENT_TIMER_NAME } from "./agent/layout";
 import { renderPeer, WG_INTERFACE } from "./wgMesh";
 import { WG_PERSISTENT_KEEPALIVE_SECONDS } from "../lib/meshPeers";
 

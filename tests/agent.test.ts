@@ -11,9 +11,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import {
-    AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, AgentParams, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit,
-} from "../cloudinit/agent";
+import { AgentParams, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit } from "../cloudinit/agent";
+import { AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME } from "../cloudinit/agent/layout";
 import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, renderNatsRoutes } from "../cloudinit/nats";
 import { renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { hubInterfaceSection } from "../cloudinit/wgCache";

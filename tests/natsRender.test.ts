@@ -10,7 +10,8 @@ import {
     NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_UNIT_NAME, natsConfPath,
     natsRouteAddresses, renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsRoutes, renderNatsUnit,
 } from "../cloudinit/nats";
-import { agentFiles, AGENT_TIMER_NAME } from "../cloudinit/agent";
+import { agentFiles } from "../cloudinit/agent";
+import { AGENT_TIMER_NAME } from "../cloudinit/agent/layout";
 import { NODE_BOOTSTRAP_SCRIPT_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../cloudinit/nodeBootstrap";
 import { natsServerCertProfile, natsRouteCertProfile } from "../cloudinit/natsCerts";
 import { meshTopology, planMeshTopology, wgSubnet } from "../lib/topology";

@@ -6,7 +6,8 @@ import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
 import { parse } from "yaml";
-import { agentFiles, AGENT_TIMER_NAME } from "../cloudinit/agent";
+import { agentFiles } from "../cloudinit/agent";
+import { AGENT_TIMER_NAME } from "../cloudinit/agent/layout";
 import { NODE_BOOTSTRAP_SCRIPT_PATH } from "../cloudinit/nodeBootstrap";
 import {
     hubInterfaceSection, renderPeerSection, renderWgCacheCloudConfig, WG_HUB_SYSCTL_PATH, WgHubParams,

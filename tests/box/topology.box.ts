@@ -24,7 +24,7 @@ import { logsDir, REPO_ROOT, RUN_DIR } from "../../box/paths";
 import { ssh } from "../../box/ssh";
 import { BoxResource, BoxState, BoxVm, readState, STATE_FILE } from "../../box/state";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
-import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent";
+import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
 import { assertReadsBack, putWhenAcknowledged } from "../support/kvReads";
 import { waitFor } from "../support/ports";

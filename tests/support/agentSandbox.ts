@@ -7,7 +7,8 @@
 import { execFileSync, spawnSync, SpawnSyncReturns } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { AGENT_LOG_PATH, AGENT_SCRIPT_PATH, agentFiles, AgentParams } from "../../cloudinit/agent";
+import { agentFiles, AgentParams } from "../../cloudinit/agent";
+import { AGENT_LOG_PATH, AGENT_SCRIPT_PATH } from "../../cloudinit/agent/layout";
 import { NATS_ROUTE_PASSWORD_PATH } from "../../cloudinit/nats";
 import { WG_CONF_PATH, WG_PRIVATE_KEY_PATH } from "../../cloudinit/wgMesh";
 import { S3Credentials } from "../../providers/s3";

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+# meshstack agent renderer (rendered by cloudinit/agent.ts): desired state JSON -> staged files.
+import base64, ipaddress, json, os, re, sys
+
+doc_path, stage, node, instance_id = sys.argv[1:5]
+# BEGIN per-node constants
+# cloudinit/agent.ts replaces this block, from the BEGIN line to the END line,
+# with one node's values; the values here are a NATS node's, so that the file
+# runs as it is (pyflakes3, tests/cloudinit/agent/test_agent_render.py).
+# Every byte outside this block goes into every node's user-data as it is:
+# changing one changes the user-data, and so replaces every instance of every
+# stack on its next `pulumi up`.
+root = os.environ.get("MESHSTACK_AGENT_ROOT", "")
+WG_ADDRESS = "10.44.0.10/24"
+WG_LISTEN_PORT = 51820
+WG_PRIVATE_KEY = root + "/etc/wireguard/privatekey"
+INTERFACE_SECTION = "[Interface]\nAddress = 10.44.0.10/24\nListenPort = 51820\nPostUp = wg set %i private-key /etc/wireguard/privatekey\n"
+CERTIFICATES = ["route-ca.crt","route.crt","client-ca.crt","server.crt"]
+ROLE = "nats"
+ROUTE_USER = "route"
+ROUTE_PASSWORD_FILE = root + "/etc/meshstack/nats-route-password"
+# END per-node constants
+subnet = ipaddress.ip_interface(WG_ADDRESS).network
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+def wg_key(value):
+    try:
+        return isinstance(value, str) and len(value) == 44 and len(base64.b64decode(value, validate=True)) == 32
+    except ValueError:
+        return False
+
+def plain(value, what):
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+        fail(f"{what} {value!r} is not a plain name")
+    return value
+
+with open(doc_path, encoding="utf-8") as f:
+    try:
+        doc = json.load(f)
+    except ValueError as e:
+        fail(f"desired state is not JSON: {e}")
+if not isinstance(doc, dict) or doc.get("version") != 1:
+    fail(f"desired state has version {doc.get('version') if isinstance(doc, dict) else None!r}; this agent reads version 1")
+if doc.get("node") != node:
+    fail(f"desired state names node {doc.get('node')!r}, not {node}")
+if str(doc.get("instanceId")) != instance_id:
+    print(f"desired state is for instance {doc.get('instanceId')!r}, this is {instance_id}: waiting for pulumi up to write this instance's", file=sys.stderr)
+    sys.exit(3)
+if "PRIVATE KEY-----" in json.dumps(doc):
+    fail("desired state carries private key material; refused")
+
+# A wrong shape is refused (exit 2) like any bad value, not a traceback.
+wireguard = doc.get("wireguard")
+peers = wireguard.get("peers") if isinstance(wireguard, dict) else None
+if not isinstance(peers, list) or not all(isinstance(peer, dict) for peer in peers):
+    fail("desired state has no wireguard.peers list of objects")
+sections = []
+seen = set()
+for peer in peers:
+    name = plain(peer.get("name"), "peer name")
+    key = peer.get("publicKey")
+    if not wg_key(key) or key in seen:
+        fail(f"peer {name}: public key {key!r} is not a WireGuard key, or is listed twice")
+    seen.add(key)
+    allowed = peer.get("allowedIps")
+    if not isinstance(allowed, list) or not allowed:
+        fail(f"peer {name}: no allowedIps")
+    for cidr in allowed:
+        try:
+            net = ipaddress.ip_network(cidr)
+        except ValueError:
+            fail(f"peer {name}: allowed IPs {cidr!r} are not a network")
+        # subnet_of raises on another address family instead of saying no.
+        if net.version != subnet.version or not net.subnet_of(subnet):
+            fail(f"peer {name}: allowed IPs {cidr} are outside {subnet}")
+    lines = ["[Peer]", f"# {name}", f"PublicKey = {key}"]
+    endpoint = peer.get("endpoint")
+    if endpoint is not None:
+        host, _, port = str(endpoint).rpartition(":")
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            fail(f"peer {name}: endpoint {endpoint!r} is not ipv4:port")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            fail(f"peer {name}: endpoint {endpoint!r} is not ipv4:port")
+        lines.append(f"Endpoint = {endpoint}")
+    lines.append("AllowedIPs = " + ", ".join(allowed))
+    keepalive = peer.get("keepaliveSeconds")
+    if keepalive is not None:
+        if not isinstance(keepalive, int) or not 0 < keepalive < 65536:
+            fail(f"peer {name}: keepaliveSeconds {keepalive!r} is not 1-65535")
+        lines.append(f"PersistentKeepalive = {keepalive}")
+    sections.append("\n".join(lines) + "\n")
+
+def write(name, text, mode=0o600):
+    path = os.path.join(stage, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+
+peer_text = "\n".join(sections)
+# wg-quick's file, for the next boot: the key stays in its own file.
+write("wg0.conf", "# meshstack WireGuard (written by meshstack-agent from the desired state; edits are overwritten).\n" + INTERFACE_SECTION + "\n" + peer_text)
+# wg's own format, for syncconf on the live interface.
+with open(WG_PRIVATE_KEY, encoding="ascii") as f:
+    private_key = f.read().strip()
+write("wg-sync.conf", f"[Interface]\nPrivateKey = {private_key}\nListenPort = {WG_LISTEN_PORT}\n\n" + peer_text)
+
+if ROLE == "nats":
+    certificates = doc.get("certificates")
+    if not isinstance(certificates, dict) or sorted(certificates) != sorted(CERTIFICATES):
+        fail(f"desired state certificates are {sorted(certificates) if isinstance(certificates, dict) else certificates!r}; expected {sorted(CERTIFICATES)}")
+    for name in CERTIFICATES:
+        pem = certificates[name]
+        if not isinstance(pem, str) or not pem.startswith("-----BEGIN CERTIFICATE-----"):
+            fail(f"certificate {name} is not a PEM certificate")
+        write(name, pem if pem.endswith("\n") else pem + "\n", 0o644)
+    routes = doc.get("natsRoutes")
+    if not isinstance(routes, list):
+        fail("desired state has no natsRoutes list")
+    for route in routes:
+        host, _, port = str(route).rpartition(":")
+        try:
+            ok = ipaddress.IPv4Address(host) in subnet and port.isdigit()
+        except ValueError:
+            ok = False
+        if not ok:
+            fail(f"route {route!r} is not ipv4:port inside {subnet}")
+    # The password comes from a root-only file, never from argv or the channel.
+    with open(ROUTE_PASSWORD_FILE, encoding="ascii") as f:
+        password = f.read().strip()
+    if not re.fullmatch(r"[A-Za-z0-9]{16,}", password):
+        fail("the route password file does not hold 16+ letters and digits")
+    write("routes.conf", "# Written by meshstack-agent from the desired state. Mode 0600, owner nats.\nroutes: [\n"
+          + "".join(f'  "nats-route://{ROUTE_USER}:{password}@{route}"\n' for route in routes) + "]\n")
+print(f"{len(sections)} peer(s)" + (f", {len(doc['natsRoutes'])} route(s), {len(CERTIFICATES)} certificate(s)" if ROLE == "nats" else ""))

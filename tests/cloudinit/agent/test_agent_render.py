@@ -1,0 +1,229 @@
+"""cloudinit/agent/agent_render.py on its own, with the sample values of its
+constants block: a NATS node at 10.44.0.10/24 with four certificates.
+
+Stdlib only; tests/cloudinit/agent/agent_render.test.ts runs this file under
+Debian's python3, the interpreter a node runs the renderer with. What a hub's
+copy does differently (no certificates, no routes) and the renderer as the
+agent runs it are tested through cloudinit/agent.ts in tests/agent.test.ts
+and tests/agent.integration.test.ts.
+"""
+import base64
+import contextlib
+import io
+import json
+import os
+import pathlib
+import runpy
+import shutil
+import sys
+import tempfile
+import unittest
+from unittest import mock
+
+SOURCE = pathlib.Path(__file__).resolve().parents[3] / "cloudinit" / "agent" / "agent_render.py"
+ROOT_ENV = "MESHSTACK_AGENT_ROOT"
+# Where the sample constants look under the root, as on a node.
+PRIVATE_KEY_FILE = "etc/wireguard/privatekey"
+ROUTE_PASSWORD_FILE = "etc/meshstack/nats-route-password"
+
+NODE = "meshstack-dev-0"
+INSTANCE_ID = "201"
+PASSWORD = "Zx81routePassword0123456789abcdef"
+CERTIFICATES = ["route-ca.crt", "route.crt", "client-ca.crt", "server.crt"]
+PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTWVzaHN0YWNr\n-----END CERTIFICATE-----\n"
+ROUTES = ["10.44.0.11:6222", "10.44.0.12:6222"]
+
+
+def wg_key(seed):
+    """A well-formed WireGuard key (32 bytes, base64): the renderer checks the form, not the curve."""
+    return base64.b64encode(bytes([seed]) * 32).decode()
+
+
+HUB = {"name": "wg-cache", "publicKey": wg_key(1), "endpoint": "203.0.113.1:51820", "allowedIps": ["10.44.0.0/24"], "keepaliveSeconds": 25}
+PEER = {"name": "meshstack-dev-1", "publicKey": wg_key(2), "allowedIps": ["10.44.0.11/32"]}
+HUB_SECTION = f"[Peer]\n# wg-cache\nPublicKey = {wg_key(1)}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 10.44.0.0/24\nPersistentKeepalive = 25\n"
+PEER_SECTION = f"[Peer]\n# meshstack-dev-1\nPublicKey = {wg_key(2)}\nAllowedIPs = 10.44.0.11/32\n"
+
+
+def desired(**overrides):
+    doc = {
+        "version": 1,
+        "node": NODE,
+        "instanceId": INSTANCE_ID,
+        "wireguard": {"peers": [dict(HUB), dict(PEER)]},
+        "certificates": {name: PEM for name in CERTIFICATES},
+        "natsRoutes": list(ROUTES),
+    }
+    doc.update(overrides)
+    return doc
+
+
+def with_peer(**overrides):
+    return desired(wireguard={"peers": [dict(HUB), dict(PEER, **overrides)]})
+
+
+class Rendered:
+    def __init__(self, status, stdout, stderr, stage, constants):
+        self.status, self.stdout, self.stderr, self.stage, self.constants = status, stdout, stderr, stage, constants
+
+    def files(self):
+        return sorted(os.listdir(self.stage))
+
+    def text(self, name):
+        return pathlib.Path(self.stage, name).read_text(encoding="utf-8")
+
+    def mode(self, name):
+        return os.stat(os.path.join(self.stage, name)).st_mode & 0o777
+
+
+class AgentRenderTest(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="meshstack-agent-render-")
+        self.addCleanup(shutil.rmtree, self.root)
+        self.private_key = wg_key(9)
+        self.write(PRIVATE_KEY_FILE, self.private_key + "\n")
+        self.write(ROUTE_PASSWORD_FILE, PASSWORD + "\n")
+
+    def write(self, name, text):
+        path = pathlib.Path(self.root, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def render(self, doc, instance_id=INSTANCE_ID):
+        """One run as the agent starts it (argv, the root in the environment), in this process.
+
+        runpy, not import: the renderer is a script that does its work at the
+        top level, and an import would run it once per process, not per test.
+        """
+        self.write("desired.json", doc if isinstance(doc, str) else json.dumps(doc))
+        stage = tempfile.mkdtemp(dir=self.root)
+        argv = [str(SOURCE), os.path.join(self.root, "desired.json"), stage, NODE, instance_id]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        status, constants = 0, {}
+        with mock.patch.dict(os.environ, {ROOT_ENV: self.root}), mock.patch.object(sys, "argv", argv), \
+                contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                constants = runpy.run_path(str(SOURCE), run_name="__main__")
+            except SystemExit as done:
+                status = done.code
+        return Rendered(status, stdout.getvalue(), stderr.getvalue(), stage, constants)
+
+    def assert_refused(self, doc, message):
+        out = self.render(doc)
+        self.assertEqual(out.status, 2, out.stderr)
+        self.assertRegex(out.stderr, message)
+
+    def test_stages_wg0_conf_for_wg_quick_with_the_interface_as_the_first_boot_wrote_it(self):
+        out = self.render(desired())
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual(
+            out.text("wg0.conf"),
+            "# meshstack WireGuard (written by meshstack-agent from the desired state; edits are overwritten).\n"
+            + out.constants["INTERFACE_SECTION"] + "\n" + HUB_SECTION + "\n" + PEER_SECTION,
+        )
+        self.assertEqual(out.mode("wg0.conf"), 0o600)
+
+    def test_stages_wg_sync_conf_in_wgs_own_format_with_the_nodes_key_and_port(self):
+        out = self.render(desired())
+        self.assertEqual(out.text("wg-sync.conf"), f"[Interface]\nPrivateKey = {self.private_key}\nListenPort = 51820\n\n" + HUB_SECTION + "\n" + PEER_SECTION)
+        self.assertEqual(out.mode("wg-sync.conf"), 0o600)
+
+    def test_writes_several_allowed_ips_on_one_line(self):
+        out = self.render(with_peer(allowedIps=["10.44.0.11/32", "10.44.0.128/25"]))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertIn("\nAllowedIPs = 10.44.0.11/32, 10.44.0.128/25\n", out.text("wg0.conf"))
+
+    def test_stages_the_certificates_and_the_routes_with_the_password_from_its_file(self):
+        out = self.render(desired())
+        self.assertEqual(out.files(), sorted(CERTIFICATES + ["routes.conf", "wg-sync.conf", "wg0.conf"]))
+        for name in CERTIFICATES:
+            self.assertEqual((out.text(name), out.mode(name)), (PEM, 0o644))
+        self.assertEqual(
+            out.text("routes.conf"),
+            "# Written by meshstack-agent from the desired state. Mode 0600, owner nats.\nroutes: [\n"
+            f'  "nats-route://route:{PASSWORD}@10.44.0.11:6222"\n  "nats-route://route:{PASSWORD}@10.44.0.12:6222"\n]\n',
+        )
+        self.assertEqual(out.mode("routes.conf"), 0o600)
+        self.assertEqual(out.stdout, "2 peer(s), 2 route(s), 4 certificate(s)\n")
+
+    def test_ends_a_certificate_without_a_final_newline_with_one(self):
+        out = self.render(desired(certificates={name: PEM.rstrip("\n") for name in CERTIFICATES}))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual(out.text("route.crt"), PEM)
+
+    def test_waits_with_exit_3_and_stages_nothing_for_another_instance(self):
+        out = self.render(desired(instanceId="199"))
+        self.assertEqual(out.status, 3, out.stderr)
+        self.assertIn("desired state is for instance '199', this is 201: waiting for pulumi up to write this instance's", out.stderr)
+        self.assertEqual(out.files(), [])
+
+    def test_refuses_what_is_not_a_desired_state_for_this_node(self):
+        refused = [
+            ("not JSON", "{ half", r"desired state is not JSON"),
+            ("not an object", "[1]", r"desired state has version None; this agent reads version 1"),
+            ("another format version", desired(version=2), r"desired state has version 2; this agent reads version 1"),
+            ("another node", desired(node="meshstack-dev-2"), r"desired state names node 'meshstack-dev-2', not meshstack-dev-0"),
+            ("private key material", desired(certificates={**desired()["certificates"], "route.key": "-----BEGIN EC PRIVATE KEY-----\nMHc=\n"}),
+             r"desired state carries private key material; refused"),
+        ]
+        for what, doc, message in refused:
+            with self.subTest(what):
+                self.assert_refused(doc, message)
+
+    def test_refuses_a_wireguard_section_of_the_wrong_shape(self):
+        refused = [
+            ("no wireguard section", desired(wireguard=None)),
+            ("a wireguard list", desired(wireguard=[])),
+            ("peers that are not a list", desired(wireguard={"peers": {"wg-cache": HUB}})),
+            ("a peer that is not an object", desired(wireguard={"peers": ["wg-cache"]})),
+        ]
+        for what, doc in refused:
+            with self.subTest(what):
+                self.assert_refused(doc, r"desired state has no wireguard\.peers list of objects")
+
+    def test_refuses_a_peer_it_would_have_to_trust_blindly(self):
+        refused = [
+            ("a name that breaks out of its comment", with_peer(name="x\n[Peer]"), r"peer name 'x\\n\[Peer\]' is not a plain name"),
+            ("no name", with_peer(name=None), r"peer name None is not a plain name"),
+            ("a key that is too short", with_peer(publicKey="c2VjcmV0"), r"peer meshstack-dev-1: public key 'c2VjcmV0' is not a WireGuard key, or is listed twice"),
+            ("a key that is not base64", with_peer(publicKey="!" * 44), r"peer meshstack-dev-1: public key '!+' is not a WireGuard key"),
+            ("a key listed twice", with_peer(publicKey=HUB["publicKey"]), r"peer meshstack-dev-1: public key .* is not a WireGuard key, or is listed twice"),
+            ("no allowed IPs", with_peer(allowedIps=[]), r"peer meshstack-dev-1: no allowedIps"),
+            ("allowed IPs that are not a list", with_peer(allowedIps="10.44.0.11/32"), r"peer meshstack-dev-1: no allowedIps"),
+            ("allowed IPs that are not a network", with_peer(allowedIps=["10.44.0.300/32"]), r"peer meshstack-dev-1: allowed IPs '10\.44\.0\.300/32' are not a network"),
+            ("allowed IPs outside the subnet", with_peer(allowedIps=["0.0.0.0/0"]), r"peer meshstack-dev-1: allowed IPs 0\.0\.0\.0/0 are outside 10\.44\.0\.0/24"),
+            ("allowed IPs of another family", with_peer(allowedIps=["fd00::/64"]), r"peer meshstack-dev-1: allowed IPs fd00::/64 are outside 10\.44\.0\.0/24"),
+            ("an endpoint by name", with_peer(endpoint="example.net:51820"), r"peer meshstack-dev-1: endpoint 'example\.net:51820' is not ipv4:port"),
+            ("an endpoint port out of range", with_peer(endpoint="203.0.113.2:65536"), r"endpoint '203\.0\.113\.2:65536' is not ipv4:port"),
+            ("an endpoint without a port", with_peer(endpoint="203.0.113.2"), r"endpoint '203\.0\.113\.2' is not ipv4:port"),
+            ("a keepalive of 0", with_peer(keepaliveSeconds=0), r"peer meshstack-dev-1: keepaliveSeconds 0 is not 1-65535"),
+            ("a keepalive that is not a number", with_peer(keepaliveSeconds="25"), r"peer meshstack-dev-1: keepaliveSeconds '25' is not 1-65535"),
+        ]
+        for what, doc, message in refused:
+            with self.subTest(what):
+                self.assert_refused(doc, message)
+
+    def test_refuses_certificates_and_routes_that_are_not_this_nodes(self):
+        refused = [
+            ("a missing certificate", desired(certificates={"route.crt": PEM}), r"desired state certificates are \['route\.crt'\]; expected \['client-ca\.crt', 'route-ca\.crt', 'route\.crt', 'server\.crt'\]"),
+            ("an extra certificate", desired(certificates={**desired()["certificates"], "other.crt": PEM}), r"desired state certificates are .*'other\.crt'"),
+            ("certificates that are not an object", desired(certificates=[PEM]), r"desired state certificates are \['-----BEGIN CERTIFICATE"),
+            ("a certificate that is not PEM", desired(certificates={**desired()["certificates"], "server.crt": "MIIB"}), r"certificate server\.crt is not a PEM certificate"),
+            ("no routes", desired(natsRoutes=None), r"desired state has no natsRoutes list"),
+            ("a route outside the subnet", desired(natsRoutes=["198.51.100.7:6222"]), r"route '198\.51\.100\.7:6222' is not ipv4:port inside 10\.44\.0\.0/24"),
+            ("a route by name", desired(natsRoutes=["nats-1.example.net:6222"]), r"route 'nats-1\.example\.net:6222' is not ipv4:port inside"),
+            ("a route without a port", desired(natsRoutes=["10.44.0.11:"]), r"route '10\.44\.0\.11:' is not ipv4:port inside"),
+        ]
+        for what, doc, message in refused:
+            with self.subTest(what):
+                self.assert_refused(doc, message)
+
+    def test_refuses_a_route_password_file_it_could_not_put_in_a_url_unescaped(self):
+        for what, password in [("15 characters", "Zx81routePasswo"), ("a character a URL would need escaped", "Zx81routePassword@0123")]:
+            with self.subTest(what):
+                self.write(ROUTE_PASSWORD_FILE, password + "\n")
+                self.assert_refused(desired(), r"the route password file does not hold 16\+ letters and digits")
+
+
+if __name__ == "__main__":
+    unittest.main()
