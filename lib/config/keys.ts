@@ -1,6 +1,7 @@
 /**
  * Every `meshstack:*` key: the one table of types, defaults, secrecy and
- * rules. Pulumi.yaml declares the same keys (a test keeps them equal).
+ * rules. Pulumi.yaml's config block is generated from it (`npm run
+ * gen:config`), so a new key is one entry in its section's module.
  */
 import { accessKeys } from "./access";
 import { bootstrapKeys } from "./bootstrap";
