@@ -51,7 +51,7 @@ export default {
     mutate: [
         "cloudinit/**/*.ts",
         "lib/certRequest.ts",
-        "lib/config.ts",
+        "lib/config/**/*.ts",
         "lib/ip.ts",
         "lib/limits.ts",
         "lib/meshPeers.ts",

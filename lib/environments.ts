@@ -112,7 +112,7 @@ export function stackTags(env: Environment): Record<string, string> {
     return tags;
 }
 
-/** A config problem an environment finds; `key` is unqualified (config.ts qualifies it). */
+/** A config problem an environment finds; `key` is unqualified (lib/config/ qualifies it). */
 export interface EnvironmentProblem {
     key: string;
     value?: string;

@@ -1,7 +1,7 @@
 /**
  * Bad stack files as a new user writes them (issue 20), checked the way the
  * offline plan checks them: Pulumi.yaml and the stack file's text through
- * the CLI's rules and lib/config.ts together. Every class is refused in one
+ * the CLI's rules and lib/config/ together. Every class is refused in one
  * report whose line names the key, the value (private keys by fingerprint
  * only) and what is allowed; where a refusal would be guesswork, a warning;
  * and valid changes plan cleanly.

@@ -1,7 +1,6 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import * as YAML from "yaml";
 import { CONFIG_KEYS, ConfigError, formatConfigErrors, parseStackConfig, pemBlock, qualify, StackConfig } from "../lib/config";
 import { cliStackConfigOf } from "../tooling/cliConfig";
 import { NATS_SERVER_RELEASE } from "../lib/natsRelease";
@@ -174,20 +173,6 @@ describe("stack config", () => {
 
     it("ignores other providers' namespaces", () => {
         valid({ "linode:objUseTempKeys": "true", "aws:region": "us-east-1" });
-    });
-
-    it("declares exactly the same keys, types and defaults in Pulumi.yaml", () => {
-        const project = YAML.parse(fs.readFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), "utf8")) as {
-            config: Record<string, { type: string; default?: unknown; secret?: boolean; description?: string }>;
-        };
-        assert.deepStrictEqual(Object.keys(project.config).sort(), Object.keys(CONFIG_KEYS).sort());
-        for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
-            const declared = project.config[key];
-            assert.strictEqual(declared.type, spec.type, `type of ${key}`);
-            assert.deepStrictEqual(declared.default, spec.default ?? (spec.optional ? "" : undefined), `default of ${key}`);
-            assert.strictEqual(declared.secret, undefined, `${key}: a secret key in Pulumi.yaml is required in every stack; lib/config.ts enforces secrecy`);
-            assert.ok(declared.description?.includes(spec.allowed), `description of ${key} states what is allowed`);
-        }
     });
 
     it("gives every key a default or makes it optional, so no stack file must set it", () => {

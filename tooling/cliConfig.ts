@@ -207,7 +207,7 @@ export type StackConfigCheck =
 
 /**
  * Everything the offline plan refuses in a stack, in one report: the CLI's
- * own checks and the stack's rules (lib/config.ts) together. A value of the
+ * own checks and the stack's rules (lib/config/) together. A value of the
  * wrong type is one problem among the others, named by key, value and what
  * is allowed; only a file that cannot be read at all stops the check early.
  */
