@@ -1,5 +1,6 @@
 import * as assert from "assert";
-import { functionSpans, importCircles, localImports } from "../../tooling/structure";
+import * as path from "path";
+import { functionSpans, importCircles, localImports, structureReport } from "../../tooling/structure";
 
 describe("tooling/structure: the source tree's shape", () => {
     it("finds a two-file circle and a longer one, and nothing in a tree without one", () => {
@@ -33,5 +34,11 @@ describe("tooling/structure: the source tree's shape", () => {
             { name: "x.ts:Box.constructor", lines: 3 },
             { name: "x.ts:arrow", lines: 4 },
         ]);
+    });
+
+    it("holds the project at zero import circles", () => {
+        const report = structureReport(path.resolve(__dirname, "../.."));
+        assert.ok(report.files.length > 50, `read only ${report.files.length} source files`);
+        assert.deepStrictEqual(report.circles, [], `import circles:\n${report.circles.map((c) => c.join(" <-> ")).join("\n")}`);
     });
 });
