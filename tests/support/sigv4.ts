@@ -4,7 +4,7 @@
  * (which @smithy/signature-v4 makes). A URL whose signature matches this
  * one is the URL S3 expects; a zeroed or stale signature does not match.
  * Its own correctness is pinned by AWS's published example
- * (tests/s3.test.ts).
+ * (tests/providers/s3.test.ts).
  */
 import * as crypto from "crypto";
 

@@ -3,7 +3,7 @@
  * own: its Python unit tests (test_agent_render.py beside this file), and
  * how cloudinit/agent.ts gives each node its copy, the file with only the
  * constants block replaced. The rendered renderer on sample desired states
- * and in the agent's runs is tested in tests/agent.test.ts.
+ * and in the agent's runs is tested in tests/cloudinit/agent.test.ts.
  */
 import * as assert from "assert";
 import { spawnSync } from "child_process";

@@ -4,8 +4,8 @@ constants block: a NATS node at 10.44.0.10/24 with four certificates.
 Stdlib only; tests/cloudinit/agent/agent_render.test.ts runs this file under
 Debian's python3, the interpreter a node runs the renderer with. What a hub's
 copy does differently (no certificates, no routes) and the renderer as the
-agent runs it are tested through cloudinit/agent.ts in tests/agent.test.ts
-and tests/agent.integration.test.ts.
+agent runs it are tested through cloudinit/agent.ts in tests/cloudinit/agent.test.ts
+and tests/cloudinit/agent.integration.test.ts.
 """
 import base64
 import contextlib

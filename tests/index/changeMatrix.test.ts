@@ -1,0 +1,268 @@
+/**
+ * The change matrix (issue 11, property 4): for each routine Day-2 change,
+ * which Linode instances a `pulumi up` would replace, and that every other
+ * instance keeps its user-data byte for byte. Linode user-data cannot change
+ * in place, so "same user-data" is what "not replaced" means for a node.
+ *
+ * One `up` of the dev stack (three NATS nodes, one operator peer), then a
+ * preview of each change against its state (tests/support/engine.ts): the
+ * dynamic providers decide with their own check() and diff(); @pulumi/linode,
+ * random and tls resources are replaced for the inputs their providers
+ * replace on.
+ */
+import * as assert from "assert";
+import { asHostSees, ChangePreview, previewChange, StackState, Step, up } from "../support/engine";
+import { withLegacyNaming } from "../support/legacyNaming";
+
+const STACK = "dev";
+const INSTANCE = "linode:index/instance:Instance";
+const HUB = "wg-cache-node-instance";
+const NATS = ["nats-0-instance", "nats-1-instance", "nats-2-instance"];
+const EVERY_INSTANCE = [HUB, ...NATS].sort();
+
+// Operators' WireGuard public keys: base64 of 32 bytes, as `wg pubkey` prints.
+const ALICE = "alice q6yPyxrcWI6K7tA1eW2Pvc0qUSf0cXfUVdWUmBjnWkk= 10.44.0.200";
+const BOB = "bob YbnL0RcRXsDVa5t9Z1fdB94C+Lq8ZrA1AaV9tEWEOmM= 10.44.0.201";
+const BASE: Record<string, string> = { "meshstack:wgOperatorPeers": JSON.stringify([ALICE]) };
+const OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIampt1CPGT2o63CzgKlGlgfWB2qAls7mW0A69GBG5kl ops@example";
+
+let state: StackState;
+
+function change(overrides: Record<string, string>, replace?: string[]): Promise<ChangePreview> {
+    return previewChange(STACK, state, { ...BASE, ...overrides }, { replace });
+}
+
+function withStep(preview: ChangePreview, step: Step, type?: string): string[] {
+    return [...preview.steps].filter(([name, s]) => s === step && (!type || state.get(name)?.type === type || preview.cloud.resources.some((r) => r.name === name && r.type === type)))
+        .map(([name]) => name).sort();
+}
+
+/** The instances replaced are exactly `replaced`; every instance in state that is not keeps its user-data. */
+function assertInstances(preview: ChangePreview, replaced: string[]): void {
+    assert.deepStrictEqual(preview.failures, [], "every dynamic provider's check() passes");
+    assert.deepStrictEqual(preview.networkAttempts, [], "a preview touches no network");
+    assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), [...replaced].sort(), `replaced instances (reasons: ${JSON.stringify(Object.fromEntries(preview.reasons))})`);
+    assert.deepStrictEqual(withStep(preview, "update", INSTANCE), [], "no instance is updated in place either");
+    assert.deepStrictEqual(withStep(preview, "delete", INSTANCE), []);
+    for (const name of EVERY_INSTANCE.filter((n) => !replaced.includes(n))) {
+        assert.strictEqual(preview.steps.get(name), "same", `${name} is left alone`);
+        assert.strictEqual(
+            JSON.stringify(asHostSees(preview.cloud.byName(name).inputs).metadatas),
+            JSON.stringify(state.get(name)!.inputs.metadatas),
+            `${name}'s user-data is identical`,
+        );
+    }
+}
+
+/** The desired-state documents (MeshRuntime) this preview rewrites in place. */
+function desiredStatesUpdated(preview: ChangePreview): string[] {
+    return withStep(preview, "update").filter((n) => n.startsWith("mesh-"));
+}
+
+describe("change matrix: what a Day-2 change replaces", function () {
+    this.timeout(240_000);
+
+    before(async () => {
+        ({ state } = await up(STACK, BASE));
+        assert.deepStrictEqual([...state].filter(([, e]) => e.type === INSTANCE).map(([n]) => n).sort(), EVERY_INSTANCE);
+    });
+
+    it("no change: every resource stays as it is", async () => {
+        const preview = await change({});
+        assertInstances(preview, []);
+        assert.deepStrictEqual([...preview.steps.values()].filter((s) => s !== "same"), []);
+    });
+
+    it("natsNodeCount 3 -> 5: nothing replaced, two instances created, the old nodes' desired states updated", async () => {
+        const preview = await change({ "meshstack:natsNodeCount": "5" });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(withStep(preview, "create", INSTANCE), ["nats-3-instance", "nats-4-instance"]);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+        assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.startsWith("mesh-")), ["mesh-nats-3", "mesh-nats-4"]);
+    });
+
+    it("wgListenPort changed: only the hub's instance is replaced", async () => {
+        const preview = await change({ "meshstack:wgListenPort": "51821" });
+        assertInstances(preview, [HUB]);
+        // Every NATS node learns the hub's new endpoint through its desired state.
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+    });
+
+    it("the hub rebuilt by hand (--replace of its label): only the hub's instance is replaced", async () => {
+        const preview = await change({}, ["wg-cache-node-label"]);
+        assertInstances(preview, [HUB]);
+    });
+
+    it("the hub's image changed: only the hub's instance is replaced", async () => {
+        const preview = await change({ "meshstack:wgCacheImage": "linode/debian13" });
+        assertInstances(preview, [HUB]);
+    });
+
+    it("one NATS node rebuilt (--replace of nats-1's label): only nats-1 is replaced, deleted before its replacement", async () => {
+        const preview = await change({}, ["nats-1-label"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.strictEqual(preview.cloud.byName("nats-1-instance").options?.deleteBeforeReplace, true);
+        // The others learn its new key and endpoint in place.
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+    });
+
+    // Cannot hold: an instance replaced on its own keeps its generation, so its user-data carries URLs signed long ago.
+    it("nats-1's instance replaced on its own (bare --replace): only it is replaced, and its boot URLs are checked again before the poll waits", async () => {
+        const preview = await change({}, ["nats-1-instance"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.strictEqual(preview.steps.get("nats-1-boot-urls"), "update");
+        assert.ok(preview.cloud.byName("nats-1-published").dependencies.has("nats-1-boot-urls"), "the poll waits for the check");
+    });
+
+    it("certificate renewal (nats-0's route certificate re-signed): nothing replaced, only nats-0's desired state updated", async () => {
+        const preview = await change({}, ["nats-0-route"]);
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-nats-0"]);
+    });
+
+    it("bootstrapUrlExpirySeconds changed: nothing replaced", async () => {
+        const preview = await change({ "meshstack:bootstrapUrlExpirySeconds": "7200" });
+        assertInstances(preview, []);
+    });
+
+    it("the deploy's bucket key rotated (new access key): nothing replaced", async () => {
+        const preview = await change({}, ["rendezvous-key"]);
+        assertInstances(preview, []);
+    });
+
+    // Cannot hold: the agents' read-only key is in every node's user-data
+    // (a node needs it before it can read anything), so rotating it
+    // replaces every instance.
+    it("the agents' bucket key rotated: every instance is replaced (the key is in the user-data)", async () => {
+        const preview = await change({}, ["rendezvous-agent-key"]);
+        assertInstances(preview, EVERY_INSTANCE);
+    });
+
+    it("an operator peer added: nothing replaced, only the hub's desired state updated", async () => {
+        const preview = await change({ "meshstack:wgOperatorPeers": JSON.stringify([ALICE, BOB]) });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub"]);
+    });
+
+    it("an operator peer removed: nothing replaced, only the hub's desired state updated", async () => {
+        const preview = await change({ "meshstack:wgOperatorPeers": "[]" });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub"]);
+    });
+
+    it("NATS image changed for every node at once: the preview fails at the rollout guard, naming the next step", async () => {
+        const preview = await change({ "meshstack:natsImage": "linode/debian13" });
+        assert.deepStrictEqual(preview.failures.map((f) => [f.resource, f.property]), [["nats-image-rollout", "images"]]);
+        const reason = preview.failures[0].reason;
+        assert.match(reason, /change the image of 3 NATS nodes at once \(nats-0: linode\/debian12 -> linode\/debian13, nats-1: .*, nats-2: .*\)/);
+        assert.match(reason, /keep meshstack:natsImage at linode\/debian12 and set meshstack:natsNodeImages to \["nats-0=linode\/debian13"\]/);
+        // In an `up` the instances wait for the guard, so a failed check replaces none of them.
+        for (const name of NATS) assert.ok(preview.cloud.byName(name).dependencies.has("nats-image-rollout"), `${name} waits for the guard`);
+    });
+
+    it("NATS image rolled, step one (natsNodeImages moves nats-0): only nats-0 is replaced, deleted before its replacement", async () => {
+        const preview = await change({ "meshstack:natsNodeImages": JSON.stringify(["nats-0=linode/debian13"]) });
+        assertInstances(preview, ["nats-0-instance"]);
+        assert.strictEqual(preview.cloud.byName("nats-0-instance").options?.deleteBeforeReplace, true);
+        assert.strictEqual(preview.cloud.byName("nats-0-instance").inputs.image, "linode/debian13");
+    });
+
+    it("NATS image rolled, last step (natsImage set once every node runs it, natsNodeImages emptied): nothing replaced", async () => {
+        const moved = { ...BASE, "meshstack:natsNodeImages": JSON.stringify(NATS.map((_, i) => `nats-${i}=linode/debian13`)) };
+        const rolled = (await up(STACK, moved)).state;
+        const preview = await previewChange(STACK, rolled, { ...BASE, "meshstack:natsImage": "linode/debian13", "meshstack:natsNodeImages": "[]" });
+        assert.deepStrictEqual(preview.failures, []);
+        assert.deepStrictEqual([...preview.steps].filter(([, s]) => s !== "same"), []);
+    });
+
+    // Cannot hold: Linode forces a new instance when authorized_keys change.
+    it("sshAuthorizedKeys changed: every instance is replaced (Linode forces it)", async () => {
+        const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OPERATOR_KEY]) });
+        assertInstances(preview, EVERY_INSTANCE);
+    });
+
+    // A change of meshstack itself, not of config: the stack was brought up by
+    // the version that named things project-stack-role; its next up runs today's naming.
+    it("meshstack upgraded to per-pair names: firewalls and instances relabelled in place, buckets and keys keep their names, no node replaced", async () => {
+        const { state: legacy } = await withLegacyNaming(() => up(STACK, BASE));
+        assert.strictEqual(legacy.get("wg-cache-firewall")!.inputs.label, "meshstack-dev-wg-cache-firewall", "the old name, as the old version gave it");
+        const preview = await previewChange(STACK, legacy, BASE);
+        assert.deepStrictEqual(preview.failures, []);
+        assert.deepStrictEqual(preview.networkAttempts, []);
+        const linode = (type: string) => [...legacy].filter(([, e]) => e.type === type).map(([n]) => n).sort();
+        for (const name of linode("linode:index/firewall:Firewall")) {
+            assert.strictEqual(preview.steps.get(name), "update", name);
+            assert.deepStrictEqual(preview.reasons.get(name), ["label"], name);
+        }
+        for (const name of EVERY_INSTANCE) {
+            assert.strictEqual(preview.steps.get(name), "update", name);
+            assert.deepStrictEqual(preview.reasons.get(name), ["label"], name);
+            assert.strictEqual(JSON.stringify(asHostSees(preview.cloud.byName(name).inputs).metadatas), JSON.stringify(legacy.get(name)!.inputs.metadatas), `${name}'s user-data is identical`);
+        }
+        for (const name of [...linode("linode:index/objectStorageBucket:ObjectStorageBucket"), ...linode("linode:index/objectStorageKey:ObjectStorageKey")]) {
+            assert.strictEqual(preview.steps.get(name), "same", `${name} keeps the name its first up gave it`);
+        }
+        assert.deepStrictEqual([...preview.steps].filter(([, s]) => s === "delete" || s === "create"), [], "nothing deleted or created");
+        // What a preview shows as replaced: the NATS certificates, whose requests come
+        // from the key polls, updated in place for the new label (nodeLabel is
+        // descriptive) and so not known until that update runs. The update keeps the
+        // requests it found (providers/wgPubkeyPoll.ts), so at `up` the certificates'
+        // inputs come out as before and they stay.
+        const replaced = [...preview.steps].filter(([, s]) => s === "replace").map(([n]) => n);
+        assert.deepStrictEqual(replaced, NATS.flatMap((_, i) => [`nats-${i}-route`, `nats-${i}-server`]));
+        for (const name of replaced) {
+            assert.strictEqual(legacy.get(name)!.type, "tls:index/locallySignedCert:LocallySignedCert", name);
+            assert.deepStrictEqual(preview.reasons.get(name), ["certRequestPem"], name);
+        }
+        for (const name of NATS.map((_, i) => `nats-${i}-published`)) assert.strictEqual(preview.steps.get(name), "update", `${name}: the node's key stays`);
+    });
+
+    describe("with the rejoin wait on (meshstack:natsRejoinTimeoutSeconds)", () => {
+        const WAIT = { "meshstack:natsClientCidrs": JSON.stringify(["203.0.113.7/32"]), "meshstack:natsRejoinTimeoutSeconds": "900" };
+        const REJOINS = ["nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"];
+        let waiting: StackState;
+
+        before(async () => {
+            ({ state: waiting } = await up(STACK, { ...BASE, ...WAIT }));
+        });
+
+        it("turning it on replaces nothing: one wait per node is created, after its node's key poll (not its bootstrap cleanup)", async () => {
+            const preview = await change(WAIT);
+            assertInstances(preview, []);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), REJOINS);
+            for (const [i, rejoin] of REJOINS.entries()) {
+                const after = preview.cloud.byName(rejoin).dependencies;
+                assert.ok(after.has(NATS[i]) && after.has(`nats-${i}-published`), `${rejoin} waits for ${NATS[i]} and its key poll`);
+                // Not on the node as a whole: a component's dependents wait for all its children, the bootstrap cleanup included.
+                assert.ok(!after.has(`nats-${i}`) && !after.has(`nats-${i}-bootstrap-cleanup`), `${rejoin} does not wait for the bootstrap cleanup: ${[...after].join(", ")}`);
+            }
+        });
+
+        it("the deploy's KV waits for every node's rejoin wait, so it never meets a rebuilt node's streams offline", async () => {
+            const preview = await change({ ...WAIT, "meshstack:natsKvBucket": "control" });
+            const after = preview.cloud.byName("nats-kv").dependencies;
+            for (const rejoin of REJOINS) assert.ok(after.has(rejoin), `nats-kv waits for ${rejoin}: ${[...after].join(", ")}`);
+        });
+
+        it("one NATS node rebuilt (--replace nats-1-label): its wait runs again (an update on the new instance id), the others stay", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT }, { replace: ["nats-1-label"] });
+            assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), ["nats-1-instance"]);
+            assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "update", "same"]);
+            assert.deepStrictEqual(preview.reasons.get("nats-1-rejoin"), ["instanceId", "server"]);
+        });
+
+        it("NATS image rolled one node (natsNodeImages moves nats-2): only nats-2's wait runs again", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT, "meshstack:natsNodeImages": JSON.stringify(["nats-2=linode/debian13"]) });
+            assert.deepStrictEqual(preview.failures, []);
+            assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), ["nats-2-instance"]);
+            assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "same", "update"]);
+        });
+
+        it("natsNodeCount 3 -> 5: the new nodes get waits, the old ones stay", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
+            assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), []);
+            assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "same", "same"]);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), ["nats-3-rejoin", "nats-4-rejoin"]);
+        });
+    });
+});
