@@ -148,7 +148,8 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
     it("every node's cloud-init ends `done`, with no error and no warning in its log", async () => {
         assert.strictEqual(state.vms.length, 4);
         for (const vm of state.vms) {
-            const status = await onVm(vm, "cloud-init status --long");
+            // cloud-init's CLI takes tens of seconds to start under TCG on a busy host: a deadline, not a sleep.
+            const status = await onVm(vm, "cloud-init status --long", 180);
             assert.match(status, /^status: done$/m, `${vm.name}: ${status}`);
             const problems = await onVm(vm, "grep -E '\\[(WARNING|ERROR|CRITICAL)\\]' /var/log/cloud-init.log || true");
             assert.strictEqual(problems.trim(), "", `${vm.name} logged problems:\n${problems}`);
