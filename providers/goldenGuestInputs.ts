@@ -5,7 +5,7 @@
  *
  * Captured by value into serialized providers: plain functions only.
  */
-import { RetryPolicy } from "./pve/client";
+import { PveEndpoint, RetryPolicy } from "./pve/client";
 import { containsUnknown } from "./unknowns";
 
 export interface GoldenGuestPolicy {
@@ -51,17 +51,7 @@ export interface GoldenMountPoint {
 }
 
 /** What the provider receives: the args, resolved, with secrets unwrapped by the engine. */
-export interface GoldenGuestInputs {
-    /** https://host:8006 */
-    endpoint: string;
-    node: string;
-    /** USER@REALM!TOKENID */
-    tokenId: string;
-    tokenSecret: string;
-    /** PEM CA bundle that signs the endpoint's certificate; "" for the system CAs. */
-    caBundlePem: string;
-    /** SHA-256 fingerprint the endpoint's certificate must have (AB:CD:...); "" to verify the chain instead. */
-    tlsFingerprint: string;
+export interface GoldenGuestInputs extends PveEndpoint {
     /** Storage for the restored rootfs. */
     storage: string;
     /** Volume id of the golden archive, e.g. local:backup/vzdump-lxc-9000-2026_06_09-20_41_10.tar.zst */

@@ -95,14 +95,5 @@ function leafCertificate(parent: pulumi.Resource, name: string, profile: CertPro
         dnsNames: profile.dnsNames,
         ipAddresses: profile.ipAddresses,
     }, { parent });
-    const cert = new tls.LocallySignedCert(name, {
-        certRequestPem: request.certRequestPem,
-        caCertPem: issuer.certPem,
-        caPrivateKeyPem: issuer.keyPem,
-        validityPeriodHours: profile.validityHours,
-        earlyRenewalHours: NATS_LEAF_EARLY_RENEWAL_HOURS,
-        allowedUses: profile.uses,
-        setSubjectKeyId: true,
-    }, { parent });
-    return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+    return { certPem: signNodeRequest(parent, name, request.certRequestPem, profile, issuer), keyPem: pulumi.secret(key.privateKeyPem) };
 }

@@ -14,8 +14,8 @@ import * as http from "http";
 import * as tls from "tls";
 import { formatSeconds } from "../../lib/duration";
 
-/** Where the API is and how to prove who is calling. */
-export interface PveConnection {
+/** Where the API is and how to prove who is calling: what a stack configures. */
+export interface PveEndpoint {
     /** https://host:8006, no trailing slash. */
     endpoint: string;
     node: string;
@@ -26,6 +26,10 @@ export interface PveConnection {
     caBundlePem: string;
     /** SHA-256 fingerprint the endpoint's certificate must have (AB:CD:...); "" to verify the chain instead. */
     tlsFingerprint: string;
+}
+
+/** A PveEndpoint with the limit every request is held to. */
+export interface PveConnection extends PveEndpoint {
     /** Limit of one HTTP request, connecting included. */
     requestTimeoutMs: number;
 }
