@@ -175,6 +175,14 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assert.deepStrictEqual([...preview.steps].filter(([, s]) => s !== "same"), []);
     });
 
+    // Cannot hold yet: the nats-server release is installed from the NATS
+    // nodes' user-data at first boot, so a mirror or checksum change
+    // rebuilds every NATS node at once (the hub does not run nats-server).
+    it("natsServerDownloadUrl changed: every NATS instance is replaced, the hub stays", async () => {
+        const preview = await change({ "meshstack:natsServerDownloadUrl": "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz" });
+        assertInstances(preview, NATS);
+    });
+
     // Cannot hold: Linode forces a new instance when authorized_keys change.
     it("sshAuthorizedKeys changed: every instance is replaced (Linode forces it)", async () => {
         const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OPERATOR_KEY]) });
