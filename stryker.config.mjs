@@ -72,7 +72,8 @@ export default {
         // integration, no offline plan or engine runs, no VMs.
         config: ".mocharc.json",
         spec: [
-            "tests/lib/config/index.test.ts",
+            "tests/lib/config/*.test.ts",
+            "tests/lib/environments.test.ts",
             "tests/tooling/cliConfig.test.ts",
             "tests/lib/naming.test.ts",
             "tests/providers/unknowns.test.ts",

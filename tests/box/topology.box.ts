@@ -390,7 +390,14 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                     assert.deepStrictEqual(peers.map((p) => p[0]).sort(), expected, `${vm.name} peers`);
                     return peers.every((p) => p[4] !== "0");
                 }, 5 * 60_000, 5000);
-                assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /applied desired state [0-9a-f]{64}: 5 peer\(s\), 4 route\(s\), 4 certificate\(s\)/, vm.name);
+                // The agent syncs WireGuard first and logs "applied" only after the nats-server reload,
+                // so a handshake can come before the line: wait for it on its own deadline.
+                const applied = /applied desired state [0-9a-f]{64}: 5 peer\(s\), 4 route\(s\), 4 certificate\(s\)/;
+                await waitFor(`${vm.name}'s agent to log the 5-peer state applied`, async () => {
+                    const log = await onVm(vm, `cat ${AGENT_LOG_PATH}`);
+                    assert.match(log, applied, `${vm.name}: ${log.trim().split("\n").slice(-5).join(" | ")}`);
+                    return true;
+                }, 2 * 60_000, 5000);
             }
         });
 
