@@ -21,6 +21,8 @@ import unittest
 from unittest import mock
 
 SOURCE = pathlib.Path(__file__).resolve().parents[3] / "cloudinit" / "agent" / "agent_render.py"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "fixtures"))
+from private_key_pem import truncated_private_key_pem  # noqa: E402 (after its path)
 ROOT_ENV = "MESHSTACK_AGENT_ROOT"
 # Where the sample constants look under the root, as on a node.
 PRIVATE_KEY_FILE = "etc/wireguard/privatekey"
@@ -163,7 +165,7 @@ class AgentRenderTest(unittest.TestCase):
             ("not an object", "[1]", r"desired state has version None; this agent reads version 1"),
             ("another format version", desired(version=2), r"desired state has version 2; this agent reads version 1"),
             ("another node", desired(node="meshstack-dev-2"), r"desired state names node 'meshstack-dev-2', not meshstack-dev-0"),
-            ("private key material", desired(certificates={**desired()["certificates"], "route.key": "-----BEGIN EC PRIVATE KEY-----\nMHc=\n"}),
+            ("private key material", desired(certificates={**desired()["certificates"], "route.key": truncated_private_key_pem("EC PRIVATE KEY")}),
              r"desired state carries private key material; refused"),
         ]
         for what, doc, message in refused:
