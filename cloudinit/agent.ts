@@ -22,7 +22,7 @@ import * as path from "path";
 import {
     AGENT_CONFIG_PATH, AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_RENDER_PATH, AGENT_ROOT_ENV, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME,
 } from "./agent/layout";
-import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_UNIT_NAME, natsConfPath } from "./nats";
+import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES, NATS_UNIT_NAME, natsConfPath } from "./nats";
 import { INSTANCE_ID_ENV } from "./nodeBootstrap";
 import { WG_CONF_PATH, WG_INTERFACE, WG_PRIVATE_KEY_PATH, WG_QUICK_UNIT } from "./wgMesh";
 
@@ -40,6 +40,23 @@ export interface AgentNats {
     /** Root-only file holding the route password (from user-data). */
     routePasswordPath: string;
 }
+
+/**
+ * What a NATS node's agent installs: each TLS file checked against its key
+ * and issuer before nats-server sees it. One home, because the program and
+ * the agent's integration tests must hand the agent the same list.
+ */
+export const NATS_NODE_AGENT: AgentNats = {
+    layout: NATS_NODE_LAYOUT,
+    certificates: [
+        { file: NATS_TLS_FILES.routeCa },
+        { file: NATS_TLS_FILES.routeCert, matchesKey: NATS_TLS_FILES.routeKey, issuer: NATS_TLS_FILES.routeCa },
+        { file: NATS_TLS_FILES.clientCa },
+        { file: NATS_TLS_FILES.serverCert, matchesKey: NATS_TLS_FILES.serverKey, issuer: NATS_TLS_FILES.clientCa },
+    ],
+    routeUser: NATS_ROUTE_USER,
+    routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
+};
 
 export interface AgentParams {
     node: string;

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { agentFiles, AgentNats } from "../../cloudinit/agent";
+import { agentFiles, NATS_NODE_AGENT } from "../../cloudinit/agent";
 import {
-    JetStreamLimits, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES, natsRouteAddresses, natsTlsPath,
+    JetStreamLimits, NATS_NODE_LAYOUT, NATS_TLS_FILES, natsRouteAddresses, natsTlsPath,
     renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../../cloudinit/nats";
 import { CertProfile, natsRouteCertProfile, natsServerCertProfile, opensslRequestConfig } from "../../cloudinit/natsCerts";
@@ -71,19 +71,6 @@ interface NodeCertProfiles {
     route: CertProfile;
     server: CertProfile;
 }
-
-/** The TLS files the agent installs, each checked against its key and issuer before nats-server sees it. */
-const AGENT_NATS: AgentNats = {
-    layout: NATS_NODE_LAYOUT,
-    certificates: [
-        { file: NATS_TLS_FILES.routeCa },
-        { file: NATS_TLS_FILES.routeCert, matchesKey: NATS_TLS_FILES.routeKey, issuer: NATS_TLS_FILES.routeCa },
-        { file: NATS_TLS_FILES.clientCa },
-        { file: NATS_TLS_FILES.serverCert, matchesKey: NATS_TLS_FILES.serverKey, issuer: NATS_TLS_FILES.clientCa },
-    ],
-    routeUser: NATS_ROUTE_USER,
-    routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
-};
 
 /** Per node: its MeshNode, then its route and data-plane certificates signed from the requests it published. */
 export function natsMembers(parent: pulumi.Resource, name: string, input: NatsMembersInput): NatsMembers {
@@ -177,7 +164,7 @@ function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: Nats
                     wgAddress: address,
                     wgListenPort: NATS_WG_LISTEN_PORT,
                     interfaceSection,
-                    nats: AGENT_NATS,
+                    nats: NATS_NODE_AGENT,
                 }, { accessKeyId, secretAccessKey }),
                 files: {
                     natsConf: renderNatsConf({ clusterName: servers.clusterName, node, layout, clientHost: "0.0.0.0", jetstream: servers.jetstream }),

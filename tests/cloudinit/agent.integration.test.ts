@@ -26,9 +26,9 @@ import * as path from "path";
 import { promisify } from "util";
 import * as tls from "tls";
 import { connect } from "@nats-io/transport-node";
-import { AgentNats, AgentParams } from "../../cloudinit/agent";
+import { AgentNats, AgentParams, NATS_NODE_AGENT } from "../../cloudinit/agent";
 import {
-    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES,
+    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_TLS_FILES,
     NatsLayout, natsConfPath, natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf,
 } from "../../cloudinit/nats";
 import {
@@ -350,18 +350,8 @@ describe("agent: NATS certificates and routes applied to a running 3-node nats-s
         serials: Record<string, string>;
     }
 
-    const agentNats: AgentNats = {
-        layout: { ...NATS_NODE_LAYOUT, binary: toolPath("nats-server"), user: "root", group: "root" },
-        // As components/natsCluster.ts hands them to the agent.
-        certificates: [
-            { file: NATS_TLS_FILES.routeCa },
-            { file: NATS_TLS_FILES.routeCert, matchesKey: NATS_TLS_FILES.routeKey, issuer: NATS_TLS_FILES.routeCa },
-            { file: NATS_TLS_FILES.clientCa },
-            { file: NATS_TLS_FILES.serverCert, matchesKey: NATS_TLS_FILES.serverKey, issuer: NATS_TLS_FILES.clientCa },
-        ],
-        routeUser: NATS_ROUTE_USER,
-        routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
-    };
+    // As the program hands them to the agent, with the test's own binary and user.
+    const agentNats: AgentNats = { ...NATS_NODE_AGENT, layout: { ...NATS_NODE_AGENT.layout, binary: toolPath("nats-server"), user: "root", group: "root" } };
 
     before(async () => {
         channel = await RuntimeChannel.start();
