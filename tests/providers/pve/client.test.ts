@@ -9,6 +9,7 @@ import {
     readEnvelope, replyDetail, requestLine, RetryPolicy,
 } from "../../../providers/pve/client";
 import { PveTarget, startPveEmulator } from "../../support/pve/target";
+import { captureConsoleLog } from "../../support/consoleLog";
 
 const NO_JITTER: RetryPolicy = { attempts: 3, initialDelayMs: 100, multiplier: 2, maxDelayMs: 1_000, jitter: 0 };
 
@@ -163,8 +164,7 @@ describe("PVE client: reading replies", () => {
 
 describe("PVE client: calls against the emulator", () => {
     let target: PveTarget;
-    let log: typeof console.log;
-    let logged: string[];
+    const logged = captureConsoleLog();
 
     before(async () => {
         // A refused token is answered after 1 s: longer than a TLS handshake on a busy machine, so a deadline can fall after it.
@@ -175,12 +175,6 @@ describe("PVE client: calls against the emulator", () => {
     });
     beforeEach(() => {
         target.emulator!.clearFaults();
-        logged = [];
-        log = console.log;
-        console.log = (line: string) => logged.push(line);
-    });
-    afterEach(() => {
-        console.log = log;
     });
 
     function caller(conn: Partial<PveConnection> = {}, retry: Partial<RetryPolicy> = {}): PveCaller {
@@ -268,8 +262,8 @@ describe("PVE client: calls against the emulator", () => {
         const text = await pveCall(caller(), "read archive", "GET", "/nodes/pve/vzdump/extractconfig", { volume: target.archive });
         assert.match(text, /hostname: /);
         assert.strictEqual(requestsTo("/nodes/pve/vzdump/extractconfig") - before, 3);
-        assert.match(logged[0], /read archive: GET .*: HTTP 500 got timeout; transient, attempt 1 of 3, retrying in /);
-        assert.match(logged[1], /attempt 2 of 3/);
+        assert.match(logged.lines[0], /read archive: GET .*: HTTP 500 got timeout; transient, attempt 1 of 3, retrying in /);
+        assert.match(logged.lines[1], /attempt 2 of 3/);
     });
 
     it("stops at the retry bound, saying how often and how long it tried", async () => {

@@ -7,6 +7,7 @@ import * as assert from "assert";
 import { PveCaller, pveCall } from "../../../providers/pve/client";
 import { taskLogTail, taskOutcome, TaskWaitPolicy, waitTask } from "../../../providers/pve/tasks";
 import { PveTarget, startPveEmulator } from "../../support/pve/target";
+import { captureConsoleLog } from "../../support/consoleLog";
 
 describe("PVE tasks: taskOutcome", () => {
     it("reads OK as a success", () => {
@@ -29,8 +30,7 @@ describe("PVE tasks: waiting against the emulator", () => {
     let target: PveTarget;
     let caller: PveCaller;
     let vmid = 200;
-    let log: typeof console.log;
-    let logged: string[];
+    const logged = captureConsoleLog();
 
     before(async () => {
         target = await startPveEmulator({ timeScale: TIME_SCALE, timings: { taskInvisibleMs: 20_000 } });
@@ -48,12 +48,6 @@ describe("PVE tasks: waiting against the emulator", () => {
     });
     beforeEach(() => {
         target.emulator!.clearFaults();
-        logged = [];
-        log = console.log;
-        console.log = (line: string) => logged.push(line);
-    });
-    afterEach(() => {
-        console.log = log;
     });
 
     /** Dispatches a restore of a fresh VMID; resolves with its UPID. */
@@ -65,7 +59,7 @@ describe("PVE tasks: waiting against the emulator", () => {
     it("resolves when the task ends OK, after its effect", async () => {
         await waitTask(caller, "restore", await restore(), WAIT);
         assert.strictEqual(target.emulator!.guestConfig(vmid)?.lock, undefined);
-        assert.deepStrictEqual(logged, []);
+        assert.deepStrictEqual(logged.lines, []);
     });
 
     it("waits through a task not listed yet, within the grace", async () => {
@@ -85,9 +79,9 @@ describe("PVE tasks: waiting against the emulator", () => {
     it("takes WARNINGS: n for success and shows the log's tail", async () => {
         target.emulator!.failTasks({ type: "vzrestore", exitstatus: "WARNINGS: 1", log: ["WARN: something odd"], times: 1 });
         await waitTask(caller, "restore", await restore(), WAIT);
-        assert.strictEqual(logged.length, 1);
-        assert.ok(logged[0].startsWith("Test (CT x): restore ended with WARNINGS: 1 (success); log tail:\n  "), logged[0]);
-        assert.ok(logged[0].endsWith("\n  WARN: something odd\n  TASK WARNINGS: 1"), logged[0]);
+        assert.strictEqual(logged.lines.length, 1);
+        assert.ok(logged.lines[0].startsWith("Test (CT x): restore ended with WARNINGS: 1 (success); log tail:\n  "), logged.lines[0]);
+        assert.ok(logged.lines[0].endsWith("\n  WARN: something odd\n  TASK WARNINGS: 1"), logged.lines[0]);
     });
 
     it("fails on any other exit status, quoting it and the last lines of the log", async () => {
