@@ -23,7 +23,7 @@ export interface StructureReport {
     circles: string[][];
 }
 
-export function sourceFiles(repoRoot: string): string[] {
+function sourceFiles(repoRoot: string): string[] {
     const found: string[] = [];
     const visit = (relative: string): void => {
         const full = path.join(repoRoot, relative);

@@ -16,7 +16,7 @@ const SSH_KEY_TYPES = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-s
  * repeats the key type; a truncated or pasted-wrong key fails here instead
  * of leaving root without a working key on a node that cannot be changed in place.
  */
-export function sshPublicKeyProblem(line: string): string | undefined {
+function sshPublicKeyProblem(line: string): string | undefined {
     const [type, body, ...rest] = line.trim().split(/\s+/);
     void rest;
     if (!SSH_KEY_TYPES.includes(type)) return `does not start with a key type (${SSH_KEY_TYPES.join(", ")})`;

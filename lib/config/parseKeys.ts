@@ -22,7 +22,7 @@ export interface RawConfig {
  */
 const PLACEHOLDERS = [/<[^<>]*>/, /change_?me/i, /\b(TODO|FIXME)\b/];
 
-export function isPlaceholder(raw: string): boolean {
+function isPlaceholder(raw: string): boolean {
     return PLACEHOLDERS.some((pattern) => pattern.test(raw));
 }
 
