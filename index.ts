@@ -55,6 +55,7 @@ const wgCache = new WgCache(hubName, {
     objectStore: store,
     bootstrap: config.bootstrap,
     tags,
+    acceptedRebuilds: config.lifecycle.acceptRebuilds,
 });
 
 const nats = new NatsCluster("nats", {
@@ -78,6 +79,7 @@ const nats = new NatsCluster("nats", {
     serverRelease: config.nats.serverRelease,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
     rejoinTimeoutSeconds: config.nats.rejoinTimeoutSeconds,
+    acceptedRebuilds: config.lifecycle.acceptRebuilds,
 });
 
 // What changes after first boot (peers, certificates, routes, operators)

@@ -15,12 +15,13 @@ import {
     describeDelivery,
     planBootstrapDelivery,
 } from "../cloudinit/delivery";
-import { BootstrapConfig } from "../lib/config";
+import { BootstrapConfig, qualify } from "../lib/config";
 import { linodeTags } from "../lib/environments";
 import { instanceLabelBase, labelWithSuffix, NamingContext, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapObject";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { BootUrlsCheck } from "../providers/bootUrlsCheck";
+import { NodeRebuildGuard } from "../providers/nodeRebuildGuard";
 import { sha256Hex } from "../lib/digest";
 
 export interface MeshNodeArgs {
@@ -58,8 +59,14 @@ export interface MeshNodeArgs {
     firewallId?: pulumi.Input<number>;
     /** Linode tags (environment, stack, PR and role); `meshstack` and the stack name are always added. */
     tags?: string[];
-    /** Protect the instance (a stateful node): replacing or deleting it then needs `pulumi state unprotect`. */
+    /**
+     * Protect the instance (a stateful node): replacing or deleting it then
+     * needs `pulumi state unprotect`, and its rebuild guard refuses a change
+     * that would rebuild it unless `rebuild.accepted` names that change.
+     */
     protect?: boolean;
+    /** What a rebuild of this node is named after, and which rebuilds the stack accepts. */
+    rebuild: MeshNodeRebuild;
     /** Where user-data too large for Linode Metadata is stored. */
     objectStore: ObjectStore;
     /** Limits and options of bootstrap delivery. */
@@ -80,6 +87,22 @@ export interface MeshNodePublish {
     /** Overrides of the poll schedule; defaults are DEFAULT_POLL_POLICY. */
     pollPolicy?: Partial<Omit<PollPolicy, "timeoutMs">>;
 }
+
+export interface MeshNodeRebuild {
+    /** meshstack:acceptRebuilds. */
+    accepted: string[];
+    /** The config key(s) that set the node's image, for messages. */
+    imageSource: string;
+    /** The image is rolled one node per `up` by another guard (the NATS rollout guard), so it is not this guard's business. */
+    imageRolled?: boolean;
+}
+
+/** What feeds each rebuild input besides the image, as an operator would look for it. */
+const REBUILD_SOURCES = {
+    region: qualify("region"),
+    authorizedKeys: qualify("sshAuthorizedKeys"),
+    userData: "its user-data (a meshstack upgrade, or a key rendered into it: see the README's change matrix)",
+};
 
 /** What a node published: its WireGuard public key and certificate requests by name. */
 export interface PublishedOutputs {
@@ -135,15 +158,26 @@ export class MeshNode extends pulumi.ComponentResource {
         // The suffix changes exactly when an input that forces replacement
         // does, so it is also the instance's boot generation. It keys on the
         // user-data without the publish URL, which is signed per generation.
-        const suffix = new random.RandomString(`${name}-label`, {
-            length: RANDOM_SUFFIX_LENGTH, upper: false, special: false,
-            keepers: {
-                image: args.image,
-                region: args.region,
-                authorizedKeys: args.authorizedKeys.join("\n"),
-                userData: pulumi.unsecret(template.apply(sha256Hex)),
+        const keepers = {
+            image: args.image,
+            region: args.region,
+            authorizedKeys: args.authorizedKeys.join("\n"),
+            userData: pulumi.unsecret(template.apply(sha256Hex)),
+        };
+        // The label is replaced first when a node is rebuilt: it waits for the guard, so a refused rebuild replaces nothing.
+        const guard = new NodeRebuildGuard(`${name}-rebuild-guard`, {
+            inputs: keepers,
+            policy: {
+                node: name,
+                sources: { ...REBUILD_SOURCES, image: args.rebuild.imageSource },
+                rolled: args.rebuild.imageRolled ? ["image"] : [],
+                refuse: args.protect ?? false,
+                accepted: args.rebuild.accepted,
             },
         }, { parent: this });
+        const suffix = new random.RandomString(`${name}-label`, {
+            length: RANDOM_SUFFIX_LENGTH, upper: false, special: false, keepers,
+        }, { parent: this, dependsOn: [guard] });
         this.generation = suffix.result;
 
         const store = args.objectStore;

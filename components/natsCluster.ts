@@ -89,6 +89,8 @@ export interface NatsClusterArgs {
     rejoinTimeoutSeconds?: number;
     /** Where the nodes download nats-server and its checksums (a private mirror); the release site by default. */
     serverRelease?: NatsServerRelease;
+    /** Rebuilds of protected nodes the stack accepts (meshstack:acceptRebuilds). */
+    acceptedRebuilds?: string[];
 }
 
 /**
@@ -164,6 +166,7 @@ export class NatsCluster extends pulumi.ComponentResource {
             hosting: {
                 naming: args.naming, region: args.region, instanceType: args.instanceType, authorizedKeys: args.authorizedKeys, firewallId: this.firewallId,
                 tags, protect: args.protect, objectStore: args.objectStore, bootstrap: args.bootstrap, publishTimeoutSeconds: args.publishTimeoutSeconds,
+                acceptedRebuilds: args.acceptedRebuilds ?? [],
             },
             servers: { clusterName, subnet, serviceName: this.serviceName, jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS, release: args.serverRelease },
             nodes: args.nodes, rollout, credentials,

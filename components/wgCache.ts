@@ -7,7 +7,7 @@ import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER } from "../cloudinit/n
 import { hubInterfaceSection, renderPeerSection, renderWgCacheCloudConfig } from "../cloudinit/wgCache";
 import { MeshMember } from "../lib/meshPeers";
 import { desiredStateKey } from "../lib/runtimeChannel";
-import { BootstrapConfig } from "../lib/config";
+import { BootstrapConfig, qualify } from "../lib/config";
 import { publicEndpoint, selectPublicIpv4 } from "../lib/endpoint";
 import { cidrsByFamily } from "../lib/ip";
 import { linodeTags } from "../lib/environments";
@@ -47,6 +47,8 @@ export interface WgCacheArgs {
     bootstrap: BootstrapConfig;
     /** Linode tags of the node and its firewall (environment, stack, PR). */
     tags?: string[];
+    /** Rebuilds of the node the stack accepts (meshstack:acceptRebuilds); the hub's are named, never refused. */
+    acceptedRebuilds?: string[];
 }
 
 const WORLD = new Set(["0.0.0.0/0", "::/0"]);
@@ -157,6 +159,7 @@ export class WgCache extends pulumi.ComponentResource {
             tags: ["wg-cache", ...(args.tags ?? [])],
             objectStore: store,
             bootstrap: args.bootstrap,
+            rebuild: { accepted: args.acceptedRebuilds ?? [], imageSource: qualify("wgCacheImage") },
         }, { parent: this });
         this.instanceId = this.node.instanceId;
         this.label = this.node.label;

@@ -8,7 +8,7 @@ import { CertProfile, natsRouteCertProfile, natsServerCertProfile, opensslReques
 import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
 import { WG_QUICK_UNIT } from "../../cloudinit/wgMesh";
 import { requestedIdentity } from "../../lib/certRequest";
-import { BootstrapConfig } from "../../lib/config";
+import { BootstrapConfig, qualify } from "../../lib/config";
 import { selectPublicIpv4 } from "../../lib/endpoint";
 import { MeshMember } from "../../lib/meshPeers";
 import { NamingContext } from "../../lib/naming";
@@ -31,6 +31,8 @@ export interface NatsNodeHosting {
     /** Linode tags besides the role tags. */
     tags: string[];
     protect?: boolean;
+    /** Rebuilds of protected nodes the stack accepts (meshstack:acceptRebuilds). */
+    acceptedRebuilds: string[];
     objectStore: ObjectStore;
     bootstrap: BootstrapConfig;
     publishTimeoutSeconds: number;
@@ -112,6 +114,8 @@ function natsMember(parent: pulumi.Resource, name: string, node: NatsNode, input
         protect: hosting.protect,
         objectStore: hosting.objectStore,
         bootstrap: hosting.bootstrap,
+        // An image change is the rollout guard's: one node per `up`.
+        rebuild: { accepted: hosting.acceptedRebuilds, imageSource: `${qualify("natsImage")} / ${qualify("natsNodeImages")}`, imageRolled: true },
     }, { parent });
     const published = meshNode.published;
     const route = signNodeRequest(parent, `${name}-${node.index}-route`, published.requests.apply((r) => r.route), profiles.route, credentials.routeCa);

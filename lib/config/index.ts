@@ -18,6 +18,7 @@ export { parseStackConfig } from "./stackConfig";
 export type { StackConfig } from "./stackConfig";
 export type { AccessConfig } from "./access";
 export type { BootstrapConfig } from "./bootstrap";
+export type { LifecycleConfig } from "./lifecycle";
 export type { NatsConfig } from "./nats";
 export type { ObjectStoreConfig } from "./objectStore";
 export type { ProxmoxConfig } from "./proxmox";

@@ -7,6 +7,7 @@ import { accessKeys } from "./access";
 import { bootstrapKeys } from "./bootstrap";
 import { catalogKeys } from "./catalog";
 import { ConfigSection, KeySpec } from "./keySpec";
+import { lifecycleKeys } from "./lifecycle";
 import { natsKeys } from "./nats";
 import { objectStoreKeys } from "./objectStore";
 import { PROXMOX_KEYS_COMMENT, proxmoxKeys } from "./proxmox";
@@ -20,6 +21,7 @@ export const CONFIG_SECTIONS: readonly ConfigSection[] = [
     { keys: bootstrapKeys },
     { keys: wireguardKeys },
     { keys: natsKeys },
+    { keys: lifecycleKeys },
     { keys: proxmoxKeys, comment: PROXMOX_KEYS_COMMENT },
 ];
 

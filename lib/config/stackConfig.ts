@@ -9,6 +9,7 @@ import { AccessConfig, accessConfig } from "./access";
 import { BootstrapConfig, bootstrapConfig, urlLifetimeRule } from "./bootstrap";
 import { catalogRules, catalogWarnings } from "./catalog";
 import { CheckedValues, CrossKeyRule } from "./keySpec";
+import { LifecycleConfig, lifecycleConfig } from "./lifecycle";
 import { clientCaPairRule, kvReplicasRule, NatsConfig, natsConfig, natsNodeImagesRule, needsClientPort } from "./nats";
 import { ObjectStoreConfig, objectStoreConfig, s3EndpointRule } from "./objectStore";
 import { parseKeys, RawConfig } from "./parseKeys";
@@ -23,6 +24,7 @@ export interface StackConfig {
     bootstrap: BootstrapConfig;
     wgCache: WgCacheConfig;
     nats: NatsConfig;
+    lifecycle: LifecycleConfig;
     proxmox?: ProxmoxConfig;
 }
 
@@ -75,6 +77,7 @@ export function parseStackConfig(raw: RawConfig, stack?: string): Result<StackCo
             bootstrap: bootstrapConfig(v),
             wgCache: wgCacheConfig(v),
             nats: natsConfig(v),
+            lifecycle: lifecycleConfig(v),
             proxmox: proxmoxConfig(v),
         },
     };

@@ -46,7 +46,7 @@ async function build(name: string, cloudConfig: string, bootstrap: BootstrapConf
             });
             node = new MeshNode(name, {
                 naming: { project: "meshstack", stack: "test" }, region: "us-east", instanceType: "g6-nanode-1", image: IMAGE,
-                cloudConfig: pulumi.output(cloudConfig), authorizedKeys: [], objectStore, bootstrap,
+                cloudConfig: pulumi.output(cloudConfig), authorizedKeys: [], objectStore, bootstrap, rebuild: { accepted: [], imageSource: "meshstack:wgCacheImage" },
                 publish: { node: name, runtime: objectStore.runtime, expectedRequests: {}, bootstrapLogPath: "/var/log/boot.log", timeoutSeconds: PUBLISH_TIMEOUT_SECONDS },
             });
             return {};

@@ -123,7 +123,8 @@ export class ProviderHost {
             stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"],
         });
         const host = new ProviderHost(child, tempDir);
-        host.exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+        // "close", not "exit": by then stdout and stderr are drained, so `logs` holds every line.
+        host.exited = new Promise((resolve) => child.on("close", (code) => resolve(code)));
         for (const stream of [child.stdout!, child.stderr!]) {
             readline.createInterface({ input: stream }).on("line", (line) => host.logs.push(line));
         }

@@ -54,6 +54,12 @@ function assertInstances(preview: ChangePreview, replaced: string[]): void {
     }
 }
 
+/** The nodes the preview names as rebuilt (their rebuild guards' warnings), with what each line says. */
+function rebuildWarnings(preview: ChangePreview): Map<string, string> {
+    const lines = preview.providerLogs.filter((line) => line.startsWith("warning: cluster rebuild"));
+    return new Map(lines.map((line) => [/ ([a-z0-9-]+) is rebuilt:/.exec(line)![1], line]));
+}
+
 /** The desired-state documents (MeshRuntime) this preview rewrites in place. */
 function desiredStatesUpdated(preview: ChangePreview): string[] {
     return withStep(preview, "update").filter((n) => n.startsWith("mesh-"));
@@ -71,6 +77,17 @@ describe("change matrix: what a Day-2 change replaces", function () {
         const preview = await change({});
         assertInstances(preview, []);
         assert.deepStrictEqual([...preview.steps.values()].filter((s) => s !== "same"), []);
+        assert.deepStrictEqual([...rebuildWarnings(preview).keys()], []);
+    });
+
+    it("region changed: every instance is rebuilt, and the preview names each one as a cluster rebuild", async () => {
+        const preview = await change({ "meshstack:region": "us-west" });
+        assertInstances(preview, EVERY_INSTANCE);
+        const warned = rebuildWarnings(preview);
+        assert.deepStrictEqual([...warned.keys()].sort(), ["nats-0", "nats-1", "nats-2", "wg-cache-node"]);
+        for (const line of warned.values()) assert.match(line, /a new Linode instance, with a new disk and a new WireGuard key, because meshstack:region changed from us-east to us-west/);
+        // The guard runs before the label, the root of a node's replacement.
+        for (const node of warned.keys()) assert.ok(preview.cloud.byName(`${node}-label`).dependencies.has(`${node}-rebuild-guard`), `${node}-label waits for its guard`);
     });
 
     it("natsNodeCount 3 -> 5: nothing replaced, two instances created, the old nodes' desired states updated", async () => {
@@ -96,6 +113,8 @@ describe("change matrix: what a Day-2 change replaces", function () {
     it("the hub's image changed: only the hub's instance is replaced", async () => {
         const preview = await change({ "meshstack:wgCacheImage": "linode/debian13" });
         assertInstances(preview, [HUB]);
+        assert.deepStrictEqual([...rebuildWarnings(preview).keys()], ["wg-cache-node"]);
+        assert.match(rebuildWarnings(preview).get("wg-cache-node")!, /meshstack:wgCacheImage changed from linode\/debian12 to linode\/debian13/);
     });
 
     it("one NATS node rebuilt (--replace of nats-1's label): only nats-1 is replaced, deleted before its replacement", async () => {
@@ -163,6 +182,8 @@ describe("change matrix: what a Day-2 change replaces", function () {
     it("NATS image rolled, step one (natsNodeImages moves nats-0): only nats-0 is replaced, deleted before its replacement", async () => {
         const preview = await change({ "meshstack:natsNodeImages": JSON.stringify(["nats-0=linode/debian13"]) });
         assertInstances(preview, ["nats-0-instance"]);
+        // A rolled image is the rollout guard's business, not a cluster rebuild.
+        assert.deepStrictEqual([...rebuildWarnings(preview).keys()], []);
         assert.strictEqual(preview.cloud.byName("nats-0-instance").options?.deleteBeforeReplace, true);
         assert.strictEqual(preview.cloud.byName("nats-0-instance").inputs.image, "linode/debian13");
     });
@@ -181,6 +202,8 @@ describe("change matrix: what a Day-2 change replaces", function () {
     it("natsServerDownloadUrl changed: every NATS instance is replaced, the hub stays", async () => {
         const preview = await change({ "meshstack:natsServerDownloadUrl": "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz" });
         assertInstances(preview, NATS);
+        assert.deepStrictEqual([...rebuildWarnings(preview).keys()].sort(), ["nats-0", "nats-1", "nats-2"]);
+        for (const line of rebuildWarnings(preview).values()) assert.match(line, /because its user-data \(a meshstack upgrade, or a key rendered into it: see the README's change matrix\) changed \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\)/);
     });
 
     // Cannot hold: Linode forces a new instance when authorized_keys change.
@@ -271,6 +294,43 @@ describe("change matrix: what a Day-2 change replaces", function () {
             assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), []);
             assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "same", "same"]);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), ["nats-3-rejoin", "nats-4-rejoin"]);
+        });
+    });
+
+    describe("in prod, where the environment protects state", () => {
+        let prod: StackState;
+        const WEST = { "meshstack:region": "us-west" };
+
+        before(async () => {
+            ({ state: prod } = await up("prod", {}));
+        });
+
+        it("region changed: refused at every NATS node's guard before anything is replaced, naming the key, the node and the way back", async () => {
+            const preview = await previewChange("prod", prod, WEST);
+            assert.deepStrictEqual(preview.failures.map((f) => [f.resource, f.property]), [["nats-0-rebuild-guard", "inputs"], ["nats-1-rebuild-guard", "inputs"], ["nats-2-rebuild-guard", "inputs"]]);
+            for (const [i, failure] of preview.failures.entries()) {
+                assert.match(failure.reason, new RegExp(`^refused: nats-${i} is rebuilt: .* because meshstack:region changed from us-ord to us-west\\. This stack protects its state`));
+                assert.match(failure.reason, /To keep the node, set meshstack:region back to us-ord\. To rebuild it on purpose: .* add "nats-\d@[0-9a-f]{8}" to meshstack:acceptRebuilds/);
+            }
+            // The hub holds no state: its rebuild is named, not refused.
+            assert.deepStrictEqual([...rebuildWarnings(preview).keys()], ["wg-cache-node"]);
+            for (const name of NATS) assert.ok(preview.cloud.byName(name.replace("-instance", "-label")).dependencies.has(name.replace("-instance", "-rebuild-guard")));
+        });
+
+        it("region changed with the refusals' tokens in meshstack:acceptRebuilds: no refusal, each rebuild named as accepted", async () => {
+            const refused = await previewChange("prod", prod, WEST);
+            const tokens = refused.failures.map((f) => /"(nats-\d@[0-9a-f]{8})"/.exec(f.reason)![1]);
+            const preview = await previewChange("prod", prod, { ...WEST, "meshstack:acceptRebuilds": JSON.stringify(tokens) });
+            assert.deepStrictEqual(preview.failures, []);
+            const warned = rebuildWarnings(preview);
+            for (const [i, token] of tokens.entries()) assert.match(warned.get(`nats-${i}`)!, new RegExp(`^warning: cluster rebuild, accepted by meshstack:acceptRebuilds \\(${token}\\)`));
+        });
+
+        it("a token accepts only the change it was made for: another region is refused again", async () => {
+            const refused = await previewChange("prod", prod, WEST);
+            const tokens = refused.failures.map((f) => /"(nats-\d@[0-9a-f]{8})"/.exec(f.reason)![1]);
+            const preview = await previewChange("prod", prod, { "meshstack:region": "us-central", "meshstack:acceptRebuilds": JSON.stringify(tokens) });
+            assert.deepStrictEqual(preview.failures.map((f) => f.resource), ["nats-0-rebuild-guard", "nats-1-rebuild-guard", "nats-2-rebuild-guard"]);
         });
     });
 });

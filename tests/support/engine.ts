@@ -71,6 +71,11 @@ class OfflineHosts {
         await Promise.all(hosts.map((h) => h.close()));
         return hosts.flatMap((h) => h.networkAttempts);
     }
+
+    /** What the providers printed: the lines the CLI shows of them; complete once closed. */
+    async logs(): Promise<string[]> {
+        return (await Promise.all(this.hosts.values())).flatMap((h) => h.logs);
+    }
 }
 
 function serializedProviderOf(registration: Registration): string {
@@ -205,6 +210,8 @@ export interface ChangePreview extends ProgramRun {
     reasons: Map<string, string[]>;
     failures: CheckFailure[];
     networkAttempts: string[];
+    /** Every line the dynamic providers printed (their warnings among them). */
+    providerLogs: string[];
 }
 
 export interface ChangeOptions {
@@ -264,7 +271,8 @@ export async function previewChange(stack: string, state: StackState, overrides:
     });
     // What the program no longer registers, the engine deletes.
     for (const name of state.keys()) if (!steps.has(name)) steps.set(name, "delete");
-    return { ...run, steps, reasons, failures, networkAttempts: await hosts.close() };
+    const networkAttempts = await hosts.close();
+    return { ...run, steps, reasons, failures, networkAttempts, providerLogs: await hosts.logs() };
 }
 
 /** Logical names by step, for assertions and messages. */

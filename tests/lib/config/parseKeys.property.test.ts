@@ -45,6 +45,7 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
     natsServerDownloadUrl: (c) => c.nats.serverRelease.urlTemplate,
     natsServerSha256Amd64: (c) => c.nats.serverRelease.sha256.amd64,
     natsServerSha256Arm64: (c) => c.nats.serverRelease.sha256.arm64,
+    acceptRebuilds: (c) => c.lifecycle.acceptRebuilds,
 };
 
 /**
@@ -85,6 +86,7 @@ const EXAMPLES: Record<string, string[]> = {
     natsServerDownloadUrl: ["https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz", "http://10.0.0.1/{arch}.tgz", "https://x/$(id)/{arch}", "https://x/no-arch.tgz"],
     natsServerSha256Amd64: ["e5c20b1cb2c0566b54c544312e91e011f9e130c5c80f16a14f4cf28ef30b8be2", "E5C20B1CB2C0566B54C544312E91E011F9E130C5C80F16A14F4CF28EF30B8BE2"],
     natsServerSha256Arm64: ["50e0258a1b7290f3fe2e4f17506b74a90ffb1dd77867ae3a402eb0c9e2b0d40f", "50e0258a"],
+    acceptRebuilds: ["nats-0@1a2b3c4d", "wg-cache-node@00000000", "nats-0", "NATS-0@1a2b3c4d", "nats-0@1a2b3c4"],
 };
 
 /** Companion values a key needs to be accepted on its own (pairs and keys that depend on another). */
