@@ -19,6 +19,7 @@ CERTIFICATES = ["route-ca.crt","route.crt","client-ca.crt","server.crt"]
 ROLE = "nats"
 ROUTE_USER = "route"
 ROUTE_PASSWORD_FILE = root + "/etc/meshstack/nats-route-password"
+SSH_KEY_TYPES = ["ssh-ed25519","ssh-rsa","ecdsa-sha2-nistp256","ecdsa-sha2-nistp384","ecdsa-sha2-nistp521","sk-ssh-ed25519@openssh.com","sk-ecdsa-sha2-nistp256@openssh.com"]
 # END per-node constants
 subnet = ipaddress.ip_interface(WG_ADDRESS).network
 
@@ -31,6 +32,42 @@ def wg_key(value):
         return isinstance(value, str) and len(value) == 44 and len(base64.b64decode(value, validate=True)) == 32
     except ValueError:
         return False
+
+def ssh_key_line(index, value):
+    """One line of root's authorized_keys, as lib/config/access.ts accepts it: a
+    known key type, a canonical base64 blob whose first field repeats the type,
+    an optional comment. The value is never echoed: it names the item only."""
+    what = f"authorizedKeys item {index}"
+    if not isinstance(value, str):
+        fail(f"{what} is not a string")
+    # A line break would smuggle in a second line, sshd options included.
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", value):
+        fail(f"{what} holds a line break or another control character; one public key per item, on one line")
+    parts = value.strip().split(None, 2)
+    if not parts or parts[0] not in SSH_KEY_TYPES:
+        fail(f"{what} does not start with a key type ({', '.join(SSH_KEY_TYPES)}); options such as from= or command= are not allowed")
+    if len(parts) < 2:
+        fail(f"{what} has no base64 key body after the type")
+    key_type, body = parts[0], parts[1]
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except ValueError:
+        fail(f"{what} has no base64 key body after the type")
+    if base64.b64encode(blob).decode("ascii") != body:
+        fail(f"{what} has a key body that is not base64 as ssh-keygen writes it")
+    # RFC 4253 6.6: length-prefixed fields, the first repeating the key type.
+    fields, offset = [], 0
+    while offset < len(blob):
+        length = int.from_bytes(blob[offset:offset + 4], "big")
+        if offset + 4 > len(blob) or offset + 4 + length > len(blob):
+            fail(f"{what} has a truncated key body")
+        fields.append(blob[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    if len(fields) < 2 or fields[0] != key_type.encode("latin-1"):
+        fail(f"{what} has a key body that is not a {key_type} key")
+    if key_type == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
+        fail(f"{what} has an ssh-ed25519 body whose key is not 32 bytes")
+    return " ".join(parts)
 
 def plain(value, what):
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
@@ -136,4 +173,18 @@ if ROLE == "nats":
         fail("the route password file does not hold 16+ letters and digits")
     write("routes.conf", "# Written by meshstack-agent from the desired state. Mode 0600, owner nats.\nroutes: [\n"
           + "".join(f'  "nats-route://{ROUTE_USER}:{password}@{route}"\n' for route in routes) + "]\n")
-print(f"{len(sections)} peer(s)" + (f", {len(doc['natsRoutes'])} route(s), {len(CERTIFICATES)} certificate(s)" if ROLE == "nats" else ""))
+summary = [f"{len(sections)} peer(s)"]
+if ROLE == "nats":
+    summary += [f"{len(doc['natsRoutes'])} route(s)", f"{len(CERTIFICATES)} certificate(s)"]
+
+# The agent owns root's authorized_keys. A state without the field (from a
+# deploy before it did) leaves the file alone: nothing is staged.
+if "authorizedKeys" in doc:
+    keys = doc["authorizedKeys"]
+    if not isinstance(keys, list):
+        fail("desired state has an authorizedKeys that is not a list")
+    write("authorized_keys", "".join(ssh_key_line(i, key) + "\n" for i, key in enumerate(keys)))
+    summary.append(f"{len(keys)} ssh key(s)")
+else:
+    summary.append("authorized_keys left alone (no authorizedKeys in the desired state)")
+print(", ".join(summary))
