@@ -34,38 +34,34 @@ def wg_key(value):
         return False
 
 def ssh_key_line(index, value):
-    """One line of root's authorized_keys, as lib/config/access.ts accepts it: a
-    known key type, a canonical base64 blob whose first field repeats the type,
-    an optional comment. The value is never echoed: it names the item only."""
+    # As lib/config/access.ts checks it (RFC 4253 6.6 fields); the value is never echoed.
     what = f"authorizedKeys item {index}"
     if not isinstance(value, str):
         fail(f"{what} is not a string")
-    # A line break would smuggle in a second line, sshd options included.
     if re.search(r"[\x00-\x1f\x7f-\x9f]", value):
         fail(f"{what} holds a line break or another control character; one public key per item, on one line")
     parts = value.strip().split(None, 2)
     if not parts or parts[0] not in SSH_KEY_TYPES:
         fail(f"{what} does not start with a key type ({', '.join(SSH_KEY_TYPES)}); options such as from= or command= are not allowed")
-    if len(parts) < 2:
+    body = parts[1] if len(parts) > 1 else ""
+    if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", body):
         fail(f"{what} has no base64 key body after the type")
-    key_type, body = parts[0], parts[1]
     try:
         blob = base64.b64decode(body, validate=True)
     except ValueError:
-        fail(f"{what} has no base64 key body after the type")
-    if base64.b64encode(blob).decode("ascii") != body:
+        blob = b""
+    if base64.b64encode(blob).decode() != body:
         fail(f"{what} has a key body that is not base64 as ssh-keygen writes it")
-    # RFC 4253 6.6: length-prefixed fields, the first repeating the key type.
-    fields, offset = [], 0
-    while offset < len(blob):
-        length = int.from_bytes(blob[offset:offset + 4], "big")
-        if offset + 4 > len(blob) or offset + 4 + length > len(blob):
+    fields = []
+    while blob:
+        size = int.from_bytes(blob[:4], "big")
+        if len(blob) < 4 + size:
             fail(f"{what} has a truncated key body")
-        fields.append(blob[offset + 4:offset + 4 + length])
-        offset += 4 + length
-    if len(fields) < 2 or fields[0] != key_type.encode("latin-1"):
-        fail(f"{what} has a key body that is not a {key_type} key")
-    if key_type == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
+        fields.append(blob[4:4 + size])
+        blob = blob[4 + size:]
+    if len(fields) < 2 or fields[0] != parts[0].encode():
+        fail(f"{what} has a key body that is not a {parts[0]} key")
+    if parts[0] == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
         fail(f"{what} has an ssh-ed25519 body whose key is not 32 bytes")
     return " ".join(parts)
 
@@ -177,8 +173,7 @@ summary = [f"{len(sections)} peer(s)"]
 if ROLE == "nats":
     summary += [f"{len(doc['natsRoutes'])} route(s)", f"{len(CERTIFICATES)} certificate(s)"]
 
-# The agent owns root's authorized_keys. A state without the field (from a
-# deploy before it did) leaves the file alone: nothing is staged.
+# The agent owns root's authorized_keys; a state from before it did leaves it alone.
 if "authorizedKeys" in doc:
     keys = doc["authorizedKeys"]
     if not isinstance(keys, list):
