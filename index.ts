@@ -82,8 +82,8 @@ const nats = new NatsCluster("nats", {
     acceptedRebuilds: config.lifecycle.acceptRebuilds,
 });
 
-// What changes after first boot (peers, certificates, routes, operators)
-// reaches the running nodes through here, never through their user-data.
+// What changes after first boot (peers, certificates, routes, operators, SSH
+// keys) reaches the running nodes through here, never through their user-data.
 const mesh = new MeshRuntime("mesh", {
     naming,
     objectStore: store,
@@ -92,6 +92,7 @@ const mesh = new MeshRuntime("mesh", {
     hub: wgCache.member,
     nats: nats.runtimeMembers,
     operators: config.wgCache.operatorPeers,
+    authorizedKeys: config.access.sshAuthorizedKeys,
 });
 
 // Off unless meshstack:proxmoxGuests lists guests. Guests hold state: protected where the environment protects state (children inherit protect).

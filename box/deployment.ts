@@ -3,6 +3,7 @@ import * as path from "path";
 import * as YAML from "yaml";
 import { Registration, startMockCloud, unwrapSecrets } from "../tooling/mockCloud";
 import { redactInputs } from "../tooling/plan";
+import { withIgnoredChanges } from "../tooling/replacement";
 import { ProviderHost } from "../tests/harness/dynamicProviders";
 import { deleteDynamic, withoutProvider } from "./dynamicResources";
 import { BOX_IMAGE_ID } from "./image";
@@ -189,8 +190,10 @@ export class BoxDeployment {
     /** What the engine does with one registration: create it, or compare it with state and leave, update or replace it. */
     private async apply(registration: Registration, forced: boolean): Promise<{ id: string; state: Record<string, unknown> }> {
         const { type, name } = registration;
-        const inputs = unwrapSecrets(registration.inputs) as Record<string, any>;
         const old = this.state.resources.find((r) => r.name === name);
+        const programInputs = unwrapSecrets(registration.inputs) as Record<string, any>;
+        // What an existing resource ignores keeps its value from state, for its diff and for a replacement (an instance's SSH keys).
+        const inputs = old ? withIgnoredChanges(old.inputs, programInputs, registration.options?.ignoreChanges) as Record<string, any> : programInputs;
         const started = Date.now();
         if (!old) this.log(`+ ${shortType(type)} ${name} creating`);
         const { step, why, made } = old

@@ -9,7 +9,11 @@
  *   that did not change keep their sessions;
  * - certificates and NATS routes with a nats-server reload (SIGHUP): clients
  *   and routes stay connected. The first apply starts nats-server, which
- *   until then has no certificate to serve.
+ *   until then has no certificate to serve;
+ * - root's SSH keys: root's authorized_keys, which the agent owns, replaced
+ *   atomically when the list differs (first, so a later step that fails
+ *   still leaves the operators' way in current). A state without the list
+ *   leaves the file alone; an empty list empties it.
  *
  * Nothing is applied that was made for another instance (a predecessor's
  * state still in the bucket), names another node, lists a key that is not a
@@ -21,7 +25,9 @@ import * as fs from "fs";
 import * as path from "path";
 import {
     AGENT_CONFIG_PATH, AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_RENDER_PATH, AGENT_ROOT_ENV, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME,
+    ROOT_AUTHORIZED_KEYS_PATH,
 } from "./agent/layout";
+import { SSH_KEY_TYPES } from "../lib/config/access";
 import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES, NATS_UNIT_NAME, natsConfPath } from "./nats";
 import { INSTANCE_ID_ENV } from "./nodeBootstrap";
 import { WG_CONF_PATH, WG_INTERFACE, WG_PRIVATE_KEY_PATH, WG_QUICK_UNIT } from "./wgMesh";
@@ -131,6 +137,7 @@ export function renderAgentRenderer(params: AgentParams): string {
         `ROLE = ${JSON.stringify(nats ? "nats" : "hub")}`,
         `ROUTE_USER = ${JSON.stringify(nats?.routeUser ?? "")}`,
         `ROUTE_PASSWORD_FILE = root + ${JSON.stringify(nats?.routePasswordPath ?? "")}`,
+        `SSH_KEY_TYPES = ${JSON.stringify(SSH_KEY_TYPES)}`,
     ];
     return embedAgentRenderConstants(fs.readFileSync(AGENT_RENDER_SOURCE, "utf8"), constants);
 }
@@ -231,6 +238,22 @@ apply_tls_and_routes() {
   ${nats ? "" : ":"}${tlsApply}
 }
 
+apply_authorized_keys() {
+  local stage=$1 file="$root${ROOT_AUTHORIZED_KEYS_PATH}" count
+  # Staged only when the desired state lists keys (none at all included).
+  [ -f "$stage/authorized_keys" ] || return 0
+  cmp -s "$stage/authorized_keys" "$file" && return 0
+  install -d -m 0700 -o root -g root "$(dirname "$file")"
+  install -m 0600 -o root -g root "$stage/authorized_keys" "$file.new"
+  mv "$file.new" "$file"
+  count=$(wc -l <"$file")
+  if [ "$count" = 0 ]; then
+    log "root's authorized_keys EMPTIED: the desired state lists no SSH key (meshstack:sshAuthorizedKeys is empty); no key logs in to this node until one is added"
+  else
+    log "root's authorized_keys replaced: $count key(s)"
+  fi
+}
+
 apply_wireguard() {
   local stage=$1
   install -m 0600 -o root -g root "$stage/wg0.conf" "$root${WG_CONF_PATH}.new"
@@ -271,10 +294,12 @@ run() {
     log "refused desired state $digest (see above); nothing applied"
     return 1
   fi
+  apply_authorized_keys "$stage"
   apply_tls_and_routes "$stage"
   apply_wireguard "$stage"
-  echo "$digest" >"$state_dir/applied.sha256"
+  # Logged first: a run cut short between the two applies again next time, and logs then.
   log "applied desired state $digest: $summary"
+  echo "$digest" >"$state_dir/applied.sha256"
 }
 
 # One run at a time: the timer and a hand-run agent never interleave.

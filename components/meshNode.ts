@@ -53,7 +53,15 @@ export interface MeshNodeArgs {
     deleteBeforeReplace?: boolean;
     /** Resources whose steps finish before this instance is created or replaced (the NATS image guard). */
     replaceAfter?: pulumi.Resource[];
-    /** SSH public keys for root (break-glass). */
+    /**
+     * SSH public keys for root (break-glass). Linode installs them at the
+     * instance's creation, so a node whose agent never runs can still be
+     * reached; later changes are ignored (`ignoreChanges`: Linode would
+     * replace the instance for them), and the agent keeps root's
+     * authorized_keys current from the desired state instead. A replacement
+     * of an existing instance gets the keys Pulumi's state holds for it, not
+     * the current list: the engine substitutes the ignored value from state.
+     */
     authorizedKeys: string[];
     /** Firewall attached at creation, so the node is never exposed unfiltered. */
     firewallId?: pulumi.Input<number>;
@@ -100,7 +108,6 @@ export interface MeshNodeRebuild {
 /** What feeds each rebuild input besides the image, as an operator would look for it. */
 const REBUILD_SOURCES = {
     region: qualify("region"),
-    authorizedKeys: qualify("sshAuthorizedKeys"),
     userData: "its user-data (a meshstack upgrade, or a key rendered into it: see the README's change matrix)",
 };
 
@@ -158,10 +165,10 @@ export class MeshNode extends pulumi.ComponentResource {
         // The suffix changes exactly when an input that forces replacement
         // does, so it is also the instance's boot generation. It keys on the
         // user-data without the publish URL, which is signed per generation.
+        // Not on the SSH keys: the instance ignores their changes.
         const keepers = {
             image: args.image,
             region: args.region,
-            authorizedKeys: args.authorizedKeys.join("\n"),
             userData: pulumi.unsecret(template.apply(sha256Hex)),
         };
         // The label is replaced first when a node is rebuilt: it waits for the guard, so a refused rebuild replaces nothing.
@@ -227,7 +234,7 @@ export class MeshNode extends pulumi.ComponentResource {
             // @pulumi/linode does not mark user-data secret itself; the pointer carries a live URL.
             metadatas: [{ userData: pulumi.secret(userData) }],
             tags: linodeTags(["meshstack", args.naming.stack, ...(args.tags ?? [])]),
-        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object, ...(args.replaceAfter ?? [])], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace });
+        }, { parent: this, additionalSecretOutputs: ["metadatas"], dependsOn: [object, ...(args.replaceAfter ?? [])], protect: args.protect, deleteBeforeReplace: args.deleteBeforeReplace, ignoreChanges: ["authorizedKeys"] });
 
         this.instanceId = this.instance.id.apply(Number);
         this.label = this.instance.label;

@@ -39,15 +39,18 @@ export interface MeshRuntimeArgs {
     nats: NatsRuntimeMember[];
     /** Operators' peers (meshstack:wgOperatorPeers), reaching the mesh through the hub. */
     operators: OperatorPeer[];
+    /** Root's SSH public keys on every member (meshstack:sshAuthorizedKeys, validated with the config). */
+    authorizedKeys: string[];
 }
 
 /**
  * Writes each member's desired state into the runtime bucket, where its
  * agent applies it in place: the hub's peers (NATS nodes and operators),
  * and for each NATS node its peers (the hub and every other NATS node
- * directly), its certificates and its routes. This is the only place a
- * change to the mesh (a node added or replaced, a certificate renewed, an
- * operator added) reaches running nodes, and it replaces none of them.
+ * directly), its certificates and its routes; and for every member root's
+ * SSH keys. This is the only place a change to the mesh (a node added or
+ * replaced, a certificate renewed, an operator or an SSH key added) reaches
+ * running nodes, and it replaces none of them.
  */
 export class MeshRuntime extends pulumi.ComponentResource {
     /** Digest of each member's desired state, by member name. */
@@ -64,7 +67,7 @@ export class MeshRuntime extends pulumi.ComponentResource {
         const states: { node: string; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
             {
                 node: args.names.hub,
-                state: pulumi.all([hub, members]).apply(([h, all]) => hubDesiredState(h, all, args.operators)),
+                state: pulumi.all([hub, members]).apply(([h, all]): DesiredState => ({ ...hubDesiredState(h, all, args.operators), authorizedKeys: args.authorizedKeys })),
                 resourceName: `${name}-hub`,
             },
             ...args.nats.map((entry, i) => ({
@@ -76,6 +79,7 @@ export class MeshRuntime extends pulumi.ComponentResource {
                         wireguard: { peers: natsPeers(me, h, all, args.subnet) },
                         certificates,
                         natsRoutes: entry.routes,
+                        authorizedKeys: args.authorizedKeys,
                     })),
                     resourceName: `${name}-nats-${i}`,
             })),

@@ -1,6 +1,6 @@
 /**
  * Rebuilds decided before they happen. Linode cannot change an instance's
- * region, image, first-boot SSH keys or user-data in place: a change to any
+ * region, image or user-data in place: a change to any
  * of them is a new instance, with a new disk and a new WireGuard key. The
  * preview shows that only as a replacement count, and teams have learnt it
  * from the count. So every node's rebuild is named in the preview, and on a

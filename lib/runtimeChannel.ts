@@ -1,7 +1,8 @@
 /**
  * The runtime channel: how what may change after a node's first boot (peer
- * sets, certificates, route lists, operator peers) reaches running nodes
- * without touching their user-data, which Linode cannot change in place.
+ * sets, certificates, route lists, operator peers, root's SSH keys) reaches
+ * running nodes without touching their user-data, which Linode cannot change
+ * in place.
  *
  * It is a bucket of its own, holding public material only:
  *
@@ -11,7 +12,8 @@
  *   the key and the instance id inside are how a poll tells this node's
  *   material from a predecessor's, even after a bare instance replacement.
  * - `desired/<stack>/<node>.json`: what `pulumi up` wants the node to run
- *   (its WireGuard peers, its certificates, its NATS routes). `pulumi up` is
+ *   (its WireGuard peers, its certificates, its NATS routes, root's SSH
+ *   keys). `pulumi up` is
  *   the only writer; the node's agent fetches it, verifies it and applies it
  *   in place.
  * - `rejoin/<stack>/<node>.json`: a NATS node an `up` replaced and has not
@@ -63,6 +65,13 @@ export interface DesiredState {
     certificates?: Record<string, string>;
     /** host:port of every other NATS server (NATS nodes). */
     natsRoutes?: string[];
+    /**
+     * Root's SSH public keys (meshstack:sshAuthorizedKeys), one per line of
+     * root's authorized_keys, which the agent owns. `pulumi up` writes it for
+     * every node; a document without it (written before the agent owned the
+     * file) leaves the file alone, and an empty list empties it.
+     */
+    authorizedKeys?: string[];
 }
 
 function keySegment(value: string, what: string): string {

@@ -27,7 +27,9 @@ readonly WIREGUARD_GO_VERSION="v0.0.0-20260522210424-ecfc5a8d5446"
 # The box tier (real Debian VMs under QEMU): emulator, image tools, the seed
 # ISO, the per-VM firewall (nftables also checks the nodes' metadata guard).
 readonly BOX_APT_PACKAGES=(qemu-system-x86 qemu-utils debootstrap genisoimage e2fsprogs nftables)
-readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck pyflakes3 systemd iproute2 iputils-ping openssl curl util-linux "${BOX_APT_PACKAGES[@]}")
+# openssh-server: the agent's integration test starts its own sshd (its own
+# config and port on 127.0.0.1) on the authorized_keys the agent writes.
+readonly APT_PACKAGES=(cloud-init wireguard-tools shellcheck pyflakes3 systemd iproute2 iputils-ping openssl curl util-linux openssh-server "${BOX_APT_PACKAGES[@]}")
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir="${MESHSTACK_TOOLS_DIR:-$HOME/.cache/meshstack/tools}"

@@ -19,6 +19,7 @@ CERTIFICATES = ["route-ca.crt","route.crt","client-ca.crt","server.crt"]
 ROLE = "nats"
 ROUTE_USER = "route"
 ROUTE_PASSWORD_FILE = root + "/etc/meshstack/nats-route-password"
+SSH_KEY_TYPES = ["ssh-ed25519","ssh-rsa","ecdsa-sha2-nistp256","ecdsa-sha2-nistp384","ecdsa-sha2-nistp521","sk-ssh-ed25519@openssh.com","sk-ecdsa-sha2-nistp256@openssh.com"]
 # END per-node constants
 subnet = ipaddress.ip_interface(WG_ADDRESS).network
 
@@ -31,6 +32,38 @@ def wg_key(value):
         return isinstance(value, str) and len(value) == 44 and len(base64.b64decode(value, validate=True)) == 32
     except ValueError:
         return False
+
+def ssh_key_line(index, value):
+    # As lib/config/access.ts checks it (RFC 4253 6.6 fields); the value is never echoed.
+    what = f"authorizedKeys item {index}"
+    if not isinstance(value, str):
+        fail(f"{what} is not a string")
+    if re.search(r"[\x00-\x1f\x7f-\x9f]", value):
+        fail(f"{what} holds a line break or another control character; one public key per item, on one line")
+    parts = value.strip().split(None, 2)
+    if not parts or parts[0] not in SSH_KEY_TYPES:
+        fail(f"{what} does not start with a key type ({', '.join(SSH_KEY_TYPES)}); options such as from= or command= are not allowed")
+    body = parts[1] if len(parts) > 1 else ""
+    if not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", body):
+        fail(f"{what} has no base64 key body after the type")
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except ValueError:
+        blob = b""
+    if base64.b64encode(blob).decode() != body:
+        fail(f"{what} has a key body that is not base64 as ssh-keygen writes it")
+    fields = []
+    while blob:
+        size = int.from_bytes(blob[:4], "big")
+        if len(blob) < 4 + size:
+            fail(f"{what} has a truncated key body")
+        fields.append(blob[4:4 + size])
+        blob = blob[4 + size:]
+    if len(fields) < 2 or fields[0] != parts[0].encode():
+        fail(f"{what} has a key body that is not a {parts[0]} key")
+    if parts[0] == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
+        fail(f"{what} has an ssh-ed25519 body whose key is not 32 bytes")
+    return " ".join(parts)
 
 def plain(value, what):
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
@@ -136,4 +169,17 @@ if ROLE == "nats":
         fail("the route password file does not hold 16+ letters and digits")
     write("routes.conf", "# Written by meshstack-agent from the desired state. Mode 0600, owner nats.\nroutes: [\n"
           + "".join(f'  "nats-route://{ROUTE_USER}:{password}@{route}"\n' for route in routes) + "]\n")
-print(f"{len(sections)} peer(s)" + (f", {len(doc['natsRoutes'])} route(s), {len(CERTIFICATES)} certificate(s)" if ROLE == "nats" else ""))
+summary = [f"{len(sections)} peer(s)"]
+if ROLE == "nats":
+    summary += [f"{len(doc['natsRoutes'])} route(s)", f"{len(CERTIFICATES)} certificate(s)"]
+
+# The agent owns root's authorized_keys; a state from before it did leaves it alone.
+if "authorizedKeys" in doc:
+    keys = doc["authorizedKeys"]
+    if not isinstance(keys, list):
+        fail("desired state has an authorizedKeys that is not a list")
+    write("authorized_keys", "".join(ssh_key_line(i, key) + "\n" for i, key in enumerate(keys)))
+    summary.append(f"{len(keys)} ssh key(s)")
+else:
+    summary.append("authorized_keys left alone (no authorizedKeys in the desired state)")
+print(", ".join(summary))

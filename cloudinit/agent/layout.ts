@@ -14,5 +14,7 @@ export const AGENT_STATE_DIR = "/var/lib/meshstack-agent";
 export const AGENT_LOG_PATH = "/var/log/meshstack-agent.log";
 export const AGENT_UNIT_NAME = "meshstack-agent.service";
 export const AGENT_TIMER_NAME = "meshstack-agent.timer";
+/** Root's SSH keys, which the agent owns: written from the desired state's authorizedKeys. */
+export const ROOT_AUTHORIZED_KEYS_PATH = "/root/.ssh/authorized_keys";
 /** Relocates every path the agent touches; tests set it to a temp dir, nodes leave it unset. */
 export const AGENT_ROOT_ENV = "MESHSTACK_AGENT_ROOT";

@@ -8,20 +8,26 @@ export interface AccessConfig {
     breakGlassSshCidrs: string[];
 }
 
-const SSH_KEY_TYPES = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"];
+/** Key types root's authorized_keys may hold; the agent's renderer refuses any other (cloudinit/agent.ts hands it this list). */
+export const SSH_KEY_TYPES = ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"];
 
 /**
  * Why a line is not an OpenSSH public key, or undefined. The base64 body is
  * a sequence of length-prefixed fields (RFC 4253 6.6) whose first field
- * repeats the key type; a truncated or pasted-wrong key fails here instead
- * of leaving root without a working key on a node that cannot be changed in place.
+ * repeats the key type; a truncated or pasted-wrong key fails here, at plan
+ * time, instead of in every node's agent, which checks each line the same
+ * way (cloudinit/agent/agent_render.py) and then applies nothing of the
+ * desired state.
  */
 function sshPublicKeyProblem(line: string): string | undefined {
+    // A line break would make one item two lines of authorized_keys.
+    if (/[\x00-\x1f\x7f-\x9f]/.test(line)) return "holds a line break or another control character; one public key per item, on one line";
     const [type, body, ...rest] = line.trim().split(/\s+/);
     void rest;
-    if (!SSH_KEY_TYPES.includes(type)) return `does not start with a key type (${SSH_KEY_TYPES.join(", ")})`;
+    if (!SSH_KEY_TYPES.includes(type)) return `does not start with a key type (${SSH_KEY_TYPES.join(", ")}); options such as from= or command= are not allowed`;
     if (!body || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return "has no base64 key body after the type";
     const blob = Buffer.from(body, "base64");
+    if (blob.toString("base64") !== body) return "has a key body that is not base64 as ssh-keygen writes it";
     const fields: Buffer[] = [];
     for (let offset = 0; offset < blob.length; ) {
         if (offset + 4 > blob.length) return "has a truncated key body";
@@ -46,8 +52,8 @@ const sshKeyIdentity = (item: string) => item.trim().split(/\s+/).slice(0, 2).jo
 export const accessKeys = {
     sshAuthorizedKeys: {
         type: "array", default: [], check: each(sshPublicKey), itemIdentity: sshKeyIdentity,
-        description: "SSH public keys installed for root on every instance (break-glass access).",
-        allowed: "a list of OpenSSH public keys (ssh-ed25519, ssh-rsa, ecdsa-sha2-*)",
+        description: "SSH public keys for root on every instance (break-glass access), kept current by each node's agent: adding or removing one replaces no instance.",
+        allowed: "a list of OpenSSH public key lines (ssh-ed25519, ssh-rsa, ecdsa-sha2-*, sk-*), one per item: type, base64 body, optional comment, no options",
     },
     breakGlassSshCidrs: {
         type: "array", default: [], check: each(cidr), itemIdentity: cidrIdentity,

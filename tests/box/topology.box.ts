@@ -20,8 +20,8 @@ import { powerOffVm, powerOnVm } from "../../box/cloud";
 import { BoxTls } from "../../box/material";
 import { UNDERLAY } from "../../box/network";
 import { BoxObjectStore } from "../../box/objectStore";
-import { logsDir, REPO_ROOT, RUN_DIR } from "../../box/paths";
-import { ssh } from "../../box/ssh";
+import { BOX_CACHE, logsDir, REPO_ROOT, RUN_DIR } from "../../box/paths";
+import { boxSshKey, ssh } from "../../box/ssh";
 import { BoxResource, BoxState, BoxVm, readState, STATE_FILE } from "../../box/state";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
 import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
@@ -42,9 +42,9 @@ const OPERATOR = (() => {
 export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
     natsKvBucket: "control",
-    // 8 KiB: the hub's cloud-config fits gzipped (about 6.6 KiB), the NATS
-    // nodes' does not (about 9.2 KiB), so one box runs both delivery paths.
-    metadataLimitBytes: "8192",
+    // 9 KiB: the hub's cloud-config fits gzipped (about 7.7 KiB), the NATS
+    // nodes' does not (about 10.2 KiB), so one box runs both delivery paths.
+    metadataLimitBytes: "9216",
     gzipUserDataImages: JSON.stringify(["linode/debian12"]),
     // All four VMs boot at once under emulation and each makes its keys before publishing.
     wgPubkeyPollTimeoutSeconds: "1800",
@@ -193,7 +193,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                 assert.match(peer[3], /^10\.44\.0\.1\d\/32$/, `${vm.name}: a NATS peer is one address`);
                 assert.notStrictEqual(peer[4], "0", `${vm.name}: no handshake yet with the NATS peer at ${peer[3]}`);
             }
-            assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /applied desired state [0-9a-f]{64}: 3 peer\(s\), 2 route\(s\), 4 certificate\(s\)/);
+            assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /applied desired state [0-9a-f]{64}: 3 peer\(s\), 2 route\(s\), 4 certificate\(s\), 1 ssh key\(s\)/);
         }
     });
 
@@ -337,7 +337,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         });
     });
 
-    describe("Day 2 on the VMs: a second up scales 3 -> 5 and rebuilds nats-1", () => {
+    describe("Day 2 on the VMs: a second up scales 3 -> 5, rebuilds nats-1 and adds an SSH key", () => {
         /** What shows a node was not touched: the kernel's boot id, its address and the WireGuard key it made. */
         interface Identity {
             bootId: string;
@@ -351,16 +351,23 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         });
         const untouched = new Map<string, Identity>();
         const publicKeys = new Map<string, string>();
+        /** An operator's key added to meshstack:sshAuthorizedKeys by the update, beside the box's own. */
+        let addedKey: { privateKey: string; publicKey: string };
 
         before(async function () {
             this.timeout(BOX_UP_TIMEOUT_MS + 5 * 60_000);
             for (const vm of [hub(), ...natsVms()]) untouched.set(vm.name, await identityOf(vm));
-            await boxUpdate({ natsNodeCount: "5" }, ["nats-1-label"]);
+            const keyDir = fs.mkdtempSync(path.join(RUN_DIR, "added-ssh-key-"));
+            const privateKey = path.join(keyDir, "id_ed25519");
+            execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "box-day2-operator", "-f", privateKey]);
+            addedKey = { privateKey, publicKey: fs.readFileSync(`${privateKey}.pub`, "utf8").trim() };
+            const sshAuthorizedKeys = JSON.stringify([boxSshKey(BOX_CACHE).publicKey, addedKey.publicKey]);
+            await boxUpdate({ natsNodeCount: "5", sshAuthorizedKeys }, ["nats-1-label"]);
             state = readState()!;
             for (const vm of running()) publicKeys.set(vm.name, (await onVm(vm, "cat /etc/wireguard/publickey")).trim());
         });
 
-        it("the hub, nats-0 and nats-2 are the same machines (boot id, address, key); nats-1 is a new one; nats-3 and nats-4 are added", async () => {
+        it("the hub, nats-0 and nats-2 are the same machines (boot id, address, key), the added SSH key notwithstanding; nats-1 is a new one; nats-3 and nats-4 are added", async () => {
             assert.deepStrictEqual(natsVms().map((vm) => vm.name), [0, 1, 2, 3, 4].map((i) => `nats-${i}-instance`));
             for (const vm of [hub(), natsVm(0), natsVm(2)]) assert.deepStrictEqual(await identityOf(vm), untouched.get(vm.name), `${vm.name} was left alone`);
             const rebuilt = await identityOf(natsVm(1));
@@ -392,12 +399,26 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                 }, 5 * 60_000, 5000);
                 // The agent syncs WireGuard first and logs "applied" only after the nats-server reload,
                 // so a handshake can come before the line: wait for it on its own deadline.
-                const applied = /applied desired state [0-9a-f]{64}: 5 peer\(s\), 4 route\(s\), 4 certificate\(s\)/;
+                const applied = /applied desired state [0-9a-f]{64}: 5 peer\(s\), 4 route\(s\), 4 certificate\(s\), 2 ssh key\(s\)/;
                 await waitFor(`${vm.name}'s agent to log the 5-peer state applied`, async () => {
                     const log = await onVm(vm, `cat ${AGENT_LOG_PATH}`);
                     assert.match(log, applied, `${vm.name}: ${log.trim().split("\n").slice(-5).join(" | ")}`);
                     return true;
                 }, 2 * 60_000, 5000);
+            }
+        });
+
+        it("the SSH key the update added logs in to every VM, the surviving ones through their agents (no VM was replaced for it)", async function () {
+            this.timeout(10 * 60_000);
+            assert.deepStrictEqual(resource("wg-cache-node-instance").inputs.authorizedKeys, [boxSshKey(BOX_CACHE).publicKey], "the hub's instance keeps its first-boot keys (ignoreChanges)");
+            for (const vm of running()) {
+                // The agent applies the new desired state on its next run (every 10 s): wait for it on a deadline.
+                await waitFor(`the added key to log in to ${vm.name}`, async () => (await ssh(addedKey.privateKey, vm.address, "echo in", 20)).trim() === "in", 3 * 60_000, 5000);
+            }
+            // nats-3 and nats-4 got both keys from Linode's field at creation; the survivors only from their agents.
+            for (const vm of [hub(), natsVm(0), natsVm(2)]) {
+                assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /root's authorized_keys replaced: 2 key\(s\)/, `${vm.name}'s agent installed both keys`);
+                assert.strictEqual((await identityOf(vm)).bootId, untouched.get(vm.name)!.bootId, `${vm.name} rebooted`);
             }
         });
 

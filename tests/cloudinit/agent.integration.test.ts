@@ -6,6 +6,9 @@
  * - What a node can read: the agents' key reads the runtime bucket and
  *   nothing else; it can neither read a bootstrap object nor write a
  *   desired state.
+ * - Root's SSH keys: a real sshd reads the authorized_keys the agent
+ *   writes; a key the desired state lists logs in, one it no longer lists
+ *   is refused.
  * - WireGuard: members in network namespaces of their own, each with a live
  *   wireguard-go interface (the host kernel has no wireguard module), joined
  *   by a bridge in a further namespace. A changed peer set (a member added,
@@ -39,6 +42,7 @@ import { Pem, TestPki } from "../support/natsCluster";
 import { wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
 import { desiredStateKey, DesiredState, DesiredPeer } from "../../lib/runtimeChannel";
 import { signedObjectRequest } from "../../providers/s3";
+import { ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
 import { AgentNode } from "../support/agentNode";
 import { BOOTSTRAP_BUCKET, RUNTIME_BUCKET, RuntimeChannel } from "../support/runtimeChannel";
 import { freePort, waitFor } from "../support/ports";
@@ -48,6 +52,8 @@ const run = promisify(execFile);
 const STACK = "test";
 const LAN_PREFIX = "192.168.77";
 const WG_PORT = 51820;
+/** What the agent logs for these tests' desired states, which carry no authorizedKeys (as a deploy from before the agent owned the file wrote them). */
+const KEYS_LEFT_ALONE = "authorized_keys left alone \\(no authorizedKeys in the desired state\\)";
 
 function agentParams(channel: RuntimeChannel, node: string, wgAddress: string, endpoint = channel.minio.endpoint): AgentParams {
     return {
@@ -120,7 +126,7 @@ describe("agent: what it refuses to apply", function () {
         assert.ok(!fs.existsSync(wgConf()), "a predecessor's peers were applied");
         await channel.write(agent.params.key, state("70001", ["10.44.0.10/32"]));
         await agent.runOnce(skip);
-        assert.match(agent.log(), /applied desired state [0-9a-f]{64}: 1 peer\(s\)\n$/);
+        assert.match(agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: 1 peer\\(s\\), ${KEYS_LEFT_ALONE}\\n$`));
         assert.match(fs.readFileSync(wgConf(), "utf8"), /AllowedIPs = 10\.44\.0\.10\/32/);
     });
 
@@ -131,6 +137,143 @@ describe("agent: what it refuses to apply", function () {
         assert.match(agent.log(), /allowed IPs 0\.0\.0\.0\/0 are outside 10\.44\.0\.0\/24/);
         assert.match(agent.log(), /refused desired state [0-9a-f]{64} \(see above\); nothing applied\n$/);
         assert.strictEqual(fs.readFileSync(wgConf(), "utf8"), applied);
+    });
+});
+
+/**
+ * The agent owns root's authorized_keys: a real sshd (its own config, host
+ * key and port on 127.0.0.1) reads the file the agent writes under the
+ * node's root, so what logs in is exactly what the desired state lists.
+ */
+describe("agent: root's SSH keys from the desired state, logged in with by a real sshd", function () {
+    this.timeout(120_000);
+    const SSHD = "/usr/sbin/sshd";
+    const node = "meshstack-test-ssh";
+    const skip = { env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } };
+    let channel: RuntimeChannel;
+    let work: string;
+    let agent: AgentNode;
+    let sshd: ChildProcess | undefined;
+    let sshdExited: Promise<void> | undefined;
+    const sshdOutput: string[] = [];
+    let port: number;
+    interface KeyPair {
+        privateKey: string;
+        publicKey: string;
+    }
+    let keyA: KeyPair;
+    let keyB: KeyPair;
+
+    /** A fresh ed25519 key pair, as an operator makes one. */
+    async function keyPair(name: string): Promise<KeyPair> {
+        const privateKey = path.join(work, `id_${name}`);
+        await run(toolPath("ssh-keygen"), ["-q", "-t", "ed25519", "-N", "", "-C", `operator-${name}@example`, "-f", privateKey]);
+        return { privateKey, publicKey: fs.readFileSync(`${privateKey}.pub`, "utf8").trim() };
+    }
+
+    before(async () => {
+        if (!fs.existsSync(SSHD)) throw new Error(`${SSHD} is not installed; run scripts/setup.sh (it installs openssh-server)`);
+        channel = await RuntimeChannel.start();
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-agent-ssh-"));
+        agent = new AgentNode(path.join(work, node), agentParams(channel, node, "10.44.0.1/24"), "80001", channel.agentCredentials);
+        await agent.generateKey();
+        keyA = await keyPair("a");
+        keyB = await keyPair("b");
+        const sshdDir = path.join(work, "sshd");
+        fs.mkdirSync(sshdDir, { mode: 0o700 });
+        await run(toolPath("ssh-keygen"), ["-q", "-t", "ed25519", "-N", "", "-f", path.join(sshdDir, "host_ed25519_key")]);
+        const config = path.join(sshdDir, "sshd_config");
+        fs.writeFileSync(config, [
+            "ListenAddress 127.0.0.1",
+            `HostKey ${path.join(sshdDir, "host_ed25519_key")}`,
+            `PidFile ${path.join(sshdDir, "sshd.pid")}`,
+            `AuthorizedKeysFile ${path.join(agent.root, ROOT_AUTHORIZED_KEYS_PATH)}`,
+            // The node's root is a temp dir under /tmp, which is world-writable: StrictModes would refuse every key in it.
+            "StrictModes no",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "PermitRootLogin prohibit-password",
+            `AllowUsers ${os.userInfo().username}`,
+            "",
+        ].join("\n"));
+        // sshd's privilege separation directory, which the packaged service creates.
+        fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+        await run(SSHD, ["-t", "-f", config]);
+        port = await freePort();
+        const child = spawn(SSHD, ["-D", "-e", "-f", config, "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+        sshd = child;
+        sshdExited = new Promise((resolve) => child.once("exit", () => resolve()));
+        child.stdout!.on("data", (d) => sshdOutput.push(String(d)));
+        child.stderr!.on("data", (d) => sshdOutput.push(String(d)));
+        await waitFor(`sshd to greet on 127.0.0.1:${port}`, () => {
+            if (child.exitCode !== null) throw new Error(`sshd exited ${child.exitCode}: ${sshdOutput.join("")}`);
+            return new Promise<boolean>((resolve) => {
+                const socket = net.connect(port, "127.0.0.1");
+                socket.once("data", (banner) => {
+                    socket.destroy();
+                    resolve(String(banner).startsWith("SSH-2.0-"));
+                });
+                socket.once("error", () => resolve(false));
+            });
+        }, 10_000, 50);
+    });
+
+    after(async () => {
+        if (sshd && sshd.exitCode === null && sshd.signalCode === null) {
+            sshd.kill("SIGTERM");
+            await sshdExited;
+        }
+        await channel?.stop();
+        if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    /** `ssh -i <key> true` as the test's user, with nothing but that key: resolves with the exit code and what ssh said. */
+    async function login(key: KeyPair): Promise<{ code: number; stderr: string }> {
+        const args = [
+            "-F", "/dev/null", "-i", key.privateKey, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+            "-p", String(port), `${os.userInfo().username}@127.0.0.1`, "true",
+        ];
+        try {
+            const { stderr } = await run(toolPath("ssh"), args, { timeout: 30_000 });
+            return { code: 0, stderr };
+        } catch (err) {
+            const failed = err as { code?: number; stderr?: string };
+            return { code: typeof failed.code === "number" ? failed.code : -1, stderr: failed.stderr ?? String(err) };
+        }
+    }
+
+    async function publishAndApply(authorizedKeys: string[]): Promise<void> {
+        await channel.write(agent.params.key, { version: 1, node, instanceId: agent.instanceId, wireguard: { peers: [] }, authorizedKeys } satisfies DesiredState);
+        await agent.runOnce(skip);
+        assert.match(agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: 0 peer\\(s\\), ${authorizedKeys.length} ssh key\\(s\\)\\n$`));
+    }
+
+    const refused = (outcome: { code: number; stderr: string }) => outcome.code === 255 && /Permission denied \(publickey\)/.test(outcome.stderr);
+
+    it("before any desired state no key logs in; with key A published, A logs in and B is refused", async () => {
+        assert.ok(refused(await login(keyA)), "A logged in before the agent installed any key");
+        await publishAndApply([keyA.publicKey]);
+        assert.match(agent.log(), /root's authorized_keys replaced: 1 key\(s\)\n/);
+        const a = await login(keyA);
+        assert.strictEqual(a.code, 0, `A could not log in: ${a.stderr}\n${sshdOutput.join("")}`);
+        assert.ok(refused(await login(keyB)), "B logged in without being listed");
+    });
+
+    it("with key B published instead of A, B logs in and A is refused", async () => {
+        await publishAndApply([keyB.publicKey]);
+        const b = await login(keyB);
+        assert.strictEqual(b.code, 0, `B could not log in: ${b.stderr}\n${sshdOutput.join("")}`);
+        const a = await login(keyA);
+        assert.ok(refused(a), `A, removed from the list, still logs in (exit ${a.code}: ${a.stderr})`);
+    });
+
+    it("with no key published (the operator removed every one), no key logs in", async () => {
+        await publishAndApply([]);
+        assert.match(agent.log(), /root's authorized_keys EMPTIED/);
+        for (const key of [keyA, keyB]) assert.ok(refused(await login(key)), `${key.privateKey} still logs in`);
     });
 });
 
@@ -256,7 +399,7 @@ ip link set wg0 up`);
         for (const member of set) await channel.write(member.agent.params.key, desiredFor(member, set));
         for (const member of set) {
             await member.agent.runOnce({ prefix: member.ns.enter });
-            assert.match(member.agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: ${set.length - 1} peer\\(s\\)\\n$`));
+            assert.match(member.agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: ${set.length - 1} peer\\(s\\), ${KEYS_LEFT_ALONE}\\n$`));
         }
     }
 
@@ -437,7 +580,7 @@ describe("agent: NATS certificates and routes applied to a running 3-node nats-s
         for (const member of targets) {
             await member.agent.runOnce({ env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } });
             assert.match(member.agent.log(), /not touching nats-server \(changed=1\)/);
-            assert.match(member.agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: 0 peer\\(s\\), ${cluster.length - 1} route\\(s\\), 4 certificate\\(s\\)\\n$`));
+            assert.match(member.agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: 0 peer\\(s\\), ${cluster.length - 1} route\\(s\\), 4 certificate\\(s\\), ${KEYS_LEFT_ALONE}\\n$`));
         }
     }
 

@@ -5,6 +5,7 @@
  * (MESHSTACK_AGENT_ROOT), and its units as systemd reads them.
  */
 import { truncatedPrivateKeyPem } from "../fixtures/privateKeyPem";
+import { sshEd25519PublicKey } from "../fixtures/sshPublicKey";
 import * as assert from "assert";
 import { execFile, execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -12,7 +13,7 @@ import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
 import { AgentParams, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit } from "../../cloudinit/agent";
-import { AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
+import { AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
 import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, renderNatsRoutes } from "../../cloudinit/nats";
 import { renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
 import { hubInterfaceSection } from "../../cloudinit/wgCache";
@@ -51,8 +52,9 @@ const hubPeers: DesiredPeer[] = [
     { name: "meshstack-dev-1", publicKey: peerKeys[1], endpoint: "203.0.113.11:51820", allowedIps: ["10.44.0.11/32"], keepaliveSeconds: 25 },
     { name: "laptop-ana", publicKey: peerKeys[2], allowedIps: ["10.44.0.200/32"] },
 ];
+const SSH_KEYS = [sshEd25519PublicKey(1, "ops@example"), sshEd25519PublicKey(2)];
 const hubState = (overrides: Partial<DesiredState> = {}): DesiredState => ({
-    version: RUNTIME_FORMAT_VERSION, node: "wg-cache", instanceId: "100", wireguard: { peers: hubPeers }, ...overrides,
+    version: RUNTIME_FORMAT_VERSION, node: "wg-cache", instanceId: "100", wireguard: { peers: hubPeers }, authorizedKeys: SSH_KEYS, ...overrides,
 });
 const PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUTWVzaHN0YWNr\n-----END CERTIFICATE-----\n";
 const NATS_ROUTES = ["10.44.0.10:6222", "10.44.0.12:6222"];
@@ -61,6 +63,7 @@ const natsState = (overrides: Partial<DesiredState> = {}): DesiredState => ({
     wireguard: { peers: [{ name: "wg-cache", publicKey: peerKeys[2], endpoint: "203.0.113.1:51820", allowedIps: [SUBNET], keepaliveSeconds: 25 }, { ...hubPeers[0] }] },
     certificates: Object.fromEntries(NATS_CERTIFICATES.map((c) => [c.file, PEM])),
     natsRoutes: NATS_ROUTES,
+    authorizedKeys: SSH_KEYS,
     ...overrides,
 });
 
@@ -96,8 +99,8 @@ describe("node agent", function () {
                 out.staged("wg0.conf"),
                 "# meshstack WireGuard (written by meshstack-agent from the desired state; edits are overwritten).\n" + params.interfaceSection + "\n" + peerText(hubPeers),
             );
-            assert.deepStrictEqual([out.files(), out.mode("wg0.conf")], [["wg-sync.conf", "wg0.conf"], 0o600]);
-            assert.strictEqual(out.stdout.trim(), "3 peer(s)");
+            assert.deepStrictEqual([out.files(), out.mode("wg0.conf")], [["authorized_keys", "wg-sync.conf", "wg0.conf"], 0o600]);
+            assert.strictEqual(out.stdout.trim(), "3 peer(s), 2 ssh key(s)");
         });
 
         it("stages wg-sync.conf in wg's own format for syncconf: the node's key, its port and the same peers, 0600", () => {
@@ -117,9 +120,9 @@ describe("node agent", function () {
             const out = render(natsParams(), natsState(), "201");
             assert.strictEqual(out.status, 0, out.stderr);
             assert.strictEqual(out.staged("routes.conf"), renderNatsRoutes({ routes: NATS_ROUTES, password: PASSWORD }));
-            assert.deepStrictEqual(out.files(), ["client-ca.crt", "route-ca.crt", "route.crt", "routes.conf", "server.crt", "wg-sync.conf", "wg0.conf"]);
+            assert.deepStrictEqual(out.files(), ["authorized_keys", "client-ca.crt", "route-ca.crt", "route.crt", "routes.conf", "server.crt", "wg-sync.conf", "wg0.conf"]);
             assert.deepStrictEqual([out.staged("route.crt"), out.mode("route.crt"), out.mode("routes.conf")], [PEM, 0o644, 0o600]);
-            assert.strictEqual(out.stdout.trim(), "2 peer(s), 2 route(s), 4 certificate(s)");
+            assert.strictEqual(out.stdout.trim(), "2 peer(s), 2 route(s), 4 certificate(s), 2 ssh key(s)");
         });
 
         it("waits (exit 3, nothing staged) on a state made for another instance: a predecessor's, still in the bucket", () => {
@@ -145,6 +148,8 @@ describe("node agent", function () {
             ["an endpoint that is not ipv4:port", () => [hubParams(), hubState({ wireguard: { peers: [{ ...hubPeers[0], endpoint: "example.net:51820" }] } }), "100"], /endpoint 'example\.net:51820' is not ipv4:port/],
             ["a NATS route outside the subnet", () => [natsParams(), natsState({ natsRoutes: ["198.51.100.7:6222"] }), "201"], /route '198\.51\.100\.7:6222' is not ipv4:port inside 10\.44\.0\.0\/24/],
             ["a NATS state missing a certificate", () => [natsParams(), natsState({ certificates: { "route.crt": PEM } }), "201"], /desired state certificates are \['route\.crt'\]; expected/],
+            ["two SSH keys in one item", () => [hubParams(), hubState({ authorizedKeys: [SSH_KEYS.join("\n")] }), "100"], /authorizedKeys item 0 holds a line break or another control character; one public key per item, on one line/],
+            ["an SSH key with an options prefix", () => [hubParams(), hubState({ authorizedKeys: [`from="0.0.0.0/0" ${SSH_KEYS[1]}`] }), "100"], /authorizedKeys item 0 does not start with a key type .*; options such as from= or command= are not allowed/],
         ];
         for (const [what, make, message] of refused) {
             // The agent discards the staging directory of a refused state (end-to-end test below).
@@ -216,7 +221,7 @@ describe("node agent", function () {
             await minio.putObject(BUCKET, "desired/test/hub-1.json", JSON.stringify(hubState()));
             const second = node.run();
             assert.strictEqual(second.status, 0, second.stderr);
-            assert.match(node.log(), /applied desired state [0-9a-f]{64}: 3 peer\(s\)/);
+            assert.match(node.log(), /applied desired state [0-9a-f]{64}: 3 peer\(s\), 2 ssh key\(s\)\n/);
             assert.match(node.log(), /MESHSTACK_AGENT_SKIP_SERVICES=1: wg0 is not up, not starting it/);
             assert.ok(node.wgConf()!.endsWith(peerText(hubPeers)));
             assert.strictEqual(fs.statSync(path.join(node.root, WG_CONF_PATH)).mode & 0o777, 0o600);
@@ -290,7 +295,7 @@ describe("node agent", function () {
             assert.strictEqual(node.routes(), renderNatsRoutes({ routes: NATS_ROUTES, password: PASSWORD }));
             assert.strictEqual(fs.statSync(path.join(node.root, NATS_NODE_LAYOUT.configDir, "cluster-routes.conf")).mode & 0o777, 0o600);
             assert.match(node.log(), /not touching nats-server \(changed=1\)/);
-            assert.match(node.log(), /applied desired state [0-9a-f]{64}: 2 peer\(s\), 2 route\(s\), 4 certificate\(s\)/);
+            assert.match(node.log(), /applied desired state [0-9a-f]{64}: 2 peer\(s\), 2 route\(s\), 4 certificate\(s\), 2 ssh key\(s\)\n/);
         });
 
         const wrongCertificates: [string, (node: ReturnType<typeof natsNode>) => Record<string, string>, RegExp][] = [
@@ -309,6 +314,77 @@ describe("node agent", function () {
                 assert.doesNotMatch(node.log(), /applied desired state/);
             });
         }
+
+        describe("root's authorized_keys, which the agent owns", () => {
+            const keysFile = (node: ReturnType<typeof hubNode>) => path.join(node.root, ROOT_AUTHORIZED_KEYS_PATH);
+            const mode = (file: string) => fs.statSync(file).mode & 0o777;
+            const applied = async (key: string, node: ReturnType<typeof hubNode>, state: unknown) => {
+                await minio.putObject(BUCKET, key, JSON.stringify(state));
+                const result = node.run();
+                assert.strictEqual(result.status, 0, result.stderr);
+            };
+
+            it("installs the desired keys one per line (.ssh 0700, the file 0600, root's), logs the count, and leaves an unchanged list alone", async () => {
+                const key = "desired/test/hub-keys-1.json";
+                const node = hubNode(key);
+                await applied(key, node, hubState());
+                assert.strictEqual(node.read(ROOT_AUTHORIZED_KEYS_PATH), SSH_KEYS.map((k) => `${k}\n`).join(""));
+                const file = keysFile(node);
+                assert.deepStrictEqual([mode(path.dirname(file)), mode(file), fs.statSync(file).uid], [0o700, 0o600, 0]);
+                assert.match(node.log(), /root's authorized_keys replaced: 2 key\(s\)\n/);
+
+                // Another peer set, the same keys: the file is not written again.
+                const inode = fs.statSync(file).ino;
+                await applied(key, node, hubState({ wireguard: { peers: hubPeers.slice(0, 1) } }));
+                assert.strictEqual(fs.statSync(file).ino, inode, "an unchanged list rewrote the file");
+                assert.strictEqual((node.log().match(/authorized_keys replaced/g) ?? []).length, 1);
+                assert.match(node.log(), /applied desired state [0-9a-f]{64}: 1 peer\(s\), 2 ssh key\(s\)\n$/);
+            });
+
+            it("replaces the file in one rename when a key is added, replaced or removed", async () => {
+                const key = "desired/test/hub-keys-2.json";
+                const node = hubNode(key);
+                for (const keys of [[SSH_KEYS[0]], [SSH_KEYS[0], SSH_KEYS[1]], [SSH_KEYS[1]]]) {
+                    await applied(key, node, hubState({ authorizedKeys: keys }));
+                    assert.strictEqual(node.read(ROOT_AUTHORIZED_KEYS_PATH), keys.map((k) => `${k}\n`).join(""));
+                    assert.match(node.log(), new RegExp(`root's authorized_keys replaced: ${keys.length} key\\(s\\)\\n`));
+                }
+                assert.deepStrictEqual(fs.readdirSync(path.dirname(keysFile(node))), ["authorized_keys"], "no temporary file left behind");
+            });
+
+            it("empties the file for an empty list, and says so in the log", async () => {
+                const key = "desired/test/hub-keys-3.json";
+                const node = hubNode(key);
+                await applied(key, node, hubState());
+                await applied(key, node, hubState({ authorizedKeys: [] }));
+                assert.strictEqual(node.read(ROOT_AUTHORIZED_KEYS_PATH), "");
+                assert.match(node.log(), /root's authorized_keys EMPTIED: the desired state lists no SSH key \(meshstack:sshAuthorizedKeys is empty\); no key logs in to this node until one is added\n/);
+                assert.match(node.log(), /applied desired state [0-9a-f]{64}: 3 peer\(s\), 0 ssh key\(s\)\n$/);
+            });
+
+            it("leaves the file alone for a state without the list (written by a deploy from before the agent owned it)", async () => {
+                const key = "desired/test/hub-keys-4.json";
+                const node = hubNode(key);
+                const byHand = `${SSH_KEYS[1]} added-by-hand\n`;
+                fs.mkdirSync(path.dirname(keysFile(node)), { recursive: true });
+                fs.writeFileSync(keysFile(node), byHand, { mode: 0o600 });
+                const { authorizedKeys: _, ...before } = hubState();
+                await applied(key, node, before);
+                assert.strictEqual(node.read(ROOT_AUTHORIZED_KEYS_PATH), byHand);
+                assert.doesNotMatch(node.log(), /authorized_keys (replaced|EMPTIED)/);
+                assert.match(node.log(), /applied desired state [0-9a-f]{64}: 3 peer\(s\), authorized_keys left alone \(no authorizedKeys in the desired state\)\n$/);
+            });
+
+            it("keeps the installed keys when a state is refused, whatever else it lists", async () => {
+                const key = "desired/test/hub-keys-5.json";
+                const node = hubNode(key);
+                await applied(key, node, hubState());
+                await minio.putObject(BUCKET, key, JSON.stringify(hubState({ authorizedKeys: [SSH_KEYS[1], `${SSH_KEYS[0]}\nssh-ed25519 AAAA`] })));
+                assert.strictEqual(node.run().status, 1);
+                assert.match(node.log(), /authorizedKeys item 1 holds a line break/);
+                assert.strictEqual(node.read(ROOT_AUTHORIZED_KEYS_PATH), SSH_KEYS.map((k) => `${k}\n`).join(""));
+            });
+        });
 
         it("reports a refused signature with the status the store gave and applies nothing", () => {
             const node = hubNode("desired/test/hub-3.json", "wrong-secret-000000000000");

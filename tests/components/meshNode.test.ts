@@ -10,6 +10,7 @@ import { LINODE_METADATA_SAFE_LIMIT_BYTES } from "../../lib/limits";
 import { isRpcSecret, MockCloud, startMockCloud, unwrapSecrets } from "../../tooling/mockCloud";
 import { instanceUserData } from "../../tooling/plan";
 import { BootstrapObject } from "../../providers/bootstrapObject";
+import { sshEd25519PublicKey } from "../fixtures/sshPublicKey";
 import { cloudConfigOfBytes } from "../support/cloudInit";
 import { isSecret, resolve } from "../support/outputs";
 
@@ -32,7 +33,7 @@ interface Built {
     logs: string[];
 }
 
-async function build(name: string, cloudConfig: string, bootstrap: BootstrapConfig = BOOTSTRAP): Promise<Built> {
+async function build(name: string, cloudConfig: string, bootstrap: BootstrapConfig = BOOTSTRAP, authorizedKeys: string[] = []): Promise<Built> {
     const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
     const logs: string[] = [];
     const consoleLog = console.log;
@@ -46,7 +47,7 @@ async function build(name: string, cloudConfig: string, bootstrap: BootstrapConf
             });
             node = new MeshNode(name, {
                 naming: { project: "meshstack", stack: "test" }, region: "us-east", instanceType: "g6-nanode-1", image: IMAGE,
-                cloudConfig: pulumi.output(cloudConfig), authorizedKeys: [], objectStore, bootstrap, rebuild: { accepted: [], imageSource: "meshstack:wgCacheImage" },
+                cloudConfig: pulumi.output(cloudConfig), authorizedKeys, objectStore, bootstrap, rebuild: { accepted: [], imageSource: "meshstack:wgCacheImage" },
                 publish: { node: name, runtime: objectStore.runtime, expectedRequests: {}, bootstrapLogPath: "/var/log/boot.log", timeoutSeconds: PUBLISH_TIMEOUT_SECONDS },
             });
             return {};
@@ -57,6 +58,24 @@ async function build(name: string, cloudConfig: string, bootstrap: BootstrapConf
     const publishUrl = cloud.byName(`${name}-publish-url`).outputs.url as string;
     return { cloud, node: node!, delivery: await resolve(node!.bootstrapDelivery), logs, cloudConfig: cloudConfig.replace(PUBLISH_URL_PLACEHOLDER, publishUrl) };
 }
+
+describe("MeshNode root's SSH keys (mocks)", () => {
+    const KEYS = [sshEd25519PublicKey(1, "ops@example"), sshEd25519PublicKey(2)];
+    let built: Built;
+    before(async () => (built = await build("keyed", SMALL, BOOTSTRAP, KEYS)));
+
+    it("gives Linode the keys at the instance's creation and ignores their later changes, which would replace it", () => {
+        const instance = built.cloud.byName("keyed-instance");
+        assert.deepStrictEqual(unwrapSecrets(instance.inputs).authorizedKeys, KEYS);
+        assert.deepStrictEqual(instance.options?.ignoreChanges, ["authorizedKeys"]);
+    });
+
+    it("keeps the keys out of the label's keepers: a key change is no new generation", () => {
+        const keepers = unwrapSecrets(built.cloud.byName("keyed-label").inputs).keepers as Record<string, string>;
+        assert.deepStrictEqual(Object.keys(keepers).sort(), ["image", "region", "userData"]);
+        assert.ok(!KEYS.some((key) => JSON.stringify(keepers).includes(key.split(" ")[1])), "a keeper carries a key");
+    });
+});
 
 describe("MeshNode bootstrap delivery (mocks)", () => {
     describe("a cloud-config that fits", () => {

@@ -129,7 +129,7 @@ describe("WgCache component (mock cloud)", function () {
     it("renews the generation, and with it the PUT URL, with every input that replaces the instance", async () => {
         const { cloud } = await build("cache-g");
         const label = unwrapSecrets(cloud.byName("cache-g-node-label").inputs);
-        assert.deepStrictEqual(Object.keys(label.keepers).sort(), ["authorizedKeys", "image", "region", "userData"]);
+        assert.deepStrictEqual(Object.keys(label.keepers).sort(), ["image", "region", "userData"]);
         const put = unwrapSecrets(cloud.byName("cache-g-node-publish-url").inputs);
         assert.deepStrictEqual(put.keepers, { generation: unwrapSecrets(cloud.byName("cache-g-node-label").outputs).result });
         const other = unwrapSecrets((await build("cache-g2", { listenPort: 51821 })).cloud.byName("cache-g2-node-label").inputs);

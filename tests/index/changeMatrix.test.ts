@@ -4,7 +4,8 @@
  * instance keeps its user-data byte for byte. Linode user-data cannot change
  * in place, so "same user-data" is what "not replaced" means for a node.
  *
- * One `up` of the dev stack (three NATS nodes, one operator peer), then a
+ * One `up` of the dev stack (three NATS nodes, one operator peer, one SSH
+ * key), then a
  * preview of each change against its state (tests/support/engine.ts): the
  * dynamic providers decide with their own check() and diff(); @pulumi/linode,
  * random and tls resources are replaced for the inputs their providers
@@ -12,6 +13,7 @@
  */
 import * as assert from "assert";
 import { asHostSees, ChangePreview, previewChange, StackState, Step, up } from "../support/engine";
+import { sshEd25519PublicKey } from "../fixtures/sshPublicKey";
 import { withLegacyNaming } from "../support/legacyNaming";
 
 const STACK = "dev";
@@ -23,8 +25,10 @@ const EVERY_INSTANCE = [HUB, ...NATS].sort();
 // Operators' WireGuard public keys: base64 of 32 bytes, as `wg pubkey` prints.
 const ALICE = "alice q6yPyxrcWI6K7tA1eW2Pvc0qUSf0cXfUVdWUmBjnWkk= 10.44.0.200";
 const BOB = "bob YbnL0RcRXsDVa5t9Z1fdB94C+Lq8ZrA1AaV9tEWEOmM= 10.44.0.201";
-const BASE: Record<string, string> = { "meshstack:wgOperatorPeers": JSON.stringify([ALICE]) };
-const OPERATOR_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIampt1CPGT2o63CzgKlGlgfWB2qAls7mW0A69GBG5kl ops@example";
+// Root's SSH keys (meshstack:sshAuthorizedKeys).
+const SSH_KEY = sshEd25519PublicKey(1, "ops@example");
+const OTHER_SSH_KEY = sshEd25519PublicKey(2, "oncall@example");
+const BASE: Record<string, string> = { "meshstack:wgOperatorPeers": JSON.stringify([ALICE]), "meshstack:sshAuthorizedKeys": JSON.stringify([SSH_KEY]) };
 
 let state: StackState;
 
@@ -206,11 +210,23 @@ describe("change matrix: what a Day-2 change replaces", function () {
         for (const line of rebuildWarnings(preview).values()) assert.match(line, /because its user-data \(a meshstack upgrade, or a key rendered into it: see the README's change matrix\) changed \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\)/);
     });
 
-    // Cannot hold: Linode forces a new instance when authorized_keys change.
-    it("sshAuthorizedKeys changed: every instance is replaced (Linode forces it)", async () => {
-        const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OPERATOR_KEY]) });
-        assertInstances(preview, EVERY_INSTANCE);
-    });
+    // Linode would replace an instance for new keys: the instances ignore them after creation, and each node's agent installs them.
+    const sshKeyChanges: [string, string[]][] = [
+        ["an SSH key added", [SSH_KEY, OTHER_SSH_KEY]],
+        ["an SSH key removed (the last one)", []],
+        ["an SSH key replaced by another", [OTHER_SSH_KEY]],
+    ];
+    for (const [what, keys] of sshKeyChanges) {
+        it(`${what}: nothing replaced, every node's desired state updated, nothing else changes`, async () => {
+            const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify(keys) });
+            assertInstances(preview, []);
+            const changed = [...preview.steps].filter(([, s]) => s !== "same").map(([name, s]) => `${name}: ${s}`).sort();
+            assert.deepStrictEqual(changed, ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"].map((name) => `${name}: update`));
+            for (const name of ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]) {
+                assert.deepStrictEqual(JSON.parse(String(asHostSees(preview.cloud.byName(name).inputs).content)).authorizedKeys, keys, name);
+            }
+        });
+    }
 
     // A change of meshstack itself, not of config: the stack was brought up by
     // the version that named things project-stack-role; its next up runs today's naming.

@@ -4,14 +4,15 @@
  * user-data brings up wg0 with no peers, and the desired states the program
  * writes make a full mesh (every NATS node dials every other directly and
  * the hub), while the hub lists every NATS node and every operator. Keys in
- * the desired states are the ones the nodes published, and no private key
- * is anywhere in the program.
+ * the desired states are the ones the nodes published, every desired state
+ * carries root's SSH keys, and no private key is anywhere in the program.
  */
 import * as assert from "assert";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { DesiredPeer, DesiredState, desiredStateKey } from "../../lib/runtimeChannel";
+import { sshEd25519PublicKey } from "../fixtures/sshPublicKey";
 import { MockCloud, unwrapSecrets } from "../../tooling/mockCloud";
 import { assertValidCloudConfig } from "../support/cloudInit";
 import { runProgram } from "../support/engine";
@@ -19,6 +20,7 @@ import { runProgram } from "../support/engine";
 const NODES = [0, 1, 2];
 const SUBNET = "10.44.0.0/24";
 const OPERATOR = { name: "laptop-ana", publicKey: "q6yPyxrcWI6K7tA1eW2Pvc0qUSf0cXfUVdWUmBjnWkk=", address: "10.44.0.200" };
+const SSH_KEYS = [sshEd25519PublicKey(3, "ana@laptop"), sshEd25519PublicKey(4)];
 // A PEM private key, or a literal WireGuard one (the first-boot script writes `PrivateKey = ` from the key it just made, never a value).
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----|PrivateKey *= *[A-Za-z0-9+/]{43}=/;
 
@@ -39,7 +41,7 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
     before(async () => {
         dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-wgmesh-program-"));
         const operators = JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]);
-        ({ cloud, outputs } = await runProgram("dev", { preview: false, overrides: { "meshstack:wgOperatorPeers": operators } }));
+        ({ cloud, outputs } = await runProgram("dev", { preview: false, overrides: { "meshstack:wgOperatorPeers": operators, "meshstack:sshAuthorizedKeys": JSON.stringify(SSH_KEYS) } }));
     });
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -69,6 +71,13 @@ describe("WireGuard mesh in the program (index.ts under the mock cloud, dev stac
             // The instance id its poll waited for: the one that published the keys in this state.
             assert.deepStrictEqual([state.node, state.instanceId], [node, String(unwrapSecrets(cloud.byName(`${meshNode}-published`).inputs).instanceId)]);
             assert.doesNotMatch(inputs.content, PRIVATE_KEY);
+        }
+    });
+
+    it("gives every member's desired state root's SSH keys from meshstack:sshAuthorizedKeys, and every instance the same keys at creation", () => {
+        for (const resource of ["mesh-hub", ...NODES.map((i) => `mesh-nats-${i}`)]) assert.deepStrictEqual(desired(resource).authorizedKeys, SSH_KEYS, resource);
+        for (const instance of ["wg-cache-node-instance", ...NODES.map((i) => `nats-${i}-instance`)]) {
+            assert.deepStrictEqual(unwrapSecrets(cloud.byName(instance).inputs).authorizedKeys, SSH_KEYS, instance);
         }
     });
 

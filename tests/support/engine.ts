@@ -14,7 +14,7 @@
  *   cloud's outputs.
  * - `previewChange`: `pulumi preview` of a changed config (and resources
  *   named for replacement, as `--replace` does) against that state. A resource whose inputs are unchanged keeps its recorded outputs
- *   (known); a changed one is an update or a replacement whose computed
+ *   (known); properties in its `ignoreChanges` count with their recorded values; a changed one is an update or a replacement whose computed
  *   outputs are unknown, so the change ripples downstream exactly as far as
  *   the engine would let it. Dynamic resources decide with their own
  *   check() and diff().
@@ -27,7 +27,7 @@ import { cliStackConfigOf } from "../../tooling/cliConfig";
 import { FakedAnswer, isRpcSecret, MockCloud, Registration, ResourceAnswer, startMockCloud, unwrapSecrets } from "../../tooling/mockCloud";
 import { UNKNOWN } from "../../providers/unknowns";
 import { OFFLINE_HOST_ENV, ProviderHost } from "../harness/dynamicProviders";
-import { differingKeys, replacingInputs } from "../../tooling/replacement";
+import { differingKeys, replacingInputs, withIgnoredChanges } from "../../tooling/replacement";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 const PROJECT = "meshstack";
@@ -237,11 +237,11 @@ export async function previewChange(stack: string, state: StackState, overrides:
         async answer(registration, faked) {
             if (!registration.custom) return faked;
             const old = state.get(registration.name);
-            const news = asHostSees(registration.inputs);
             if (!old) {
                 steps.set(registration.name, "create");
                 return withUnknowns(registration, faked);
             }
+            const news = withIgnoredChanges(old.inputs, asHostSees(registration.inputs), registration.options?.ignoreChanges);
             let step: Step;
             let why: string[];
             if (registration.type.startsWith(DYNAMIC_PREFIX)) {
@@ -252,8 +252,6 @@ export async function previewChange(stack: string, state: StackState, overrides:
                 step = !diff.changes ? "same" : (diff.replaces ?? []).length ? "replace" : "update";
                 why = diff.diffs ?? [];
             } else {
-                // ignoreChanges: the engine diffs (and later applies) the last applied value instead of the program's.
-                for (const key of registration.options?.ignoreChanges ?? []) if (key in old.inputs) news[key] = old.inputs[key];
                 why = differingKeys(old.inputs, news);
                 const replaces = replacingInputs(registration.type);
                 step = why.length === 0 ? "same" : why.some(replaces) ? "replace" : "update";

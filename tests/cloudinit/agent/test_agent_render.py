@@ -41,6 +41,19 @@ def wg_key(seed):
     return base64.b64encode(bytes([seed]) * 32).decode()
 
 
+def ssh_blob(*fields):
+    """An OpenSSH public key blob: length-prefixed fields (RFC 4253 6.6), base64."""
+    return base64.b64encode(b"".join(len(f).to_bytes(4, "big") + f for f in fields)).decode()
+
+
+# Well-formed keys: the renderer checks the form (type, fields, lengths), not the curve.
+ED25519 = "ssh-ed25519 " + ssh_blob(b"ssh-ed25519", bytes(range(32)))
+ECDSA = "ecdsa-sha2-nistp256 " + ssh_blob(b"ecdsa-sha2-nistp256", b"nistp256", b"\x04" + bytes(64))
+SSH_KEYS = [ED25519 + " ops@example", ECDSA]
+ECDSA_BODY = ECDSA.split()[1]
+assert ECDSA_BODY.endswith("A="), "a body whose last character before the padding carries no bits"
+
+
 HUB = {"name": "wg-cache", "publicKey": wg_key(1), "endpoint": "203.0.113.1:51820", "allowedIps": ["10.44.0.0/24"], "keepaliveSeconds": 25}
 PEER = {"name": "meshstack-dev-1", "publicKey": wg_key(2), "allowedIps": ["10.44.0.11/32"]}
 HUB_SECTION = f"[Peer]\n# wg-cache\nPublicKey = {wg_key(1)}\nEndpoint = 203.0.113.1:51820\nAllowedIPs = 10.44.0.0/24\nPersistentKeepalive = 25\n"
@@ -55,8 +68,15 @@ def desired(**overrides):
         "wireguard": {"peers": [dict(HUB), dict(PEER)]},
         "certificates": {name: PEM for name in CERTIFICATES},
         "natsRoutes": list(ROUTES),
+        "authorizedKeys": list(SSH_KEYS),
     }
     doc.update(overrides)
+    return doc
+
+
+def without(field):
+    doc = desired()
+    del doc[field]
     return doc
 
 
@@ -137,7 +157,7 @@ class AgentRenderTest(unittest.TestCase):
 
     def test_stages_the_certificates_and_the_routes_with_the_password_from_its_file(self):
         out = self.render(desired())
-        self.assertEqual(out.files(), sorted(CERTIFICATES + ["routes.conf", "wg-sync.conf", "wg0.conf"]))
+        self.assertEqual(out.files(), sorted(CERTIFICATES + ["authorized_keys", "routes.conf", "wg-sync.conf", "wg0.conf"]))
         for name in CERTIFICATES:
             self.assertEqual((out.text(name), out.mode(name)), (PEM, 0o644))
         self.assertEqual(
@@ -146,7 +166,64 @@ class AgentRenderTest(unittest.TestCase):
             f'  "nats-route://route:{PASSWORD}@10.44.0.11:6222"\n  "nats-route://route:{PASSWORD}@10.44.0.12:6222"\n]\n',
         )
         self.assertEqual(out.mode("routes.conf"), 0o600)
-        self.assertEqual(out.stdout, "2 peer(s), 2 route(s), 4 certificate(s)\n")
+        self.assertEqual(out.stdout, "2 peer(s), 2 route(s), 4 certificate(s), 2 ssh key(s)\n")
+
+    def test_stages_roots_authorized_keys_one_key_per_line_0600(self):
+        out = self.render(desired())
+        self.assertEqual((out.text("authorized_keys"), out.mode("authorized_keys")), (f"{ED25519} ops@example\n{ECDSA}\n", 0o600))
+
+    def test_writes_a_key_as_type_body_and_comment_whatever_the_spaces_around_them(self):
+        out = self.render(desired(authorizedKeys=[f"  {ED25519}   ops laptop 2024  "]))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual(out.text("authorized_keys"), f"{ED25519} ops laptop 2024\n")
+
+    def test_stages_an_empty_authorized_keys_for_an_empty_list_the_operator_removed_every_key(self):
+        out = self.render(desired(authorizedKeys=[]))
+        self.assertEqual((out.status, out.text("authorized_keys")), (0, ""))
+        self.assertEqual(out.stdout, "2 peer(s), 2 route(s), 4 certificate(s), 0 ssh key(s)\n")
+
+    def test_stages_no_authorized_keys_for_a_state_without_the_field_a_deploy_from_before(self):
+        out = self.render(without("authorizedKeys"))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertNotIn("authorized_keys", out.files())
+        self.assertEqual(out.stdout, "2 peer(s), 2 route(s), 4 certificate(s), authorized_keys left alone (no authorizedKeys in the desired state)\n")
+
+    def test_accepts_every_key_type_of_its_constants_the_list_lib_config_accepts(self):
+        key_types = self.render(desired()).constants["SSH_KEY_TYPES"]
+        keys = [f"{key_type} " + ssh_blob(key_type.encode(), b"x" * 8) for key_type in key_types if key_type != "ssh-ed25519"] + [ED25519]
+        out = self.render(desired(authorizedKeys=keys))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual(out.text("authorized_keys"), "".join(k + "\n" for k in keys))
+
+    def test_refuses_an_authorized_keys_line_sshd_would_read_otherwise_without_echoing_it(self):
+        body = ED25519.split()[1]
+        refused = [
+            ("a list that is not a list", ED25519, r"desired state has an authorizedKeys that is not a list"),
+            ("an item that is not a string", [ED25519, 7], r"authorizedKeys item 1 is not a string"),
+            ("two keys in one item", [f"{ED25519} a\n{ECDSA} b"], r"authorizedKeys item 0 holds a line break or another control character; one public key per item, on one line"),
+            ("a carriage return", [f"{ED25519} a\r"], r"authorizedKeys item 0 holds a line break"),
+            ("an options prefix", [f'command="/bin/sh" {ED25519}'], r"authorizedKeys item 0 does not start with a key type \(ssh-ed25519, .*\); options such as from= or command= are not allowed"),
+            ("an unknown key type", [f"ssh-dss {body}"], r"authorizedKeys item 0 does not start with a key type"),
+            ("an empty item", [""], r"authorizedKeys item 0 does not start with a key type"),
+            ("a type with no body", ["ssh-ed25519"], r"authorizedKeys item 0 has no base64 key body after the type"),
+            ("a body that is not base64", ["ssh-ed25519 not*base64"], r"authorizedKeys item 0 has no base64 key body after the type"),
+            # The bits below the padding set: it decodes to the same bytes, but sshd and ssh-keygen never write it.
+            ("a body base64 would not write", ["ecdsa-sha2-nistp256 " + ECDSA_BODY[:-2] + "B="], r"authorizedKeys item 0 has a key body that is not base64 as ssh-keygen writes it"),
+            ("a truncated body", ["ssh-ed25519 " + base64.b64encode(base64.b64decode(body)[:-4]).decode()], r"authorizedKeys item 0 has a truncated key body"),
+            ("a body of another type", ["ssh-ed25519 " + ssh_blob(b"ssh-rsa", b"\x01\x00\x01", bytes(257))], r"authorizedKeys item 0 has a key body that is not a ssh-ed25519 key"),
+            ("an ed25519 key of 31 bytes", ["ssh-ed25519 " + ssh_blob(b"ssh-ed25519", bytes(31))], r"authorizedKeys item 0 has an ssh-ed25519 body whose key is not 32 bytes"),
+            ("an OpenSSH private key's body without its armour", ["b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZWQyNTUx"], r"authorizedKeys item 0 does not start with a key type"),
+            ("an OpenSSH private key", [truncated_private_key_pem("OPENSSH PRIVATE KEY")], r"desired state carries private key material; refused"),
+        ]
+        for what, keys, message in refused:
+            with self.subTest(what):
+                out = self.render(desired(authorizedKeys=keys))
+                self.assertEqual(out.status, 2, out.stderr)
+                self.assertRegex(out.stderr, message)
+                # Bodies and comments, not the type names the message lists.
+                tokens = [t for key in (keys if isinstance(keys, list) else [keys]) if isinstance(key, str) for t in key.split() if len(t) >= 16]
+                for token in tokens:
+                    self.assertNotIn(token, out.stderr, "the refusal echoes the value")
 
     def test_ends_a_certificate_without_a_final_newline_with_one(self):
         out = self.render(desired(certificates={name: PEM.rstrip("\n") for name in CERTIFICATES}))

@@ -223,6 +223,20 @@ describe("stack config", () => {
             assert.match(onlyError({ sshAuthorizedKeys: JSON.stringify([`ssh-ed25519 ${rsaBlob.toString("base64")}`]) }).message, /not a ssh-ed25519 key/);
         });
 
+        // Each would reach every node's agent, whose renderer refuses the same lines, and with them the whole desired state.
+        const unfitLines: [string, () => string, RegExp][] = [
+            ["two keys in one item", () => `${ED25519_KEY}\n${ED25519_KEY.replace("operator@", "other@")}`, /item 0 .*holds a line break or another control character; one public key per item, on one line/],
+            ["an options prefix", () => `from="203.0.113.7" ${ED25519_KEY}`, /item 0 .*does not start with a key type \(ssh-ed25519, .*\); options such as from= or command= are not allowed/],
+            ["a body ssh-keygen would not write (bits set below the padding)", () => `ecdsa-sha2-nistp256 ${nonCanonicalEcdsaBody()}`, /item 0 .*has a key body that is not base64 as ssh-keygen writes it/],
+        ];
+        for (const [what, line, message] of unfitLines) {
+            it(`refuses an SSH key line with ${what}, as the nodes' agents would`, () => {
+                const error = onlyError({ sshAuthorizedKeys: JSON.stringify([line()]) });
+                assert.strictEqual(error.key, "meshstack:sshAuthorizedKeys");
+                assert.match(error.message, message);
+            });
+        }
+
         it("accepts a real ed25519 key", () => {
             const config = valid({ sshAuthorizedKeys: JSON.stringify([ED25519_KEY]) });
             assert.deepStrictEqual(config.access.sshAuthorizedKeys, [ED25519_KEY]);
@@ -426,4 +440,10 @@ function lengthPrefixed(value: string | Buffer): Buffer {
     return Buffer.concat([length, bytes]);
 }
 
+/** An ecdsa-sha2-nistp256 body whose last character before the padding has its unused bits set: it decodes, but is not what base64 writes. */
+function nonCanonicalEcdsaBody(): string {
+    const body = Buffer.concat([lengthPrefixed("ecdsa-sha2-nistp256"), lengthPrefixed("nistp256"), lengthPrefixed(Buffer.alloc(65, 0))]).toString("base64");
+    assert.match(body, /A=$/);
+    return `${body.slice(0, -2)}B=`;
+}
 const ED25519_KEY = `ssh-ed25519 ${Buffer.concat([lengthPrefixed("ssh-ed25519"), lengthPrefixed(Buffer.alloc(32, 7))]).toString("base64")} operator@example`;

@@ -104,6 +104,16 @@ const BAD_STACKS: BadStack[] = [
         says: /is a private key, not a public key: give the public key's line instead \(ssh-keygen -y -f <key file> prints it\)/, secret: SSH_PRIVATE_BODY,
     },
     {
+        name: "an OpenSSH private key's body pasted without its armour in sshAuthorizedKeys",
+        config: { "meshstack:sshAuthorizedKeys": [SSH_PRIVATE_BODY] }, key: "meshstack:sshAuthorizedKeys", value: /^\["\[private key sha256:[0-9a-f]{12}\]"\]$/,
+        says: /is a private key, not a public key/, secret: SSH_PRIVATE_BODY,
+    },
+    {
+        name: "a line that is no SSH key at all in sshAuthorizedKeys",
+        config: { "meshstack:sshAuthorizedKeys": ["my laptop key"] }, key: "meshstack:sshAuthorizedKeys", value: '["my laptop key"]',
+        says: /item 0 \("my laptop key"\) does not start with a key type \(ssh-ed25519, ssh-rsa, .*\); options such as from= or command= are not allowed/,
+    },
+    {
         name: "a PEM private key as the client CA certificate",
         config: { "meshstack:natsClientCaCertPem": RSA_PRIVATE_KEY, "meshstack:natsClientCaKeyPem": { secure: "v1:offline" } },
         key: "meshstack:natsClientCaCertPem", value: /^\[private key sha256:[0-9a-f]{12}\]\n$/,
@@ -204,7 +214,7 @@ describe("bad stack files", () => {
 
     it("report every class at once, one line each, in one report: a type error hides nothing", () => {
         // Cases that set different keys, so each keeps its own line; the stack name is one more.
-        const together = BAD_STACKS.filter((b) => !b.stack && !/proxmoxGuests|objectStore|repeated CIDR/.test(`${b.key} ${b.name}`));
+        const together = BAD_STACKS.filter((b, i) => !b.stack && BAD_STACKS.findIndex((other) => other.key === b.key) === i && !/proxmoxGuests|objectStore|repeated CIDR/.test(`${b.key} ${b.name}`));
         const report = reportOf(check(Object.assign({}, ...together.map((b) => b.config)), "Prod"));
         for (const bad of together) assert.match(lineFor(report, bad.key), bad.says);
         lineFor(report, "stack name");
