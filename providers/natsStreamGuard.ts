@@ -54,15 +54,15 @@ export interface NatsStreamGuardInputs {
 }
 
 /** The config key the guard reads, as the program declares it (lib/config/nats.ts). */
-export const ACCEPT_KEY = "meshstack:natsAcceptStreamLoss";
+const ACCEPT_KEY = "meshstack:natsAcceptStreamLoss";
 /** How long a deletion waits for the cluster to answer and for every stream's placement to be readable. */
-export const STREAM_GUARD_TIMEOUT_SECONDS = 60;
+const STREAM_GUARD_TIMEOUT_SECONDS = 60;
 const POLL_INTERVAL_MS = 2000;
 /** What replaces the guard: the node it guards is another one. */
 const NODE_FIELDS = ["name", "node", "instanceId"] as const;
 const ALL_FIELDS = [...NODE_FIELDS, "servers", "tlsServerName", "caPem", "certPem", "keyPem"] as const;
 
-export function natsStreamGuardInputProblems(inputs: Partial<NatsStreamGuardInputs>): { property: string; reason: string }[] {
+function natsStreamGuardInputProblems(inputs: Partial<NatsStreamGuardInputs>): { property: string; reason: string }[] {
     const problems: { property: string; reason: string }[] = [];
     if (typeof inputs.name !== "string" || !/^nats-\d+$/.test(inputs.name)) problems.push({ property: "name", reason: `got ${JSON.stringify(inputs.name)}; allowed: nats-<index>` });
     if (typeof inputs.node !== "string" || !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(inputs.node)) {
@@ -130,7 +130,7 @@ async function guardDeletion(props: NatsStreamGuardInputs, accepted: string[]): 
     }
 }
 
-export const natsStreamGuardProvider: pulumi.dynamic.ResourceProvider<NatsStreamGuardInputs, NatsStreamGuardInputs> = {
+const natsStreamGuardProvider: pulumi.dynamic.ResourceProvider<NatsStreamGuardInputs, NatsStreamGuardInputs> = {
     async configure(req: pulumi.dynamic.ConfigureRequest) {
         configured.accepted = req.config.get(ACCEPT_KEY);
     },

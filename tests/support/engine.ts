@@ -309,7 +309,7 @@ function propertyDependenciesOf(cloud: MockCloud, name: string): Set<string> {
  *   done, after every other step, each before what it depends on.
  * `deletedFirst` lists the deleteBeforeReplace replacements in registration order.
  */
-export function deletionOrder(cloud: MockCloud, state: StackState, steps: Map<string, Step>, deletedFirst: string[]): string[] {
+function deletionOrder(cloud: MockCloud, state: StackState, steps: Map<string, Step>, deletedFirst: string[]): string[] {
     const order: string[] = [];
     const registered = cloud.resources.map((r) => r.name);
     for (const root of deletedFirst) {
