@@ -56,6 +56,8 @@ export class BoxDeployment {
     /** Resources the program replaced with create-before-delete: deleted once the program is done, as the engine does. */
     private readonly superseded: BoxResource[] = [];
     private readonly tls = new BoxTls();
+    /** This `up`'s stack config, which the engine hands every dynamic provider, the ones that delete included. */
+    private stackConfig: Record<string, string> = {};
     private readonly image: BootImage;
     private readonly store: BoxObjectStore;
 
@@ -176,7 +178,7 @@ export class BoxDeployment {
     private async remove(resource: BoxResource): Promise<void> {
         if (resource.type === INSTANCE_TYPE) await this.retireInstance(resource);
         else if (resource.serializedProvider) {
-            const failed = await deleteDynamic(resource, this.state.caCertFile);
+            const failed = await deleteDynamic(resource, this.state.caCertFile, this.stackConfig);
             if (failed) throw new Error(`${resource.name}: delete failed (${failed})`);
         }
         this.log(`- ${shortType(resource.type)} ${resource.name} deleted`);
@@ -243,6 +245,7 @@ export class BoxDeployment {
 
     /** Runs index.ts under the mock runtime, every registration carried out by `apply`. Resolves with the stack outputs. */
     async run(config: BoxStackConfig, forced: Set<string>): Promise<Record<string, unknown>> {
+        this.stackConfig = config.values;
         let failure: Error | undefined;
         const cloud = await startMockCloud({
             project: config.project,

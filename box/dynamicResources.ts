@@ -15,13 +15,14 @@ export function withoutProvider(values: Record<string, any>): Record<string, any
 
 /**
  * Deletes one dynamic resource by the provider text kept in state, as the
- * engine does; a delete that waits on a VM already gone is cut short.
- * Resolves with why it failed, or undefined.
+ * engine does, configured with this `up`'s stack config (qualified keys) as
+ * the engine configures it; a delete that waits on a VM already gone is cut
+ * short. Resolves with why it failed, or undefined.
  */
-export async function deleteDynamic(resource: BoxResource, caCertFile: string): Promise<string | undefined> {
+export async function deleteDynamic(resource: BoxResource, caCertFile: string, stackConfig: Record<string, string> = {}): Promise<string | undefined> {
     let host: ProviderHost;
     try {
-        host = await ProviderHost.start(resource.serializedProvider!, { NODE_EXTRA_CA_CERTS: caCertFile });
+        host = await ProviderHost.start(resource.serializedProvider!, { NODE_EXTRA_CA_CERTS: caCertFile }, stackConfig);
     } catch (err) {
         return `its provider did not start: ${(err as Error).message}`;
     }

@@ -14,7 +14,7 @@ import { natsClusterCredentials, natsDeployerAccess } from "./nats/certificates"
 import { natsControlPlaneKv, NatsControlPlaneKvArgs } from "./nats/controlPlaneKv";
 import { natsFirewall } from "./nats/firewall";
 import { natsMembers } from "./nats/members";
-import { natsImageRolloutGuard, natsRejoinWaits } from "./nats/rollout";
+import { natsImageRolloutGuard, natsRejoinWaits, natsStreamGuards } from "./nats/rollout";
 import { ObjectStore } from "./objectStore";
 
 export interface NatsClusterArgs {
@@ -84,7 +84,10 @@ export interface NatsClusterArgs {
      * waits after creating or replacing a node until it serves JetStream and
      * every stream replica on it is current (meshstack:natsRejoinTimeoutSeconds).
      * The `up` that rolls one node's image then ends when the next may go.
-     * 0 or unset: no wait.
+     * With it, each node also gets a stream guard, which refuses to let the
+     * node be replaced or removed while it holds the only replica of a stream
+     * (meshstack:natsAcceptStreamLoss accepts named losses).
+     * 0 or unset: no wait, no guard.
      */
     rejoinTimeoutSeconds?: number;
     /** Where the nodes download nats-server and its checksums (a private mirror); the release site by default. */
@@ -188,6 +191,8 @@ export class NatsCluster extends pulumi.ComponentResource {
                 stack: args.naming.stack, nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer, runtime, timeoutSeconds: args.rejoinTimeoutSeconds,
             })
             : [];
+        // Where the rejoin wait can reach the client port, so can the guards; elsewhere nothing can ask JetStream before a node goes.
+        if (args.rejoinTimeoutSeconds && deployer) natsStreamGuards(this, name, { nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer });
         if (args.controlPlaneKv && deployer) {
             const after = [...this.nodes, ...this.rejoins];
             this.controlPlaneKv = natsControlPlaneKv(this, name, { kv: args.controlPlaneKv, servers: this.clientUrls, deployer, after, protect: args.protect });

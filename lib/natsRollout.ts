@@ -139,3 +139,56 @@ export function rejoinPendingProblem(moving: string[], pending: PendingRejoin[])
         `Run pulumi up with the images as they were until ${others.map((p) => `${p.name}-rejoin`).join(", ")} ${others.length === 1 ? "passes" : "pass"}, then move the next node`
     );
 }
+
+/**
+ * The stream guard: a NATS node that holds the only replica of a stream (an
+ * R1 stream placed on it) takes that stream with it when it is replaced or
+ * removed, and JetStream cannot bring it back. meshstack:natsAcceptStreamLoss
+ * names the streams whose loss the stack accepts; EVERY_STREAM accepts any
+ * (a cluster taken down on purpose, or one the deploy cannot reach).
+ */
+export const EVERY_STREAM = "*";
+/** A JetStream stream name: no whitespace, no subject wildcards or separators, no path separators. */
+export const STREAM_NAME = /^[^\s.*>/\\]{1,255}$/;
+
+/** What removing or replacing `node` would lose that the stack has not accepted. */
+export interface StreamLoss {
+    /** Streams whose only replica is on the node. */
+    lost: string[];
+    /** Streams whose placement could not be read, each with why: any of them may be such a stream. */
+    unknown: string[];
+}
+
+/** Streams whose only replica is on `node`: it leads them and no other server holds one. */
+export function streamsOnlyOn(node: string, placements: StreamPlacement[]): string[] {
+    return placements.filter((p) => p.unavailable === undefined && p.leader === node && p.replicas.every((r) => r.name === node)).map((p) => p.stream).sort();
+}
+
+/** The loss `node` would take with it, less what `accepted` (meshstack:natsAcceptStreamLoss) accepts. */
+export function streamLoss(node: string, placements: StreamPlacement[], accepted: string[]): StreamLoss {
+    if (accepted.includes(EVERY_STREAM)) return { lost: [], unknown: [] };
+    const open = placements.filter((p) => !accepted.includes(p.stream)).sort((a, b) => a.stream.localeCompare(b.stream));
+    return {
+        lost: streamsOnlyOn(node, open),
+        unknown: open.filter((p) => p.unavailable !== undefined).map((p) => `${p.stream} (${p.unavailable})`),
+    };
+}
+
+/**
+ * Why `name` (server `node`) may not be deleted; undefined when it may.
+ * `loss` is what streamLoss found once the guard stopped waiting.
+ */
+export function streamLossProblem(name: string, node: string, loss: StreamLoss): string | undefined {
+    if (!loss.lost.length && !loss.unknown.length) return undefined;
+    const named = [...loss.lost, ...loss.unknown.map((u) => u.slice(0, u.indexOf(" (")))];
+    const what = [
+        ...(loss.lost.length ? [`${loss.lost.join(", ")}: the only replica of ${loss.lost.length === 1 ? "this stream is" : "each is"} on ${node}`] : []),
+        ...(loss.unknown.length ? [`${loss.unknown.join(", ")}: where ${loss.unknown.length === 1 ? "its replicas are" : "their replicas are"} could not be read, so ${loss.unknown.length === 1 ? "it" : "each"} may be one too`] : []),
+    ].join("; ");
+    return (
+        `refused: NATS node ${name} (${node}) is about to be deleted (replaced, or removed by a lower meshstack:natsNodeCount), ` +
+        `and JetStream would lose streams with it: ${what}. Nothing has been deleted. ` +
+        `To keep them, give each more replicas (\`nats stream edit <stream> --replicas 3\`) or move them off ${node}, then run pulumi up again. ` +
+        `To lose them on purpose, add ${named.map((s) => JSON.stringify(s)).join(", ")} to meshstack:natsAcceptStreamLoss and run pulumi up again`
+    );
+}

@@ -20,9 +20,9 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, StreamPlacement, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
+import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, streamsBehind, streamsHeldBy } from "../lib/natsRollout";
 import { RejoinPending } from "../lib/runtimeChannel";
-import { connectNatsSession, natsRefusal, NatsSession, pause, remainingMs } from "./natsSession";
+import { connectNatsSession, natsRefusal, NatsSession, pause, remainingMs, streamPlacements } from "./natsSession";
 import { objectWhere, S3ObjectAccess, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
 import { S3ObjectAccessArgs, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
@@ -82,20 +82,6 @@ function log(message: string): void {
     console.log(`[nats-rejoin] ${message}`);
 }
 
-/** Every stream's placement, from its leader; a stream whose info does not come (offline, no leader yet) says why. */
-async function placements(session: NatsSession): Promise<StreamPlacement[]> {
-    const found: StreamPlacement[] = [];
-    for await (const stream of session.jsm.streams.names()) {
-        try {
-            const info = await session.jsm.streams.info(stream);
-            found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
-        } catch (err) {
-            found.push({ stream, replicas: [], unavailable: (err as Error).message });
-        }
-    }
-    return found;
-}
-
 /** An error no wait fixes: the URL reaches another server, or the server refuses the deployer. */
 function final(message: string): Error {
     return Object.assign(new Error(message), { final: true });
@@ -131,7 +117,7 @@ async function waitForRejoin(inputs: NatsRejoinInputs): Promise<NatsRejoinOutput
         for (let attempt = 1; ; attempt++) {
             try {
                 session ??= await sessionOn(inputs, Math.max(1000, Math.min(5000, remainingMs(deadline))));
-                const seen = await placements(session);
+                const seen = await streamPlacements(session);
                 const behind = streamsBehind(inputs.node, seen);
                 if (behind.length === 0) {
                     const held = streamsHeldBy(inputs.node, seen);

@@ -5,6 +5,7 @@
  * Shared by the dynamic providers that talk to the cluster; they run from
  * their serialized text, so the NATS packages are required inside.
  */
+import { StreamPlacement } from "../lib/natsRollout";
 
 /** Where and as whom the deploy connects. */
 export interface NatsClientAccess {
@@ -78,4 +79,18 @@ export async function openNatsSession(access: NatsClientAccess, deadline: number
         log(`attempt ${attempt}: waiting for JetStream at ${access.servers.join(", ")}: ${reason}; giving up in ${Math.ceil(remainingMs(deadline) / 1000)}s`);
         await pause(Math.min(2000, remainingMs(deadline)));
     }
+}
+
+/** Every stream's placement, from its leader; a stream whose info does not come (offline, no leader yet) says why. */
+export async function streamPlacements(session: NatsSession): Promise<StreamPlacement[]> {
+    const found: StreamPlacement[] = [];
+    for await (const stream of session.jsm.streams.names()) {
+        try {
+            const info = await session.jsm.streams.info(stream);
+            found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
+        } catch (err) {
+            found.push({ stream, replicas: [], unavailable: (err as Error).message });
+        }
+    }
+    return found;
 }

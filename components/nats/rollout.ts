@@ -4,6 +4,7 @@ import { rejoinPendingKey } from "../../lib/runtimeChannel";
 import { NatsNode } from "../../lib/topology";
 import { NatsImageRollout } from "../../providers/natsImageRollout";
 import { NatsRejoin } from "../../providers/natsRejoin";
+import { NatsStreamGuard } from "../../providers/natsStreamGuard";
 import { MeshNode } from "../meshNode";
 import { ObjectStoreAccessOutputs } from "../objectStore";
 import { NatsDeployerAccess } from "./certificates";
@@ -68,5 +69,33 @@ export function natsRejoinWaits(parent: pulumi.Resource, name: string, input: Na
         timeoutSeconds: input.timeoutSeconds,
         ...input.runtime,
         key: rejoinPendingKey(input.stack, input.nodes[i].hostname),
+    }, { parent }));
+}
+
+export interface NatsStreamGuardsInput {
+    /** The planned nodes, and their MeshNodes in the same order. */
+    nodes: NatsNode[];
+    meshNodes: MeshNode[];
+    /** Each node's own client URL, in the same order. */
+    clientUrls: pulumi.Output<string>[];
+    deployer: NatsDeployerAccess;
+}
+
+/**
+ * One guard per node, which refuses the node's deletion (replaced, or removed
+ * by a lower natsNodeCount) while it holds the only replica of a stream not
+ * accepted in meshstack:natsAcceptStreamLoss. Each takes its node's instance
+ * id straight from the instance: that property dependency is what makes the
+ * engine delete the guard before the instance in a deleteBeforeReplace
+ * replacement (providers/natsStreamGuard.ts).
+ */
+export function natsStreamGuards(parent: pulumi.Resource, name: string, input: NatsStreamGuardsInput): NatsStreamGuard[] {
+    const servers = pulumi.all(input.clientUrls);
+    return input.meshNodes.map((meshNode, i) => new NatsStreamGuard(`${name}-${input.nodes[i].index}-stream-guard`, {
+        name: natsNodeName(input.nodes[i].index),
+        node: input.nodes[i].hostname,
+        instanceId: meshNode.instance.id,
+        servers,
+        ...input.deployer,
     }, { parent }));
 }

@@ -1,7 +1,7 @@
 /** The NATS JetStream cluster: its nodes and their images, the client port, the KV bucket, the client CA, DNS names and the nats-server release. */
 import { JETSTREAM_MAX_REPLICAS, MAX_NATS_NODES } from "../limits";
 import { NATS_SERVER_RELEASE, NatsServerRelease } from "../natsRelease";
-import { MAX_NATS_REJOIN_TIMEOUT_SECONDS, MIN_NATS_REJOIN_TIMEOUT_SECONDS, NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages } from "../natsRollout";
+import { EVERY_STREAM, MAX_NATS_REJOIN_TIMEOUT_SECONDS, MIN_NATS_REJOIN_TIMEOUT_SECONDS, NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages, STREAM_NAME } from "../natsRollout";
 import { CheckedValues, CrossKeyRule, each, intRange, KeySpec, matches, pemBlock, stringList } from "./keySpec";
 import { qualify } from "./report";
 import { certificatePem, cidr, cidrIdentity, isLinodeImage, LINODE_IMAGE, LINODE_TYPE } from "./shapes";
@@ -83,6 +83,11 @@ export const natsKeys = {
         type: "integer", default: 0, check: (v) => (v === 0 || (typeof v === "number" && v >= MIN_NATS_REJOIN_TIMEOUT_SECONDS && v <= MAX_NATS_REJOIN_TIMEOUT_SECONDS) ? undefined : "out of range"),
         description: "How long `pulumi up` waits, after it creates or replaces a NATS node, for that node to serve JetStream with every stream replica on it current (over the client port: needs the deployer inside natsClientCidrs); 0: no wait, the operator checks /healthz before the next step.",
         allowed: `0, or an integer from ${MIN_NATS_REJOIN_TIMEOUT_SECONDS} to ${MAX_NATS_REJOIN_TIMEOUT_SECONDS}`,
+    },
+    natsAcceptStreamLoss: {
+        type: "array", default: [], check: each((v) => (v === EVERY_STREAM || (typeof v === "string" && STREAM_NAME.test(v)) ? undefined : "is not a stream name")),
+        description: "Streams whose loss the stack accepts when a NATS node holding their only replica is replaced or removed (with natsRejoinTimeoutSeconds on, each such deletion is refused otherwise); \"*\" accepts any stream.",
+        allowed: `a list of JetStream stream names (no spaces, ".", "*", ">", "/" or "\\"), such as KV_control, or "${EVERY_STREAM}" for every stream`,
     },
     natsKvBucket: {
         type: "string", optional: true, check: matches(/^[A-Za-z0-9_-]{1,64}$/),

@@ -50,6 +50,9 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     wgPubkeyPollTimeoutSeconds: "1800",
     // The deploy reaches the client port, so each `up` waits for a created or rebuilt node to be current.
     natsRejoinTimeoutSeconds: "1800",
+    // The dev stack's control-plane KV is R1, and the Day-2 update rebuilds nats-1 on purpose:
+    // without this, its stream guard refuses that whenever nats-1 holds the bucket's one replica.
+    natsAcceptStreamLoss: JSON.stringify(["KV_control"]),
     wgOperatorPeers: JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]),
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;

@@ -113,7 +113,11 @@ export class ProviderHost {
 
     private constructor(private readonly child: ChildProcess, private readonly tempDir: string) {}
 
-    static async start(serializedProvider: string, env: NodeJS.ProcessEnv = {}): Promise<ProviderHost> {
+    /**
+     * `config` is the stack config the engine hands the provider's configure()
+     * (qualified keys, values as the stack file's text); none by default.
+     */
+    static async start(serializedProvider: string, env: NodeJS.ProcessEnv = {}, config: Record<string, string> = {}): Promise<ProviderHost> {
         const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-provider-"));
         const file = path.join(tempDir, "provider.js");
         fs.writeFileSync(file, serializedProvider);
@@ -140,7 +144,7 @@ export class ProviderHost {
             for (const waiter of host.pending.values()) waiter.reject(new ProviderHostError(`provider host exited (${code})`));
             host.pending.clear();
         });
-        await host.call("configure", {});
+        await host.call("configure", { config });
         return host;
     }
 

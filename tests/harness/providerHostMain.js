@@ -43,12 +43,18 @@ const provider = requireFromString(fs.readFileSync(serializedPath, "utf8")).hand
 const protocolOut = fs.createWriteStream(null, { fd: 3 });
 const protocolIn = readline.createInterface({ input: fs.createReadStream(null, { fd: 4 }) });
 
+// As @pulumi/pulumi/cmd/dynamic-provider/config.js: a key without a namespace is the project's.
+function stackConfig(values) {
+  const get = (key) => values[key.includes(":") ? key : `meshstack:${key}`];
+  return { get, require: (key) => { const value = get(key); if (value === undefined) throw new Error(`Missing required configuration key: ${key}`); return value; } };
+}
+
 const jsonShaped = (value) => (value === undefined ? undefined : JSON.parse(JSON.stringify(value)));
 
 async function call(method, args) {
   switch (method) {
     case "configure":
-      return provider.configure ? provider.configure({ config: { get: () => undefined, require: (k) => { throw new Error(`no config ${k}`); } } }) : undefined;
+      return provider.configure ? provider.configure({ config: stackConfig(args.config || {}) }) : undefined;
     case "check":
       return provider.check ? provider.check(jsonShaped(args.olds), jsonShaped(args.news)) : { inputs: args.news };
     case "create":

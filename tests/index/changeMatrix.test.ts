@@ -267,16 +267,18 @@ describe("change matrix: what a Day-2 change replaces", function () {
     describe("with the rejoin wait on (meshstack:natsRejoinTimeoutSeconds)", () => {
         const WAIT = { "meshstack:natsClientCidrs": JSON.stringify(["203.0.113.7/32"]), "meshstack:natsRejoinTimeoutSeconds": "900" };
         const REJOINS = ["nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"];
+        const GUARDS = ["nats-0-stream-guard", "nats-1-stream-guard", "nats-2-stream-guard"];
         let waiting: StackState;
 
         before(async () => {
             ({ state: waiting } = await up(STACK, { ...BASE, ...WAIT }));
         });
 
-        it("turning it on replaces nothing: one wait per node is created, after its node's key poll (not its bootstrap cleanup)", async () => {
+        it("turning it on replaces nothing: one wait and one stream guard per node are created, each wait after its node's key poll (not its bootstrap cleanup)", async () => {
             const preview = await change(WAIT);
             assertInstances(preview, []);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), REJOINS);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-stream-guard")), GUARDS);
             for (const [i, rejoin] of REJOINS.entries()) {
                 const after = preview.cloud.byName(rejoin).dependencies;
                 assert.ok(after.has(NATS[i]) && after.has(`nats-${i}-published`), `${rejoin} waits for ${NATS[i]} and its key poll`);
@@ -296,6 +298,32 @@ describe("change matrix: what a Day-2 change replaces", function () {
             assert.deepStrictEqual(withStep(preview, "replace", INSTANCE), ["nats-1-instance"]);
             assert.deepStrictEqual(REJOINS.map((n) => preview.steps.get(n)), ["same", "update", "same"]);
             assert.deepStrictEqual(preview.reasons.get("nats-1-rejoin"), ["instanceId", "server"]);
+        });
+
+        it("one NATS node rebuilt: its stream guard, fed by its instance, is deleted (and so asks JetStream) before the old instance is; the others' are updated in place", async () => {
+            const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT }, { replace: ["nats-1-label"] });
+            assert.deepStrictEqual(preview.failures, []);
+            assert.deepStrictEqual(preview.networkAttempts, [], "the guard asks nothing in a preview");
+            assert.ok(preview.cloud.byName("nats-1-stream-guard").propertyDependencies?.instanceId?.has("nats-1-instance"), "the guard takes its instance id from the instance");
+            assert.deepStrictEqual(GUARDS.map((n) => preview.steps.get(n)), ["update", "replace", "update"]);
+            assert.deepStrictEqual(preview.reasons.get("nats-1-stream-guard"), ["instanceId", "servers"]);
+            const deletions = preview.deletions;
+            assert.ok(deletions.indexOf("nats-1-stream-guard") >= 0 && deletions.indexOf("nats-1-stream-guard") < deletions.indexOf("nats-1-instance"), `the guard goes first: ${deletions.join(", ")}`);
+            assert.deepStrictEqual(deletions.filter((n) => n.endsWith("-stream-guard")), ["nats-1-stream-guard"]);
+        });
+
+        it("natsNodeCount 5 -> 3: the removed nodes' stream guards are deleted before their instances", async () => {
+            const { state: five } = await up(STACK, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
+            const preview = await previewChange(STACK, five, { ...BASE, ...WAIT });
+            assert.deepStrictEqual(preview.failures, []);
+            assert.deepStrictEqual(withStep(preview, "delete").filter((n) => five.get(n)!.type === INSTANCE), ["nats-3-instance", "nats-4-instance"]);
+            assert.deepStrictEqual(withStep(preview, "delete").filter((n) => n.endsWith("-stream-guard")), ["nats-3-stream-guard", "nats-4-stream-guard"]);
+            for (const node of ["nats-3", "nats-4"]) {
+                assert.ok(five.get(`${node}-stream-guard`)!.dependencies.includes(`${node}-instance`), `${node}'s guard depends on its instance`);
+                const [guard, instance] = [`${node}-stream-guard`, `${node}-instance`].map((n) => preview.deletions.indexOf(n));
+                assert.ok(guard >= 0 && guard < instance, `${node}'s guard goes before its instance: ${preview.deletions.join(", ")}`);
+            }
+            assert.deepStrictEqual(GUARDS.map((n) => preview.steps.get(n)), ["update", "update", "update"], "the remaining guards only learn the smaller cluster's addresses");
         });
 
         it("NATS image rolled one node (natsNodeImages moves nats-2): only nats-2's wait runs again", async () => {

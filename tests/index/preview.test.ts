@@ -56,10 +56,13 @@ describe("pulumi preview under the engine's rules", function () {
             preview = await previewFreshStack("dev", "Pulumi.dev.yaml", { "meshstack:natsClientCidrs": JSON.stringify(["203.0.113.7/32"]), "meshstack:natsRejoinTimeoutSeconds": "900" });
         });
 
-        it("checks a wait per node with its instance, URL and bucket unknown, and the guard on images it knows", () => {
+        it("checks a wait and a stream guard per node with its instance, URL and bucket unknown, and the guard on images it knows", () => {
             const rejoins = preview.checked.filter((r) => r.name.endsWith("-rejoin"));
             assert.deepStrictEqual(rejoins.map((r) => r.name).sort(), ["nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"]);
             for (const r of rejoins) assert.deepStrictEqual([r.inputs.instanceId, r.inputs.server, r.inputs.bucket], [UNKNOWN, UNKNOWN, UNKNOWN], r.name);
+            const streamGuards = preview.checked.filter((r) => r.name.endsWith("-stream-guard"));
+            assert.deepStrictEqual(streamGuards.map((r) => [r.name, r.inputs.name, r.inputs.node]).sort(), [0, 1, 2].map((i) => [`nats-${i}-stream-guard`, `nats-${i}`, `meshstack-dev-${i}`]));
+            for (const r of streamGuards) assert.deepStrictEqual([r.inputs.instanceId, r.inputs.servers], [UNKNOWN, UNKNOWN], r.name);
             const guard = preview.checked.find((r) => r.name === "nats-image-rollout")!;
             assert.ok(!JSON.stringify(guard.inputs.images).includes(UNKNOWN), "the guard still decides in the preview");
         });

@@ -17,7 +17,8 @@
  *   (known); properties in its `ignoreChanges` count with their recorded values; a changed one is an update or a replacement whose computed
  *   outputs are unknown, so the change ripples downstream exactly as far as
  *   the engine would let it. Dynamic resources decide with their own
- *   check() and diff().
+ *   check() and diff(). It also gives the order in which the `up` would
+ *   delete old resources (`deletions`), as the engine orders them.
  *
  * Every provider call here runs with the network refused: a preview must
  * not touch it.
@@ -159,6 +160,8 @@ interface StateEntry {
     state: Record<string, unknown>;
     /** Outputs as the dynamic provider returned them (what diff() gets as olds). */
     providerOutputs?: Record<string, unknown>;
+    /** What it depends on (inputs taken from outputs, and dependsOn), as the snapshot keeps it for ordering deletions. */
+    dependencies: string[];
 }
 
 export type StackState = Map<string, StateEntry>;
@@ -193,10 +196,15 @@ export async function up(stack: string, overrides?: Record<string, string>): Pro
                     providerOutputs = asHostSees(faked.state);
                 }
             }
-            state.set(registration.name, { type: registration.type, id: answer.id!, inputs, state: answer.state, providerOutputs });
+            state.set(registration.name, { type: registration.type, id: answer.id!, inputs, state: answer.state, providerOutputs, dependencies: [] });
             return answer;
         },
     });
+    // Dependencies are complete once the program has settled.
+    for (const recorded of run.cloud.resources) {
+        const entry = state.get(recorded.name);
+        if (entry) entry.dependencies = [...recorded.dependencies];
+    }
     const refused = await hosts.close();
     if (refused.length) throw new Error(`up: a provider reached for the network although its create should be offline: ${refused.join("; ")}`);
     return { run, state };
@@ -212,6 +220,8 @@ export interface ChangePreview extends ProgramRun {
     networkAttempts: string[];
     /** Every line the dynamic providers printed (their warnings among them). */
     providerLogs: string[];
+    /** The old resources the `up` would delete, in the engine's order (see deletionOrder). */
+    deletions: string[];
 }
 
 export interface ChangeOptions {
@@ -231,6 +241,7 @@ export async function previewChange(stack: string, state: StackState, overrides:
     const steps = new Map<string, Step>();
     const reasons = new Map<string, string[]>();
     const failures: CheckFailure[] = [];
+    const deletedFirst = new Set<string>();
     const run = await runProgram(stack, {
         preview: true,
         overrides,
@@ -251,6 +262,7 @@ export async function previewChange(stack: string, state: StackState, overrides:
                 const diff = await host.diff(old.id, old.providerOutputs!, checked.inputs);
                 step = !diff.changes ? "same" : (diff.replaces ?? []).length ? "replace" : "update";
                 why = diff.diffs ?? [];
+                if (diff.deleteBeforeReplace) deletedFirst.add(registration.name);
             } else {
                 why = differingKeys(old.inputs, news);
                 const replaces = replacingInputs(registration.type);
@@ -260,6 +272,7 @@ export async function previewChange(stack: string, state: StackState, overrides:
                 step = "replace";
                 why = ["(replaced on request)", ...why];
             }
+            if (registration.options?.deleteBeforeReplace) deletedFirst.add(registration.name);
             steps.set(registration.name, step);
             if (step === "same") return { id: old.id, state: old.state };
             reasons.set(registration.name, why);
@@ -270,7 +283,53 @@ export async function previewChange(stack: string, state: StackState, overrides:
     // What the program no longer registers, the engine deletes.
     for (const name of state.keys()) if (!steps.has(name)) steps.set(name, "delete");
     const networkAttempts = await hosts.close();
-    return { ...run, steps, reasons, failures, networkAttempts, providerLogs: await hosts.logs() };
+    const deletions = deletionOrder(run.cloud, state, steps, [...deletedFirst].filter((name) => steps.get(name) === "replace"));
+    return { ...run, steps, reasons, failures, networkAttempts, providerLogs: await hosts.logs(), deletions };
+}
+
+/** Names of the resources whose outputs feed a registered resource's inputs (its property dependencies). */
+function propertyDependenciesOf(cloud: MockCloud, name: string): Set<string> {
+    return new Set(Object.values(cloud.byName(name).propertyDependencies ?? {}).flatMap((names) => [...names]));
+}
+
+/**
+ * The order in which the engine deletes old resources in an `up`
+ * (pulumi/pulumi pkg/resource/deploy/step_generator.go and
+ * deployment_executor.go):
+ * - a deleteBeforeReplace replacement is deleted when its registration is
+ *   processed, and first, eagerly, every transitive dependent the replacement
+ *   replaces too (calculateDependentReplacements: a dependent whose diff,
+ *   with the inputs it takes from the replaced resources unknown, says
+ *   replace; here, a dependent this preview replaces through an input fed by
+ *   one of them), dependents before what they depend on;
+ * - everything else that goes (resources the program no longer registers,
+ *   and create-before-delete replacements) is deleted once the program is
+ *   done, after every other step, each before what it depends on.
+ * `deletedFirst` lists the deleteBeforeReplace replacements in registration order.
+ */
+function deletionOrder(cloud: MockCloud, state: StackState, steps: Map<string, Step>, deletedFirst: string[]): string[] {
+    const order: string[] = [];
+    const registered = cloud.resources.map((r) => r.name);
+    for (const root of deletedFirst) {
+        const condemned = new Set([root]);
+        const dependents: string[] = [];
+        // Registration order is dependency order: what feeds a resource registered before it.
+        for (const name of registered.slice(registered.indexOf(root) + 1)) {
+            if (steps.get(name) !== "replace" || condemned.has(name)) continue;
+            if ([...propertyDependenciesOf(cloud, name)].some((dep) => condemned.has(dep))) {
+                condemned.add(name);
+                dependents.push(name);
+            }
+        }
+        for (const name of [...dependents.reverse(), root]) if (!order.includes(name)) order.push(name);
+    }
+    const last = [...steps].filter(([name, step]) => (step === "delete" || step === "replace") && !order.includes(name) && state.has(name)).map(([name]) => name);
+    while (last.length) {
+        const next = last.findIndex((name) => !last.some((other) => other !== name && state.get(other)!.dependencies.includes(name)));
+        if (next < 0) throw new Error(`deletionOrder: a dependency cycle among ${last.join(", ")}`);
+        order.push(...last.splice(next, 1));
+    }
+    return order;
 }
 
 /** Logical names by step, for assertions and messages. */

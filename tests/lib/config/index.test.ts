@@ -338,6 +338,23 @@ describe("stack config", () => {
         });
     });
 
+    describe("streams whose loss the stack accepts (meshstack:natsAcceptStreamLoss)", () => {
+        it("takes stream names and \"*\"; none by default", () => {
+            valid();
+            valid({ natsAcceptStreamLoss: JSON.stringify(["KV_control", "ORDERS"]) });
+            valid({ natsAcceptStreamLoss: JSON.stringify(["*"]) });
+        });
+
+        it("names the key, the value and every item that is not a stream name, with what is allowed, in one report", () => {
+            const errors = errorsOf({ natsAcceptStreamLoss: JSON.stringify(["a.b", "ok", "two words"]), natsNodeCount: "2" });
+            assert.deepStrictEqual(errors.map((e) => e.key), ["meshstack:natsNodeCount", "meshstack:natsAcceptStreamLoss"]);
+            const error = errors[1];
+            assert.strictEqual(error.value, JSON.stringify(["a.b", "ok", "two words"]));
+            assert.match(error.message, /item 0 \("a\.b"\) is not a stream name; item 2 \("two words"\) is not a stream name/);
+            assert.match(error.message, /allowed: a list of JetStream stream names \(no spaces, "\.", "\*", ">", "\/" or "\\"\), such as KV_control, or "\*" for every stream$/);
+        });
+    });
+
     describe("operator peers (meshstack:wgOperatorPeers)", () => {
         const ANA = "laptop-ana 3CMqZbbnm3mWqTY1Mp5FsXAEz6MgX6j8mb9Ifv1+hGE= 10.44.0.200";
 

@@ -59,8 +59,12 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
  * natsNodeCount: tests/lib/config/index.test.ts and tests/lib/natsRollout.test.ts.
  * The catalog's extra ids land nowhere themselves: they widen what region
  * and the instance types accept (tests/lib/config/stackConfig.test.ts).
+ * Nor do the streams whose loss the stack accepts: the stream guard reads
+ * them from the stack config of the `up` that deletes a node
+ * (providers/natsStreamGuard.ts; tests/lib/config/index.test.ts and
+ * tests/providers/natsStreamGuard*.test.ts).
  */
-const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers", "natsNodeImages", "linodeCatalogExtraIds"];
+const TESTED_WITH_A_WHOLE_SETUP = [...Object.keys(CONFIG_KEYS).filter((key) => key.startsWith("proxmox")), "wgOperatorPeers", "natsNodeImages", "linodeCatalogExtraIds", "natsAcceptStreamLoss"];
 
 /** Valid values of each key, so generated values are accepted often enough to test the round trip. */
 const EXAMPLES: Record<string, string[]> = {
