@@ -7,14 +7,14 @@
 // loads it without starting TypeScript, which was most of the offline plan's
 // time. An entry is used only when its key (the module's path and text, the
 // ts-node and TypeScript versions, tsconfig.json, any TS_NODE_* setting and
-// this file) matches, so an edit is picked up by the next run. MESHSTACK_TRANSPILED_DIR
-// puts the cache elsewhere (the tests use a fresh one).
+// this file) matches, so an edit is picked up by the next run.
+// MESHSTACK_TRANSPILED_DIR puts the cache elsewhere (the tests use a fresh one).
 //
 // Modules keep their .ts file names, so __dirname and require() resolve as
 // under ts-node. Stack traces show lines of the emitted JavaScript; with
 // NODE_OPTIONS=--enable-source-maps node maps them to the .ts lines (from the
 // map inlined in each module). That is off by default because node then also
-// reads the source maps of every package loaded, a fifth of a second here.
+// reads the source maps of every package loaded: about a fifth more time.
 //
 //   node scripts/cachedTs.js scripts/plan.ts --stack dev
 "use strict";
