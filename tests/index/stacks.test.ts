@@ -79,7 +79,7 @@ describe("committed stacks", function () {
 
     for (const stack of committedStacks().filter((s) => s !== "dev")) {
         it(`stack ${stack} passes the offline plan, with its cost and no policy violation`, async () => {
-            const { stdout } = await run("npx", ["ts-node", "--transpile-only", "scripts/plan.ts", "--stack", stack], { cwd: REPO_ROOT });
+            const { stdout } = await run("npm", ["run", "-s", "plan", "--", "--stack", stack], { cwd: REPO_ROOT });
             assert.match(stdout, new RegExp(`offline plan of stack ${stack}: \\d+ resources`));
             assert.match(stdout, /\| \*\*total\*\* \| \| \| \*\*\$\d+\.\d\d\*\* \|/);
             const out = path.join(REPO_ROOT, "out", stack);

@@ -6,6 +6,7 @@ import { promisify } from "util";
 import * as zlib from "zlib";
 import { RecordedResource, RPC_SECRET_KEY, RPC_SECRET_SIG } from "../../tooling/mockCloud";
 import { extractArtifacts, redactInputs, topologyMermaid } from "../../tooling/plan";
+import { runStackProgram } from "../support/program";
 
 const run = promisify(execFile);
 const REPO_ROOT = path.resolve(__dirname, "../..");
@@ -17,7 +18,7 @@ function recorded(partial: Partial<RecordedResource> & Pick<RecordedResource, "t
 
 async function plan(stack: string): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
-        const { stdout, stderr } = await run("npx", ["ts-node", "--transpile-only", "scripts/plan.ts", "--stack", stack], { cwd: REPO_ROOT });
+        const { stdout, stderr } = await run("npm", ["run", "-s", "plan", "--", "--stack", stack], { cwd: REPO_ROOT });
         return { code: 0, stdout, stderr };
     } catch (err) {
         const e = err as { code: number; stdout: string; stderr: string };
@@ -131,6 +132,19 @@ describe("offline plan", function () {
                 assert.deepStrictEqual(leaked, []);
             });
         }
+
+        // `npm run plan` runs cached JavaScript, these tests run under ts-node:
+        // a transpiler whose emit differs (swc's import interop did) changes
+        // the providers Pulumi serializes, and the size of at least one.
+        it("serializes every dynamic provider as the program does under ts-node", async () => {
+            const providers = (resources: { name: string; inputs: { __provider?: string } }[]) => Object.fromEntries(resources
+                .filter((r) => r.inputs.__provider !== undefined)
+                .map((r) => [r.name, r.inputs.__provider]));
+            const planned = providers(JSON.parse(fs.readFileSync(path.join(outDir, "resources.json"), "utf8")));
+            assert.ok(Object.keys(planned).length > 0, "the plan serialized no dynamic provider");
+            const underTsNode = (await runStackProgram("dev")).cloud.resources.map((r) => ({ name: r.name, inputs: redactInputs(r.inputs) as { __provider?: string } }));
+            assert.deepStrictEqual(planned, providers(underTsNode));
+        });
 
         it("writes a Mermaid topology", () => {
             assert.match(fs.readFileSync(path.join(outDir, "topology.mmd"), "utf8"), /^flowchart LR/);
