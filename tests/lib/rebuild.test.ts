@@ -23,6 +23,10 @@ describe("node rebuilds", () => {
             ]);
         });
 
+        it("lists them in name order whatever order the inputs come in", () => {
+            assert.deepStrictEqual(rebuildChanges({ region: "us-east", image: "a" }, { region: "us-west", image: "b" }, policy()).map((c) => c.input), ["image", "region"]);
+        });
+
         it("leaves out a rolled input", () => {
             assert.deepStrictEqual(rebuildChanges(OLD, { ...OLD, image: "linode/debian13" }, policy({ rolled: ["image"] })), []);
         });
@@ -79,6 +83,18 @@ describe("node rebuilds", () => {
             const decision = rebuildDecision(OLD, news, policy({ refuse: true, accepted: [token] }));
             assert.strictEqual(decision.kind, "warn");
             assert.match((decision as { message: string }).message, new RegExp(`^cluster rebuild, accepted by meshstack:acceptRebuilds \\(${token}\\)`));
+        });
+
+        it("two changes: each named, and each one's way back", () => {
+            const { message } = rebuildDecision(OLD, { ...OLD, region: "us-west", image: "linode/debian13" }, policy({ refuse: true })) as { message: string };
+            assert.ok(message.includes("meshstack:natsImage changed from linode/debian12 to linode/debian13; meshstack:region changed from us-east to us-west."), message);
+            assert.ok(message.includes("set meshstack:natsImage back to linode/debian12 and meshstack:region back to us-east."), message);
+        });
+
+        it("an input dropped since the last up is shown as (none), not as the digest of a placeholder", () => {
+            const { authorizedKeys: _, ...withoutKeys } = OLD;
+            const { message } = rebuildDecision(OLD, withoutKeys, policy()) as { message: string };
+            assert.match(message, /meshstack:sshAuthorizedKeys changed \(sha256 [0-9a-f]{12} -> \(none\)\)$/);
         });
 
         it("user-data and key lists are shown by digest, never as they are", () => {
