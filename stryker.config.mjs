@@ -91,6 +91,7 @@ export default {
             "tests/lib/runtimeChannel.test.ts",
             "tests/lib/meshPeers.test.ts",
             "tests/lib/natsRollout.test.ts",
+            "tests/lib/natsStreamLoss.test.ts",
             "tests/lib/rebuild.test.ts",
             "tests/providers/bootUrlsCheck.test.ts",
             "tests/providers/bootstrapObject.test.ts",
