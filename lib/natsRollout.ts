@@ -159,9 +159,13 @@ export interface StreamLoss {
     unknown: string[];
 }
 
-/** Streams whose only replica is on `node`: it leads them and no other server holds one. */
+/**
+ * Streams whose only replica is on `node`: it leads them and no other server
+ * holds one. STREAM.INFO lists the leader's followers as `replicas`, so none
+ * means the leader's copy is the only one; a placement not read has no leader.
+ */
 export function streamsOnlyOn(node: string, placements: StreamPlacement[]): string[] {
-    return placements.filter((p) => p.unavailable === undefined && p.leader === node && p.replicas.every((r) => r.name === node)).map((p) => p.stream).sort();
+    return placements.filter((p) => p.leader === node && p.replicas.length === 0).map((p) => p.stream).sort();
 }
 
 /** The loss `node` would take with it, less what `accepted` (meshstack:natsAcceptStreamLoss) accepts. */

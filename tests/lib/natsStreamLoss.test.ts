@@ -24,6 +24,12 @@ describe("the stream guard's rule", () => {
         assert.deepStrictEqual(streamLoss(OTHERS[1], seen, []), { lost: [], unknown: [] });
     });
 
+    it("streams lost and streams not read are each listed in name order, whatever order the cluster lists them in", () => {
+        assert.deepStrictEqual(streamLoss(NODE, [r1("ORDERS", NODE), unread("ZETA"), r1("EVENTS", NODE), unread("ALPHA")], []), {
+            lost: ["EVENTS", "ORDERS"], unknown: ["ALPHA (stream is offline)", "ZETA (stream is offline)"],
+        });
+    });
+
     it("an R3 stream whose followers are all offline is not the node's alone: their disks still hold it", () => {
         const seen: StreamPlacement[] = [{ stream: "KV_config", leader: NODE, replicas: OTHERS.map((name) => ({ name, current: false, offline: true })) }];
         assert.deepStrictEqual(streamLoss(NODE, seen, []).lost, []);
@@ -50,6 +56,13 @@ describe("the stream guard's rule", () => {
         assert.match(problem, /add "KV_control", "ORDERS", "EVENTS" to meshstack:natsAcceptStreamLoss/);
         assert.match(streamLossProblem("nats-1", NODE, { lost: ["ORDERS"], unknown: [] })!, /ORDERS: the only replica of this stream is on meshstack-dev-1\. Nothing/);
         assert.strictEqual(streamLossProblem("nats-1", NODE, { lost: [], unknown: [] }), undefined);
+    });
+
+    it("the refusal for placements not read alone: no lost part, and the plural when there are two", () => {
+        assert.match(streamLossProblem("nats-1", NODE, { lost: [], unknown: ["EVENTS (stream is offline)"] })!,
+            /would lose streams with it: EVENTS \(stream is offline\): where its replicas are could not be read, so it may be one too\. Nothing/);
+        assert.match(streamLossProblem("nats-1", NODE, { lost: [], unknown: ["A (offline)", "B (no leader)"] })!,
+            /with it: A \(offline\), B \(no leader\): where their replicas are could not be read, so each may be one too\. Nothing/);
     });
 
     it("stream names: what JetStream allows, and not subjects' wildcards or separators", () => {
