@@ -19,6 +19,7 @@ describe("the stream guard's rule", () => {
     it("a node loses the R1 streams it leads, and nothing it shares with other replicas", () => {
         const seen = [r1("ORDERS", NODE), r1("KV_control", OTHERS[0]), r3("KV_config", NODE), r3("EVENTS", OTHERS[1])];
         assert.deepStrictEqual(streamsOnlyOn(NODE, seen), ["ORDERS"]);
+        assert.deepStrictEqual(streamsOnlyOn(NODE, [r1("ORDERS", NODE), r1("EVENTS", NODE)]), ["EVENTS", "ORDERS"], "in name order");
         assert.deepStrictEqual(streamLoss(NODE, seen, []), { lost: ["ORDERS"], unknown: [] });
         assert.deepStrictEqual(streamLoss(OTHERS[0], seen, []), { lost: ["KV_control"], unknown: [] });
         assert.deepStrictEqual(streamLoss(OTHERS[1], seen, []), { lost: [], unknown: [] });
