@@ -151,6 +151,11 @@ export const EVERY_STREAM = "*";
 /** A JetStream stream name: no whitespace, no subject wildcards or separators, no path separators. */
 export const STREAM_NAME = /^[^\s.*>/\\]{1,255}$/;
 
+/** An entry of meshstack:natsAcceptStreamLoss: a stream name, or EVERY_STREAM. The config and the guard both check with it. */
+export function isAcceptedStreamEntry(value: unknown): boolean {
+    return value === EVERY_STREAM || (typeof value === "string" && STREAM_NAME.test(value));
+}
+
 /** What removing or replacing `node` would lose that the stack has not accepted. */
 export interface StreamLoss {
     /** Streams whose only replica is on the node. */

@@ -31,7 +31,7 @@
  */
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { EVERY_STREAM, STREAM_NAME, streamLoss, streamLossProblem } from "../lib/natsRollout";
+import { EVERY_STREAM, isAcceptedStreamEntry, streamLoss, streamLossProblem } from "../lib/natsRollout";
 import { openNatsSession, pause, remainingMs, NatsSession, streamPlacements } from "./natsSession";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
@@ -86,7 +86,7 @@ function natsStreamGuardInputProblems(inputs: Partial<NatsStreamGuardInputs>): {
  */
 export function acceptedStreams(raw: unknown): string[] {
     const value = typeof raw === "string" ? (raw === "" ? [] : JSON.parse(raw)) : raw ?? [];
-    if (!Array.isArray(value) || !value.every((v) => v === EVERY_STREAM || (typeof v === "string" && STREAM_NAME.test(v)))) {
+    if (!Array.isArray(value) || !value.every(isAcceptedStreamEntry)) {
         throw new Error(`${ACCEPT_KEY} ${JSON.stringify(raw)} is not allowed; allowed: a list of JetStream stream names, or "${EVERY_STREAM}"`);
     }
     return value;
@@ -106,7 +106,7 @@ async function guardDeletion(props: NatsStreamGuardInputs, accepted: string[]): 
     const who = `${props.name} (${props.node})`;
     let session: NatsSession;
     try {
-        session = await openNatsSession({ ...props, servers: props.servers }, deadline, "meshstack-nats-stream-guard", (m) => log(`${who}: ${m}`));
+        session = await openNatsSession(props, deadline, "meshstack-nats-stream-guard", (m) => log(`${who}: ${m}`));
     } catch (err) {
         throw new Error(`refused: the stream guard of NATS node ${who} cannot tell which streams deleting it would lose: ${(err as Error).message}. Nothing has been deleted. ` +
             `Run pulumi up where the client port is reachable (inside meshstack:natsClientCidrs), or add "${EVERY_STREAM}" to meshstack:natsAcceptStreamLoss to delete the node without asking`);

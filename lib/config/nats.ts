@@ -1,7 +1,7 @@
 /** The NATS JetStream cluster: its nodes and their images, the client port, the KV bucket, the client CA, DNS names and the nats-server release. */
 import { JETSTREAM_MAX_REPLICAS, MAX_NATS_NODES } from "../limits";
 import { NATS_SERVER_RELEASE, NatsServerRelease } from "../natsRelease";
-import { EVERY_STREAM, MAX_NATS_REJOIN_TIMEOUT_SECONDS, MIN_NATS_REJOIN_TIMEOUT_SECONDS, NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages, STREAM_NAME } from "../natsRollout";
+import { EVERY_STREAM, isAcceptedStreamEntry, MAX_NATS_REJOIN_TIMEOUT_SECONDS, MIN_NATS_REJOIN_TIMEOUT_SECONDS, NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages } from "../natsRollout";
 import { CheckedValues, CrossKeyRule, each, intRange, KeySpec, matches, pemBlock, stringList } from "./keySpec";
 import { qualify } from "./report";
 import { certificatePem, cidr, cidrIdentity, isLinodeImage, LINODE_IMAGE, LINODE_TYPE } from "./shapes";
@@ -85,7 +85,7 @@ export const natsKeys = {
         allowed: `0, or an integer from ${MIN_NATS_REJOIN_TIMEOUT_SECONDS} to ${MAX_NATS_REJOIN_TIMEOUT_SECONDS}`,
     },
     natsAcceptStreamLoss: {
-        type: "array", default: [], check: each((v) => (v === EVERY_STREAM || (typeof v === "string" && STREAM_NAME.test(v)) ? undefined : "is not a stream name")),
+        type: "array", default: [], check: each((v) => (isAcceptedStreamEntry(v) ? undefined : "is not a stream name")),
         description: "Streams whose loss the stack accepts when a NATS node holding their only replica is replaced or removed (with natsRejoinTimeoutSeconds on, each such deletion is refused otherwise); \"*\" accepts any stream.",
         allowed: `a list of JetStream stream names (no spaces, ".", "*", ">", "/" or "\\"), such as KV_control, or "${EVERY_STREAM}" for every stream`,
     },
