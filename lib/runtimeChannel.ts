@@ -13,9 +13,13 @@
  *   material from a predecessor's, even after a bare instance replacement.
  * - `desired/<stack>/<node>.json`: what `pulumi up` wants the node to run
  *   (its WireGuard peers, its certificates, its NATS routes, root's SSH
- *   keys). `pulumi up` is
+ *   keys, the agents' key sealed to it). `pulumi up` is
  *   the only writer; the node's agent fetches it, verifies it and applies it
  *   in place.
+ * - `reports/<stack>/<node>/agent-key.json`: the agents' key a node reads
+ *   with, written by its agent through a presigned PUT its desired state
+ *   carries, once it has switched to that key (lib/agentKey.ts). The deploy
+ *   revokes an old key only once every node reports the new one.
  * - `rejoin/<stack>/<node>.json`: a NATS node an `up` replaced and has not
  *   yet seen current again (the rejoin wait writes it before waiting and
  *   removes it once the node is current). While it is there, the rollout
@@ -28,6 +32,7 @@
  * node holds a key for: each node fetches only its own object, through the
  * presigned GET in its own user-data. Pure: no Pulumi.
  */
+import { AgentKeyOffer } from "./agentKey";
 import { ipv4InCidr, isIpv4 } from "./ip";
 import { isWgPublicKey } from "./wgKey";
 
@@ -72,6 +77,12 @@ export interface DesiredState {
      * file) leaves the file alone, and an empty list empties it.
      */
     authorizedKeys?: string[];
+    /**
+     * The agents' key this node should read with, sealed to its WireGuard
+     * key, and where to report once it does (lib/agentKey.ts). A document
+     * without it leaves the node's key as it is.
+     */
+    agentKey?: AgentKeyOffer;
 }
 
 function keySegment(value: string, what: string): string {
@@ -85,6 +96,11 @@ export function publishedMaterialKey(stack: string, node: string, generation: st
 
 export function desiredStateKey(stack: string, node: string): string {
     return `desired/${keySegment(stack, "stack")}/${keySegment(node, "node")}.json`;
+}
+
+/** Where a node reports the agents' key it reads with (lib/agentKey.ts). */
+export function agentKeyReportKey(stack: string, node: string): string {
+    return `reports/${keySegment(stack, "stack")}/${keySegment(node, "node")}/agent-key.json`;
 }
 
 export function rejoinPendingKey(stack: string, node: string): string {
