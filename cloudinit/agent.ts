@@ -14,6 +14,12 @@
  *   atomically when the list differs (first, so a later step that fails
  *   still leaves the operators' way in current). A state without the list
  *   leaves the file alone; an empty list empties it.
+ * - the agents' key (lib/agentKey.ts), last: an offered key other than the
+ *   one in use is opened with the node's WireGuard key, proved by one
+ *   signed GET of the desired state, and only then installed; a key that
+ *   cannot read fails the run and the current one stays. Then the node
+ *   reports the key it reads with through the offer's presigned PUT, on
+ *   this run or, if that fails, a later one.
  *
  * Nothing is applied that was made for another instance (a predecessor's
  * state still in the bucket), names another node, lists a key that is not a
@@ -27,6 +33,7 @@ import {
     AGENT_CONFIG_PATH, AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_RENDER_PATH, AGENT_ROOT_ENV, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME,
     ROOT_AUTHORIZED_KEYS_PATH,
 } from "./agent/layout";
+import { AGENT_KEY_ID_LENGTH, SEAL_INFO, SEAL_SCHEME, X25519_PKCS8_PREFIX, X25519_SPKI_PREFIX } from "../lib/agentKey";
 import { SSH_KEY_TYPES } from "../lib/config/access";
 import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES, NATS_UNIT_NAME, natsConfPath } from "./nats";
 import { INSTANCE_ID_ENV } from "./nodeBootstrap";
@@ -105,12 +112,17 @@ export function renderAgentConfig(params: AgentParams): string {
     return lines.join("\n") + "\n";
 }
 
+/** The first line of the agent's curl config; the renderer writes it too, for a key the desired state offers. */
+export const AGENT_CREDENTIALS_COMMENT = "# meshstack agent: a key that can read the runtime bucket only. Mode 0600.";
+/** What a key pair may hold: a curl config carries these unescaped (a Python regex too, for the renderer). */
+export const AGENT_CREDENTIAL_CHARACTERS = "[A-Za-z0-9+/=_-]+";
+
 /** curl's config file with the read-only key pair: `user` is how --aws-sigv4 gets its credentials. */
 export function renderAgentCredentials(accessKeyId: string, secretAccessKey: string): string {
     for (const [what, value] of [["access key id", accessKeyId], ["secret access key", secretAccessKey]]) {
-        if (!/^[A-Za-z0-9+/=_-]+$/.test(value)) throw new Error(`the agent's ${what} holds characters a curl config cannot carry unescaped`);
+        if (!new RegExp(`^${AGENT_CREDENTIAL_CHARACTERS}$`).test(value)) throw new Error(`the agent's ${what} holds characters a curl config cannot carry unescaped`);
     }
-    return `# meshstack agent: a key that can read the runtime bucket only. Mode 0600.\nuser = "${accessKeyId}:${secretAccessKey}"\n`;
+    return `${AGENT_CREDENTIALS_COMMENT}\nuser = "${accessKeyId}:${secretAccessKey}"\n`;
 }
 
 /** The renderer's source: real Python, so pyflakes3 reads it and its own unit tests run it (tests/cloudinit/agent/). */
@@ -138,6 +150,14 @@ export function renderAgentRenderer(params: AgentParams): string {
         `ROUTE_USER = ${JSON.stringify(nats?.routeUser ?? "")}`,
         `ROUTE_PASSWORD_FILE = root + ${JSON.stringify(nats?.routePasswordPath ?? "")}`,
         `SSH_KEY_TYPES = ${JSON.stringify(SSH_KEY_TYPES)}`,
+        `AGENT_CREDENTIALS = root + ${JSON.stringify(AGENT_CREDENTIALS_PATH)}`,
+        `AGENT_CREDENTIALS_COMMENT = ${JSON.stringify(AGENT_CREDENTIALS_COMMENT)}`,
+        `AGENT_CREDENTIAL_CHARACTERS = ${JSON.stringify(AGENT_CREDENTIAL_CHARACTERS)}`,
+        `AGENT_KEY_ID_LENGTH = ${AGENT_KEY_ID_LENGTH}`,
+        `SEAL_SCHEME = ${JSON.stringify(SEAL_SCHEME)}`,
+        `SEAL_INFO = ${JSON.stringify(SEAL_INFO)}`,
+        `X25519_PKCS8_PREFIX = ${JSON.stringify(X25519_PKCS8_PREFIX)}`,
+        `X25519_SPKI_PREFIX = ${JSON.stringify(X25519_SPKI_PREFIX)}`,
     ];
     return embedAgentRenderConstants(fs.readFileSync(AGENT_RENDER_SOURCE, "utf8"), constants);
 }
@@ -268,6 +288,57 @@ apply_wireguard() {
   fi
 }
 
+# The key id a staged or pending report names (the renderer writes it compact).
+reported_key_id() {
+  sed -n 's/.*"agentKeyId":"\\([0-9a-f]*\\)".*/\\1/p' "$1"
+}
+
+switch_agent_key() {
+  local stage=$1 staged="$1/agent-credentials.curl" credentials="$root${AGENT_CREDENTIALS_PATH}" id status
+  # Staged only when the desired state offers a key other than the one in use.
+  [ -f "$staged" ] || return 0
+  id=$(reported_key_id "$stage/agent-key-report.json")
+  status=$(curl -sS --connect-timeout 5 --max-time 20 \\
+    --aws-sigv4 "aws:amz:$region:s3" -K "$staged" \\
+    -o /dev/null -w '%{http_code}' "$endpoint/$bucket/$key") || true
+  if [ "$status" != 200 ]; then
+    log "the offered agents' key $id cannot read $bucket/$key (HTTP \${status:-000}); keeping the current key"
+    return 1
+  fi
+  install -m 0600 -o root -g root "$staged" "$credentials.new" || return 1
+  mv "$credentials.new" "$credentials" || return 1
+  log "agents' key switched to $id (a signed GET with it read $bucket/$key)"
+}
+
+keep_agent_key_report() {
+  local stage=$1 name
+  # The report last: it is what makes the next send_agent_key_report send.
+  for name in agent-key-report.url agent-key-report.json; do
+    [ -f "$stage/$name" ] || return 0
+    install -m 0600 -o root -g root "$stage/$name" "$state_dir/$name.new"
+    mv "$state_dir/$name.new" "$state_dir/$name"
+  done
+}
+
+# Every run, the digest unchanged or not: a report that could not be sent is
+# sent by a later run. The URL is a credential, so it reaches curl on stdin
+# and appears in no log line.
+send_agent_key_report() {
+  local pending="$state_dir/agent-key-report.json" sent="$state_dir/agent-key-report.sent.json" response="$state_dir/agent-key-report.response" id status
+  [ -f "$pending" ] || return 0
+  cmp -s "$pending" "$sent" && return 0
+  id=$(reported_key_id "$pending")
+  status=$(printf 'url = "%s"\\n' "$(cat "$state_dir/agent-key-report.url")" \\
+    | curl -sS --connect-timeout 5 --max-time 20 --fail-with-body -K - -T "$pending" -o "$response" -w '%{http_code}') || {
+    log "reporting agents' key $id failed: HTTP \${status:-000} $(head -c 300 "$response" 2>/dev/null | tr -d '\\n')"
+    rm -f "$response"
+    return 1
+  }
+  rm -f "$response"
+  cp "$pending" "$sent"
+  log "reported agents' key $id"
+}
+
 run() {
   local doc="$state_dir/desired.json.new" status digest stage summary rc
   # The object key is made of URL-safe characters (lib/runtimeChannel.ts).
@@ -297,6 +368,9 @@ run() {
   apply_authorized_keys "$stage"
   apply_tls_and_routes "$stage"
   apply_wireguard "$stage"
+  # Last: a key that cannot read fails the run, and the next run tries it again.
+  switch_agent_key "$stage" || return 1
+  keep_agent_key_report "$stage"
   # Logged first: a run cut short between the two applies again next time, and logs then.
   log "applied desired state $digest: $summary"
   echo "$digest" >"$state_dir/applied.sha256"
@@ -306,6 +380,7 @@ run() {
 exec 9>"$state_dir/lock"
 flock 9
 run
+send_agent_key_report
 `;
 }
 

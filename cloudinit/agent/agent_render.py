@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # meshstack agent renderer (rendered by cloudinit/agent.ts): desired state JSON -> staged files.
-import base64, ipaddress, json, os, re, sys
+import base64, hashlib, hmac, ipaddress, json, os, re, subprocess, sys
 
 doc_path, stage, node, instance_id = sys.argv[1:5]
 # BEGIN per-node constants
@@ -20,6 +20,14 @@ ROLE = "nats"
 ROUTE_USER = "route"
 ROUTE_PASSWORD_FILE = root + "/etc/meshstack/nats-route-password"
 SSH_KEY_TYPES = ["ssh-ed25519","ssh-rsa","ecdsa-sha2-nistp256","ecdsa-sha2-nistp384","ecdsa-sha2-nistp521","sk-ssh-ed25519@openssh.com","sk-ecdsa-sha2-nistp256@openssh.com"]
+AGENT_CREDENTIALS = root + "/etc/meshstack/agent-credentials.curl"
+AGENT_CREDENTIALS_COMMENT = "# meshstack agent: a key that can read the runtime bucket only. Mode 0600."
+AGENT_CREDENTIAL_CHARACTERS = "[A-Za-z0-9+/=_-]+"
+AGENT_KEY_ID_LENGTH = 16
+SEAL_SCHEME = "x25519-hkdf-sha256-hmac-ctr-v1"
+SEAL_INFO = "meshstack agent key seal v1"
+X25519_PKCS8_PREFIX = "302e020100300506032b656e04220420"
+X25519_SPKI_PREFIX = "302a300506032b656e032100"
 # END per-node constants
 subnet = ipaddress.ip_interface(WG_ADDRESS).network
 
@@ -182,4 +190,101 @@ if "authorizedKeys" in doc:
     summary.append(f"{len(keys)} ssh key(s)")
 else:
     summary.append("authorized_keys left alone (no authorizedKeys in the desired state)")
+
+def agent_key_id(access_key_id):
+    # lib/agentKey.ts agentKeyId: a digest of the access key id, never the id itself.
+    return hashlib.sha256(access_key_id.encode("utf-8")).hexdigest()[:AGENT_KEY_ID_LENGTH]
+
+def base64_field(sealed, field, size=None):
+    value = sealed.get(field)
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else None
+    except ValueError:
+        raw = None
+    if not raw or (size is not None and len(raw) != size):
+        fail(f"agentKey.sealed.{field} is not base64" + (f" of {size} bytes" if size else ""))
+    return raw
+
+def current_access_key_id():
+    try:
+        with open(AGENT_CREDENTIALS, encoding="ascii") as f:
+            found = re.search(r'^user = "([^:"]+):', f.read(), re.M)
+    except (OSError, ValueError) as e:
+        fail(f"cannot read the current agents' key from {AGENT_CREDENTIALS}: {e.__class__.__name__}")
+    if not found:
+        fail(f"{AGENT_CREDENTIALS} holds no user = \"<id>:<secret>\" line")
+    return found.group(1)
+
+def hkdf_sha256(ikm, salt, info, size):
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    okm, block = b"", b""
+    for counter in range(1, (size + 31) // 32 + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        okm += block
+    return okm[:size]
+
+def open_agent_key(key_id, ephemeral, ciphertext, mac):
+    """lib/agentKey.ts openAgentKey, with openssl for X25519: the node's key goes to a 0600 file in the 0700 stage, never to argv."""
+    with open(WG_PRIVATE_KEY, encoding="ascii") as f:
+        private_key = base64.b64decode(f.read().strip())
+    private_der, peer_der = os.path.join(stage, "wg-private.der"), os.path.join(stage, "ephemeral.der")
+    try:
+        fd = os.open(private_der, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes.fromhex(X25519_PKCS8_PREFIX) + private_key)
+        with open(peer_der, "wb") as f:
+            f.write(bytes.fromhex(X25519_SPKI_PREFIX) + ephemeral)
+        shared = subprocess.run(["openssl", "pkeyutl", "-derive", "-keyform", "DER", "-inkey", private_der, "-peerform", "DER", "-peerkey", peer_der],
+                                check=True, capture_output=True).stdout
+        recipient = subprocess.run(["openssl", "pkey", "-inform", "DER", "-in", private_der, "-pubout", "-outform", "DER"],
+                                   check=True, capture_output=True).stdout[len(bytes.fromhex(X25519_SPKI_PREFIX)):]
+    except subprocess.CalledProcessError as e:
+        fail(f"refused the offered agents' key {key_id}: openssl could not derive its seal's key ({e.stderr.decode(errors='replace').strip()[:200]})")
+    finally:
+        for name in (private_der, peer_der):
+            if os.path.exists(name):
+                os.unlink(name)
+    okm = hkdf_sha256(shared, ephemeral + recipient, SEAL_INFO.encode(), 64)
+    if not hmac.compare_digest(hmac.new(okm[32:], ephemeral + ciphertext, hashlib.sha256).digest(), mac):
+        fail(f"refused the offered agents' key {key_id}: its seal does not verify with this node's WireGuard key (sealed to another node, or altered)")
+    plaintext = bytearray()
+    for offset in range(0, len(ciphertext), 32):
+        stream = hmac.new(okm[:32], (offset // 32).to_bytes(4, "big"), hashlib.sha256).digest()
+        plaintext += bytes(a ^ b for a, b in zip(ciphertext[offset:offset + 32], stream))
+    try:
+        pair = json.loads(plaintext.decode("utf-8"))
+    except ValueError:
+        pair = None
+    access_key_id = pair.get("accessKeyId") if isinstance(pair, dict) else None
+    secret = pair.get("secretAccessKey") if isinstance(pair, dict) else None
+    if not all(isinstance(v, str) and re.fullmatch(AGENT_CREDENTIAL_CHARACTERS, v) for v in (access_key_id, secret)):
+        fail(f"refused the offered agents' key {key_id}: its sealed key pair is not an access key id and a secret of {AGENT_CREDENTIAL_CHARACTERS}")
+    if agent_key_id(access_key_id) != key_id:
+        fail(f"refused the offered agents' key {key_id}: the sealed key is {agent_key_id(access_key_id)}")
+    return access_key_id, secret
+
+# The agents' key: switched to when the offer names another than the current one; reported either way.
+if "agentKey" in doc:
+    offer = doc["agentKey"]
+    if not isinstance(offer, dict):
+        fail("desired state has an agentKey that is not an object")
+    key_id = offer.get("id")
+    if not isinstance(key_id, str) or not re.fullmatch(f"[0-9a-f]{{{AGENT_KEY_ID_LENGTH}}}", key_id):
+        fail(f"agentKey.id {key_id!r} is not {AGENT_KEY_ID_LENGTH} lowercase hex characters")
+    sealed = offer.get("sealed")
+    if not isinstance(sealed, dict) or sealed.get("scheme") != SEAL_SCHEME:
+        fail(f"agentKey.sealed has scheme {sealed.get('scheme') if isinstance(sealed, dict) else None!r}; this agent opens {SEAL_SCHEME}")
+    sealed_parts = base64_field(sealed, "ephemeralPublicKey", 32), base64_field(sealed, "ciphertext"), base64_field(sealed, "mac", 32)
+    report_url = offer.get("reportUrl")
+    # A credential: never echoed. Quotes and backslashes would not survive curl's config syntax.
+    if not isinstance(report_url, str) or not re.fullmatch(r"https?://[\x21-\x7e]+", report_url) or re.search(r"[\"'\\]", report_url):
+        fail("agentKey.reportUrl is not an http(s) URL of printable characters without quotes or backslashes")
+    if agent_key_id(current_access_key_id()) == key_id:
+        summary.append(f"agents' key {key_id} (in use)")
+    else:
+        access_key_id, secret = open_agent_key(key_id, *sealed_parts)
+        write("agent-credentials.curl", f'{AGENT_CREDENTIALS_COMMENT}\nuser = "{access_key_id}:{secret}"\n')
+        summary.append(f"agents' key {key_id} (switching)")
+    write("agent-key-report.json", json.dumps({"version": 1, "node": node, "instanceId": instance_id, "agentKeyId": key_id}, separators=(",", ":")) + "\n")
+    write("agent-key-report.url", report_url + "\n")
 print(", ".join(summary))

@@ -7,10 +7,14 @@
  */
 import * as assert from "assert";
 import { spawnSync } from "child_process";
+import * as crypto from "crypto";
 import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import {
-    AGENT_RENDER_CONSTANTS_BEGIN, AGENT_RENDER_CONSTANTS_END, AGENT_RENDER_SOURCE, AgentParams, embedAgentRenderConstants, renderAgentRenderer,
+    AGENT_RENDER_CONSTANTS_BEGIN, AGENT_RENDER_CONSTANTS_END, AGENT_RENDER_SOURCE, AgentParams, embedAgentRenderConstants, renderAgentCredentials, renderAgentRenderer,
 } from "../../../cloudinit/agent";
+import { AgentKeyPair, agentKeyId, sealAgentKey, X25519_PKCS8_PREFIX } from "../../../lib/agentKey";
 import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER } from "../../../cloudinit/nats";
 import { wgInterfaceSection } from "../../../cloudinit/nodeBootstrap";
 import { DEBIAN_PYTHON } from "../../support/cloudInit";
@@ -27,13 +31,46 @@ const sampleNode: AgentParams = {
     },
 };
 
+/** The public key of a raw X25519 private key (32 bytes), as `wg pubkey` prints it. */
+function wgPublicKey(rawPrivateKey: Buffer): string {
+    const privateKey = crypto.createPrivateKey({ key: Buffer.concat([Buffer.from(X25519_PKCS8_PREFIX, "hex"), rawPrivateKey]), format: "der", type: "pkcs8" });
+    return (crypto.createPublicKey(privateKey).export({ format: "der", type: "spki" }) as Buffer).subarray(-32).toString("base64");
+}
+
+/**
+ * Seals made by lib/agentKey.ts for test_agent_render.py (MESHSTACK_AGENT_KEY_FIXTURES):
+ * the renderer must open what the deploy seals, so the Python tests do not seal for themselves.
+ */
+function agentKeyFixtures(): unknown {
+    // The node's key is the Python tests' wg_key(9): 32 bytes of 9.
+    const nodeKey = wgPublicKey(Buffer.alloc(32, 9));
+    const otherNodeKey = wgPublicKey(Buffer.alloc(32, 7));
+    const current: AgentKeyPair = { accessKeyId: "meshstack-agent-a", secretAccessKey: "CurrentSecret0123456789+/=" };
+    const next: AgentKeyPair = { accessKeyId: "meshstack-agent-b", secretAccessKey: "NextSecret_0123456789-abc" };
+    const unsafe: AgentKeyPair = { accessKeyId: "meshstack-agent-c", secretAccessKey: "Next\"Secret" };
+    return {
+        currentCredentials: renderAgentCredentials(current.accessKeyId, current.secretAccessKey),
+        currentId: agentKeyId(current.accessKeyId),
+        nextCredentials: renderAgentCredentials(next.accessKeyId, next.secretAccessKey),
+        nextSecret: next.secretAccessKey,
+        nextId: agentKeyId(next.accessKeyId),
+        sealedToNode: sealAgentKey(next, nodeKey),
+        sealedToOtherNode: sealAgentKey(next, otherNodeKey),
+        unsafeId: agentKeyId(unsafe.accessKeyId),
+        unsafeSealed: sealAgentKey(unsafe, nodeKey),
+    };
+}
+
 describe("agent_render.py (the agent's renderer, a Python file of its own)", () => {
     it("passes its Python unit tests under the python3 the nodes run it with", () => {
         // Run from mocha rather than from scripts/test.sh because Python 3.11's
         // unittest exits 0 when it finds no test at all; this checks it ran some.
         // No bytecode, so a test run leaves no __pycache__ in the source tree.
-        const env = { ...process.env, PYTHONDONTWRITEBYTECODE: "1" };
+        const fixtures = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-agent-key-")), "fixtures.json");
+        fs.writeFileSync(fixtures, JSON.stringify(agentKeyFixtures()));
+        const env = { ...process.env, PYTHONDONTWRITEBYTECODE: "1", MESHSTACK_AGENT_KEY_FIXTURES: fixtures };
         const result = spawnSync(DEBIAN_PYTHON, ["-m", "unittest", "-v", "test_agent_render"], { cwd: __dirname, env, encoding: "utf8" });
+        fs.rmSync(path.dirname(fixtures), { recursive: true });
         assert.ifError(result.error);
         assert.strictEqual(result.status, 0, result.stderr);
         assert.match(result.stderr, /^Ran [1-9]\d* tests in /m);

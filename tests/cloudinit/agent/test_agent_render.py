@@ -98,7 +98,9 @@ class Rendered:
         return os.stat(os.path.join(self.stage, name)).st_mode & 0o777
 
 
-class AgentRenderTest(unittest.TestCase):
+class RendererCase(unittest.TestCase):
+    """A node root with the sample constants' files, and the renderer run on a document in it."""
+
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="meshstack-agent-render-")
         self.addCleanup(shutil.rmtree, self.root)
@@ -135,6 +137,8 @@ class AgentRenderTest(unittest.TestCase):
         self.assertEqual(out.status, 2, out.stderr)
         self.assertRegex(out.stderr, message)
 
+
+class AgentRenderTest(RendererCase):
     def test_stages_wg0_conf_for_wg_quick_with_the_interface_as_the_first_boot_wrote_it(self):
         out = self.render(desired())
         self.assertEqual(out.status, 0, out.stderr)
@@ -302,6 +306,126 @@ class AgentRenderTest(unittest.TestCase):
             with self.subTest(what):
                 self.write(ROUTE_PASSWORD_FILE, password + "\n")
                 self.assert_refused(desired(), r"the route password file does not hold 16\+ letters and digits")
+
+
+CREDENTIALS_FILE = "etc/meshstack/agent-credentials.curl"
+REPORT_URL = ("https://us-east-1.linodeobjects.com/meshstack-dev-runtime/reports/dev/meshstack-dev-0/agent-key.json"
+              "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=meshstack%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=" + "5a" * 32)
+REPORT_SIGNATURE = "5a" * 32
+
+
+class AgentKeyOfferTest(RendererCase):
+    """The agents' key offer, with seals lib/agentKey.ts made (agent_render.test.ts hands them over)."""
+
+    @classmethod
+    def setUpClass(cls):
+        fixtures = os.environ.get("MESHSTACK_AGENT_KEY_FIXTURES")
+        if not fixtures:
+            raise RuntimeError("MESHSTACK_AGENT_KEY_FIXTURES is not set: run these tests through tests/cloudinit/agent/agent_render.test.ts, which seals them with lib/agentKey.ts")
+        cls.keys = json.loads(pathlib.Path(fixtures).read_text(encoding="utf-8"))
+
+    def setUp(self):
+        super().setUp()
+        self.write(CREDENTIALS_FILE, self.keys["currentCredentials"])
+
+    def offer(self, **overrides):
+        return dict({"id": self.keys["nextId"], "sealed": dict(self.keys["sealedToNode"]), "reportUrl": REPORT_URL}, **overrides)
+
+    def assert_no_key_staged(self, out):
+        self.assertNotIn("agent-credentials.curl", out.files())
+        self.assertEqual([name for name in out.files() if name.endswith(".der")], [], "a key file left in the stage")
+
+    def assert_refused_without_secrets(self, doc, message):
+        out = self.render(doc)
+        self.assertEqual(out.status, 2, out.stderr)
+        self.assertRegex(out.stderr, message)
+        for secret in (self.keys["nextSecret"], REPORT_SIGNATURE, self.private_key):
+            self.assertNotIn(secret, out.stderr)
+        self.assert_no_key_staged(out)
+
+    def test_opens_a_seal_lib_agent_key_made_and_stages_the_key_as_render_agent_credentials_writes_it(self):
+        out = self.render(desired(agentKey=self.offer()))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual((out.text("agent-credentials.curl"), out.mode("agent-credentials.curl")), (self.keys["nextCredentials"], 0o600))
+        self.assertEqual(out.files(), sorted(CERTIFICATES + ["agent-credentials.curl", "agent-key-report.json", "agent-key-report.url", "authorized_keys", "routes.conf", "wg-sync.conf", "wg0.conf"]))
+        self.assertEqual(out.stdout, f"2 peer(s), 2 route(s), 4 certificate(s), 2 ssh key(s), agents' key {self.keys['nextId']} (switching)\n")
+
+    def test_stages_the_report_for_the_offered_key_and_its_url_0600(self):
+        out = self.render(desired(agentKey=self.offer()))
+        self.assertEqual(json.loads(out.text("agent-key-report.json")), {"version": 1, "node": NODE, "instanceId": INSTANCE_ID, "agentKeyId": self.keys["nextId"]})
+        self.assertEqual(out.text("agent-key-report.url"), REPORT_URL + "\n")
+        self.assertEqual((out.mode("agent-key-report.json"), out.mode("agent-key-report.url")), (0o600, 0o600))
+
+    def test_stages_no_key_when_the_offer_is_the_key_in_use_and_still_the_report(self):
+        self.write(CREDENTIALS_FILE, self.keys["nextCredentials"])
+        # Nothing to open: a seal for another node would do as well.
+        out = self.render(desired(agentKey=self.offer(sealed=self.keys["sealedToOtherNode"])))
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assert_no_key_staged(out)
+        self.assertEqual(json.loads(out.text("agent-key-report.json"))["agentKeyId"], self.keys["nextId"])
+        self.assertEqual(out.stdout, f"2 peer(s), 2 route(s), 4 certificate(s), 2 ssh key(s), agents' key {self.keys['nextId']} (in use)\n")
+
+    def test_stages_neither_key_nor_report_for_a_state_without_an_offer(self):
+        out = self.render(desired())
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual([name for name in out.files() if name.startswith("agent-")], [])
+
+    def test_refuses_a_seal_made_for_another_node_naming_the_key_id_never_the_key(self):
+        self.assert_refused_without_secrets(
+            desired(agentKey=self.offer(sealed=self.keys["sealedToOtherNode"])),
+            rf"refused the offered agents' key {self.keys['nextId']}: its seal does not verify with this node's WireGuard key \(sealed to another node, or altered\)")
+
+    def test_refuses_an_altered_seal(self):
+        def flipped(field):
+            raw = bytearray(base64.b64decode(self.keys["sealedToNode"][field]))
+            raw[0] ^= 1
+            return dict(self.keys["sealedToNode"], **{field: base64.b64encode(bytes(raw)).decode()})
+        for field in ("ciphertext", "mac", "ephemeralPublicKey"):
+            with self.subTest(field):
+                self.assert_refused_without_secrets(desired(agentKey=self.offer(sealed=flipped(field))), rf"refused the offered agents' key {self.keys['nextId']}: its seal does not verify")
+
+    def test_refuses_a_sealed_key_that_is_not_the_one_the_offer_names(self):
+        self.assert_refused_without_secrets(desired(agentKey=self.offer(id="0123456789abcdef")),
+                                            rf"refused the offered agents' key 0123456789abcdef: the sealed key is {self.keys['nextId']}")
+
+    def test_refuses_a_sealed_key_pair_a_curl_config_cannot_carry(self):
+        out = self.render(desired(agentKey=self.offer(id=self.keys["unsafeId"], sealed=self.keys["unsafeSealed"])))
+        self.assertEqual(out.status, 2, out.stderr)
+        self.assertRegex(out.stderr, rf"refused the offered agents' key {self.keys['unsafeId']}: its sealed key pair is not an access key id and a secret of \[A-Za-z0-9\+/=_-\]\+")
+        self.assertNotIn('Next"Secret', out.stderr)
+        self.assert_no_key_staged(out)
+
+    def test_refuses_when_the_key_in_use_cannot_be_read(self):
+        os.unlink(os.path.join(self.root, CREDENTIALS_FILE))
+        self.assert_refused_without_secrets(desired(agentKey=self.offer()), r"cannot read the current agents' key from .*/etc/meshstack/agent-credentials\.curl: FileNotFoundError")
+        self.write(CREDENTIALS_FILE, "# no user line\n")
+        self.assert_refused_without_secrets(desired(agentKey=self.offer()), r"agent-credentials\.curl holds no user = \"<id>:<secret>\" line")
+
+    def test_refuses_an_offer_of_the_wrong_shape_without_echoing_its_url(self):
+        sealed = self.keys["sealedToNode"]
+        refused = [
+            ("an offer that is not an object", "offer", r"desired state has an agentKey that is not an object"),
+            ("an id in capitals", self.offer(id=self.keys["nextId"].upper()), r"agentKey\.id '[0-9A-F]{16}' is not 16 lowercase hex characters"),
+            ("an id too short", self.offer(id=self.keys["nextId"][:15]), r"agentKey\.id '[0-9a-f]{15}' is not 16 lowercase hex characters"),
+            ("no id", {k: v for k, v in self.offer().items() if k != "id"}, r"agentKey\.id None is not 16 lowercase hex characters"),
+            ("another scheme", self.offer(sealed=dict(sealed, scheme="x25519-v0")), r"agentKey\.sealed has scheme 'x25519-v0'; this agent opens x25519-hkdf-sha256-hmac-ctr-v1"),
+            ("no seal", self.offer(sealed=None), r"agentKey\.sealed has scheme None"),
+            ("an ephemeral key of 31 bytes", self.offer(sealed=dict(sealed, ephemeralPublicKey=base64.b64encode(bytes(31)).decode())), r"agentKey\.sealed\.ephemeralPublicKey is not base64 of 32 bytes"),
+            ("a MAC that is not base64", self.offer(sealed=dict(sealed, mac="not*base64")), r"agentKey\.sealed\.mac is not base64 of 32 bytes"),
+            ("no ciphertext", self.offer(sealed=dict(sealed, ciphertext="")), r"agentKey\.sealed\.ciphertext is not base64\n"),
+        ]
+        bad_urls = [
+            ("a URL of another scheme", "ftp" + REPORT_URL[5:]),
+            ("a URL with a space", REPORT_URL + " x"),
+            ("a URL with a line break", REPORT_URL + "\nurl = x"),
+            ("a URL with a quote", REPORT_URL + '"'),
+            ("a URL with a backslash", REPORT_URL + "\\"),
+            ("a URL that is not a string", ["https://h/b"]),
+        ]
+        refused += [(what, self.offer(reportUrl=url), r"agentKey\.reportUrl is not an http\(s\) URL of printable characters without quotes or backslashes") for what, url in bad_urls]
+        for what, offer, message in refused:
+            with self.subTest(what):
+                self.assert_refused_without_secrets(desired(agentKey=offer), message)
 
 
 if __name__ == "__main__":
