@@ -12,8 +12,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { AgentParams, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit } from "../../cloudinit/agent";
-import { AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
+import { AgentParams, renderAgentCredentials, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit } from "../../cloudinit/agent";
+import { AGENT_CREDENTIALS_PATH, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
+import { agentKeyId, sealAgentKey } from "../../lib/agentKey";
+import { presignObjectUrl } from "../../providers/s3";
 import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, renderNatsRoutes } from "../../cloudinit/nats";
 import { renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
 import { hubInterfaceSection } from "../../cloudinit/wgCache";
@@ -78,8 +80,10 @@ describe("node agent", function () {
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
     describe("renderer (python3, on sample desired states)", () => {
-        function render(params: AgentParams, doc: unknown, instanceId: string) {
-            const { root, privateKey } = agentNode(dir, params, { instanceId, routePassword: PASSWORD });
+        function render(params: AgentParams, doc: unknown | ((node: { privateKey: string }) => unknown), instanceId: string, credentials?: { accessKeyId: string; secretAccessKey: string }) {
+            const node = agentNode(dir, params, { instanceId, routePassword: PASSWORD, credentials });
+            const { root, privateKey } = node;
+            if (typeof doc === "function") doc = doc(node);
             const renderer = path.join(root, "agent-render.py");
             fs.writeFileSync(renderer, renderAgentRenderer(params));
             const docFile = path.join(root, "desired.json");
@@ -123,6 +127,17 @@ describe("node agent", function () {
             assert.deepStrictEqual(out.files(), ["authorized_keys", "client-ca.crt", "route-ca.crt", "route.crt", "routes.conf", "server.crt", "wg-sync.conf", "wg0.conf"]);
             assert.deepStrictEqual([out.staged("route.crt"), out.mode("route.crt"), out.mode("routes.conf")], [PEM, 0o644, 0o600]);
             assert.strictEqual(out.stdout.trim(), "2 peer(s), 2 route(s), 4 certificate(s), 2 ssh key(s)");
+        });
+
+        it("stages an offered agents' key exactly as renderAgentCredentials renders the same pair: one format for the first boot and the switch", () => {
+            const next = { accessKeyId: "meshstack-agent-next", secretAccessKey: "NextSecret+/=_-0123456789" };
+            const offer = (node: { privateKey: string }) => hubState({
+                agentKey: { id: agentKeyId(next.accessKeyId), sealed: sealAgentKey(next, wgPubkey(node.privateKey)), reportUrl: "https://h/b/reports/k?X-Amz-Signature=ab" },
+            });
+            const out = render(hubParams(), offer, "100", { accessKeyId: "meshstack-agent-now", secretAccessKey: "NowSecret0123456789" });
+            assert.strictEqual(out.status, 0, out.stderr);
+            assert.strictEqual(out.staged("agent-credentials.curl"), renderAgentCredentials(next.accessKeyId, next.secretAccessKey));
+            assert.strictEqual(out.stdout.trim(), `3 peer(s), 2 ssh key(s), agents' key ${agentKeyId(next.accessKeyId)} (switching)`);
         });
 
         it("waits (exit 3, nothing staged) on a state made for another instance: a predecessor's, still in the bucket", () => {
@@ -383,6 +398,41 @@ describe("node agent", function () {
                 assert.strictEqual(node.run().status, 1);
                 assert.match(node.log(), /authorizedKeys item 1 holds a line break/);
                 assert.strictEqual(node.read(ROOT_AUTHORIZED_KEYS_PATH), SSH_KEYS.map((k) => `${k}\n`).join(""));
+            });
+        });
+
+        describe("the agents' key report", () => {
+            const reportKey = "reports/test/wg-cache/agent-key.json";
+            const reportUrl = () => presignObjectUrl(minio.location(BUCKET, reportKey), minio.credentials, "PUT", 600, new Date());
+            // The key in use offered again: nothing to switch, the report alone.
+            const offered = (url: string) => hubState({ agentKey: { id: agentKeyId(minio.credentials.accessKeyId), sealed: sealAgentKey(minio.credentials, peerKeys[0]), reportUrl: url } });
+
+            it("is retried on every run until the store takes it, then sent no more; the URL is never logged", async () => {
+                const key = "desired/test/hub-report.json";
+                const node = hubNode(key);
+                const good = await reportUrl();
+                const forged = good.replace(/X-Amz-Signature=[0-9a-f]+/, `X-Amz-Signature=${"0".repeat(64)}`);
+                await minio.putObject(BUCKET, key, JSON.stringify(offered(forged)));
+                const id = agentKeyId(minio.credentials.accessKeyId);
+                for (const attempt of [1, 2]) {
+                    const failed = node.run();
+                    assert.strictEqual(failed.status, 1, `attempt ${attempt}: ${failed.stderr}`);
+                    assert.match(node.log(), new RegExp(`reporting agents' key ${id} failed: HTTP 403 .*SignatureDoesNotMatch.*\\n$`));
+                }
+                assert.match(node.log(), new RegExp(`applied desired state [0-9a-f]{64}: 3 peer\\(s\\), 2 ssh key\\(s\\), agents' key ${id} \\(in use\\)\\n`));
+                assert.strictEqual((node.log().match(/applied desired state/g) ?? []).length, 1, "the second attempt re-applied an unchanged state");
+                assert.strictEqual(await minio.getObject(BUCKET, reportKey), undefined);
+
+                await minio.putObject(BUCKET, key, JSON.stringify(offered(good)));
+                const sent = node.run();
+                assert.strictEqual(sent.status, 0, sent.stderr);
+                assert.match(node.log(), new RegExp(`reported agents' key ${id}\\n$`));
+                assert.deepStrictEqual(JSON.parse(String(await minio.getObject(BUCKET, reportKey))), { version: 1, node: "wg-cache", instanceId: "100", agentKeyId: id });
+                const before = node.log();
+                assert.strictEqual(node.run().status, 0);
+                assert.strictEqual(node.log(), before, "a report already sent was sent again");
+                for (const url of [good, forged]) assert.ok(!(node.log() + sent.stderr).includes(url.split("X-Amz-Signature=")[1]), "a report URL's signature is in the log");
+                assert.strictEqual(node.read(AGENT_CREDENTIALS_PATH), renderAgentCredentials(minio.credentials.accessKeyId, minio.credentials.secretAccessKey), "the key in use was rewritten");
             });
         });
 
