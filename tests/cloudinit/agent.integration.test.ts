@@ -9,6 +9,11 @@
  * - Root's SSH keys: a real sshd reads the authorized_keys the agent
  *   writes; a key the desired state lists logs in, one it no longer lists
  *   is refused.
+ * - The agents' key: a second MinIO user with the same read-only policy,
+ *   offered sealed to the node's WireGuard key; one run proves it with a
+ *   signed GET, switches to it and reports it through a presigned PUT, and
+ *   the node reads on once the old user is deleted. A key that cannot read
+ *   is not installed.
  * - WireGuard: members in network namespaces of their own, each with a live
  *   wireguard-go interface (the host kernel has no wireguard module), joined
  *   by a bridge in a further namespace. A changed peer set (a member added,
@@ -40,9 +45,11 @@ import {
 import { natsHostname, NatsNode, natsServiceName } from "../../lib/topology";
 import { Pem, TestPki } from "../support/natsCluster";
 import { wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
-import { desiredStateKey, DesiredState, DesiredPeer } from "../../lib/runtimeChannel";
-import { signedObjectRequest } from "../../providers/s3";
-import { ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
+import { agentKeyReportKey, desiredStateKey, DesiredState, DesiredPeer } from "../../lib/runtimeChannel";
+import { AgentKeyOffer, AgentKeyPair, agentKeyId, agentKeyReportProblems, sealAgentKey } from "../../lib/agentKey";
+import { presignObjectUrl, signedObjectRequest } from "../../providers/s3";
+import { renderAgentCredentials } from "../../cloudinit/agent";
+import { AGENT_CREDENTIALS_PATH, AGENT_STATE_DIR, ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
 import { AgentNode } from "../support/agentNode";
 import { BOOTSTRAP_BUCKET, RUNTIME_BUCKET, RuntimeChannel } from "../support/runtimeChannel";
 import { freePort, waitFor } from "../support/ports";
@@ -274,6 +281,84 @@ describe("agent: root's SSH keys from the desired state, logged in with by a rea
         await publishAndApply([]);
         assert.match(agent.log(), /root's authorized_keys EMPTIED/);
         for (const key of [keyA, keyB]) assert.ok(refused(await login(key)), `${key.privateKey} still logs in`);
+    });
+});
+
+describe("agent: the agents' key switched in place from a sealed offer, and reported", function () {
+    this.timeout(120_000);
+    let channel: RuntimeChannel;
+    let work: string;
+    let peerKey: string;
+    const skip = { env: { MESHSTACK_AGENT_SKIP_SERVICES: "1" } };
+    const next: AgentKeyPair = { accessKeyId: "meshstack-agent-next", secretAccessKey: "meshstackAgentNextSecret0123456789" };
+
+    before(async () => {
+        channel = await RuntimeChannel.start();
+        await channel.addAgentKey(next);
+        work = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-agent-key-"));
+        peerKey = execFileSync(toolPath("wg"), ["pubkey"], { input: execFileSync(toolPath("wg"), ["genkey"]) }).toString().trim();
+    });
+    after(async () => {
+        await channel?.stop();
+        if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
+
+    /** A hub after its first boot, reading with the key its user-data carried (the channel's agents' key). */
+    async function bootedNode(node: string, instanceId: string): Promise<{ agent: AgentNode; publicKey: string }> {
+        const agent = new AgentNode(path.join(work, node), agentParams(channel, node, "10.44.0.1/24"), instanceId, channel.agentCredentials);
+        return { agent, publicKey: await agent.generateKey() };
+    }
+
+    /** What the deploy offers a node: the pair sealed to its WireGuard key, and a presigned PUT of its report. */
+    async function offerTo(node: string, publicKey: string, pair: AgentKeyPair): Promise<AgentKeyOffer> {
+        const report = channel.minio.location(RUNTIME_BUCKET, agentKeyReportKey(STACK, node));
+        return { id: agentKeyId(pair.accessKeyId), sealed: sealAgentKey(pair, publicKey), reportUrl: await presignObjectUrl(report, channel.minio.credentials, "PUT", 600, new Date()) };
+    }
+
+    const state = (agent: AgentNode, peers: DesiredPeer[], agentKey: AgentKeyOffer): DesiredState => ({
+        version: 1, node: agent.params.node, instanceId: agent.instanceId, wireguard: { peers }, agentKey,
+    });
+    const credentials = (agent: AgentNode) => fs.readFileSync(path.join(agent.root, AGENT_CREDENTIALS_PATH), "utf8");
+    const report = async (node: string) => channel.minio.getObject(RUNTIME_BUCKET, agentKeyReportKey(STACK, node));
+    const id = agentKeyId(next.accessKeyId);
+
+    it("an offered key that cannot read (a wrong secret, sealed properly) is not installed: the run fails naming its id, the node keeps its key and reports nothing", async () => {
+        const node = "meshstack-test-wrong";
+        const { agent, publicKey } = await bootedNode(node, "80002");
+        const wrong = { ...next, secretAccessKey: "meshstackAgentWrongSecret012345678" };
+        await channel.write(agent.params.key, state(agent, [], await offerTo(node, publicKey, wrong)));
+        await assert.rejects(agent.runOnce(skip));
+        assert.match(agent.log(), new RegExp(`the offered agents' key ${id} cannot read ${RUNTIME_BUCKET}/${agent.params.key} \\(HTTP 403\\); keeping the current key\\n$`));
+        assert.strictEqual(credentials(agent), renderAgentCredentials(channel.agentCredentials.accessKeyId, channel.agentCredentials.secretAccessKey));
+        assert.strictEqual(await report(node), undefined);
+        const stateFiles = fs.readdirSync(path.join(agent.root, AGENT_STATE_DIR));
+        assert.ok(!stateFiles.includes("applied.sha256"), "a failed switch was recorded as applied: the next run would not try again");
+        assert.deepStrictEqual(stateFiles.filter((f) => f.startsWith("stage.") || f.startsWith("agent-key")), [], "the staged key or its report was left behind");
+        assert.ok(!agent.log().includes(wrong.secretAccessKey));
+    });
+
+    it("one run switches to the offered key after a signed GET with it, and reports it; with the old key deleted, the next desired state is applied with the new one", async () => {
+        const node = "meshstack-test-keyed";
+        const { agent, publicKey } = await bootedNode(node, "80001");
+        const offer = await offerTo(node, publicKey, next);
+        await channel.write(agent.params.key, state(agent, [], offer));
+        await agent.runOnce(skip);
+        const desired = `${RUNTIME_BUCKET}/${agent.params.key}`;
+        assert.match(agent.log(), new RegExp(`agents' key switched to ${id} \\(a signed GET with it read ${desired}\\)\\n.*applied desired state [0-9a-f]{64}: 0 peer\\(s\\), ${KEYS_LEFT_ALONE}, agents' key ${id} \\(switching\\)\\n.*reported agents' key ${id}\\n$`));
+        assert.strictEqual(credentials(agent), renderAgentCredentials(next.accessKeyId, next.secretAccessKey));
+        assert.strictEqual(fs.statSync(path.join(agent.root, AGENT_CREDENTIALS_PATH)).mode & 0o777, 0o600);
+        assert.deepStrictEqual(agentKeyReportProblems(JSON.parse(String(await report(node))), { node, instanceId: agent.instanceId, agentKeyId: id }), []);
+        for (const secret of [next.secretAccessKey, offer.reportUrl.split("X-Amz-Signature=")[1]]) assert.ok(!agent.log().includes(secret), "a secret in the log");
+
+        await channel.removeAgentKey(channel.agentCredentials.accessKeyId);
+        const old = await signedObjectRequest(channel.minio.location(RUNTIME_BUCKET, agent.params.key), channel.agentCredentials, "GET");
+        assert.strictEqual(old.status, 403, "the old key still reads");
+        const peer: DesiredPeer = { name: "meshstack-test-nats-0", publicKey: peerKey, endpoint: "192.0.2.10:51820", allowedIps: ["10.44.0.10/32"] };
+        await channel.write(agent.params.key, state(agent, [peer], offer));
+        await agent.runOnce(skip);
+        // The report is the one already sent: nothing is sent again.
+        assert.match(agent.log(), new RegExp(`applied desired state [0-9a-f]{64}: 1 peer\\(s\\), ${KEYS_LEFT_ALONE}, agents' key ${id} \\(in use\\)\\n$`));
+        assert.match(fs.readFileSync(path.join(agent.root, "etc/wireguard/wg0.conf"), "utf8"), /AllowedIPs = 10\.44\.0\.10\/32/);
     });
 });
 

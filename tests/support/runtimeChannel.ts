@@ -18,6 +18,13 @@ import { MinioServer } from "./minio";
 export const RUNTIME_BUCKET = "meshstack-test-runtime";
 export const BOOTSTRAP_BUCKET = "meshstack-test-bootstrap";
 
+const AGENTS_POLICY = "meshstack-runtime-read";
+
+async function addAgentKey(minio: MinioServer, credentials: S3Credentials): Promise<void> {
+    await minio.mc(["admin", "user", "add", "test", credentials.accessKeyId, credentials.secretAccessKey]);
+    await minio.mc(["admin", "policy", "attach", "test", AGENTS_POLICY, "--user", credentials.accessKeyId]);
+}
+
 export class RuntimeChannel {
     private readonly written = new Map<string, { id: string; outs: any }>();
 
@@ -33,12 +40,11 @@ export class RuntimeChannel {
                 Version: "2012-10-17",
                 Statement: [{ Effect: "Allow", Action: ["s3:GetObject"], Resource: [`arn:aws:s3:::${RUNTIME_BUCKET}/*`] }],
             };
-            await minio.mc(["admin", "user", "add", "test", agentCredentials.accessKeyId, agentCredentials.secretAccessKey]);
             const policyFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-policy-")), "policy.json");
             fs.writeFileSync(policyFile, JSON.stringify(policy));
-            await minio.mc(["admin", "policy", "create", "test", "meshstack-runtime-read", policyFile]);
+            await minio.mc(["admin", "policy", "create", "test", AGENTS_POLICY, policyFile]);
             fs.rmSync(path.dirname(policyFile), { recursive: true });
-            await minio.mc(["admin", "policy", "attach", "test", "meshstack-runtime-read", "--user", agentCredentials.accessKeyId]);
+            await addAgentKey(minio, agentCredentials);
             const captured = await captureDynamicResource(
                 () => new RuntimeDocument("desired", {
                     endpoint: minio.endpoint, region: minio.region, bucket: RUNTIME_BUCKET, key: "placeholder",
@@ -51,6 +57,16 @@ export class RuntimeChannel {
             await minio.stop();
             throw err;
         }
+    }
+
+    /** Another key that reads the runtime bucket only, as the agents' key does: a rotation's next key. */
+    async addAgentKey(credentials: S3Credentials): Promise<void> {
+        await addAgentKey(this.minio, credentials);
+    }
+
+    /** Deletes a key: what the deploy does to the old agents' key once every node reports the next. */
+    async removeAgentKey(accessKeyId: string): Promise<void> {
+        await this.minio.mc(["admin", "user", "remove", "test", accessKeyId]);
     }
 
     /** Creates the document on the first call for a key, updates it in place after, as successive `up`s do. */
