@@ -29,6 +29,7 @@ const store = new ObjectStore("rendezvous", {
     protect: environment.protectState,
     s3Credentials: config.objectStore.kind === "s3" ? s3CredentialsFromEnv(process.env) : undefined,
     s3AgentCredentials: config.objectStore.kind === "s3" ? s3AgentCredentialsFromEnv(process.env) : undefined,
+    agentKeyGeneration: config.objectStore.agentKeyGeneration,
 });
 
 // Who is who in the mesh, worked out once and handed to every component.

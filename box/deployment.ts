@@ -13,7 +13,7 @@ import { BoxObjectStore } from "./objectStore";
 import { logsDir, REPO_ROOT, RUN_DIR } from "./paths";
 import { BoxStackConfig } from "./stackConfig";
 import { BoxResource, BoxState, BoxVm, writeState } from "./state";
-import { BoxStep, DYNAMIC_PREFIX, dynamicStep, FIREWALL_TYPE, INSTANCE_TYPE, otherStep, shortType, STEP_MARK } from "./steps";
+import { BoxStep, DYNAMIC_PREFIX, dynamicStep, FIREWALL_TYPE, INSTANCE_TYPE, OBJECT_STORAGE_KEY_TYPE, otherStep, shortType, STEP_MARK } from "./steps";
 import { BootImage, bootImageAt, macAddress, powerOff, QemuVm } from "./vm";
 
 /** What one registration came to: the step, why, and the resource's id and outputs. */
@@ -149,7 +149,7 @@ export class BoxDeployment {
                 this.store.createBucket(inputs.label, rule ? { prefix: rule.prefix, expiryDays: rule.expiration?.days } : undefined);
                 return { id: `${inputs.region}:${inputs.label}`, state: { ...inputs, endpoint: this.store.endpointHost, hostname: `${this.store.endpointHost}/${inputs.label}` } };
             }
-            case "linode:index/objectStorageKey:ObjectStorageKey": {
+            case OBJECT_STORAGE_KEY_TYPE: {
                 const key = this.store.createScopedKey(inputs.label, inputs.bucketAccesses ?? []);
                 return { id: this.nextLinodeId(), state: { ...inputs, ...key, limited: true } };
             }
@@ -177,6 +177,8 @@ export class BoxDeployment {
     /** Deletes a resource the program no longer has (or has replaced): dynamic ones by the provider kept in state. */
     private async remove(resource: BoxResource): Promise<void> {
         if (resource.type === INSTANCE_TYPE) await this.retireInstance(resource);
+        // Linode revokes a deleted key at once; so does MinIO once its user is gone.
+        else if (resource.type === OBJECT_STORAGE_KEY_TYPE) this.store.deleteScopedKey(String(resource.outputs.accessKey));
         else if (resource.serializedProvider) {
             const failed = await deleteDynamic(resource, this.state.caCertFile, this.stackConfig);
             if (failed) throw new Error(`${resource.name}: delete failed (${failed})`);

@@ -11,6 +11,7 @@ import { BoxResource } from "./state";
 export const DYNAMIC_PREFIX = "pulumi-nodejs:dynamic/";
 export const INSTANCE_TYPE = "linode:index/instance:Instance";
 export const FIREWALL_TYPE = "linode:index/firewall:Firewall";
+export const OBJECT_STORAGE_KEY_TYPE = "linode:index/objectStorageKey:ObjectStorageKey";
 
 /** What an `up` did to each resource the program declares (and to those it no longer does). */
 export type BoxStep = "create" | "same" | "update" | "replace" | "delete";

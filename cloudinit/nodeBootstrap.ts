@@ -29,6 +29,12 @@ export const NODE_SKIP_INTERFACE_ENV = "MESHSTACK_NODE_SKIP_INTERFACE";
  * the cloud-config without it (components/meshNode.ts).
  */
 export const PUBLISH_URL_PLACEHOLDER = "https://publish-url.meshstack.invalid/placeholder";
+/**
+ * Stands in for the agents' key pair in a cloud-config until MeshNode puts in
+ * the pair pinned to the instance's boot generation: the generation keys on
+ * the cloud-config without the key, so rotating the key replaces no instance.
+ */
+export const AGENT_KEY_PLACEHOLDER = { accessKeyId: "MESHSTACKAGENTKEYIDPLACEHOLDER", secretAccessKey: "MESHSTACKAGENTSECRETKEYPLACEHOLDER" } as const;
 /** Overrides what cloud-init reports as the instance id; only tests set it. */
 export const INSTANCE_ID_ENV = "MESHSTACK_INSTANCE_ID";
 

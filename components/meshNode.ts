@@ -2,7 +2,7 @@ import * as linode from "@pulumi/linode";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { ObjectStore, ObjectStoreAccessOutputs } from "./objectStore";
-import { PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
+import { AGENT_KEY_PLACEHOLDER, PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
 import { RequestedIdentity } from "../lib/certRequest";
 import { selectPublicIpv4 } from "../lib/endpoint";
 import { publishedMaterialKey } from "../lib/runtimeChannel";
@@ -22,6 +22,7 @@ import { BootstrapObject, BootstrapObjectCleanup } from "../providers/bootstrapO
 import { PresignedUrl } from "../providers/presignedUrl";
 import { BootUrlsCheck } from "../providers/bootUrlsCheck";
 import { NodeRebuildGuard } from "../providers/nodeRebuildGuard";
+import { PinnedToGeneration } from "../providers/pinnedToGeneration";
 import { sha256Hex } from "../lib/digest";
 
 export interface MeshNodeArgs {
@@ -35,8 +36,10 @@ export interface MeshNodeArgs {
     image: string;
     /**
      * The node's cloud-config. Treated as secret: it may carry passwords and
-     * presigned URLs. It holds PUBLISH_URL_PLACEHOLDER once,
-     * where the node's presigned PUT URL goes.
+     * presigned URLs. It holds PUBLISH_URL_PLACEHOLDER once, where the node's
+     * presigned PUT URL goes, and each of AGENT_KEY_PLACEHOLDER's values once,
+     * where the agents' key pair goes (the pair current when the instance is
+     * made, pinned to its generation).
      */
     cloudConfig: pulumi.Input<string>;
     /**
@@ -122,11 +125,13 @@ function orThrow<T>(node: MeshNode, name: string, result: DeliveryResult<T>): T 
     return result.value;
 }
 
-/** The cloud-config with the node's presigned PUT URL in place of PUBLISH_URL_PLACEHOLDER (exactly once). */
-function withPublishUrl(node: MeshNode, name: string, template: string, url: string): string {
-    const parts = template.split(PUBLISH_URL_PLACEHOLDER);
-    if (parts.length !== 2) throw new pulumi.ResourceError(`MeshNode ${name}: the cloud-config holds the publish URL placeholder ${parts.length - 1} times; expected once`, node);
-    return parts.join(url);
+/** The cloud-config with each placeholder (which must occur exactly once) replaced by its value. */
+function filled(node: MeshNode, name: string, template: string, values: [placeholder: string, value: string][]): string {
+    return values.reduce((text, [placeholder, value]) => {
+        const parts = text.split(placeholder);
+        if (parts.length !== 2) throw new pulumi.ResourceError(`MeshNode ${name}: the cloud-config holds the placeholder ${placeholder} ${parts.length - 1} times; expected once`, node);
+        return parts.join(value);
+    }, template);
 }
 
 /**
@@ -164,7 +169,8 @@ export class MeshNode extends pulumi.ComponentResource {
         // before its predecessor is deleted, so it needs a label of its own.
         // The suffix changes exactly when an input that forces replacement
         // does, so it is also the instance's boot generation. It keys on the
-        // user-data without the publish URL, which is signed per generation.
+        // user-data without the publish URL, which is signed per generation,
+        // and without the agents' key, which is pinned per generation.
         // Not on the SSH keys: the instance ignores their changes.
         const keepers = {
             image: args.image,
@@ -197,7 +203,16 @@ export class MeshNode extends pulumi.ComponentResource {
             expiresInSeconds: args.bootstrap.urlExpirySeconds,
             keepers: { generation: suffix.result },
         }, { parent: this });
-        const cloudConfig = pulumi.secret(pulumi.all([template, putUrl.url]).apply(([text, url]) => withPublishUrl(this, name, text, url)));
+        // A rotated key reaches running nodes through their desired state (lib/agentKey.ts); a new instance boots with the current one.
+        const agentKey = new PinnedToGeneration(`${name}-first-boot-agent-key`, {
+            generation: suffix.result,
+            values: { ...store.agentCredentials },
+        }, { parent: this });
+        const cloudConfig = pulumi.secret(pulumi.all([template, putUrl.url, agentKey.values]).apply(([text, url, key]) => filled(this, name, text, [
+            [PUBLISH_URL_PLACEHOLDER, url],
+            [AGENT_KEY_PLACEHOLDER.accessKeyId, key.accessKeyId],
+            [AGENT_KEY_PLACEHOLDER.secretAccessKey, key.secretAccessKey],
+        ])));
         // A digest of high-entropy secrets reveals none of them; it names objects and triggers re-signing.
         const contentHash = pulumi.unsecret(cloudConfig.apply(sha256Hex));
 

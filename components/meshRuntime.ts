@@ -1,9 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "./objectStore";
 import { hubDesiredState, MeshMember, natsPeers, OperatorPeer } from "../lib/meshPeers";
-import { DesiredState, desiredStateKey, desiredStateProblems, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
+import { agentKeyReportKey, DesiredState, desiredStateKey, desiredStateProblems, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { NamingContext } from "../lib/naming";
 import { RuntimeDocument } from "../providers/runtimeDocument";
+import { PresignedUrl } from "../providers/presignedUrl";
+import { AgentKeyRollout, AGENT_KEY_REPORT_DEADLINE_SECONDS } from "../providers/agentKeyRollout";
+import { AgentKeyOffer, agentKeyId, sealAgentKey } from "../lib/agentKey";
+import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
 
 /**
  * A NATS node as the runtime channel needs it: its mesh identity, its
@@ -48,41 +52,70 @@ export interface MeshRuntimeArgs {
  * agent applies it in place: the hub's peers (NATS nodes and operators),
  * and for each NATS node its peers (the hub and every other NATS node
  * directly), its certificates and its routes; and for every member root's
- * SSH keys. This is the only place a change to the mesh (a node added or
- * replaced, a certificate renewed, an operator or an SSH key added) reaches
- * running nodes, and it replaces none of them.
+ * SSH keys and the agents' key, sealed to the member. This is the only place
+ * a change to the mesh (a node added or replaced, a certificate renewed, an
+ * operator or an SSH key added, the agents' key rotated) reaches running
+ * nodes, and it replaces none of them. It then waits until every member's
+ * agent reports reading with the current agents' key, which is what an old
+ * key's revocation waits for (providers/agentKeyRollout.ts).
  */
 export class MeshRuntime extends pulumi.ComponentResource {
     /** Digest of each member's desired state, by member name. */
     public readonly desiredStateDigests: pulumi.Output<Record<string, string>>;
+    /** Members that had not reported the agents' current key by the rollout's deadline (none when all did). */
+    public readonly agentKeyMissing: pulumi.Output<string[]>;
 
     constructor(name: string, args: MeshRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:MeshRuntime", name, {}, opts);
         if (args.names.nats.length !== args.nats.length) {
             throw new pulumi.ResourceError(`MeshRuntime ${name}: ${args.names.nats.length} NATS names for ${args.nats.length} NATS members`, this);
         }
-        const runtime = args.objectStore.runtime;
+        const store = args.objectStore;
+        const runtime = store.runtime;
         const members = pulumi.all(args.nats.map((n) => n.member));
         const hub = pulumi.output(args.hub);
+        const agentKey = pulumi.all([store.agentCredentials.accessKeyId, store.agentCredentials.secretAccessKey])
+            .apply(([accessKeyId, secretAccessKey]) => ({ accessKeyId, secretAccessKey }));
+        const currentKeyId = pulumi.unsecret(agentKey.apply((pair) => agentKeyId(pair.accessKeyId)));
+        // Signed again for another key or another instance, so a rotation or a rebuilt node always has a live URL.
+        // The longest SigV4 allows: a node offline through the rotation may report later.
+        const offerTo = (node: string, member: pulumi.Output<MeshMember>, resourceName: string): pulumi.Output<AgentKeyOffer> => {
+            const reportUrl = new PresignedUrl(`${resourceName}-report-url`, {
+                ...runtime,
+                key: agentKeyReportKey(args.naming.stack, node),
+                method: "PUT",
+                expiresInSeconds: SIGV4_MAX_EXPIRY_SECONDS,
+                keepers: { agentKeyId: currentKeyId, instanceId: member.apply((m) => m.instanceId) },
+            }, { parent: this });
+            return pulumi.all([agentKey, currentKeyId, member, reportUrl.url]).apply(([pair, id, me, url]) => ({ id, sealed: sealAgentKey(pair, me.publicKey), reportUrl: url }));
+        };
+        const hubName = `${name}-hub`;
         const states: { node: string; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
             {
                 node: args.names.hub,
-                state: pulumi.all([hub, members]).apply(([h, all]): DesiredState => ({ ...hubDesiredState(h, all, args.operators), authorizedKeys: args.authorizedKeys })),
-                resourceName: `${name}-hub`,
+                state: pulumi.all([hub, members, offerTo(args.names.hub, hub, hubName)]).apply(([h, all, offer]): DesiredState => ({
+                    ...hubDesiredState(h, all, args.operators), authorizedKeys: args.authorizedKeys, agentKey: offer,
+                })),
+                resourceName: hubName,
             },
-            ...args.nats.map((entry, i) => ({
+            ...args.nats.map((entry, i) => {
+                const resourceName = `${name}-nats-${i}`;
+                return {
                     node: args.names.nats[i],
-                    state: pulumi.all([entry.member, entry.certificates, hub, members]).apply(([me, certificates, h, all]): DesiredState => ({
-                        version: RUNTIME_FORMAT_VERSION,
-                        node: me.name,
-                        instanceId: me.instanceId,
-                        wireguard: { peers: natsPeers(me, h, all, args.subnet) },
-                        certificates,
-                        natsRoutes: entry.routes,
-                        authorizedKeys: args.authorizedKeys,
-                    })),
-                    resourceName: `${name}-nats-${i}`,
-            })),
+                    state: pulumi.all([entry.member, entry.certificates, hub, members, offerTo(args.names.nats[i], entry.member, resourceName)])
+                        .apply(([me, certificates, h, all, offer]): DesiredState => ({
+                            version: RUNTIME_FORMAT_VERSION,
+                            node: me.name,
+                            instanceId: me.instanceId,
+                            wireguard: { peers: natsPeers(me, h, all, args.subnet) },
+                            certificates,
+                            natsRoutes: entry.routes,
+                            authorizedKeys: args.authorizedKeys,
+                            agentKey: offer,
+                        })),
+                    resourceName,
+                };
+            }),
         ];
         const documents = states.map(({ node, state, resourceName }) => {
             const content = state.apply((s) => {
@@ -91,14 +124,24 @@ export class MeshRuntime extends pulumi.ComponentResource {
                 if (problems.length) throw new pulumi.ResourceError(`MeshRuntime ${name}: ${problems.join("; ")}`, this);
                 return JSON.stringify(s, null, 2) + "\n";
             });
-            const document = new RuntimeDocument(resourceName, {
+            return new RuntimeDocument(resourceName, {
                 ...runtime,
                 key: desiredStateKey(args.naming.stack, node),
-                content,
+                content: pulumi.secret(content),
             }, { parent: this });
-            return document.contentSha256.apply((digest): [string, string] => [node, digest]);
         });
-        this.desiredStateDigests = pulumi.all(documents).apply((pairs) => Object.fromEntries(pairs));
-        this.registerOutputs({ desiredStateDigests: this.desiredStateDigests });
+        this.desiredStateDigests = pulumi.all(documents.map((document, i) => document.contentSha256.apply((digest): [string, string] => [states[i].node, digest])))
+            .apply((pairs) => Object.fromEntries(pairs));
+        const instances = pulumi.all([hub, members]).apply(([h, all]) => Object.fromEntries([h, ...all].map((m) => [m.name, m.instanceId])));
+        const rollout = new AgentKeyRollout(`${name}-agent-key-rollout`, {
+            ...runtime,
+            stack: args.naming.stack,
+            agentKeyId: currentKeyId,
+            nodes: instances,
+            deadlineSeconds: AGENT_KEY_REPORT_DEADLINE_SECONDS,
+            revokedBy: store.agentKeyRevokedBy,
+        }, { parent: this, dependsOn: documents });
+        this.agentKeyMissing = rollout.missing;
+        this.registerOutputs({ desiredStateDigests: this.desiredStateDigests, agentKeyMissing: this.agentKeyMissing });
     }
 }

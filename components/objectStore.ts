@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { bucketNameBase, NamingContext, objectStorageKeyLabel, RANDOM_SUFFIX_LENGTH } from "../lib/naming";
 import { ObjectStoreAccess, S3KeyPair } from "../providers/s3Args";
+import { AgentKeyRevoker } from "../providers/agentKeyRollout";
 
 /** ObjectStoreAccess as the component produces it: every field an Output. */
 export type ObjectStoreAccessOutputs = { [K in keyof ObjectStoreAccess]: pulumi.Output<string> };
@@ -37,6 +38,12 @@ export interface ObjectStoreArgs {
      * read-only, on the runtime bucket alone.
      */
     s3AgentCredentials?: S3KeyPair;
+    /**
+     * Kind linode: which agents' key to make (meshstack:agentKeyGeneration,
+     * 1 if unset). A new generation is a new key; the old one is deleted at
+     * the end of the `up`, after every node reported the new one (MeshRuntime).
+     */
+    agentKeyGeneration?: number;
 }
 
 /**
@@ -59,11 +66,14 @@ export class ObjectStore extends pulumi.ComponentResource {
     public readonly runtime: ObjectStoreAccessOutputs;
     /** The agents' key pair: read-only, runtime bucket only (secret). */
     public readonly agentCredentials: { accessKeyId: pulumi.Output<string>; secretAccessKey: pulumi.Output<string> };
+    /** Who revokes an agents' key no node reads with any more: the stack deletes its own (kind linode); kind s3's key is the operator's. */
+    public readonly agentKeyRevokedBy: AgentKeyRevoker;
     public readonly bootstrapPrefix: string;
 
     constructor(name: string, args: ObjectStoreArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:ObjectStore", name, {}, opts);
         this.bootstrapPrefix = args.bootstrapPrefix;
+        this.agentKeyRevokedBy = args.kind === "linode" ? "stack" : "operator";
         const suffix = new random.RandomString(`${name}-suffix`, { length: RANDOM_SUFFIX_LENGTH, upper: false, special: false }, { parent: this });
         const bucketName = pulumi.interpolate`${bucketNameBase(args.naming, name)}-${suffix.result}`;
         const runtimeBucketName = pulumi.interpolate`${bucketNameBase(args.naming, `${name}-rt`)}-${suffix.result}`;
@@ -101,8 +111,14 @@ export class ObjectStore extends pulumi.ComponentResource {
                     { bucketName: runtimeBucket.label, region: runtimeBucket.region, permissions: "read_write" },
                 ],
             }, { parent: this, additionalSecretOutputs: ["secretKey"], ...keepName });
-            const agentKey = new linode.ObjectStorageKey(`${name}-agent-key`, {
-                label: objectStorageKeyLabel(args.naming, `${name}-agent-key`),
+            // A rotation is a key of another name: the engine creates it with the
+            // new program and deletes the old one only after every other step of
+            // the `up` succeeded, the wait for the nodes' reports included.
+            // Generation 1 keeps the name stacks made before rotation existed.
+            const generation = args.agentKeyGeneration ?? 1;
+            const agentKeyName = generation === 1 ? `${name}-agent-key` : `${name}-agent-key-${generation}`;
+            const agentKey = new linode.ObjectStorageKey(agentKeyName, {
+                label: objectStorageKeyLabel(args.naming, agentKeyName),
                 bucketAccesses: [{ bucketName: runtimeBucket.label, region: runtimeBucket.region, permissions: "read_only" }],
             }, { parent: this, additionalSecretOutputs: ["secretKey"], ...keepName });
             // Linode's S3 endpoints are <cluster-id>.linodeobjects.com; SigV4 signs with the cluster id.

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { MeshNode } from "./meshNode";
 import { ObjectStore } from "./objectStore";
 import { agentFiles } from "../cloudinit/agent";
-import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
+import { AGENT_KEY_PLACEHOLDER, NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER } from "../cloudinit/nodeBootstrap";
 import { hubInterfaceSection, renderPeerSection, renderWgCacheCloudConfig } from "../cloudinit/wgCache";
 import { MeshMember } from "../lib/meshPeers";
 import { desiredStateKey } from "../lib/runtimeChannel";
@@ -130,15 +130,15 @@ export class WgCache extends pulumi.ComponentResource {
         const runtime = store.runtime;
         const cloudConfig = pulumi.secret(
             pulumi
-                .all([runtime.endpoint, runtime.region, runtime.bucket, store.agentCredentials.accessKeyId, store.agentCredentials.secretAccessKey])
-                .apply(([endpoint, region, bucket, accessKeyId, secretAccessKey]) =>
+                .all([runtime.endpoint, runtime.region, runtime.bucket])
+                .apply(([endpoint, region, bucket]) =>
                     renderWgCacheCloudConfig(hub, agentFiles({
                         node: name, endpoint, region, bucket,
                         key: desiredStateKey(args.naming.stack, name),
                         wgAddress: args.address,
                         wgListenPort: args.listenPort,
                         interfaceSection: hubInterfaceSection(hub),
-                    }, { accessKeyId, secretAccessKey }))),
+                    }, AGENT_KEY_PLACEHOLDER))),
         );
         this.node = new MeshNode(`${name}-node`, {
             naming: args.naming,

@@ -5,7 +5,7 @@ import {
     renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
 } from "../../cloudinit/nats";
 import { CertProfile, natsRouteCertProfile, natsServerCertProfile, opensslRequestConfig } from "../../cloudinit/natsCerts";
-import { NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
+import { AGENT_KEY_PLACEHOLDER, NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
 import { WG_QUICK_UNIT } from "../../cloudinit/wgMesh";
 import { requestedIdentity } from "../../lib/certRequest";
 import { BootstrapConfig, qualify } from "../../lib/config";
@@ -156,10 +156,9 @@ function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: Nats
         ],
     });
     const runtime = hosting.objectStore.runtime;
-    const agentKey = hosting.objectStore.agentCredentials;
     return pulumi
-        .all([runtime.endpoint, runtime.region, runtime.bucket, agentKey.accessKeyId, agentKey.secretAccessKey, input.credentials.routePassword])
-        .apply(([endpoint, region, bucket, accessKeyId, secretAccessKey, clusterPassword]) =>
+        .all([runtime.endpoint, runtime.region, runtime.bucket, input.credentials.routePassword])
+        .apply(([endpoint, region, bucket, clusterPassword]) =>
             renderNatsCloudConfig({
                 node, layout, unit: shared.unit, installScript: shared.installScript, bootstrapScript,
                 agent: agentFiles({
@@ -169,7 +168,7 @@ function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: Nats
                     wgListenPort: NATS_WG_LISTEN_PORT,
                     interfaceSection,
                     nats: NATS_NODE_AGENT,
-                }, { accessKeyId, secretAccessKey }),
+                }, AGENT_KEY_PLACEHOLDER),
                 files: {
                     natsConf: renderNatsConf({ clusterName: servers.clusterName, node, layout, clientHost: "0.0.0.0", jetstream: servers.jetstream }),
                     clusterSecrets: renderNatsClusterSecrets({ password: clusterPassword }),

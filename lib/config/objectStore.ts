@@ -10,6 +10,8 @@ export interface ObjectStoreConfig {
     endpoint?: string;
     bootstrapPrefix: string;
     bootstrapObjectExpiryDays: number;
+    /** Which agents' key the stack makes (kind linode): raising it rotates the key (lib/agentKey.ts). */
+    agentKeyGeneration: number;
 }
 
 export const objectStoreKeys = {
@@ -38,7 +40,21 @@ export const objectStoreKeys = {
         description: "Days after which the lifecycle rule deletes objects under bootstrapPrefix.",
         allowed: "an integer from 1 to 30",
     },
+    agentKeyGeneration: {
+        type: "integer", default: 1, check: intRange(1, 9999),
+        description: "The agents' key's generation (kind linode). Raise it by one to rotate the key the nodes read their desired state with: one `pulumi up` makes the new key, every node switches to it in place, and the old key is deleted once every node reports the new one. Replaces nothing. Kind s3 rotates through MESHSTACK_AGENT_ACCESS_KEY_ID instead.",
+        allowed: "an integer from 1 to 9999 (1 unless rotated; kind s3: 1)",
+    },
 } satisfies Record<string, KeySpec>;
+
+/** Kind s3's agents' key is the operator's (outside this stack's IAM): it rotates by its environment variables. */
+export const s3AgentKeyRule: CrossKeyRule = (v) =>
+    v.objectStoreKind === "s3" && v.agentKeyGeneration !== 1
+        ? {
+            key: qualify("agentKeyGeneration"), value: String(v.agentKeyGeneration),
+            message: "must stay 1 when objectStoreKind is s3: that store's agents' key is yours, rotate it by setting MESHSTACK_AGENT_ACCESS_KEY_ID and MESHSTACK_AGENT_SECRET_ACCESS_KEY to the new key and running `pulumi up` (README, Rotating the agents' key); allowed: 1",
+        }
+        : undefined;
 
 export const s3EndpointRule: CrossKeyRule = (v) => {
     if (v.objectStoreKind === "s3" && v.objectStoreEndpoint === undefined) {
@@ -60,5 +76,6 @@ export function objectStoreConfig(v: CheckedValues): ObjectStoreConfig {
         endpoint: v.objectStoreEndpoint,
         bootstrapPrefix: v.bootstrapPrefix,
         bootstrapObjectExpiryDays: v.bootstrapObjectExpiryDays,
+        agentKeyGeneration: v.agentKeyGeneration,
     };
 }

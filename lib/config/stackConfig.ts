@@ -11,7 +11,7 @@ import { catalogRules, catalogWarnings } from "./catalog";
 import { CheckedValues, CrossKeyRule } from "./keySpec";
 import { LifecycleConfig, lifecycleConfig } from "./lifecycle";
 import { clientCaPairRule, kvReplicasRule, NatsConfig, natsConfig, natsNodeImagesRule, needsClientPort } from "./nats";
-import { ObjectStoreConfig, objectStoreConfig, s3EndpointRule } from "./objectStore";
+import { ObjectStoreConfig, objectStoreConfig, s3AgentKeyRule, s3EndpointRule } from "./objectStore";
 import { parseKeys, RawConfig } from "./parseKeys";
 import { ProxmoxConfig, proxmoxConfig, proxmoxRules } from "./proxmox";
 import { qualify, Result } from "./report";
@@ -32,6 +32,7 @@ export interface StackConfig {
 const CROSS_KEY_RULES: CrossKeyRule[] = [
     urlLifetimeRule,
     s3EndpointRule,
+    s3AgentKeyRule,
     kvReplicasRule,
     clientCaPairRule,
     needsClientPort("natsKvBucket", "unset"),

@@ -2,7 +2,7 @@ import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import * as zlib from "zlib";
 import { DeliveryChoice } from "../../cloudinit/delivery";
-import { PUBLISH_URL_PLACEHOLDER } from "../../cloudinit/nodeBootstrap";
+import { AGENT_KEY_PLACEHOLDER, PUBLISH_URL_PLACEHOLDER } from "../../cloudinit/nodeBootstrap";
 import { MeshNode } from "../../components/meshNode";
 import { ObjectStore } from "../../components/objectStore";
 import { BootstrapConfig } from "../../lib/config";
@@ -17,8 +17,9 @@ import { isSecret, resolve } from "../support/outputs";
 const IMAGE = "linode/debian12";
 const BOOTSTRAP: BootstrapConfig = { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 };
 const PUBLISH_TIMEOUT_SECONDS = 240;
-/** Every node's cloud-config carries its publish URL once; these carry it in a comment line. */
-const withPublishLine = (text: string) => `${text}# publish to ${PUBLISH_URL_PLACEHOLDER}\n`;
+/** Every node's cloud-config carries its publish URL and the agents' key once; these carry them in comment lines. */
+const withPublishLine = (text: string) =>
+    `${text}# publish to ${PUBLISH_URL_PLACEHOLDER}\n# agent key ${AGENT_KEY_PLACEHOLDER.accessKeyId}:${AGENT_KEY_PLACEHOLDER.secretAccessKey}\n`;
 const SMALL = withPublishLine("#cloud-config\nruncmd:\n  - [echo, hello]\n");
 const COMPRESSIBLE = withPublishLine(cloudConfigOfBytes(40_000, "compressible"));
 const INCOMPRESSIBLE = withPublishLine(cloudConfigOfBytes(40_000, "incompressible"));
@@ -27,7 +28,7 @@ interface Built {
     cloud: MockCloud;
     node: MeshNode;
     delivery: DeliveryChoice;
-    /** The cloud-config as the node gets it: the template with its publish URL signed in. */
+    /** The cloud-config as the node gets it: the template with its publish URL signed in and the agents' key put in. */
     cloudConfig: string;
     /** What `pulumi up` printed through pulumi.log while the program ran. */
     logs: string[];
@@ -56,7 +57,12 @@ async function build(name: string, cloudConfig: string, bootstrap: BootstrapConf
         console.log = consoleLog;
     }
     const publishUrl = cloud.byName(`${name}-publish-url`).outputs.url as string;
-    return { cloud, node: node!, delivery: await resolve(node!.bootstrapDelivery), logs, cloudConfig: cloudConfig.replace(PUBLISH_URL_PLACEHOLDER, publishUrl) };
+    const agentKey = unwrapSecrets(cloud.byName(`${name}-store-agent-key`).outputs);
+    const filled = cloudConfig
+        .replace(PUBLISH_URL_PLACEHOLDER, publishUrl)
+        .replace(AGENT_KEY_PLACEHOLDER.accessKeyId, agentKey.accessKey as string)
+        .replace(AGENT_KEY_PLACEHOLDER.secretAccessKey, agentKey.secretKey as string);
+    return { cloud, node: node!, delivery: await resolve(node!.bootstrapDelivery), logs, cloudConfig: filled };
 }
 
 describe("MeshNode root's SSH keys (mocks)", () => {

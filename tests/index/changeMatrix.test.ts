@@ -64,9 +64,11 @@ function rebuildWarnings(preview: ChangePreview): Map<string, string> {
     return new Map(lines.map((line) => [/ ([a-z0-9-]+) is rebuilt:/.exec(line)![1], line]));
 }
 
+const RUNTIME_DOCUMENT = "pulumi-nodejs:dynamic/meshstack:RuntimeDocument";
+
 /** The desired-state documents (MeshRuntime) this preview rewrites in place. */
 function desiredStatesUpdated(preview: ChangePreview): string[] {
-    return withStep(preview, "update").filter((n) => n.startsWith("mesh-"));
+    return withStep(preview, "update", RUNTIME_DOCUMENT);
 }
 
 describe("change matrix: what a Day-2 change replaces", function () {
@@ -99,7 +101,7 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assertInstances(preview, []);
         assert.deepStrictEqual(withStep(preview, "create", INSTANCE), ["nats-3-instance", "nats-4-instance"]);
         assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
-        assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.startsWith("mesh-")), ["mesh-nats-3", "mesh-nats-4"]);
+        assert.deepStrictEqual(withStep(preview, "create", RUNTIME_DOCUMENT), ["mesh-nats-3", "mesh-nats-4"]);
     });
 
     it("wgListenPort changed: only the hub's instance is replaced", async () => {
@@ -153,12 +155,30 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assertInstances(preview, []);
     });
 
-    // Cannot hold: the agents' read-only key is in every node's user-data
-    // (a node needs it before it can read anything), so rotating it
-    // replaces every instance.
-    it("the agents' bucket key rotated: every instance is replaced (the key is in the user-data)", async () => {
+    it("the agents' bucket key rotated (agentKeyGeneration 1 -> 2): nothing replaced; the new key offered through every desired state, the old key deleted last", async () => {
+        const preview = await change({ "meshstack:agentKeyGeneration": "2" });
+        assertInstances(preview, []);
+        assert.deepStrictEqual(withStep(preview, "create", "linode:index/objectStorageKey:ObjectStorageKey"), ["rendezvous-agent-key-2"]);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+        // The user-data keeps the key each instance was made with.
+        for (const node of ["wg-cache-node", "nats-0", "nats-1", "nats-2"]) assert.strictEqual(preview.steps.get(`${node}-first-boot-agent-key`), "same");
+        assert.strictEqual(preview.steps.get("mesh-agent-key-rollout"), "update");
+        // The old key goes once every other step succeeded, the wait for the nodes' reports included.
+        assert.deepStrictEqual(preview.deletions, ["rendezvous-agent-key"]);
+        assert.ok(preview.cloud.byName("mesh-agent-key-rollout").dependencies.has("mesh-nats-2"), "the wait starts once the desired states are written");
+    });
+
+    it("the agents' bucket key replaced in place (bare --replace of the key): nothing replaced", async () => {
         const preview = await change({}, ["rendezvous-agent-key"]);
-        assertInstances(preview, EVERY_INSTANCE);
+        assertInstances(preview, []);
+        assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+    });
+
+    it("a node rebuilt after a rotation boots with the current agents' key: its pinned key is replaced with its generation", async () => {
+        const preview = await change({ "meshstack:agentKeyGeneration": "2" }, ["nats-1-label"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.strictEqual(preview.steps.get("nats-1-first-boot-agent-key"), "replace");
+        for (const node of ["wg-cache-node", "nats-0", "nats-2"]) assert.strictEqual(preview.steps.get(`${node}-first-boot-agent-key`), "same");
     });
 
     it("an operator peer added: nothing replaced, only the hub's desired state updated", async () => {

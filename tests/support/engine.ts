@@ -166,9 +166,9 @@ interface StateEntry {
 
 export type StackState = Map<string, StateEntry>;
 
-/** Dynamic types whose create is pure for the inputs the program gives them (signing; nothing to upload or delete). */
+/** Dynamic types whose create is pure for the inputs the program gives them (signing, pinning; nothing to upload or delete). */
 function createsOffline(type: string, inputs: Record<string, unknown>): boolean {
-    if (type.endsWith(":PresignedUrl")) return true;
+    if (type.endsWith(":PresignedUrl") || type.endsWith(":PinnedToGeneration")) return true;
     if (type.endsWith(":BootstrapObject")) return inputs.store === false;
     if (type.endsWith(":BootstrapObjectCleanup")) return inputs.stored === false;
     return false;

@@ -23,6 +23,7 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
     objectStoreEndpoint: (c) => c.objectStore.endpoint,
     bootstrapPrefix: (c) => c.objectStore.bootstrapPrefix,
     bootstrapObjectExpiryDays: (c) => c.objectStore.bootstrapObjectExpiryDays,
+    agentKeyGeneration: (c) => c.objectStore.agentKeyGeneration,
     bootstrapUrlExpirySeconds: (c) => c.bootstrap.urlExpirySeconds,
     metadataLimitBytes: (c) => c.bootstrap.metadataLimitBytes,
     gzipUserDataImages: (c) => c.bootstrap.gzipUserDataImages,
