@@ -202,6 +202,19 @@ export class LoopbackNatsCluster {
         clearTimeout(timer);
     }
 
+    /** Gives node `index` JetStream server tags (placement), before it starts. */
+    tag(index: number, tags: string[]): void {
+        fs.appendFileSync(natsConfPath(this.nodes[index].layout), `server_tags: [${tags.map((t) => JSON.stringify(t)).join(", ")}]\n`);
+    }
+
+    /** Routes node `index` to `peers` alone, as its agent does from a new desired state, and reloads it (SIGHUP). */
+    routeTo(index: number, peers: number[]): void {
+        const state = this.nodes[index];
+        const routes = renderNatsRoutes({ routes: natsRouteAddresses(state.node, peers.map((i) => this.nodes[i].node)), password: this.password });
+        fs.writeFileSync(path.join(state.layout.configDir, NATS_CLUSTER_ROUTES_FILE), routes, { mode: 0o600 });
+        state.child?.kill("SIGHUP");
+    }
+
     async monitor(index: number, pathAndQuery: string): Promise<Response> {
         return fetch(`http://127.0.0.1:${this.nodes[index].node.ports.monitor}${pathAndQuery}`, { signal: AbortSignal.timeout(2000) });
     }
