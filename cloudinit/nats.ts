@@ -47,6 +47,12 @@ export const NATS_UNIT_NAME = "nats-server.service";
 export const NATS_INSTALL_SCRIPT = "/usr/local/sbin/meshstack-install-nats";
 /** The route credentials' user name; the password is the secret. */
 export const NATS_ROUTE_USER = "route";
+/** The system account's one user, with its password (0600, included at the top of nats.conf). */
+export const NATS_SYSTEM_ACCOUNT_FILE = "system-account.conf";
+/** The deploy's user in the system account: it removes a leaving server from the JetStream meta group. */
+export const NATS_SYSTEM_USER = "meshstack-system";
+/** The user a client that sends no credentials (its certificate is its credential) logs in as, in the global account. */
+export const NATS_CLIENT_USER = "meshstack-client";
 
 export const NATS_TLS_FILES = {
     routeCa: "route-ca.crt",
@@ -135,6 +141,19 @@ jetstream {
   max_file_store: ${input.jetstream.maxFileBytes}
 }
 
+# Accounts. A client proves itself with its certificate alone and sends no
+# credentials: it logs in as the one global-account user, where every stream
+# is. The system account keeps the server's default name, $SYS: the
+# JetStream meta group keeps its RAFT state under the system account, and
+# another name would start an empty meta group that knows no stream. Its one
+# user (the deploy, which removes leaving servers from the meta group) has a
+# password, in a 0600 file.
+authorization {
+  users = [ { user: ${quoted(NATS_CLIENT_USER, "client user")} } ]
+}
+no_auth_user: ${quoted(NATS_CLIENT_USER, "client user")}
+include ${quoted(NATS_SYSTEM_ACCOUNT_FILE, "include path")}
+
 cluster {
   name: ${quoted(input.clusterName, "cluster name")}
   # Routes only on the WireGuard address; the route CA is separate from the
@@ -161,9 +180,9 @@ cluster {
 `;
 }
 
-function checkPassword(password: string): void {
+function checkPassword(password: string, what = "the NATS cluster password", where = "route URLs and nats.conf"): void {
     if (!/^[A-Za-z0-9]{16,}$/.test(password)) {
-        throw new Error("the NATS cluster password must be at least 16 letters and digits (it goes into route URLs and nats.conf unescaped)");
+        throw new Error(`${what} must be at least 16 letters and digits (it goes into ${where} unescaped)`);
     }
 }
 
@@ -180,6 +199,18 @@ authorization {
   user: ${quoted(NATS_ROUTE_USER, "route user")}
   password: ${quoted(input.password, "route password")}
   timeout: 2
+}
+`;
+}
+
+/** The system account's user and password, included at the top of nats.conf. */
+export function renderNatsSystemAccount(input: { password: string }): string {
+    checkPassword(input.password, "the NATS system account password", "nats.conf");
+    return `# Included from ${NATS_CONF_FILE}. Mode 0600, owner nats.
+accounts {
+  $SYS {
+    users = [ { user: ${quoted(NATS_SYSTEM_USER, "system user")}, password: ${quoted(input.password, "system account password")} } ]
+  }
 }
 `;
 }
@@ -334,6 +365,8 @@ export interface NatsNodeFiles {
     clusterSecrets: string;
     /** The route password again, for the agent that renders route URLs. */
     routePassword: string;
+    /** The system account's user (renderNatsSystemAccount). */
+    systemAccount: string;
 }
 
 export interface NatsCloudConfigInput {
@@ -373,6 +406,7 @@ export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
         write_files: [
             file(natsConfPath(layout), files.natsConf, "0640", `root:${layout.group}`),
             file(`${layout.configDir}/${NATS_CLUSTER_SECRETS_FILE}`, files.clusterSecrets, "0600", owned),
+            file(`${layout.configDir}/${NATS_SYSTEM_ACCOUNT_FILE}`, files.systemAccount, "0600", owned),
             file(NATS_ROUTE_PASSWORD_PATH, `${files.routePassword}\n`, "0600"),
             file(`/etc/systemd/system/${NATS_UNIT_NAME}`, input.unit, "0644"),
             file(NATS_INSTALL_SCRIPT, input.installScript, "0700"),

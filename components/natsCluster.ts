@@ -14,7 +14,7 @@ import { natsClusterCredentials, natsDeployerAccess } from "./nats/certificates"
 import { natsControlPlaneKv, NatsControlPlaneKvArgs } from "./nats/controlPlaneKv";
 import { natsFirewall } from "./nats/firewall";
 import { natsMembers } from "./nats/members";
-import { natsImageRolloutGuard, natsRejoinWaits, natsStreamGuards } from "./nats/rollout";
+import { natsImageRolloutGuard, natsRejoinWaits, natsScaleDown, natsStreamGuards } from "./nats/rollout";
 import { ObjectStore } from "./objectStore";
 
 export interface NatsClusterArgs {
@@ -86,7 +86,9 @@ export interface NatsClusterArgs {
      * The `up` that rolls one node's image then ends when the next may go.
      * With it, each node also gets a stream guard, which refuses to let the
      * node be replaced or removed while it holds the only replica of a stream
-     * (meshstack:natsAcceptStreamLoss accepts named losses).
+     * (meshstack:natsAcceptStreamLoss accepts named losses), and the cluster
+     * a scale-down, which moves every replica off the nodes a lower
+     * natsNodeCount removes and takes them out of the meta group first.
      * 0 or unset: no wait, no guard.
      */
     rejoinTimeoutSeconds?: number;
@@ -192,7 +194,10 @@ export class NatsCluster extends pulumi.ComponentResource {
             })
             : [];
         // Where the rejoin wait can reach the client port, so can the guards; elsewhere nothing can ask JetStream before a node goes.
-        if (args.rejoinTimeoutSeconds && deployer) natsStreamGuards(this, name, { nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer });
+        if (args.rejoinTimeoutSeconds && deployer) {
+            natsStreamGuards(this, name, { nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer });
+            natsScaleDown(this, name, { nodes: args.nodes, clientUrls: addresses.clientUrls, deployer, systemPassword: credentials.systemPassword, timeoutSeconds: args.rejoinTimeoutSeconds });
+        }
         if (args.controlPlaneKv && deployer) {
             const after = [...this.nodes, ...this.rejoins];
             this.controlPlaneKv = natsControlPlaneKv(this, name, { kv: args.controlPlaneKv, servers: this.clientUrls, deployer, after, protect: args.protect });

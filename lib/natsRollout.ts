@@ -89,6 +89,8 @@ export interface StreamPlacement {
     stream: string;
     leader?: string;
     replicas: { name: string; current: boolean; offline?: boolean; lag?: number }[];
+    /** How many replicas it is configured with (num_replicas). */
+    configuredReplicas?: number;
     /** Why its info did not come (the stream offline, no leader yet): where its replicas are is then unknown. */
     unavailable?: string;
 }

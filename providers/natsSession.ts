@@ -66,10 +66,38 @@ export function natsRefusal(access: NatsClientAccess, err: unknown): Error | und
 
 /** connectNatsSession, retried until the deadline: on a first `up` the nodes may still be booting. */
 export async function openNatsSession(access: NatsClientAccess, deadline: number, clientName: string, log: (message: string) => void): Promise<NatsSession> {
+    return retryConnect(access, deadline, log, (timeoutMs) => connectNatsSession(access, timeoutMs, clientName));
+}
+
+/** The system account's user and password (NATS_SYSTEM_USER in cloudinit/nats.ts). */
+export interface NatsSystemUser {
+    user: string;
+    password: string;
+}
+
+/**
+ * A connection as the system account's user, for what only the system
+ * account may ask (removing a server from the JetStream meta group); the
+ * certificate is still required, the password picks the account. It has no
+ * JetStream API of its own. Retried until the deadline.
+ */
+export async function openSystemConnection(access: NatsClientAccess, system: NatsSystemUser, deadline: number, clientName: string, log: (message: string) => void): Promise<any> {
+    const { connect } = require("@nats-io/transport-node");
+    return retryConnect(access, deadline, log, (timeoutMs) => connect({
+        servers: access.servers,
+        timeout: timeoutMs,
+        tls: { ca: access.caPem, cert: access.certPem, key: access.keyPem, ...(access.tlsServerName ? { servername: access.tlsServerName } : {}) },
+        name: clientName,
+        user: system.user,
+        pass: system.password,
+    }));
+}
+
+async function retryConnect<T>(access: NatsClientAccess, deadline: number, log: (message: string) => void, connectOnce: (timeoutMs: number) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
         let reason: string;
         try {
-            return await connectNatsSession(access, Math.max(1000, Math.min(5000, remainingMs(deadline))), clientName);
+            return await connectOnce(Math.max(1000, Math.min(5000, remainingMs(deadline))));
         } catch (err) {
             const refusal = natsRefusal(access, err);
             if (refusal) throw refusal;
@@ -81,16 +109,37 @@ export async function openNatsSession(access: NatsClientAccess, deadline: number
     }
 }
 
-/** Every stream's placement, from its leader; a stream whose info does not come (offline, no leader yet) says why. */
-export async function streamPlacements(session: NatsSession): Promise<StreamPlacement[]> {
+/**
+ * Every stream's placement (or only those of `streams`), from its leader; a
+ * stream whose info does not come (offline, no leader yet) says why.
+ */
+export async function streamPlacements(session: NatsSession, streams?: string[]): Promise<StreamPlacement[]> {
     const found: StreamPlacement[] = [];
-    for await (const stream of session.jsm.streams.names()) {
+    for await (const stream of streams ?? session.jsm.streams.names()) {
         try {
             const info = await session.jsm.streams.info(stream);
-            found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
+            found.push({ stream, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [], configuredReplicas: info.config.num_replicas });
         } catch (err) {
             found.push({ stream, replicas: [], unavailable: (err as Error).message });
         }
+    }
+    return found;
+}
+
+/**
+ * Where the durable consumers of `stream` are, each named `<stream> > <consumer>`
+ * (ephemeral ones are dropped with a leaving server, not moved); a stream
+ * whose consumers cannot be listed says why under its own name.
+ */
+export async function consumerPlacements(session: NatsSession, stream: string): Promise<StreamPlacement[]> {
+    const found: StreamPlacement[] = [];
+    try {
+        for await (const info of await session.jsm.consumers.list(stream)) {
+            if (!info.config.durable_name) continue;
+            found.push({ stream: `${stream} > ${info.name}`, leader: info.cluster?.leader, replicas: info.cluster?.replicas ?? [] });
+        }
+    } catch (err) {
+        found.push({ stream, replicas: [], unavailable: (err as Error).message });
     }
     return found;
 }

@@ -53,8 +53,8 @@ export interface NatsStreamGuardInputs {
     keyPem: string;
 }
 
-/** The config key the guard reads, as the program declares it (lib/config/nats.ts). */
-const ACCEPT_KEY = "meshstack:natsAcceptStreamLoss";
+/** The config key the guard (and the scale-down) reads, as the program declares it (lib/config/nats.ts). */
+export const ACCEPT_KEY = "meshstack:natsAcceptStreamLoss";
 /** How long a deletion waits for the cluster to answer and for every stream's placement to be readable. */
 const STREAM_GUARD_TIMEOUT_SECONDS = 60;
 const POLL_INTERVAL_MS = 2000;

@@ -12,6 +12,8 @@ export interface IssuedCertificate {
 /** What the servers prove themselves with: to each other (route password and route CA), and to clients (client CA). */
 export interface NatsClusterCredentials {
     routePassword: pulumi.Output<string>;
+    /** The system account user's password: the deploy's way to the JetStream meta group (scale-down). */
+    systemPassword: pulumi.Output<string>;
     routeCa: IssuedCertificate;
     clientCa: IssuedCertificate;
 }
@@ -22,17 +24,21 @@ export interface NatsClusterCredentialsInput {
     clientCa?: { certPem: pulumi.Input<string>; keyPem: pulumi.Input<string> };
 }
 
-/** The route password, the route CA and the client CA: the deploy holds the CAs' keys, never a node's. */
+/** The route password, the system account's password, the route CA and the client CA: the deploy holds the CAs' keys, never a node's. */
 export function natsClusterCredentials(parent: pulumi.Resource, name: string, input: NatsClusterCredentialsInput): NatsClusterCredentials {
     const password = new random.RandomPassword(`${name}-cluster-password`, {
         // Letters and digits: it goes into route URLs and nats.conf unescaped.
+        length: 40, special: false,
+    }, { parent });
+    const systemPassword = new random.RandomPassword(`${name}-system-password`, {
+        // Letters and digits: it goes into nats.conf unescaped.
         length: 40, special: false,
     }, { parent });
     const routeCa = selfSignedCa(parent, `${name}-route-ca`, natsRouteCaProfile(input.clusterName));
     const clientCa: IssuedCertificate = input.clientCa
         ? { certPem: pulumi.output(input.clientCa.certPem), keyPem: pulumi.secret(input.clientCa.keyPem) }
         : selfSignedCa(parent, `${name}-client-ca`, natsClientCaProfile(input.clusterName));
-    return { routePassword: password.result, routeCa, clientCa };
+    return { routePassword: password.result, systemPassword: systemPassword.result, routeCa, clientCa };
 }
 
 /** How the deploy itself talks to the servers over the client port (the rejoin waits, the control-plane KV). */

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { agentFiles, NATS_NODE_AGENT } from "../../cloudinit/agent";
 import {
     JetStreamLimits, NATS_NODE_LAYOUT, NATS_TLS_FILES, natsRouteAddresses, natsTlsPath,
-    renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsUnit,
+    renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsSystemAccount, renderNatsUnit,
 } from "../../cloudinit/nats";
 import { CertProfile, natsRouteCertProfile, natsServerCertProfile, opensslRequestConfig } from "../../cloudinit/natsCerts";
 import { AGENT_KEY_PLACEHOLDER, NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
@@ -134,7 +134,7 @@ function natsMember(parent: pulumi.Resource, name: string, node: NatsNode, input
 
 /**
  * The node's user-data: only what never changes for this node (its name,
- * its address, the route password, the agent's read-only key), so renewing
+ * its address, the route and system account passwords, the agent's read-only key), so renewing
  * certificates or changing another node replaces nothing.
  */
 function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: NatsMembersInput, shared: SharedNodeFiles): pulumi.Output<string> {
@@ -157,8 +157,8 @@ function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: Nats
     });
     const runtime = hosting.objectStore.runtime;
     return pulumi
-        .all([runtime.endpoint, runtime.region, runtime.bucket, input.credentials.routePassword])
-        .apply(([endpoint, region, bucket, clusterPassword]) =>
+        .all([runtime.endpoint, runtime.region, runtime.bucket, input.credentials.routePassword, input.credentials.systemPassword])
+        .apply(([endpoint, region, bucket, clusterPassword, systemPassword]) =>
             renderNatsCloudConfig({
                 node, layout, unit: shared.unit, installScript: shared.installScript, bootstrapScript,
                 agent: agentFiles({
@@ -173,6 +173,7 @@ function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: Nats
                     natsConf: renderNatsConf({ clusterName: servers.clusterName, node, layout, clientHost: "0.0.0.0", jetstream: servers.jetstream }),
                     clusterSecrets: renderNatsClusterSecrets({ password: clusterPassword }),
                     routePassword: clusterPassword,
+                    systemAccount: renderNatsSystemAccount({ password: systemPassword }),
                 },
             }),
         );

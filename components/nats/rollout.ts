@@ -4,6 +4,7 @@ import { rejoinPendingKey } from "../../lib/runtimeChannel";
 import { NatsNode } from "../../lib/topology";
 import { NatsImageRollout } from "../../providers/natsImageRollout";
 import { NatsRejoin } from "../../providers/natsRejoin";
+import { NatsScaleDown } from "../../providers/natsScaleDown";
 import { NatsStreamGuard } from "../../providers/natsStreamGuard";
 import { MeshNode } from "../meshNode";
 import { ObjectStoreAccessOutputs } from "../objectStore";
@@ -98,4 +99,31 @@ export function natsStreamGuards(parent: pulumi.Resource, name: string, input: N
         servers,
         ...input.deployer,
     }, { parent }));
+}
+
+export interface NatsScaleDownInput {
+    /** The planned nodes, and each one's own client URL, in the same order. */
+    nodes: NatsNode[];
+    clientUrls: pulumi.Output<string>[];
+    deployer: NatsDeployerAccess;
+    /** The system account user's password: removing a server from the meta group is the system account's. */
+    systemPassword: pulumi.Output<string>;
+    /** How long one leaving node's evacuation may take: the rejoin wait's deadline, for the same catching up. */
+    timeoutSeconds: number;
+}
+
+/**
+ * The cluster's scale-down: holds the members, and when an `up` declares
+ * fewer, its update evacuates the leaving nodes and removes them from the
+ * meta group, before the engine deletes anything the program no longer
+ * declares (providers/natsScaleDown.ts).
+ */
+export function natsScaleDown(parent: pulumi.Resource, name: string, input: NatsScaleDownInput): NatsScaleDown {
+    return new NatsScaleDown(`${name}-scale-down`, {
+        members: input.nodes.map((n) => ({ name: natsNodeName(n.index), node: n.hostname })),
+        servers: pulumi.all(input.clientUrls),
+        ...input.deployer,
+        systemPassword: input.systemPassword,
+        timeoutSeconds: input.timeoutSeconds,
+    }, { parent });
 }

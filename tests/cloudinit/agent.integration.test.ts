@@ -36,8 +36,8 @@ import * as tls from "tls";
 import { connect } from "@nats-io/transport-node";
 import { AgentNats, AgentParams, NATS_NODE_AGENT } from "../../cloudinit/agent";
 import {
-    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_TLS_FILES,
-    NatsLayout, natsConfPath, natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf,
+    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_SYSTEM_ACCOUNT_FILE, NATS_TLS_FILES,
+    NatsLayout, natsConfPath, natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf, renderNatsSystemAccount,
 } from "../../cloudinit/nats";
 import {
     natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, opensslExtensions, opensslRequestConfig,
@@ -626,6 +626,7 @@ describe("agent: NATS certificates and routes applied to a running 3-node nats-s
             await openssl("req", "-new", "-key", path.join(rooted.tlsDir, keyFile), "-config", path.join(work, `${node.hostname}-${name}.cnf`), "-out", path.join(work, `${node.hostname}-${name}.csr`));
         }
         fs.writeFileSync(path.join(rooted.configDir, NATS_CLUSTER_SECRETS_FILE), renderNatsClusterSecrets({ password }), { mode: 0o600 });
+        fs.writeFileSync(path.join(rooted.configDir, NATS_SYSTEM_ACCOUNT_FILE), renderNatsSystemAccount({ password }), { mode: 0o600 });
         fs.mkdirSync(path.dirname(root + NATS_ROUTE_PASSWORD_PATH), { recursive: true });
         fs.writeFileSync(root + NATS_ROUTE_PASSWORD_PATH, password + "\n", { mode: 0o600 });
         const conf = natsConfPath(rooted);

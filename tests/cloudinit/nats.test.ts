@@ -7,8 +7,8 @@ import * as path from "path";
 import { promisify } from "util";
 import * as YAML from "yaml";
 import {
-    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_UNIT_NAME, natsConfPath,
-    natsRouteAddresses, renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsRoutes, renderNatsUnit,
+    NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_SYSTEM_ACCOUNT_FILE, NATS_UNIT_NAME, natsConfPath,
+    natsRouteAddresses, renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsRoutes, renderNatsSystemAccount, renderNatsUnit,
 } from "../../cloudinit/nats";
 import { agentFiles } from "../../cloudinit/agent";
 import { AGENT_TIMER_NAME } from "../../cloudinit/agent/layout";
@@ -21,16 +21,19 @@ import { toolPath } from "../support/tools";
 
 const run = promisify(execFile);
 const PASSWORD = "Zx81routePassword0123456789abcdef";
+const SYSTEM_PASSWORD = "Zx81systemPassword0123456789abcdef";
 const nodes = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-dev", dnsDomain: "example.net" }).nats;
 // Rendered in beforeEach, not at load time: mutation testing (npm run mutate)
 // then knows which tests cover each line of the renderers.
 let nodeConf: string;
 let secrets: string;
 let routes: string;
+let systemAccount: string;
 function renderNodeFiles(): void {
     nodeConf = renderNatsConf({ clusterName: "meshstack-dev", node: nodes[1], layout: NATS_NODE_LAYOUT, clientHost: "0.0.0.0", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS });
     secrets = renderNatsClusterSecrets({ password: PASSWORD });
     routes = renderNatsRoutes({ routes: natsRouteAddresses(nodes[1], nodes), password: PASSWORD });
+    systemAccount = renderNatsSystemAccount({ password: SYSTEM_PASSWORD });
 }
 
 describe("NATS topology (pure)", () => {
@@ -115,6 +118,16 @@ describe("nats.conf and its cluster includes (pure)", () => {
     });
 
 
+    it("lets a client that sends no credentials in as the one user of the global account, and includes the system account's user at the top level", () => {
+        assert.match(nodeConf, /^authorization \{\n {2}users = \[ \{ user: "meshstack-client" \} \]\n\}\nno_auth_user: "meshstack-client"\ninclude "system-account\.conf"\n/m);
+        assert.ok(!nodeConf.includes(SYSTEM_PASSWORD));
+    });
+
+    it("gives the system account its default name, $SYS, and one user with the password (the meta group's state lives under that name)", () => {
+        assert.match(systemAccount, new RegExp(`^accounts \\{\\n {2}\\$SYS \\{\\n {4}users = \\[ \\{ user: "meshstack-system", password: "${SYSTEM_PASSWORD}" \\} \\]\\n {2}\\}\\n\\}\\n$`, "m"));
+        assert.throws(() => renderNatsSystemAccount({ password: "short0123" }), /^Error: the NATS system account password must be at least 16 letters and digits \(it goes into nats\.conf unescaped\)$/);
+    });
+
     it("refuses a password that would need escaping in a route URL, wherever the bad character is", () => {
         for (const password of ["has@and:in-it-0123456789", "@0123456789abcdefgh", "0123456789abcdefgh@", "short0123"]) {
             assert.throws(() => renderNatsClusterSecrets({ password }), /at least 16 letters and digits/, password);
@@ -135,6 +148,7 @@ describe("nats-server -t on the rendered configs", function () {
             const { stdout, stderr } = await run(toolPath("nats-server"), ["-t", "-c", natsConfPath(layout)]);
             assert.match(stdout + stderr, /configuration file .* is valid/);
             assert.strictEqual(fs.statSync(path.join(layout.configDir, NATS_CLUSTER_SECRETS_FILE)).mode & 0o777, 0o600);
+            assert.strictEqual(fs.statSync(path.join(layout.configDir, NATS_SYSTEM_ACCOUNT_FILE)).mode & 0o777, 0o600);
         });
     }
 
@@ -190,7 +204,7 @@ describe("systemd unit, install script and cloud-config", function () {
         }, { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "c2VjcmV0LXNlY3JldA" });
         cloudConfig = renderNatsCloudConfig({
             node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, bootstrapScript, agent,
-            files: { natsConf: nodeConf, clusterSecrets: secrets, routePassword: PASSWORD },
+            files: { natsConf: nodeConf, clusterSecrets: secrets, routePassword: PASSWORD, systemAccount },
         });
     });
     before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "meshstack-nats-render-"))));
@@ -319,6 +333,7 @@ describe("systemd unit, install script and cloud-config", function () {
         const byPath = Object.fromEntries(writtenFiles().map((f) => [f.path, f]));
         assert.deepStrictEqual([byPath["/etc/nats/cluster-secrets.conf"].permissions, byPath["/etc/nats/cluster-secrets.conf"].owner, byPath["/etc/nats/cluster-secrets.conf"].defer], ["0600", "nats:nats", true]);
         assert.deepStrictEqual([byPath["/etc/meshstack/nats-route-password"].permissions, byPath["/etc/meshstack/nats-route-password"].owner], ["0600", "root:root"]);
+        assert.deepStrictEqual([byPath["/etc/nats/system-account.conf"].permissions, byPath["/etc/nats/system-account.conf"].owner, byPath["/etc/nats/system-account.conf"].defer], ["0600", "nats:nats", true]);
     });
 
     it("writes every file with its mode and owner; only files of the nats user wait for the final stage", () => {
@@ -326,6 +341,7 @@ describe("systemd unit, install script and cloud-config", function () {
         assert.deepStrictEqual(modes, [
             "/etc/nats/nats.conf 0640 root:nats deferred",
             "/etc/nats/cluster-secrets.conf 0600 nats:nats deferred",
+            "/etc/nats/system-account.conf 0600 nats:nats deferred",
             "/etc/meshstack/nats-route-password 0600 root:root",
             "/etc/systemd/system/nats-server.service 0644 root:root",
             "/usr/local/sbin/meshstack-install-nats 0700 root:root",

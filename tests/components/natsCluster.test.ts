@@ -108,10 +108,14 @@ describe("NatsCluster (mocks)", () => {
         }
     });
 
-    /** The cluster's secret values as the providers made them: every private key and the route password. */
+    /** The cluster's secret values as the providers made them: every private key, the route password and the system account's. */
     function clusterSecrets(): SecretValue[] {
         const keys = cloud.ofType("tls:index/privateKey:PrivateKey").flatMap((k) => pemLines(`the private key of ${k.name}`, String(unwrapSecrets(k.outputs).privateKeyPem)));
-        return [...keys, { what: "the cluster password", value: String(unwrapSecrets(cloud.byName("nats-cluster-password").outputs).result) }];
+        return [
+            ...keys,
+            { what: "the cluster password", value: String(unwrapSecrets(cloud.byName("nats-cluster-password").outputs).result) },
+            { what: "the system account password", value: String(unwrapSecrets(cloud.byName("nats-system-password").outputs).result) },
+        ];
     }
 
     it("holds the CAs' private keys only: every node key is born on its node", () => {
@@ -128,12 +132,12 @@ describe("NatsCluster (mocks)", () => {
         assert.deepStrictEqual(leaks, []);
     });
 
-    it("ships the password in each node's user-data, which is secret, and no private key at all", () => {
+    it("ships the passwords in each node's user-data, which is secret, and no private key at all", () => {
         for (const i of [0, 1, 2]) {
             const instance = cloud.byName(`nats-${i}-instance`);
             assert.ok(isRpcSecret(instance.inputs.metadatas), `nats-${i}'s user-data is not secret`);
             const text = cloudConfigOf(cloud, `nats-${i}`);
-            assert.deepStrictEqual(leakedSecrets(text, clusterSecrets()), ["the cluster password"]);
+            assert.deepStrictEqual(leakedSecrets(text, clusterSecrets()), ["the cluster password", "the system account password"]);
             assert.doesNotMatch(text, PRIVATE_KEY);
         }
     });
@@ -278,10 +282,20 @@ describe("NatsCluster with rejoin waits and the control-plane KV (mocks)", () =>
         for (const name of ["nats-0", "nats-1", "nats-2", "nats-0-rejoin", "nats-1-rejoin", "nats-2-rejoin"]) assert.ok(kv.dependencies.has(name), `nats-kv waits for ${name}`);
     });
 
-    it("without rejoin waits, has the image guard read no marks", async () => {
+    it("holds every member for the scale-down, with each node's client URL, the rejoin wait's deadline, and the deployer's key and the system password as secrets", () => {
+        const scaleDown = cloud.byName("nats-scale-down");
+        const inputs = unwrapSecrets(scaleDown.inputs);
+        assert.deepStrictEqual(inputs.members, topology.nats.map((n, i) => ({ name: `nats-${i}`, node: n.hostname })));
+        assert.deepStrictEqual(inputs.servers, topology.nats.map((_, i) => unwrapSecrets(cloud.byName(`nats-${i}-rejoin`).inputs).server));
+        assert.deepStrictEqual([inputs.timeoutSeconds, inputs.systemPassword], [600, String(unwrapSecrets(cloud.byName("nats-system-password").outputs).result)]);
+        assert.ok(isRpcSecret(scaleDown.inputs.keyPem) && isRpcSecret(scaleDown.inputs.systemPassword));
+    });
+
+    it("without rejoin waits, has the image guard read no marks, and no scale-down", async () => {
         const { cloud: plain } = await build();
         assert.strictEqual(plain.byName("nats-image-rollout").inputs.rejoinMarks, undefined);
         assert.strictEqual(plain.ofType("pulumi-nodejs:dynamic/meshstack:NatsRejoin").length, 0);
+        assert.strictEqual(plain.ofType("pulumi-nodejs:dynamic/meshstack:NatsScaleDown").length, 0);
         assert.throws(() => plain.byName("nats-deployer"), "no deployer certificate when nothing dials the client port");
     });
 });

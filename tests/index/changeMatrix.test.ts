@@ -294,11 +294,12 @@ describe("change matrix: what a Day-2 change replaces", function () {
             ({ state: waiting } = await up(STACK, { ...BASE, ...WAIT }));
         });
 
-        it("turning it on replaces nothing: one wait and one stream guard per node are created, each wait after its node's key poll (not its bootstrap cleanup)", async () => {
+        it("turning it on replaces nothing: one wait and one stream guard per node, and the cluster's scale-down, are created, each wait after its node's key poll (not its bootstrap cleanup)", async () => {
             const preview = await change(WAIT);
             assertInstances(preview, []);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), REJOINS);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-stream-guard")), GUARDS);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-scale-down")), ["nats-scale-down"]);
             for (const [i, rejoin] of REJOINS.entries()) {
                 const after = preview.cloud.byName(rejoin).dependencies;
                 assert.ok(after.has(NATS[i]) && after.has(`nats-${i}-published`), `${rejoin} waits for ${NATS[i]} and its key poll`);
@@ -332,11 +333,18 @@ describe("change matrix: what a Day-2 change replaces", function () {
             assert.deepStrictEqual(deletions.filter((n) => n.endsWith("-stream-guard")), ["nats-1-stream-guard"]);
         });
 
-        it("natsNodeCount 5 -> 3: the removed nodes' stream guards are deleted before their instances", async () => {
+        it("natsNodeCount 5 -> 3: the scale-down's update evacuates nats-4, then nats-3, before anything is deleted; then each removed node's stream guard goes before its instance", async () => {
             const { state: five } = await up(STACK, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
             const preview = await previewChange(STACK, five, { ...BASE, ...WAIT });
             assert.deepStrictEqual(preview.failures, []);
+            assert.deepStrictEqual(preview.networkAttempts, [], "the preview names who leaves and asks no server");
             assert.deepStrictEqual(withStep(preview, "delete").filter((n) => five.get(n)!.type === INSTANCE), ["nats-3-instance", "nats-4-instance"]);
+            // The engine deletes what the program no longer declares once every create and update has finished:
+            // the scale-down's update (which moves the replicas and shrinks the meta group) comes first.
+            assert.strictEqual(preview.steps.get("nats-scale-down"), "update");
+            assert.ok(preview.reasons.get("nats-scale-down")!.includes("members"), JSON.stringify(preview.reasons.get("nats-scale-down")));
+            assert.deepStrictEqual(asHostSees(preview.cloud.byName("nats-scale-down").inputs).members.map((m: { name: string }) => m.name), ["nats-0", "nats-1", "nats-2"]);
+            assert.ok(preview.providerLogs.some((line) => /^\[nats-scale-down\] nats-4 \([a-z0-9-]+\), then nats-3 \([a-z0-9-]+\) leave the cluster in this up: every stream replica is moved off/.test(line)), preview.providerLogs.join("\n"));
             assert.deepStrictEqual(withStep(preview, "delete").filter((n) => n.endsWith("-stream-guard")), ["nats-3-stream-guard", "nats-4-stream-guard"]);
             for (const node of ["nats-3", "nats-4"]) {
                 assert.ok(five.get(`${node}-stream-guard`)!.dependencies.includes(`${node}-instance`), `${node}'s guard depends on its instance`);

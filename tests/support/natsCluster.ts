@@ -11,8 +11,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import {
-    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_TLS_FILES, NatsLayout, natsConfPath,
-    natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf, renderNatsRoutes,
+    NATS_CLUSTER_ROUTES_FILE, NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_SYSTEM_ACCOUNT_FILE, NATS_TLS_FILES, NatsLayout, natsConfPath,
+    natsRouteAddresses, renderNatsClusterSecrets, renderNatsConf, renderNatsRoutes, renderNatsSystemAccount,
 } from "../../cloudinit/nats";
 import {
     CertProfile, natsClientCaProfile, natsClientCertProfile, natsRouteCaProfile, natsRouteCertProfile, natsServerCertProfile, opensslExtensions,
@@ -73,6 +73,8 @@ interface NodeState {
 
 export class LoopbackNatsCluster {
     public readonly clusterName = "meshtest";
+    /** The system account user's password (NATS_SYSTEM_USER), as the nodes' system-account.conf holds it. */
+    public readonly systemPassword = "meshstackSystemPassword0123456789";
     public readonly serviceName = natsServiceName("meshtest");
     public readonly routeCa: Pem;
     public readonly clientCa: Pem;
@@ -124,6 +126,7 @@ export class LoopbackNatsCluster {
         write(path.join(layout.tlsDir, NATS_TLS_FILES.serverCert), server.certPem, 0o644);
         write(path.join(layout.tlsDir, NATS_TLS_FILES.serverKey), server.keyPem, 0o600);
         write(path.join(layout.configDir, NATS_CLUSTER_SECRETS_FILE), renderNatsClusterSecrets({ password }), 0o600);
+        write(path.join(layout.configDir, NATS_SYSTEM_ACCOUNT_FILE), renderNatsSystemAccount({ password: this.systemPassword }), 0o600);
         write(path.join(layout.configDir, NATS_CLUSTER_ROUTES_FILE), renderNatsRoutes({ routes: natsRouteAddresses(node, peers), password }), 0o600);
         write(natsConfPath(layout), renderNatsConf({ clusterName: this.clusterName, node, layout, clientHost: "127.0.0.1", jetstream: NATS_DEFAULT_JETSTREAM_LIMITS }), 0o640);
     }
@@ -197,6 +200,19 @@ export class LoopbackNatsCluster {
         const timer = setTimeout(() => state.child!.kill("SIGKILL"), 30_000);
         await state.exited;
         clearTimeout(timer);
+    }
+
+    /** Gives node `index` JetStream server tags (placement), before it starts. */
+    tag(index: number, tags: string[]): void {
+        fs.appendFileSync(natsConfPath(this.nodes[index].layout), `server_tags: [${tags.map((t) => JSON.stringify(t)).join(", ")}]\n`);
+    }
+
+    /** Routes node `index` to `peers` alone, as its agent does from a new desired state, and reloads it (SIGHUP). */
+    routeTo(index: number, peers: number[]): void {
+        const state = this.nodes[index];
+        const routes = renderNatsRoutes({ routes: natsRouteAddresses(state.node, peers.map((i) => this.nodes[i].node)), password: this.password });
+        fs.writeFileSync(path.join(state.layout.configDir, NATS_CLUSTER_ROUTES_FILE), routes, { mode: 0o600 });
+        state.child?.kill("SIGHUP");
     }
 
     async monitor(index: number, pathAndQuery: string): Promise<Response> {

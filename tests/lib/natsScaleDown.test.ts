@@ -1,0 +1,95 @@
+/**
+ * The scale-down's decisions (lib/natsScaleDown.ts): who leaves and in which
+ * order, what is refused before anything moves, what to move off a node,
+ * when a stream may give up a replica, and when a node is evacuated.
+ */
+import * as assert from "assert";
+import { StreamPlacement } from "../../lib/natsRollout";
+import { evacuationPending, leavingMembers, notReadyToMove, scaleDownProblem, streamsToMove } from "../../lib/natsScaleDown";
+
+const member = (i: number) => ({ name: `nats-${i}`, node: `mesh-${i}` });
+const members = (n: number) => Array.from({ length: n }, (_, i) => member(i));
+const current = (...names: string[]) => names.map((name) => ({ name, current: true }));
+const r3 = (stream: string, leader: string, followers: string[]): StreamPlacement => ({ stream, leader, replicas: current(...followers), configuredReplicas: 3 });
+
+describe("NATS scale-down decisions", () => {
+    it("the members an up no longer declares leave highest index first; a replaced node (same name) does not leave", () => {
+        assert.deepStrictEqual(leavingMembers(members(5), members(3)), [member(4), member(3)]);
+        assert.deepStrictEqual(leavingMembers(members(7), members(3)).map((m) => m.name), ["nats-6", "nats-5", "nats-4", "nats-3"]);
+        assert.deepStrictEqual(leavingMembers(members(3), members(3)), []);
+        assert.deepStrictEqual(leavingMembers(members(3), members(5)), []);
+        // Index order is numeric, not by text.
+        assert.deepStrictEqual(leavingMembers([...members(11)], members(9)).map((m) => m.name), ["nats-10", "nats-9"]);
+    });
+
+    describe("what is refused before anything moves", () => {
+        const leaving = [member(4), member(3)];
+
+        it("nothing when every stream fits the servers that stay and has a replica elsewhere", () => {
+            assert.strictEqual(scaleDownProblem(leaving, 3, [r3("KV_a", "mesh-3", ["mesh-4", "mesh-0"]), { stream: "R1", leader: "mesh-0", replicas: [], configuredReplicas: 1 }], []), undefined);
+            assert.strictEqual(scaleDownProblem([], 3, [{ stream: "R1", leader: "mesh-4", replicas: [], configuredReplicas: 1 }], []), undefined, "nobody leaves");
+        });
+
+        it("a stream with more replicas than servers would remain, a stream whose only replica is on a leaving node, and an unreadable placement, each named, with the way on", () => {
+            const problem = scaleDownProblem(leaving, 3, [
+                { stream: "WIDE", leader: "mesh-0", replicas: current("mesh-1", "mesh-2", "mesh-3", "mesh-4"), configuredReplicas: 5 },
+                { stream: "ORDERS", leader: "mesh-3", replicas: [], configuredReplicas: 1 },
+                { stream: "DARK", replicas: [], unavailable: "no leader" },
+            ], []);
+            assert.strictEqual(problem,
+                "refused: this up removes NATS nodes nats-4 (mesh-4), nats-3 (mesh-3) (meshstack:natsNodeCount lowered to 3), and their streams cannot all move to the servers that stay: " +
+                "WIDE: 5 replicas, and 3 servers would remain; ORDERS: the only replica of this stream is on mesh-3; DARK: where its replicas are could not be read (no leader), so it may be on a leaving node alone. " +
+                "Nothing has been moved or deleted. To go on, give WIDE at most 3 replicas (`nats stream edit <stream> --replicas 3`); " +
+                "give each R1 stream more replicas (`nats stream edit <stream> --replicas 3`), or add the streams to lose to meshstack:natsAcceptStreamLoss, then run pulumi up again; or set meshstack:natsNodeCount back");
+        });
+
+        it("one node leaving is named in the singular", () => {
+            assert.match(scaleDownProblem([member(2)], 2, [{ stream: "ORDERS", leader: "mesh-2", replicas: [], configuredReplicas: 1 }], [])!, /^refused: this up removes NATS node nats-2 \(mesh-2\) \(meshstack:natsNodeCount lowered to 2\)/);
+        });
+
+        it("meshstack:natsAcceptStreamLoss lets named R1 and unreadable streams go (\"*\" every one), never a stream too wide", () => {
+            const placements: StreamPlacement[] = [{ stream: "ORDERS", leader: "mesh-3", replicas: [], configuredReplicas: 1 }, { stream: "DARK", replicas: [], unavailable: "no leader" }];
+            assert.strictEqual(scaleDownProblem(leaving, 3, placements, ["ORDERS", "DARK"]), undefined);
+            assert.strictEqual(scaleDownProblem(leaving, 3, placements, ["*"]), undefined);
+            assert.match(scaleDownProblem(leaving, 3, placements, ["ORDERS"])!, /: DARK: where its replicas are could not be read/);
+            const wide = [{ stream: "WIDE", leader: "mesh-0", replicas: current("mesh-1", "mesh-2", "mesh-3", "mesh-4"), configuredReplicas: 5 }];
+            assert.match(scaleDownProblem(leaving, 3, wide, ["*", "WIDE"])!, /: WIDE: 5 replicas, and 3 servers would remain\. .*give WIDE at most 3 replicas/);
+        });
+
+        it("an R1 stream on a node that stays is no concern", () => {
+            assert.strictEqual(scaleDownProblem(leaving, 3, [{ stream: "ORDERS", leader: "mesh-1", replicas: [], configuredReplicas: 1 }], []), undefined);
+        });
+    });
+
+    it("moves every stream with a replica on the node, led or followed, but one it alone holds", () => {
+        const placements = [r3("A", "mesh-4", ["mesh-0", "mesh-1"]), r3("B", "mesh-0", ["mesh-4", "mesh-2"]), r3("C", "mesh-0", ["mesh-1", "mesh-2"]), { stream: "R1", leader: "mesh-4", replicas: [] }];
+        assert.deepStrictEqual(streamsToMove("mesh-4", placements), ["A", "B"]);
+    });
+
+    it("a stream may give up a replica once it has a leader and every replica is current", () => {
+        assert.strictEqual(notReadyToMove(r3("A", "mesh-4", ["mesh-0", "mesh-1"])), undefined);
+        assert.strictEqual(notReadyToMove({ stream: "A", replicas: [], unavailable: "timeout" }), "no stream info (timeout)");
+        assert.strictEqual(notReadyToMove({ stream: "A", replicas: current("mesh-0") }), "no leader");
+        assert.strictEqual(notReadyToMove({ stream: "A", leader: "mesh-4", replicas: [{ name: "mesh-0", current: false, lag: 7 }, { name: "mesh-1", current: false, offline: true }] }),
+            "the replica on mesh-0 is not current (7 behind), the replica on mesh-1 is offline");
+    });
+
+    it("a node is evacuated once each stream it held has no replica on it, all its replicas placed, a leader and every replica current", () => {
+        const moved = ["A", "B", "A > worker"];
+        assert.deepStrictEqual(evacuationPending("mesh-4", moved, [
+            r3("A", "mesh-0", ["mesh-1", "mesh-2"]), r3("B", "mesh-1", ["mesh-0", "mesh-2"]), { stream: "A > worker", leader: "mesh-0", replicas: current("mesh-1", "mesh-2") },
+            { stream: "UNRELATED", replicas: [], unavailable: "no leader" },
+        ]), []);
+        assert.deepStrictEqual(evacuationPending("mesh-4", moved, [
+            r3("A", "mesh-0", ["mesh-4", "mesh-2"]),
+            { stream: "B", leader: "mesh-1", replicas: current("mesh-0"), configuredReplicas: 3 },
+            { stream: "A > worker", leader: "mesh-0", replicas: [{ name: "mesh-1", current: false, lag: 2 }, { name: "mesh-2", current: true }] },
+        ]), [
+            "A: still has a replica on mesh-4",
+            "A > worker: the replica on mesh-1 is not current (2 behind)",
+            "B: 2 of 3 replicas placed",
+        ]);
+        assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], []), ["A: not listed by the cluster"]);
+        assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], [{ stream: "A", replicas: current("mesh-0", "mesh-1") }]), ["A: no leader"]);
+    });
+});
