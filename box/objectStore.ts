@@ -119,6 +119,12 @@ export class BoxObjectStore {
         this.mc(["admin", "user", "remove", ALIAS, accessKey]);
     }
 
+    /** True while MinIO still has the key's user (checked with root credentials). */
+    scopedKeyExists(accessKey: string): boolean {
+        const users = this.mc(["--json", "admin", "user", "list", ALIAS]).split("\n").filter(Boolean).map((line) => JSON.parse(line).accessKey);
+        return users.includes(accessKey);
+    }
+
     /** Publishes a file in the anonymous-read `mirror` bucket; returns its URL. */
     publishToMirror(key: string, file: string): string {
         this.mc(["mb", "--ignore-existing", `${ALIAS}/mirror`]);

@@ -24,7 +24,8 @@ import { BOX_CACHE, logsDir, REPO_ROOT, RUN_DIR } from "../../box/paths";
 import { boxSshKey, ssh } from "../../box/ssh";
 import { BoxResource, BoxState, BoxVm, readState, STATE_FILE } from "../../box/state";
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
-import { AGENT_LOG_PATH, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
+import { AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
+import { agentKeyId } from "../../lib/agentKey";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
 import { assertReadsBack, putWhenAcknowledged } from "../support/kvReads";
 import { waitFor } from "../support/ports";
@@ -340,7 +341,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         });
     });
 
-    describe("Day 2 on the VMs: a second up scales 3 -> 5, rebuilds nats-1 and adds an SSH key", () => {
+    describe("Day 2 on the VMs: a second up scales 3 -> 5, rebuilds nats-1, adds an SSH key and rotates the agents' key", () => {
         /** What shows a node was not touched: the kernel's boot id, its address and the WireGuard key it made. */
         interface Identity {
             bootId: string;
@@ -356,6 +357,8 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         const publicKeys = new Map<string, string>();
         /** An operator's key added to meshstack:sshAuthorizedKeys by the update, beside the box's own. */
         let addedKey: { privateKey: string; publicKey: string };
+        /** The agents' key before the update (generation 1), which the update rotates. */
+        let firstAgentKey: string;
 
         before(async function () {
             this.timeout(BOX_UP_TIMEOUT_MS + 5 * 60_000);
@@ -365,7 +368,8 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "box-day2-operator", "-f", privateKey]);
             addedKey = { privateKey, publicKey: fs.readFileSync(`${privateKey}.pub`, "utf8").trim() };
             const sshAuthorizedKeys = JSON.stringify([boxSshKey(BOX_CACHE).publicKey, addedKey.publicKey]);
-            await boxUpdate({ natsNodeCount: "5", sshAuthorizedKeys }, ["nats-1-label"]);
+            firstAgentKey = String(resource("rendezvous-agent-key").outputs.accessKey);
+            await boxUpdate({ natsNodeCount: "5", sshAuthorizedKeys, agentKeyGeneration: "2" }, ["nats-1-label"]);
             state = readState()!;
             for (const vm of running()) publicKeys.set(vm.name, (await onVm(vm, "cat /etc/wireguard/publickey")).trim());
         });
@@ -421,6 +425,29 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             // nats-3 and nats-4 got both keys from Linode's field at creation; the survivors only from their agents.
             for (const vm of [hub(), natsVm(0), natsVm(2)]) {
                 assert.match(await onVm(vm, `cat ${AGENT_LOG_PATH}`), /root's authorized_keys replaced: 2 key\(s\)/, `${vm.name}'s agent installed both keys`);
+                assert.strictEqual((await identityOf(vm)).bootId, untouched.get(vm.name)!.bootId, `${vm.name} rebooted`);
+            }
+        });
+
+        it("the agents' key rotated in place: every VM reads with the new key (the survivors switched and reported it), and the old key is revoked", async function () {
+            this.timeout(10 * 60_000);
+            const nextKey = String(resource("rendezvous-agent-key-2").outputs.accessKey);
+            const id = agentKeyId(nextKey);
+            assert.ok(!state.resources.some((r) => r.name === "rendezvous-agent-key"), "the old key's resource is gone");
+            const store = new BoxObjectStore(path.join(RUN_DIR, "minio"), UNDERLAY.hostAddress, state.caCertFile);
+            assert.strictEqual(store.scopedKeyExists(firstAgentKey), false, "the old key is revoked in the store");
+            assert.deepStrictEqual(resource("mesh-agent-key-rollout").outputs.missing, [], "every node reported the new key before the old one went");
+            for (const vm of running()) {
+                assert.strictEqual((await onVm(vm, `grep -c -F ${nextKey} ${AGENT_CREDENTIALS_PATH}`)).trim(), "1", `${vm.name} reads with the new key`);
+                // With the old key revoked, a full run again (its applied digest dropped) fetches and applies the desired state with the new one.
+                const log = await onVm(vm, `rm -f ${AGENT_STATE_DIR}/applied.sha256 && ${AGENT_SCRIPT_PATH} && tail -n 5 ${AGENT_LOG_PATH}`, 120);
+                assert.match(log, new RegExp(`applied desired state [0-9a-f]{64}: .*agents' key ${id} \\(in use\\)`), `${vm.name}: ${log}`);
+            }
+            // The survivors booted with the first key and switched; the nodes the update made booted with the new one.
+            for (const vm of [hub(), natsVm(0), natsVm(2)]) {
+                const log = await onVm(vm, `cat ${AGENT_LOG_PATH}`);
+                assert.match(log, new RegExp(`agents' key switched to ${id} \\(a signed GET with it read `), `${vm.name} switched`);
+                assert.match(log, new RegExp(`reported agents' key ${id}`), `${vm.name} reported`);
                 assert.strictEqual((await identityOf(vm)).bootId, untouched.get(vm.name)!.bootId, `${vm.name} rebooted`);
             }
         });
