@@ -13,13 +13,18 @@
  *   material from a predecessor's, even after a bare instance replacement.
  * - `desired/<stack>/<node>.json`: what `pulumi up` wants the node to run
  *   (its WireGuard peers, its certificates, its NATS routes, root's SSH
- *   keys, the agents' key sealed to it). `pulumi up` is
+ *   keys, the agents' key sealed to it, the nats-server release). `pulumi up` is
  *   the only writer; the node's agent fetches it, verifies it and applies it
  *   in place.
  * - `reports/<stack>/<node>/agent-key.json`: the agents' key a node reads
  *   with, written by its agent through a presigned PUT its desired state
  *   carries, once it has switched to that key (lib/agentKey.ts). The deploy
  *   revokes an old key only once every node reports the new one.
+ * - `reports/<stack>/<node>/nats-server.json`: the nats-server version a NATS
+ *   node runs and is healthy on, or the release it failed to move to and
+ *   why, written by its agent through a presigned PUT its desired state
+ *   carries (lib/natsRelease.ts). The upgrade wait reads it before the next
+ *   node's desired state gets the new release.
  * - `rejoin/<stack>/<node>.json`: a NATS node an `up` replaced and has not
  *   yet seen current again (the rejoin wait writes it before waiting and
  *   removes it once the node is current). While it is there, the rollout
@@ -33,6 +38,7 @@
  * presigned GET in its own user-data. Pure: no Pulumi.
  */
 import { AgentKeyOffer } from "./agentKey";
+import { NatsServerOffer } from "./natsRelease";
 import { ipv4InCidr, isIpv4 } from "./ip";
 import { isWgPublicKey } from "./wgKey";
 
@@ -83,6 +89,12 @@ export interface DesiredState {
      * without it leaves the node's key as it is.
      */
     agentKey?: AgentKeyOffer;
+    /**
+     * The nats-server release this node runs (NATS nodes): the agent
+     * installs it at its first apply and moves to it in place when it
+     * changes, then reports through the offer's presigned PUT.
+     */
+    natsServer?: NatsServerOffer;
 }
 
 function keySegment(value: string, what: string): string {
@@ -101,6 +113,11 @@ export function desiredStateKey(stack: string, node: string): string {
 /** Where a node reports the agents' key it reads with (lib/agentKey.ts). */
 export function agentKeyReportKey(stack: string, node: string): string {
     return `reports/${keySegment(stack, "stack")}/${keySegment(node, "node")}/agent-key.json`;
+}
+
+/** Where a NATS node reports the nats-server it runs, or the release that failed (lib/natsRelease.ts). */
+export function natsServerReportKey(stack: string, node: string): string {
+    return `reports/${keySegment(stack, "stack")}/${keySegment(node, "node")}/nats-server.json`;
 }
 
 export function rejoinPendingKey(stack: string, node: string): string {

@@ -1,6 +1,6 @@
 /** The NATS JetStream cluster: its nodes and their images, the client port, the KV bucket, the client CA, DNS names and the nats-server release. */
 import { JETSTREAM_MAX_REPLICAS, MAX_NATS_NODES } from "../limits";
-import { NATS_SERVER_RELEASE, NatsServerRelease } from "../natsRelease";
+import { NATS_SERVER_RELEASE, NATS_SERVER_VERSION_PATTERN, NatsServerRelease } from "../natsRelease";
 import { EVERY_STREAM, isAcceptedStreamEntry, MAX_NATS_REJOIN_TIMEOUT_SECONDS, MIN_NATS_REJOIN_TIMEOUT_SECONDS, NATS_NODE_IMAGE_FORMAT, parseNatsNodeImages } from "../natsRollout";
 import { CheckedValues, CrossKeyRule, each, intRange, KeySpec, matches, pemBlock, stringList } from "./keySpec";
 import { qualify } from "./report";
@@ -94,21 +94,43 @@ export const natsKeys = {
         description: "Control-plane KV bucket the deploy creates over the client port (needs the deployer inside natsClientCidrs); unset: none.",
         allowed: "1 to 64 letters, digits, _ or -",
     },
+    natsServerVersion: {
+        type: "string", default: NATS_SERVER_RELEASE.version, check: matches(NATS_SERVER_VERSION_PATTERN),
+        description: "The nats-server release the NATS nodes run: changing it (with the release's checksums) upgrades or downgrades them in place, one node at a time, in one `pulumi up`.",
+        allowed: `a release tag such as ${NATS_SERVER_RELEASE.version} (v<major>.<minor>.<patch>, an optional -suffix), with natsServerSha256Amd64 and natsServerSha256Arm64 set to that release's checksums`,
+    },
     natsServerDownloadUrl: {
         type: "string", default: NATS_SERVER_RELEASE.urlTemplate,
-        check: (v) => (typeof v === "string" && /^https?:\/\/[^\s"`$\\]+$/.test(v) && v.includes("{arch}") ? undefined : "is not allowed"),
-        description: `Where the nodes download the nats-server ${NATS_SERVER_RELEASE.version} release tarball ({version} and {arch} are filled in): the release site, or a private mirror of the same files.`,
+        check: (v) => (typeof v === "string" && /^https?:\/\/[^\s"'`$\\]+$/.test(v) && v.includes("{arch}") ? undefined : "is not allowed"),
+        description: "Where the nodes download the natsServerVersion release tarball ({version} and {arch} are filled in): the release site, or a private mirror of the same files.",
         allowed: "an http(s) URL containing {arch}, without spaces, quotes, backslashes or $, such as https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz",
     },
     natsServerSha256Amd64: {
         type: "string", default: NATS_SERVER_RELEASE.sha256.amd64, check: matches(/^[0-9a-f]{64}$/),
-        description: "sha256 of the amd64 nats-server tarball; the node refuses any other bytes.", allowed: "64 lowercase hex digits",
+        description: "sha256 of the amd64 nats-server tarball of natsServerVersion; the node refuses any other bytes.", allowed: "64 lowercase hex digits",
     },
     natsServerSha256Arm64: {
         type: "string", default: NATS_SERVER_RELEASE.sha256.arm64, check: matches(/^[0-9a-f]{64}$/),
-        description: "sha256 of the arm64 nats-server tarball; the node refuses any other bytes.", allowed: "64 lowercase hex digits",
+        description: "sha256 of the arm64 nats-server tarball of natsServerVersion; the node refuses any other bytes.", allowed: "64 lowercase hex digits",
     },
 } satisfies Record<string, KeySpec>;
+
+/**
+ * The default checksums are the pinned release's: with another version they
+ * can only fail on the node, one upgrade attempt per node, so the config
+ * check says it first.
+ */
+export const natsServerChecksumsRule: CrossKeyRule = (v) => {
+    const version = v.natsServerVersion as string | undefined;
+    if (version === undefined || version === NATS_SERVER_RELEASE.version) return undefined;
+    const stale = (["amd64", "arm64"] as const).filter((arch) => v[`natsServerSha256${arch === "amd64" ? "Amd64" : "Arm64"}`] === NATS_SERVER_RELEASE.sha256[arch]);
+    if (stale.length === 0) return undefined;
+    const keys = stale.map((arch) => qualify(`natsServerSha256${arch === "amd64" ? "Amd64" : "Arm64"}`));
+    return {
+        key: keys[0], value: NATS_SERVER_RELEASE.sha256[stale[0]],
+        message: `is ${NATS_SERVER_RELEASE.version}'s checksum, but meshstack:natsServerVersion is ${version}; allowed: the ${version} tarball's sha256 in ${keys.join(" and ")}`,
+    };
+};
 
 export const kvReplicasRule: CrossKeyRule = (v) => {
     const replicas = v.natsKvReplicas as number | undefined;
@@ -176,7 +198,7 @@ export function natsConfig(v: CheckedValues): NatsConfig {
         kvBucket: v.natsKvBucket,
         rejoinTimeoutSeconds: v.natsRejoinTimeoutSeconds,
         serverRelease: {
-            version: NATS_SERVER_RELEASE.version,
+            version: v.natsServerVersion,
             urlTemplate: v.natsServerDownloadUrl,
             sha256: { amd64: v.natsServerSha256Amd64, arm64: v.natsServerSha256Arm64 },
         },

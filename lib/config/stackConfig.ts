@@ -10,7 +10,7 @@ import { BootstrapConfig, bootstrapConfig, urlLifetimeRule } from "./bootstrap";
 import { catalogRules, catalogWarnings } from "./catalog";
 import { CheckedValues, CrossKeyRule } from "./keySpec";
 import { LifecycleConfig, lifecycleConfig } from "./lifecycle";
-import { clientCaPairRule, kvReplicasRule, NatsConfig, natsConfig, natsNodeImagesRule, needsClientPort } from "./nats";
+import { clientCaPairRule, kvReplicasRule, NatsConfig, natsConfig, natsNodeImagesRule, natsServerChecksumsRule, needsClientPort } from "./nats";
 import { ObjectStoreConfig, objectStoreConfig, s3AgentKeyRule, s3EndpointRule } from "./objectStore";
 import { parseKeys, RawConfig } from "./parseKeys";
 import { ProxmoxConfig, proxmoxConfig, proxmoxRules } from "./proxmox";
@@ -40,6 +40,7 @@ const CROSS_KEY_RULES: CrossKeyRule[] = [
     wgAddressPlanRule,
     operatorPeersRule,
     natsNodeImagesRule,
+    natsServerChecksumsRule,
 ];
 
 /**
