@@ -14,6 +14,13 @@
  *   atomically when the list differs (first, so a later step that fails
  *   still leaves the operators' way in current). A state without the list
  *   leaves the file alone; an empty list empties it.
+ * - the nats-server release (lib/natsRelease.ts): installed at the first
+ *   apply, before nats-server first starts; when the desired version differs
+ *   from the installed one, moved to in place (download, checksum, a config
+ *   check with the new binary, an atomic swap, a restart through lame duck,
+ *   a wait until /healthz answers 200 on the new version), and moved back
+ *   if any step fails. The outcome is reported through the release's
+ *   presigned PUT, on this run or a later one;
  * - the agents' key (lib/agentKey.ts), last: an offered key other than the
  *   one in use is opened with the node's WireGuard key, proved by one
  *   signed GET of the desired state, and only then installed; a key that
@@ -35,7 +42,9 @@ import {
 } from "./agent/layout";
 import { AGENT_KEY_ID_LENGTH, SEAL_INFO, SEAL_SCHEME, X25519_PKCS8_PREFIX, X25519_SPKI_PREFIX } from "../lib/agentKey";
 import { SSH_KEY_TYPES } from "../lib/config/access";
-import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_TLS_FILES, NATS_UNIT_NAME, natsConfPath } from "./nats";
+import { NatsLayout, NATS_CLUSTER_ROUTES_FILE, NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_STOP_TIMEOUT_SECONDS, NATS_TLS_FILES, NATS_UNIT_NAME, natsConfPath } from "./nats";
+import { NATS_SERVER_VERSION_PATTERN } from "../lib/natsRelease";
+import { NATS_DEFAULT_PORTS } from "../lib/topology";
 import { INSTANCE_ID_ENV } from "./nodeBootstrap";
 import { WG_CONF_PATH, WG_INTERFACE, WG_PRIVATE_KEY_PATH, WG_QUICK_UNIT } from "./wgMesh";
 
@@ -45,6 +54,28 @@ import { WG_CONF_PATH, WG_INTERFACE, WG_PRIVATE_KEY_PATH, WG_QUICK_UNIT } from "
  */
 export const AGENT_INTERVAL_SECONDS = 10;
 
+/** How long each slow step of a nats-server move may take on the node. */
+export const NATS_SERVER_MOVE_LIMITS = {
+    /** The release tarball's download (curl --max-time). */
+    downloadSeconds: 300,
+    /** From a restart until /healthz answers 200 on the new version: JetStream meta, streams and consumers on this server current again. */
+    healthySeconds: 300,
+} as const;
+/** A run that moves no nats-server: fetch, render, install, reload, report. */
+const AGENT_RUN_BASE_SECONDS = 120;
+/**
+ * The agent unit's TimeoutStartSec: a run that downloads a release, restarts
+ * into it (lame duck first: NATS_STOP_TIMEOUT_SECONDS), waits for it, and
+ * then moves back the same way. systemd kills a run that takes longer.
+ */
+export const AGENT_RUN_TIMEOUT_SECONDS = AGENT_RUN_BASE_SECONDS + NATS_SERVER_MOVE_LIMITS.downloadSeconds + 2 * (NATS_STOP_TIMEOUT_SECONDS + NATS_SERVER_MOVE_LIMITS.healthySeconds);
+/**
+ * How long the deploy waits for a node to report a release it was given:
+ * the run in progress when the desired state was written, the timer's
+ * interval, then one whole run that moves nats-server.
+ */
+export const NATS_SERVER_MOVE_REPORT_DEADLINE_SECONDS = AGENT_RUN_TIMEOUT_SECONDS + AGENT_RUN_BASE_SECONDS + AGENT_INTERVAL_SECONDS;
+
 export interface AgentNats {
     layout: NatsLayout;
     /** Files of the desired state's `certificates` and the private key each must match. */
@@ -52,6 +83,8 @@ export interface AgentNats {
     routeUser: string;
     /** Root-only file holding the route password (from user-data). */
     routePasswordPath: string;
+    /** nats-server's monitoring port on 127.0.0.1: where the agent reads /healthz and the running version. */
+    monitorPort: number;
 }
 
 /**
@@ -69,6 +102,7 @@ export const NATS_NODE_AGENT: AgentNats = {
     ],
     routeUser: NATS_ROUTE_USER,
     routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
+    monitorPort: NATS_DEFAULT_PORTS.monitor,
 };
 
 export interface AgentParams {
@@ -158,6 +192,7 @@ export function renderAgentRenderer(params: AgentParams): string {
         `SEAL_INFO = ${JSON.stringify(SEAL_INFO)}`,
         `X25519_PKCS8_PREFIX = ${JSON.stringify(X25519_PKCS8_PREFIX)}`,
         `X25519_SPKI_PREFIX = ${JSON.stringify(X25519_SPKI_PREFIX)}`,
+        `NATS_SERVER_VERSION_PATTERN = ${JSON.stringify(NATS_SERVER_VERSION_PATTERN.source)}`,
     ];
     return embedAgentRenderConstants(fs.readFileSync(AGENT_RENDER_SOURCE, "utf8"), constants);
 }
@@ -178,6 +213,213 @@ export function embedAgentRenderConstants(source: string, constants: string[]): 
     const end = only(AGENT_RENDER_CONSTANTS_END);
     if (end < begin) throw new Error(`${AGENT_RENDER_SOURCE} has "${AGENT_RENDER_CONSTANTS_END}" before "${AGENT_RENDER_CONSTANTS_BEGIN}"`);
     return [...lines.slice(0, begin), ...constants, ...lines.slice(end + 1)].join("\n");
+}
+
+/**
+ * MESHSTACK_AGENT_NATS_RESTART: a command that stands in for `systemctl
+ * restart nats-server.service` (a stop through lame duck, the unit's
+ * ExecStartPre config check, a start) where there is no systemd, in tests
+ * that move real nats-server binaries. Nodes leave it unset.
+ */
+export const AGENT_NATS_RESTART_ENV = "MESHSTACK_AGENT_NATS_RESTART";
+
+/**
+ * The nats-server release, in bash: install it (first apply), move to
+ * another (an upgrade or a downgrade: the same steps), move back when the
+ * new one fails, report. A failed move does not fail the run: the node
+ * stays on its release, the rest of the desired state still applies, and
+ * the release that failed is recorded so that later runs (a renewed
+ * certificate rewrites the desired state) do not try it again; a new
+ * desired release is tried.
+ */
+function natsServerFunctions(nats: AgentNats): string {
+    const { layout } = nats;
+    const health = `http://127.0.0.1:${nats.monitorPort}`;
+    return `readonly nats_binary=${shellQuote(layout.binary)}
+readonly nats_conf="$root${natsConfPath(layout)}"
+readonly nats_failed_record="$state_dir/nats-server-failed"
+
+nats_installed_version() {
+  "$nats_binary" --version 2>/dev/null | sed -n 's/^nats-server: \\(v[^ ]*\\)$/\\1/p'
+}
+
+# What identifies a release: its version, URL and checksums as staged.
+nats_release_id() {
+  cat "$1/nats-server.version" "$1/nats-server.url" "$1/nats-server.sha256.amd64" "$1/nats-server.sha256.arm64" | sha256sum | cut -d' ' -f1
+}
+
+# Downloads the staged release, checks this architecture's checksum before
+# unpacking, and leaves its binary at $nats_binary.new. On failure prints
+# why, on one line, for the report.
+fetch_nats_server() {
+  local stage=$1 version arch sha work
+  version=$(cat "$stage/nats-server.version")
+  arch=$(dpkg --print-architecture)
+  case "$arch" in
+    amd64|arm64) ;;
+    *) echo "no checksum of nats-server $version for architecture $arch (allowed: amd64, arm64)"; return 1 ;;
+  esac
+  sha=$(cat "$stage/nats-server.sha256.$arch")
+  work=$(mktemp -d "$state_dir/nats-server-release.XXXXXX")
+  # The URL may be a mirror's signed one: it reaches curl on stdin, never argv or the log.
+  if ! printf 'url = "%s"\\n' "$(sed "s/{arch}/$arch/g" "$stage/nats-server.url")" \\
+      | curl -sS --fail --location --retry 3 --retry-delay 2 --connect-timeout 10 --max-time ${NATS_SERVER_MOVE_LIMITS.downloadSeconds} -K - -o "$work/release.tar.gz" 2>>"$log_file"; then
+    rm -rf "$work"; echo "the download of nats-server $version for $arch failed (curl's error is in the agent log)"; return 1
+  fi
+  if ! echo "$sha  $work/release.tar.gz" | sha256sum --check --strict --status; then
+    rm -rf "$work"; echo "the nats-server $version tarball for $arch does not match its sha256 $sha; nothing was unpacked"; return 1
+  fi
+  local binary="nats-server-$version-linux-$arch/nats-server"
+  if ! tar -xzf "$work/release.tar.gz" -C "$work" "$binary" 2>>"$log_file"; then
+    rm -rf "$work"; echo "the nats-server $version tarball holds no $binary"; return 1
+  fi
+  install -m 0755 -o root -g root "$work/$binary" "$nats_binary.new"
+  rm -rf "$work"
+  if [ "$("$nats_binary.new" --version 2>/dev/null)" != "nats-server: $version" ]; then
+    rm -f "$nats_binary.new"; echo "the nats-server $version tarball's binary does not report $version"; return 1
+  fi
+}
+
+# The first apply: nothing runs yet, so a failure fails the run and the next run tries again.
+install_nats_server() {
+  local stage=$1 why
+  why=$(fetch_nats_server "$stage") || { log "nats-server not installed: $why"; return 1; }
+  mv "$nats_binary.new" "$nats_binary"
+  nats_installed_now=1
+  log "nats-server $(cat "$stage/nats-server.version") installed"
+}
+
+# The one way this script restarts nats-server (${AGENT_NATS_RESTART_ENV}: see cloudinit/agent.ts).
+restart_nats_server() {
+  if [ -n "\${${AGENT_NATS_RESTART_ENV}:-}" ]; then
+    "$${AGENT_NATS_RESTART_ENV}"
+  else
+    systemctl restart ${NATS_UNIT_NAME}
+  fi
+}
+
+# Until /healthz answers 200 (in a cluster: JetStream meta, and every stream
+# and consumer on this server, current) and the running server is $1.
+wait_nats_healthy() {
+  local want=$1 deadline=$((SECONDS + ${NATS_SERVER_MOVE_LIMITS.healthySeconds})) next_line=$SECONDS code running body
+  while :; do
+    code=$(curl -s -o "$state_dir/healthz" -w '%{http_code}' --max-time 5 ${health}/healthz) || code=000
+    running=$(curl -s --max-time 5 ${health}/varz | python3 -c 'import json, sys; print("v" + json.load(sys.stdin)["version"])' 2>/dev/null) || running=""
+    if [ "$code" = 200 ] && [ "$running" = "$want" ]; then
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      log "nats-server $want: not healthy within ${NATS_SERVER_MOVE_LIMITS.healthySeconds}s (/healthz HTTP $code, running \${running:-nothing})"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$next_line" ]; then
+      body=$(head -c 200 "$state_dir/healthz" 2>/dev/null | tr -d '\\n')
+      log "waiting for nats-server $want healthy: /healthz HTTP $code \${body}, running \${running:-nothing}; $((deadline - SECONDS))s left"
+      next_line=$((SECONDS + 10))
+    fi
+    sleep 1
+  done
+}
+
+# The report the node would send: the version it runs, healthy, or the one that failed and why.
+nats_report_json() {
+  python3 -c 'import json, sys
+node, instance, runs, failed, reason = sys.argv[1:6]
+report = {"version": 1, "node": node, "instanceId": instance, "natsServer": runs}
+report.update({"failed": failed, "reason": reason} if failed else {"healthy": True})
+print(json.dumps(report, separators=(",", ":")))' "$node" "$(instance_id)" "$@"
+}
+
+keep_nats_server_report() {
+  local stage=$1
+  shift
+  install -m 0600 -o root -g root "$stage/nats-server-report.url" "$state_dir/nats-server-report.url.new"
+  mv "$state_dir/nats-server-report.url.new" "$state_dir/nats-server-report.url"
+  # The report last: it is what makes the next send_nats_server_report send.
+  nats_report_json "$@" >"$state_dir/nats-server-report.json.new"
+  mv "$state_dir/nats-server-report.json.new" "$state_dir/nats-server-report.json"
+}
+
+nats_move_failed() {
+  local stage=$1 runs=$2 failed=$3 reason=$4
+  log "nats-server $failed FAILED: $reason; running $runs. Not tried again until the desired release changes (to retry it: rm $nats_failed_record $state_dir/applied.sha256, then run the agent)"
+  nats_release_id "$stage" >"$nats_failed_record"
+  keep_nats_server_report "$stage" "$runs" "$failed" "$reason"
+}
+
+move_nats_server() {
+  local stage=$1 from=$2 to why back
+  to=$(cat "$stage/nats-server.version")
+  log "nats-server: moving from $from to $to"
+  why=$(fetch_nats_server "$stage") || { nats_move_failed "$stage" "$from" "$to" "$why"; return 0; }
+  if ! runuser -u ${layout.user} -- "$nats_binary.new" -t -c "$nats_conf" >>"$log_file" 2>&1; then
+    rm -f "$nats_binary.new"
+    nats_move_failed "$stage" "$from" "$to" "nats-server $to refuses this node's nats.conf (nats-server -t; its output is in the agent log)"
+    return 0
+  fi
+  ln -f "$nats_binary" "$nats_binary.previous"
+  mv "$nats_binary.new" "$nats_binary"
+  log "nats-server $to in place ($from kept as $nats_binary.previous); restarting it through lame duck"
+  if restart_nats_server >>"$log_file" 2>&1 && wait_nats_healthy "$to"; then
+    log "nats-server $to healthy (was $from)"
+    rm -f "$nats_failed_record"
+    keep_nats_server_report "$stage" "$to"
+    return 0
+  fi
+  log "nats-server $to did not come up healthy; moving back to $from"
+  mv "$nats_binary.previous" "$nats_binary"
+  if restart_nats_server >>"$log_file" 2>&1 && wait_nats_healthy "$from"; then
+    back="back on $from, healthy"
+  else
+    back="back on $from, which is NOT healthy either"
+  fi
+  nats_move_failed "$stage" "$from" "$to" "nats-server $to did not answer /healthz 200 within ${NATS_SERVER_MOVE_LIMITS.healthySeconds}s of its restart; $back"
+}
+
+# Moves to the desired release when it differs from the installed one;
+# reports the release it runs once, when healthy, when it does not.
+converge_nats_server() {
+  local stage=$1 want installed
+  [ -f "$stage/nats-server.version" ] || return 0
+  want=$(cat "$stage/nats-server.version")
+  installed=$(nats_installed_version)
+  # A server started in this run is the publish poll's and the rejoin wait's to watch.
+  [ "\${nats_installed_now:-0}" = 1 ] && return 0
+  if [ "\${MESHSTACK_AGENT_SKIP_SERVICES:-}" = 1 ] && [ -z "\${${AGENT_NATS_RESTART_ENV}:-}" ]; then
+    log "MESHSTACK_AGENT_SKIP_SERVICES=1: not moving or checking nats-server ($installed installed, $want desired)"
+    return 0
+  fi
+  if [ "$installed" = "$want" ]; then
+    [ "$(nats_report_json "$want" "" "")" = "$(cat "$state_dir/nats-server-report.json" 2>/dev/null)" ] && return 0
+    if wait_nats_healthy "$want"; then
+      keep_nats_server_report "$stage" "$want"
+    fi
+    return 0
+  fi
+  if [ "$(nats_release_id "$stage")" = "$(cat "$nats_failed_record" 2>/dev/null)" ]; then
+    log "nats-server $want failed on this node before (see above); staying on $installed until the desired release changes (to retry it: rm $nats_failed_record $state_dir/applied.sha256, then run the agent)"
+    return 0
+  fi
+  move_nats_server "$stage" "$installed"
+}
+
+# Every run, like the agents' key report: one that could not be sent is sent later.
+send_nats_server_report() {
+  local pending="$state_dir/nats-server-report.json" sent="$state_dir/nats-server-report.sent.json" response="$state_dir/nats-server-report.response" status
+  [ -f "$pending" ] || return 0
+  cmp -s "$pending" "$sent" && return 0
+  status=$(printf 'url = "%s"\\n' "$(cat "$state_dir/nats-server-report.url")" \\
+    | curl -sS --connect-timeout 5 --max-time 20 --fail-with-body -K - -T "$pending" -o "$response" -w '%{http_code}') || {
+    log "reporting nats-server failed: HTTP \${status:-000} $(head -c 300 "$response" 2>/dev/null | tr -d '\\n')"
+    rm -f "$response"
+    return 1
+  }
+  rm -f "$response"
+  cp "$pending" "$sent"
+  log "reported nats-server: $(cat "$pending")"
+}
+
+`;
 }
 
 /** The agent itself: bash, run by the timer; also safe to run by hand. */
@@ -206,6 +448,10 @@ ${c.issuer ? `  openssl verify -CAfile "$stage/${c.issuer}" "$stage/${c.file}" >
   if ! cmp -s "$stage/routes.conf" "$routes_file"; then
     install -m 0600 -o ${nats.layout.user} -g ${nats.layout.group} "$stage/routes.conf" "$routes_file.new" && mv "$routes_file.new" "$routes_file"
     changed=1
+  fi
+  # The first apply installs the release before nats-server first starts.
+  if [ ! -x "$nats_binary" ] && [ -f "$stage/nats-server.version" ]; then
+    install_nats_server "$stage" || return 1
   fi
   if [ "\${MESHSTACK_AGENT_SKIP_SERVICES:-}" = 1 ]; then
     log "MESHSTACK_AGENT_SKIP_SERVICES=1: not touching nats-server (changed=$changed)"
@@ -253,7 +499,7 @@ instance_id() {
   fi
 }
 
-apply_tls_and_routes() {
+${nats ? natsServerFunctions(nats) : ""}apply_tls_and_routes() {
   local stage=$1
   ${nats ? "" : ":"}${tlsApply}
 }
@@ -368,7 +614,7 @@ run() {
   apply_authorized_keys "$stage"
   apply_tls_and_routes "$stage"
   apply_wireguard "$stage"
-  # Last: a key that cannot read fails the run, and the next run tries it again.
+${nats ? '  # After the routes and peers: a restarted server finds its cluster.\n  converge_nats_server "$stage"\n' : ""}  # Last: a key that cannot read fails the run, and the next run tries it again.
   switch_agent_key "$stage" || return 1
   keep_agent_key_report "$stage"
   # Logged first: a run cut short between the two applies again next time, and logs then.
@@ -380,7 +626,7 @@ run() {
 exec 9>"$state_dir/lock"
 flock 9
 run
-send_agent_key_report
+${nats ? "send_nats_server_report || true\n" : ""}send_agent_key_report
 `;
 }
 
@@ -394,7 +640,7 @@ Wants=network-online.target
 [Service]
 Type=oneshot
 ExecStart=${AGENT_SCRIPT_PATH}
-TimeoutStartSec=120
+TimeoutStartSec=${AGENT_RUN_TIMEOUT_SECONDS}
 `;
 }
 

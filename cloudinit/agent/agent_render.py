@@ -28,6 +28,7 @@ SEAL_SCHEME = "x25519-hkdf-sha256-hmac-ctr-v1"
 SEAL_INFO = "meshstack agent key seal v1"
 X25519_PKCS8_PREFIX = "302e020100300506032b656e04220420"
 X25519_SPKI_PREFIX = "302a300506032b656e032100"
+NATS_SERVER_VERSION_PATTERN = "^v[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.]+)?$"
 # END per-node constants
 subnet = ipaddress.ip_interface(WG_ADDRESS).network
 
@@ -191,6 +192,12 @@ if "authorizedKeys" in doc:
 else:
     summary.append("authorized_keys left alone (no authorizedKeys in the desired state)")
 
+def presigned_url(value, what):
+    # A credential: never echoed. Quotes and backslashes would not survive curl's config syntax.
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[\x21-\x7e]+", value) or re.search(r"[\"'\\]", value):
+        fail(f"{what} is not an http(s) URL of printable characters without quotes or backslashes")
+    return value
+
 def agent_key_id(access_key_id):
     # lib/agentKey.ts agentKeyId: a digest of the access key id, never the id itself.
     return hashlib.sha256(access_key_id.encode("utf-8")).hexdigest()[:AGENT_KEY_ID_LENGTH]
@@ -275,10 +282,7 @@ if "agentKey" in doc:
     if not isinstance(sealed, dict) or sealed.get("scheme") != SEAL_SCHEME:
         fail(f"agentKey.sealed has scheme {sealed.get('scheme') if isinstance(sealed, dict) else None!r}; this agent opens {SEAL_SCHEME}")
     sealed_parts = base64_field(sealed, "ephemeralPublicKey", 32), base64_field(sealed, "ciphertext"), base64_field(sealed, "mac", 32)
-    report_url = offer.get("reportUrl")
-    # A credential: never echoed. Quotes and backslashes would not survive curl's config syntax.
-    if not isinstance(report_url, str) or not re.fullmatch(r"https?://[\x21-\x7e]+", report_url) or re.search(r"[\"'\\]", report_url):
-        fail("agentKey.reportUrl is not an http(s) URL of printable characters without quotes or backslashes")
+    report_url = presigned_url(offer.get("reportUrl"), "agentKey.reportUrl")
     if agent_key_id(current_access_key_id()) == key_id:
         summary.append(f"agents' key {key_id} (in use)")
     else:
@@ -287,4 +291,28 @@ if "agentKey" in doc:
         summary.append(f"agents' key {key_id} (switching)")
     write("agent-key-report.json", json.dumps({"version": 1, "node": node, "instanceId": instance_id, "agentKeyId": key_id}, separators=(",", ":")) + "\n")
     write("agent-key-report.url", report_url + "\n")
+# The nats-server release: staged as one value a file, for the agent to install or move to.
+if ROLE == "nats" and "natsServer" in doc:
+    release = doc["natsServer"]
+    if not isinstance(release, dict):
+        fail("desired state has a natsServer that is not an object")
+    version = release.get("version")
+    if not isinstance(version, str) or not re.fullmatch(NATS_SERVER_VERSION_PATTERN, version):
+        fail(f"natsServer.version {version!r} is not a nats-server release tag such as v2.14.7")
+    url = release.get("url")
+    # A mirror's URL may be signed: never echoed. It reaches curl through its config syntax, and $ or ` nowhere.
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[\x21-\x7e]+", url) or re.search(r"[\"'\\$`]", url) or "{arch}" not in url:
+        fail("natsServer.url is not an http(s) URL of printable characters without quotes, backslashes, $ or `, with {arch} for this node's architecture")
+    checksums = release.get("sha256")
+    if not isinstance(checksums, dict):
+        fail("natsServer.sha256 is not an object of checksums by architecture")
+    for arch in ("amd64", "arm64"):
+        if not isinstance(checksums.get(arch), str) or not re.fullmatch(r"[0-9a-f]{64}", checksums[arch]):
+            fail(f"natsServer.sha256.{arch} is not 64 lowercase hex digits")
+    write("nats-server.version", version + "\n")
+    write("nats-server.url", url + "\n")
+    for arch in ("amd64", "arm64"):
+        write(f"nats-server.sha256.{arch}", checksums[arch] + "\n")
+    write("nats-server-report.url", presigned_url(release.get("reportUrl"), "natsServer.reportUrl") + "\n")
+    summary.append(f"nats-server {version}")
 print(", ".join(summary))

@@ -12,11 +12,14 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { AgentParams, renderAgentCredentials, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit } from "../../cloudinit/agent";
+import {
+    AGENT_INTERVAL_SECONDS, AGENT_RUN_TIMEOUT_SECONDS, AgentParams, NATS_SERVER_MOVE_LIMITS, NATS_SERVER_MOVE_REPORT_DEADLINE_SECONDS,
+    renderAgentCredentials, renderAgentRenderer, renderAgentScript, renderAgentTimer, renderAgentUnit,
+} from "../../cloudinit/agent";
 import { AGENT_CREDENTIALS_PATH, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_TIMER_NAME, AGENT_UNIT_NAME, ROOT_AUTHORIZED_KEYS_PATH } from "../../cloudinit/agent/layout";
 import { agentKeyId, sealAgentKey } from "../../lib/agentKey";
 import { presignObjectUrl } from "../../providers/s3";
-import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, renderNatsRoutes } from "../../cloudinit/nats";
+import { NATS_NODE_LAYOUT, NATS_ROUTE_PASSWORD_PATH, NATS_ROUTE_USER, NATS_STOP_TIMEOUT_SECONDS, renderNatsRoutes } from "../../cloudinit/nats";
 import { renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
 import { hubInterfaceSection } from "../../cloudinit/wgCache";
 import { renderPeer, WG_CONF_PATH } from "../../cloudinit/wgMesh";
@@ -45,7 +48,7 @@ const natsParams = (): AgentParams => ({
     node: "meshstack-dev-1", endpoint: "https://us-east-1.linodeobjects.com", region: "us-east-1", bucket: "meshstack-dev-runtime", key: "desired/dev/meshstack-dev-1.json",
     wgAddress: "10.44.0.11/24", wgListenPort: 51820,
     interfaceSection: wgInterfaceSection({ address: "10.44.0.11/24", listenPort: 51820 }),
-    nats: { layout: NATS_NODE_LAYOUT, certificates: NATS_CERTIFICATES, routeUser: NATS_ROUTE_USER, routePasswordPath: NATS_ROUTE_PASSWORD_PATH },
+    nats: { layout: NATS_NODE_LAYOUT, certificates: NATS_CERTIFICATES, routeUser: NATS_ROUTE_USER, routePasswordPath: NATS_ROUTE_PASSWORD_PATH, monitorPort: 8222 },
 });
 
 const peerKeys = [wgPubkey(wgGenkey()), wgPubkey(wgGenkey()), wgPubkey(wgGenkey())];
@@ -209,6 +212,13 @@ describe("node agent", function () {
         const { stdout, stderr } = await run("systemd-analyze", ["verify", path.join(unitDir, AGENT_UNIT_NAME), path.join(unitDir, AGENT_TIMER_NAME)]);
         assert.strictEqual((stdout + stderr).trim(), "");
         assert.match(renderAgentTimer(), /^OnUnitActiveSec=10s$/m);
+    });
+
+    it("gives a run room to move nats-server and back (download, lame-duck stop, health wait, twice), and the deploy's wait room for that run after the one in progress", () => {
+        const move = NATS_STOP_TIMEOUT_SECONDS + NATS_SERVER_MOVE_LIMITS.healthySeconds;
+        assert.match(renderAgentUnit(), new RegExp(`^TimeoutStartSec=${AGENT_RUN_TIMEOUT_SECONDS}$`, "m"));
+        assert.ok(AGENT_RUN_TIMEOUT_SECONDS > NATS_SERVER_MOVE_LIMITS.downloadSeconds + 2 * move, `${AGENT_RUN_TIMEOUT_SECONDS}s`);
+        assert.ok(NATS_SERVER_MOVE_REPORT_DEADLINE_SECONDS > AGENT_RUN_TIMEOUT_SECONDS + AGENT_INTERVAL_SECONDS, `${NATS_SERVER_MOVE_REPORT_DEADLINE_SECONDS}s`);
     });
 
     describe("script end to end against MinIO (signed GET by curl --aws-sigv4, services left alone)", () => {

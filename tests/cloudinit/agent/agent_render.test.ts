@@ -27,7 +27,7 @@ const sampleNode: AgentParams = {
     nats: {
         layout: NATS_NODE_LAYOUT,
         certificates: [{ file: "route-ca.crt" }, { file: "route.crt" }, { file: "client-ca.crt" }, { file: "server.crt" }],
-        routeUser: NATS_ROUTE_USER, routePasswordPath: NATS_ROUTE_PASSWORD_PATH,
+        routeUser: NATS_ROUTE_USER, routePasswordPath: NATS_ROUTE_PASSWORD_PATH, monitorPort: 8222,
     },
 };
 

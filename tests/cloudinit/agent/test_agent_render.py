@@ -428,5 +428,65 @@ class AgentKeyOfferTest(RendererCase):
                 self.assert_refused_without_secrets(desired(agentKey=offer), message)
 
 
+SERVER_REPORT_URL = REPORT_URL.replace("agent-key.json", "nats-server.json")
+MIRROR_SIGNATURE = "7c" * 32
+RELEASE = {
+    "version": "v2.14.7",
+    "url": f"https://mirror.example.net/nats/v2.14.7/nats-server-v2.14.7-linux-{{arch}}.tar.gz?X-Amz-Signature={MIRROR_SIGNATURE}",
+    "sha256": {"amd64": "e5" * 32, "arm64": "50" * 32},
+    "reportUrl": SERVER_REPORT_URL,
+}
+
+
+class NatsServerReleaseTest(RendererCase):
+    """The release a NATS node should run: one value a file in the stage, for the agent's bash."""
+
+    def release(self, **overrides):
+        return dict(RELEASE, **overrides)
+
+    def test_stages_the_version_url_checksums_and_report_url_one_file_each_0600(self):
+        out = self.render(desired(natsServer=self.release()))
+        self.assertEqual(out.status, 0, out.stderr)
+        staged = {name: out.text(name) for name in out.files() if name.startswith("nats-server")}
+        self.assertEqual(staged, {
+            "nats-server.version": "v2.14.7\n",
+            "nats-server.url": RELEASE["url"] + "\n",
+            "nats-server.sha256.amd64": "e5" * 32 + "\n",
+            "nats-server.sha256.arm64": "50" * 32 + "\n",
+            "nats-server-report.url": SERVER_REPORT_URL + "\n",
+        })
+        self.assertEqual({out.mode(name) for name in staged}, {0o600})
+        self.assertEqual(out.stdout, "2 peer(s), 2 route(s), 4 certificate(s), 2 ssh key(s), nats-server v2.14.7\n")
+
+    def test_stages_nothing_of_a_release_for_a_state_without_one(self):
+        out = self.render(desired())
+        self.assertEqual(out.status, 0, out.stderr)
+        self.assertEqual([name for name in out.files() if name.startswith("nats-server")], [])
+
+    def test_refuses_a_release_of_the_wrong_shape_without_echoing_either_url(self):
+        refused = [
+            ("a release that is not an object", "v2.14.7", r"desired state has a natsServer that is not an object"),
+            ("a version without its v", self.release(version="2.14.7"), r"natsServer\.version '2\.14\.7' is not a nats-server release tag"),
+            ("a version with a shell word in it", self.release(version="v2.14.7;reboot"), r"natsServer\.version 'v2\.14\.7;reboot' is not a nats-server release tag"),
+            ("a URL without {arch}", self.release(url=RELEASE["url"].replace("{arch}", "amd64")), r"natsServer\.url is not an http\(s\) URL .* with \{arch\}"),
+            ("a URL with a $", self.release(url=RELEASE["url"] + "$(reboot)"), r"natsServer\.url is not an http\(s\) URL"),
+            ("a URL with a backquote", self.release(url=RELEASE["url"] + "`reboot`"), r"natsServer\.url is not an http\(s\) URL"),
+            ("a URL with a quote", self.release(url=RELEASE["url"] + '"'), r"natsServer\.url is not an http\(s\) URL"),
+            ("a URL of another scheme", self.release(url="ftp" + RELEASE["url"][5:]), r"natsServer\.url is not an http\(s\) URL"),
+            ("no checksums", self.release(sha256=None), r"natsServer\.sha256 is not an object of checksums by architecture"),
+            ("an arm64 checksum in capitals", self.release(sha256={"amd64": "e5" * 32, "arm64": "AB" * 32}), r"natsServer\.sha256\.arm64 is not 64 lowercase hex digits"),
+            ("no amd64 checksum", self.release(sha256={"arm64": "50" * 32}), r"natsServer\.sha256\.amd64 is not 64 lowercase hex digits"),
+            ("a report URL with a space", self.release(reportUrl=SERVER_REPORT_URL + " x"), r"natsServer\.reportUrl is not an http\(s\) URL of printable characters without quotes or backslashes"),
+            ("no report URL", {k: v for k, v in RELEASE.items() if k != "reportUrl"}, r"natsServer\.reportUrl is not an http\(s\) URL"),
+        ]
+        for what, release, message in refused:
+            with self.subTest(what):
+                out = self.render(desired(natsServer=release))
+                self.assertEqual(out.status, 2, out.stderr)
+                self.assertRegex(out.stderr, message)
+                for secret in (MIRROR_SIGNATURE, REPORT_SIGNATURE):
+                    self.assertNotIn(secret, out.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
