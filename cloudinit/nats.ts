@@ -10,7 +10,6 @@ import { NatsNode } from "../lib/topology";
 import { metadataGuardCloudConfig } from "./metadataGuard";
 import { AGENT_TIMER_NAME } from "./agent/layout";
 import { NODE_BOOTSTRAP_SCRIPT_PATH } from "./nodeBootstrap";
-import { NATS_SERVER_RELEASE, NatsServerRelease } from "../lib/natsRelease";
 
 export { NATS_SERVER_RELEASE } from "../lib/natsRelease";
 
@@ -44,7 +43,7 @@ export const NATS_CLUSTER_ROUTES_FILE = "cluster-routes.conf";
 /** The route password for the agent, which renders it into route URLs (root only). */
 export const NATS_ROUTE_PASSWORD_PATH = "/etc/meshstack/nats-route-password";
 export const NATS_UNIT_NAME = "nats-server.service";
-export const NATS_INSTALL_SCRIPT = "/usr/local/sbin/meshstack-install-nats";
+export const NATS_PREPARE_SCRIPT = "/usr/local/sbin/meshstack-prepare-nats";
 /** The route credentials' user name; the password is the secret. */
 export const NATS_ROUTE_USER = "route";
 /** The system account's one user, with its password (0600, included at the top of nats.conf). */
@@ -114,7 +113,7 @@ export const NATS_STOP_TIMEOUT_SECONDS = NATS_LAME_DUCK.durationSeconds + NATS_L
 export function renderNatsConf(input: NatsConfInput): string {
     const { node, layout } = input;
     const tls = (file: keyof typeof NATS_TLS_FILES) => quoted(natsTlsPath(layout, file), "TLS path");
-    return `# nats-server ${NATS_SERVER_RELEASE.version} config for ${node.hostname} (rendered by meshstack; edits are overwritten).
+    return `# nats-server config for ${node.hostname} (rendered by meshstack; edits are overwritten).
 server_name: ${quoted(node.hostname, "server_name")}
 
 # Data plane: TLS with a client certificate from the client CA, always.
@@ -310,52 +309,25 @@ WantedBy=multi-user.target
 `;
 }
 
-export interface NatsInstallInput {
+export interface NatsPrepareInput {
     layout: NatsLayout;
-    /** Where the tarball comes from and its checksums; NATS_SERVER_RELEASE when unset. */
-    release?: NatsServerRelease;
 }
 
 /**
- * Installs the pinned nats-server (checksum verified before anything is
- * unpacked) and its store. It does not start it: the node has no
- * certificate until the deploy has signed its requests, and the agent
- * starts the server with the first certificates it applies.
+ * Makes the JetStream store. It installs no nats-server: the release comes
+ * with the desired state (DesiredState.natsServer), so that changing it
+ * changes no user-data; the agent installs it at its first apply and starts
+ * it with the first certificates.
  */
-export function renderNatsInstallScript(input: NatsInstallInput): string {
+export function renderNatsPrepareScript(input: NatsPrepareInput): string {
     const { layout } = input;
-    const release = input.release ?? NATS_SERVER_RELEASE;
-    const v = release.version;
-    // Goes into a double-quoted shell word where only $arch may expand.
-    if (!/^https?:\/\/[^\s"`$\\]+$/.test(release.urlTemplate)) {
-        throw new Error(`nats-server download URL ${JSON.stringify(release.urlTemplate)} is not allowed; allowed: an http(s) URL without spaces, quotes, backslashes or $`);
-    }
-    const urlTemplate = release.urlTemplate.replaceAll("{version}", v).replaceAll("{arch}", "$arch");
     return `#!/usr/bin/env bash
-# Installs nats-server ${v} (rendered by meshstack).
+# Prepares this node for nats-server (rendered by meshstack).
 set -euo pipefail
-
-arch=$(dpkg --print-architecture)
-case "$arch" in
-  amd64) sha256=${release.sha256.amd64} ;;
-  arm64) sha256=${release.sha256.arm64} ;;
-  *) echo "meshstack-install-nats: no pinned nats-server ${v} for architecture $arch (allowed: amd64, arm64)" >&2; exit 1 ;;
-esac
-
-if [ "$(${layout.binary} --version 2>/dev/null || true)" != "nats-server: ${v}" ]; then
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  tarball="nats-server-${v}-linux-$arch.tar.gz"
-  curl --fail --silent --show-error --location --retry 5 --retry-delay 3 \\
-    --output "$work/$tarball" "${urlTemplate}"
-  echo "$sha256  $work/$tarball" | sha256sum --check --strict
-  tar -xzf "$work/$tarball" -C "$work"
-  install -m 0755 -o root -g root "$work/nats-server-${v}-linux-$arch/nats-server" ${layout.binary}
-fi
 
 install -d -o ${layout.user} -g ${layout.group} -m 0700 ${layout.storeDir}
 systemctl daemon-reload
-echo "meshstack-install-nats: nats-server ${v} installed; the agent starts it with its first certificates"
+echo "meshstack-prepare-nats: store ready; the agent installs nats-server from the desired state and starts it with its first certificates"
 `;
 }
 
@@ -374,7 +346,7 @@ export interface NatsCloudConfigInput {
     layout: NatsLayout;
     files: NatsNodeFiles;
     unit: string;
-    installScript: string;
+    prepareScript: string;
     /** The first-boot script (renderNodeBootstrapScript): keys, CSRs, wg0, publishing. */
     bootstrapScript: string;
     /** The agent's files (agentFiles). */
@@ -387,7 +359,7 @@ export interface NatsCloudConfigInput {
  * agent. Files owned by the nats user are deferred to the final stage:
  * cloud-init creates users after the early write_files run. runcmd runs in
  * order: the metadata guard, the first boot (keys, wg0, publishing), the
- * nats-server install, then the agent's timer.
+ * JetStream store, then the agent's timer.
  */
 export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
     const { layout, files, node } = input;
@@ -409,13 +381,13 @@ export function renderNatsCloudConfig(input: NatsCloudConfigInput): string {
             file(`${layout.configDir}/${NATS_SYSTEM_ACCOUNT_FILE}`, files.systemAccount, "0600", owned),
             file(NATS_ROUTE_PASSWORD_PATH, `${files.routePassword}\n`, "0600"),
             file(`/etc/systemd/system/${NATS_UNIT_NAME}`, input.unit, "0644"),
-            file(NATS_INSTALL_SCRIPT, input.installScript, "0700"),
+            file(NATS_PREPARE_SCRIPT, input.prepareScript, "0700"),
             file(NODE_BOOTSTRAP_SCRIPT_PATH, input.bootstrapScript, "0700"),
             ...input.agent.map((f) => file(f.path, f.content, f.permissions)),
             ...guard.files.map((f) => file(f.path, f.content, f.permissions)),
         ],
         packages: guard.packages,
-        runcmd: [...guard.runcmd, [NODE_BOOTSTRAP_SCRIPT_PATH], [NATS_INSTALL_SCRIPT], ["systemctl", "enable", "--now", AGENT_TIMER_NAME]],
+        runcmd: [...guard.runcmd, [NODE_BOOTSTRAP_SCRIPT_PATH], [NATS_PREPARE_SCRIPT], ["systemctl", "enable", "--now", AGENT_TIMER_NAME]],
     };
     return `#cloud-config\n${YAML.stringify(doc, { lineWidth: 0 })}`;
 }

@@ -8,7 +8,7 @@ import { promisify } from "util";
 import * as YAML from "yaml";
 import {
     NATS_CLUSTER_SECRETS_FILE, NATS_DEFAULT_JETSTREAM_LIMITS, NATS_NODE_LAYOUT, NATS_SERVER_RELEASE, NATS_SYSTEM_ACCOUNT_FILE, NATS_UNIT_NAME, natsConfPath,
-    natsRouteAddresses, renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsRoutes, renderNatsSystemAccount, renderNatsUnit,
+    natsRouteAddresses, renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsPrepareScript, renderNatsRoutes, renderNatsSystemAccount, renderNatsUnit,
 } from "../../cloudinit/nats";
 import { agentFiles } from "../../cloudinit/agent";
 import { AGENT_TIMER_NAME } from "../../cloudinit/agent/layout";
@@ -183,7 +183,7 @@ describe("nats-server -t on the rendered configs", function () {
     });
 });
 
-describe("systemd unit, install script and cloud-config", function () {
+describe("systemd unit, prepare script and cloud-config", function () {
     this.timeout(60_000);
     let dir: string;
     let unit: string;
@@ -192,7 +192,7 @@ describe("systemd unit, install script and cloud-config", function () {
     beforeEach(() => {
         renderNodeFiles();
         unit = renderNatsUnit({ layout: NATS_NODE_LAYOUT, wants: [WG_QUICK_UNIT] });
-        script = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT });
+        script = renderNatsPrepareScript({ layout: NATS_NODE_LAYOUT });
         const interfaceSection = wgInterfaceSection({ address: `${nodes[0].wgAddress}/24`, listenPort: 51820 });
         const bootstrapScript = renderNodeBootstrapScript({
             node: nodes[0].hostname, publishPutUrl: PUBLISH_URL_PLACEHOLDER, listenPort: 51820, address: `${nodes[0].wgAddress}/24`, subnet: "10.44.0.0/24", interfaceSection,
@@ -200,10 +200,10 @@ describe("systemd unit, install script and cloud-config", function () {
         const agent = agentFiles({
             node: nodes[0].hostname, endpoint: "https://us-east-1.linodeobjects.com", region: "us-east-1", bucket: "runtime", key: "desired/dev/meshstack-dev-0.json",
             wgAddress: `${nodes[0].wgAddress}/24`, wgListenPort: 51820, interfaceSection,
-            nats: { layout: NATS_NODE_LAYOUT, certificates: [{ file: "route-ca.crt" }, { file: "route.crt", matchesKey: "route.key", issuer: "route-ca.crt" }], routeUser: "route", routePasswordPath: "/etc/meshstack/nats-route-password" },
+            nats: { layout: NATS_NODE_LAYOUT, certificates: [{ file: "route-ca.crt" }, { file: "route.crt", matchesKey: "route.key", issuer: "route-ca.crt" }], routeUser: "route", routePasswordPath: "/etc/meshstack/nats-route-password", monitorPort: 8222 },
         }, { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "c2VjcmV0LXNlY3JldA" });
         cloudConfig = renderNatsCloudConfig({
-            node: nodes[0], layout: NATS_NODE_LAYOUT, unit, installScript: script, bootstrapScript, agent,
+            node: nodes[0], layout: NATS_NODE_LAYOUT, unit, prepareScript: script, bootstrapScript, agent,
             files: { natsConf: nodeConf, clusterSecrets: secrets, routePassword: PASSWORD, systemAccount },
         });
     });
@@ -277,33 +277,17 @@ describe("systemd unit, install script and cloud-config", function () {
         });
     });
 
-    it("install script pins the version and both checksums and passes shellcheck", async () => {
-        assert.ok(script.includes(NATS_SERVER_RELEASE.sha256.amd64) && script.includes(NATS_SERVER_RELEASE.sha256.arm64));
-        assert.match(script, /sha256sum --check --strict/);
+    it("prepare script makes the store, installs no nats-server and names no release, and passes shellcheck", async () => {
+        assert.match(script, /^install -d -o nats -g nats -m 0700 \/var\/lib\/nats$/m);
+        assert.doesNotMatch(script, /curl|tar |sha256|nats-server-v|v\d+\.\d+\.\d+/, "the release comes with the desired state, so that changing it changes no user-data");
         assert.doesNotMatch(script, /systemctl (start|enable|restart)/, "the agent starts nats-server once it has certificates");
-        const file = path.join(dir, "install.sh");
+        const file = path.join(dir, "prepare.sh");
         fs.writeFileSync(file, script);
         await run("shellcheck", [file]);
     });
 
-    it("install script downloads from a configured mirror and checks the configured checksum (and shellcheck agrees)", async () => {
-        const mirror = {
-            ...NATS_SERVER_RELEASE,
-            urlTemplate: "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz?X-Amz-Signature=ab&x=1",
-            sha256: { amd64: "a".repeat(64), arm64: "b".repeat(64) },
-        };
-        const mirrored = renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, release: mirror });
-        assert.ok(mirrored.includes(`"https://mirror.example.net/nats/${NATS_SERVER_RELEASE.version}/nats-server-${NATS_SERVER_RELEASE.version}-linux-$arch.tar.gz?X-Amz-Signature=ab&x=1"`));
-        assert.ok(mirrored.includes("a".repeat(64)) && !mirrored.includes(NATS_SERVER_RELEASE.sha256.amd64));
-        const file = path.join(dir, "install-mirror.sh");
-        fs.writeFileSync(file, mirrored);
-        await run("shellcheck", [file]);
-    });
-
-    it("refuses a download URL that would break out of its shell word", () => {
-        for (const urlTemplate of ["https://x/$(reboot)", "https://x/a b", 'https://x/"', "ftp://x/{arch}"]) {
-            assert.throws(() => renderNatsInstallScript({ layout: NATS_NODE_LAYOUT, release: { ...NATS_SERVER_RELEASE, urlTemplate } }), /download URL .* is not allowed/);
-        }
+    it("the cloud-config names no nats-server release: neither the version nor a checksum", () => {
+        for (const pinned of [NATS_SERVER_RELEASE.version, NATS_SERVER_RELEASE.sha256.amd64, NATS_SERVER_RELEASE.sha256.arm64]) assert.ok(!cloudConfig.includes(pinned), pinned);
     });
 
     it("is a valid cloud-config for cloud-init's own schema", async () => {
@@ -314,11 +298,11 @@ describe("systemd unit, install script and cloud-config", function () {
         assert.match(stdout, /Valid cloud-config/);
     });
 
-    it("runs the first boot (keys, wg0, publishing) before the install, then starts the agent's timer", () => {
+    it("runs the first boot (keys, wg0, publishing) before the store is made, then starts the agent's timer", () => {
         const doc = YAML.parse(cloudConfig.replace(/^#cloud-config\n/, ""));
         assert.deepStrictEqual(doc.runcmd, [
             ["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", METADATA_GUARD_UNIT_NAME],
-            [NODE_BOOTSTRAP_SCRIPT_PATH], ["/usr/local/sbin/meshstack-install-nats"], ["systemctl", "enable", "--now", AGENT_TIMER_NAME],
+            [NODE_BOOTSTRAP_SCRIPT_PATH], ["/usr/local/sbin/meshstack-prepare-nats"], ["systemctl", "enable", "--now", AGENT_TIMER_NAME],
         ]);
     });
 
@@ -344,7 +328,7 @@ describe("systemd unit, install script and cloud-config", function () {
             "/etc/nats/system-account.conf 0600 nats:nats deferred",
             "/etc/meshstack/nats-route-password 0600 root:root",
             "/etc/systemd/system/nats-server.service 0644 root:root",
-            "/usr/local/sbin/meshstack-install-nats 0700 root:root",
+            "/usr/local/sbin/meshstack-prepare-nats 0700 root:root",
             "/usr/local/sbin/meshstack-node-bootstrap 0700 root:root",
             "/etc/meshstack/agent.conf 0644 root:root",
             "/etc/meshstack/agent-credentials.curl 0600 root:root",
