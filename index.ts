@@ -77,14 +77,13 @@ const nats = new NatsCluster("nats", {
     clientCa: config.nats.clientCa,
     tags,
     protect: environment.protectState,
-    serverRelease: config.nats.serverRelease,
     controlPlaneKv: config.nats.kvBucket ? { bucket: config.nats.kvBucket, replicas: config.nats.kvReplicas } : undefined,
     rejoinTimeoutSeconds: config.nats.rejoinTimeoutSeconds,
     acceptedRebuilds: config.lifecycle.acceptRebuilds,
 });
 
 // What changes after first boot (peers, certificates, routes, operators, SSH
-// keys) reaches the running nodes through here, never through their user-data.
+// keys, the nats-server release) reaches the running nodes through here, never through their user-data.
 const mesh = new MeshRuntime("mesh", {
     naming,
     objectStore: store,
@@ -94,6 +93,7 @@ const mesh = new MeshRuntime("mesh", {
     nats: nats.runtimeMembers,
     operators: config.wgCache.operatorPeers,
     authorizedKeys: config.access.sshAuthorizedKeys,
+    natsServer: config.nats.serverRelease,
 });
 
 // Off unless meshstack:proxmoxGuests lists guests. Guests hold state: protected where the environment protects state (children inherit protect).

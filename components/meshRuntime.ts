@@ -1,13 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ObjectStore } from "./objectStore";
 import { hubDesiredState, MeshMember, natsPeers, OperatorPeer } from "../lib/meshPeers";
-import { agentKeyReportKey, DesiredState, desiredStateKey, desiredStateProblems, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
+import { agentKeyReportKey, DesiredState, desiredStateKey, desiredStateProblems, natsServerReportKey, RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { NamingContext } from "../lib/naming";
 import { RuntimeDocument } from "../providers/runtimeDocument";
 import { PresignedUrl } from "../providers/presignedUrl";
 import { AgentKeyRollout, AGENT_KEY_REPORT_DEADLINE_SECONDS } from "../providers/agentKeyRollout";
 import { AgentKeyOffer, agentKeyId, sealAgentKey } from "../lib/agentKey";
 import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
+import { NatsServerRelease, natsServerOffer } from "../lib/natsRelease";
+import { NatsServerUpgradeWait } from "../providers/natsServerUpgradeWait";
+import { NATS_SERVER_MOVE_REPORT_DEADLINE_SECONDS } from "../cloudinit/agent";
 
 /**
  * A NATS node as the runtime channel needs it: its mesh identity, its
@@ -16,6 +19,8 @@ import { SIGV4_MAX_EXPIRY_SECONDS } from "../lib/limits";
  * unchanged in a preview.
  */
 export interface NatsRuntimeMember {
+    /** The node's resource name (nats-0): its upgrade wait is `<name>-server-upgrade`. */
+    name: string;
     member: pulumi.Output<MeshMember>;
     /** PEM by file name under the node's TLS directory (the CAs and the node's own certificates). */
     certificates: pulumi.Output<Record<string, string>>;
@@ -45,6 +50,8 @@ export interface MeshRuntimeArgs {
     operators: OperatorPeer[];
     /** Root's SSH public keys on every member (meshstack:sshAuthorizedKeys, validated with the config). */
     authorizedKeys: string[];
+    /** The nats-server release every NATS node runs (meshstack:natsServerVersion, natsServerDownloadUrl and its checksums). */
+    natsServer: NatsServerRelease;
 }
 
 /**
@@ -52,12 +59,20 @@ export interface MeshRuntimeArgs {
  * agent applies it in place: the hub's peers (NATS nodes and operators),
  * and for each NATS node its peers (the hub and every other NATS node
  * directly), its certificates and its routes; and for every member root's
- * SSH keys and the agents' key, sealed to the member. This is the only place
+ * SSH keys and the agents' key, sealed to the member, and for each NATS node
+ * the nats-server release. This is the only place
  * a change to the mesh (a node added or replaced, a certificate renewed, an
- * operator or an SSH key added, the agents' key rotated) reaches running
- * nodes, and it replaces none of them. It then waits until every member's
+ * operator or an SSH key added, the agents' key rotated, another nats-server
+ * release) reaches running nodes, and it replaces none of them. It then waits
+ * until every member's
  * agent reports reading with the current agents' key, which is what an old
  * key's revocation waits for (providers/agentKeyRollout.ts).
+ *
+ * A new nats-server release is rolled one NATS node at a time: node i's
+ * desired state is written only after node i-1's upgrade wait
+ * (providers/natsServerUpgradeWait.ts) saw it report the release healthy.
+ * When the release does not change, the waits do nothing and delay nothing.
+ * The hub runs no nats-server: its desired state waits for none of them.
  */
 export class MeshRuntime extends pulumi.ComponentResource {
     /** Digest of each member's desired state, by member name. */
@@ -100,10 +115,19 @@ export class MeshRuntime extends pulumi.ComponentResource {
             },
             ...args.nats.map((entry, i) => {
                 const resourceName = `${name}-nats-${i}`;
+                const node = args.names.nats[i];
+                // Signed again for another release or another instance, so each move has a live URL.
+                const serverReportUrl = new PresignedUrl(`${resourceName}-server-report-url`, {
+                    ...runtime,
+                    key: natsServerReportKey(args.naming.stack, node),
+                    method: "PUT",
+                    expiresInSeconds: SIGV4_MAX_EXPIRY_SECONDS,
+                    keepers: { version: args.natsServer.version, sha256: JSON.stringify(args.natsServer.sha256), instanceId: entry.member.apply((m) => m.instanceId) },
+                }, { parent: this });
                 return {
-                    node: args.names.nats[i],
-                    state: pulumi.all([entry.member, entry.certificates, hub, members, offerTo(args.names.nats[i], entry.member, resourceName)])
-                        .apply(([me, certificates, h, all, offer]): DesiredState => ({
+                    node,
+                    state: pulumi.all([entry.member, entry.certificates, hub, members, offerTo(node, entry.member, resourceName), serverReportUrl.url])
+                        .apply(([me, certificates, h, all, offer, serverUrl]): DesiredState => ({
                             version: RUNTIME_FORMAT_VERSION,
                             node: me.name,
                             instanceId: me.instanceId,
@@ -112,23 +136,40 @@ export class MeshRuntime extends pulumi.ComponentResource {
                             natsRoutes: entry.routes,
                             authorizedKeys: args.authorizedKeys,
                             agentKey: offer,
+                            natsServer: natsServerOffer(args.natsServer, serverUrl),
                         })),
                     resourceName,
                 };
             }),
         ];
-        const documents = states.map(({ node, state, resourceName }) => {
+        // Each NATS node's document waits for the previous node's upgrade wait: the roll goes one node at a time.
+        const upgradeWaits: NatsServerUpgradeWait[] = [];
+        const documents = states.map(({ node, state, resourceName }, i) => {
             const content = state.apply((s) => {
                 const problems = desiredStateProblems(s, args.subnet);
                 if (s.node !== node) problems.push(`the desired state for ${node} names ${s.node}`);
                 if (problems.length) throw new pulumi.ResourceError(`MeshRuntime ${name}: ${problems.join("; ")}`, this);
                 return JSON.stringify(s, null, 2) + "\n";
             });
-            return new RuntimeDocument(resourceName, {
+            const natsIndex = i - 1;
+            const previousWait = natsIndex > 0 ? [upgradeWaits[natsIndex - 1]] : [];
+            const document = new RuntimeDocument(resourceName, {
                 ...runtime,
                 key: desiredStateKey(args.naming.stack, node),
                 content: pulumi.secret(content),
-            }, { parent: this });
+            }, { parent: this, dependsOn: previousWait });
+            if (natsIndex >= 0) {
+                const entry = args.nats[natsIndex];
+                upgradeWaits.push(new NatsServerUpgradeWait(`${entry.name}-server-upgrade`, {
+                    ...runtime,
+                    stack: args.naming.stack,
+                    node,
+                    instanceId: entry.member.apply((m) => m.instanceId),
+                    release: args.natsServer,
+                    deadlineSeconds: NATS_SERVER_MOVE_REPORT_DEADLINE_SECONDS,
+                }, { parent: this, dependsOn: [document] }));
+            }
+            return document;
         });
         this.desiredStateDigests = pulumi.all(documents.map((document, i) => document.contentSha256.apply((digest): [string, string] => [states[i].node, digest])))
             .apply((pairs) => Object.fromEntries(pairs));

@@ -3,7 +3,6 @@ import { JetStreamLimits, NATS_DEFAULT_JETSTREAM_LIMITS } from "../cloudinit/nat
 import { BootstrapConfig } from "../lib/config";
 import { MAX_NATS_NODES } from "../lib/limits";
 import { NamingContext } from "../lib/naming";
-import { NatsServerRelease } from "../lib/natsRelease";
 import { MeshTopology, NatsNode } from "../lib/topology";
 import { JetStreamKv } from "../providers/jetstreamKv";
 import { NatsRejoin } from "../providers/natsRejoin";
@@ -92,8 +91,6 @@ export interface NatsClusterArgs {
      * 0 or unset: no wait, no guard.
      */
     rejoinTimeoutSeconds?: number;
-    /** Where the nodes download nats-server and its checksums (a private mirror); the release site by default. */
-    serverRelease?: NatsServerRelease;
     /** Rebuilds of protected nodes the stack accepts (meshstack:acceptRebuilds). */
     acceptedRebuilds?: string[];
 }
@@ -102,7 +99,8 @@ export interface NatsClusterArgs {
  * A NATS JetStream cluster of nodeCount Linode instances: route CA and
  * per-node route certificates (mutual TLS between servers only), data-plane
  * certificates from the client CA, a random route password kept in 0600
- * files, nats-server pinned and checksum-verified, a hardened systemd unit,
+ * files, a hardened systemd unit (the nats-server release itself reaches
+ * each node through MeshRuntime, and is checksum-verified there),
  * and a firewall that admits routes only from the WireGuard subnet.
  *
  * Every private key is born on its node: at first boot a node makes its
@@ -173,7 +171,7 @@ export class NatsCluster extends pulumi.ComponentResource {
                 tags, protect: args.protect, objectStore: args.objectStore, bootstrap: args.bootstrap, publishTimeoutSeconds: args.publishTimeoutSeconds,
                 acceptedRebuilds: args.acceptedRebuilds ?? [],
             },
-            servers: { clusterName, subnet, serviceName: this.serviceName, jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS, release: args.serverRelease },
+            servers: { clusterName, subnet, serviceName: this.serviceName, jetstream: args.jetstream ?? NATS_DEFAULT_JETSTREAM_LIMITS },
             nodes: args.nodes, rollout, credentials,
         });
         this.nodes = members.meshNodes;

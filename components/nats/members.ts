@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { agentFiles, NATS_NODE_AGENT } from "../../cloudinit/agent";
 import {
     JetStreamLimits, NATS_NODE_LAYOUT, NATS_TLS_FILES, natsRouteAddresses, natsTlsPath,
-    renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsInstallScript, renderNatsSystemAccount, renderNatsUnit,
+    renderNatsCloudConfig, renderNatsClusterSecrets, renderNatsConf, renderNatsPrepareScript, renderNatsSystemAccount, renderNatsUnit,
 } from "../../cloudinit/nats";
 import { CertProfile, natsRouteCertProfile, natsServerCertProfile, opensslRequestConfig } from "../../cloudinit/natsCerts";
 import { AGENT_KEY_PLACEHOLDER, NODE_BOOTSTRAP_LOG_PATH, PUBLISH_URL_PLACEHOLDER, renderNodeBootstrapScript, wgInterfaceSection } from "../../cloudinit/nodeBootstrap";
@@ -12,7 +12,6 @@ import { BootstrapConfig, qualify } from "../../lib/config";
 import { selectPublicIpv4 } from "../../lib/endpoint";
 import { MeshMember } from "../../lib/meshPeers";
 import { NamingContext } from "../../lib/naming";
-import { NatsServerRelease } from "../../lib/natsRelease";
 import { desiredStateKey } from "../../lib/runtimeChannel";
 import { NATS_WG_LISTEN_PORT, NatsNode } from "../../lib/topology";
 import { MeshNode } from "../meshNode";
@@ -46,7 +45,6 @@ export interface NatsServerSettings {
     /** The name every data-plane certificate carries. */
     serviceName: string;
     jetstream: JetStreamLimits;
-    release?: NatsServerRelease;
 }
 
 export interface NatsMembersInput {
@@ -66,7 +64,7 @@ export interface NatsMembers {
 /** What every node's cloud-config carries unchanged. */
 interface SharedNodeFiles {
     unit: string;
-    installScript: string;
+    prepareScript: string;
 }
 
 interface NodeCertProfiles {
@@ -79,7 +77,7 @@ export function natsMembers(parent: pulumi.Resource, name: string, input: NatsMe
     const layout = NATS_NODE_LAYOUT;
     const shared: SharedNodeFiles = {
         unit: renderNatsUnit({ layout, wants: [WG_QUICK_UNIT] }),
-        installScript: renderNatsInstallScript({ layout, release: input.servers.release }),
+        prepareScript: renderNatsPrepareScript({ layout }),
     };
     const members = input.nodes.map((node) => natsMember(parent, name, node, input, shared));
     return { meshNodes: members.map((m) => m.meshNode), runtimeMembers: members.map((m) => m.runtimeMember) };
@@ -123,6 +121,7 @@ function natsMember(parent: pulumi.Resource, name: string, node: NatsNode, input
     const endpoint = pulumi.all([meshNode.ipv4s, meshNode.instance.ipAddress]).apply(([ips, main]) => `${selectPublicIpv4(ips, main, "a NATS node's WireGuard endpoint")}:${NATS_WG_LISTEN_PORT}`);
     const tlsFile = NATS_TLS_FILES;
     const runtimeMember: NatsRuntimeMember = {
+        name: `${name}-${node.index}`,
         member: pulumi.all([published.publicKey, endpoint, meshNode.instance.id]).apply(([publicKey, wgEndpoint, instanceId]): MeshMember =>
             ({ name: node.hostname, address: node.wgAddress, publicKey, endpoint: wgEndpoint, instanceId })),
         certificates: pulumi.all([credentials.routeCa.certPem, route, credentials.clientCa.certPem, server]).apply(([routeCaPem, routePem, clientCaPem, serverPem]): Record<string, string> =>
@@ -160,14 +159,14 @@ function nodeCloudConfig(node: NatsNode, profiles: NodeCertProfiles, input: Nats
         .all([runtime.endpoint, runtime.region, runtime.bucket, input.credentials.routePassword, input.credentials.systemPassword])
         .apply(([endpoint, region, bucket, clusterPassword, systemPassword]) =>
             renderNatsCloudConfig({
-                node, layout, unit: shared.unit, installScript: shared.installScript, bootstrapScript,
+                node, layout, unit: shared.unit, prepareScript: shared.prepareScript, bootstrapScript,
                 agent: agentFiles({
                     node: node.hostname, endpoint, region, bucket,
                     key: desiredStateKey(hosting.naming.stack, node.hostname),
                     wgAddress: address,
                     wgListenPort: NATS_WG_LISTEN_PORT,
                     interfaceSection,
-                    nats: NATS_NODE_AGENT,
+                    nats: { ...NATS_NODE_AGENT, monitorPort: node.ports.monitor },
                 }, AGENT_KEY_PLACEHOLDER),
                 files: {
                     natsConf: renderNatsConf({ clusterName: servers.clusterName, node, layout, clientHost: "0.0.0.0", jetstream: servers.jetstream }),

@@ -220,14 +220,39 @@ describe("change matrix: what a Day-2 change replaces", function () {
         assert.deepStrictEqual([...preview.steps].filter(([, s]) => s !== "same"), []);
     });
 
-    // Cannot hold yet: the nats-server release is installed from the NATS
-    // nodes' user-data at first boot, so a mirror or checksum change
-    // rebuilds every NATS node at once (the hub does not run nats-server).
-    it("natsServerDownloadUrl changed: every NATS instance is replaced, the hub stays", async () => {
-        const preview = await change({ "meshstack:natsServerDownloadUrl": "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz" });
-        assertInstances(preview, NATS);
-        assert.deepStrictEqual([...rebuildWarnings(preview).keys()].sort(), ["nats-0", "nats-1", "nats-2"]);
-        for (const line of rebuildWarnings(preview).values()) assert.match(line, /because its user-data \(a meshstack upgrade, or a key rendered into it: see the README's change matrix\) changed \(sha256 [0-9a-f]{12} -> [0-9a-f]{12}\)/);
+    // The release reaches the nodes through their desired states; each
+    // node's upgrade wait holds the next node's document until it reports
+    // the release healthy.
+    const releaseChanges: [string, Record<string, string>][] = [
+        ["nats-server version changed (with its checksums)", { "meshstack:natsServerVersion": "v2.14.8", "meshstack:natsServerSha256Amd64": "a".repeat(64), "meshstack:natsServerSha256Arm64": "b".repeat(64) }],
+        ["natsServerDownloadUrl changed", { "meshstack:natsServerDownloadUrl": "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz" }],
+        ["a nats-server checksum changed", { "meshstack:natsServerSha256Arm64": "c".repeat(64) }],
+    ];
+    const UPGRADE_WAITS = ["nats-0-server-upgrade", "nats-1-server-upgrade", "nats-2-server-upgrade"];
+    for (const [what, overrides] of releaseChanges) {
+        it(`${what}: nothing replaced; the NATS desired states updated in node order, each after the previous node's upgrade wait`, async () => {
+            const preview = await change(overrides);
+            assertInstances(preview, []);
+            assert.deepStrictEqual([...rebuildWarnings(preview).keys()], []);
+            assert.deepStrictEqual(desiredStatesUpdated(preview), ["mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]);
+            assert.deepStrictEqual(UPGRADE_WAITS.map((n) => preview.steps.get(n)), ["update", "update", "update"]);
+            for (const [i, wait] of UPGRADE_WAITS.entries()) {
+                assert.ok(preview.cloud.byName(wait).dependencies.has(`mesh-nats-${i}`), `${wait} waits for nats-${i}'s desired state to be written`);
+                if (i > 0) assert.ok(preview.cloud.byName(`mesh-nats-${i}`).dependencies.has(UPGRADE_WAITS[i - 1]), `nats-${i}'s desired state waits for ${UPGRADE_WAITS[i - 1]}`);
+            }
+            assert.ok(![...preview.cloud.byName("mesh-hub").dependencies].some((d) => d.endsWith("-server-upgrade")), "the hub's desired state waits for no NATS node");
+        });
+    }
+
+    it("with no release change the upgrade waits are the same: they delay nothing", async () => {
+        const preview = await change({ "meshstack:sshAuthorizedKeys": JSON.stringify([OTHER_SSH_KEY]) });
+        assert.deepStrictEqual(UPGRADE_WAITS.map((n) => preview.steps.get(n)), ["same", "same", "same"]);
+    });
+
+    it("a NATS node rebuilt in the same up as a release change: its wait is replaced (nothing to wait for), the others wait", async () => {
+        const preview = await change({ "meshstack:natsServerDownloadUrl": "https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz" }, ["nats-1-label"]);
+        assertInstances(preview, ["nats-1-instance"]);
+        assert.deepStrictEqual(UPGRADE_WAITS.map((n) => preview.steps.get(n)), ["update", "replace", "update"]);
     });
 
     // Linode would replace an instance for new keys: the instances ignore them after creation, and each node's agent installs them.
@@ -274,10 +299,15 @@ describe("change matrix: what a Day-2 change replaces", function () {
         // from the key polls, updated in place for the new label (nodeLabel is
         // descriptive) and so not known until that update runs. The update keeps the
         // requests it found (providers/wgPubkeyPoll.ts), so at `up` the certificates'
-        // inputs come out as before and they stay.
+        // inputs come out as before and they stay. Likewise the nats-server upgrade
+        // waits, replaced for another instance id: the relabelled instances' ids are
+        // unknown in the preview and come out the same at `up` (and a replaced wait
+        // waits for nothing).
         const replaced = [...preview.steps].filter(([, s]) => s === "replace").map(([n]) => n);
-        assert.deepStrictEqual(replaced, NATS.flatMap((_, i) => [`nats-${i}-route`, `nats-${i}-server`]));
-        for (const name of replaced) {
+        const certificates = NATS.flatMap((_, i) => [`nats-${i}-route`, `nats-${i}-server`]);
+        assert.deepStrictEqual(replaced, [...certificates, ...UPGRADE_WAITS]);
+        for (const name of UPGRADE_WAITS) assert.deepStrictEqual(preview.reasons.get(name), ["instanceId"], name);
+        for (const name of certificates) {
             assert.strictEqual(legacy.get(name)!.type, "tls:index/locallySignedCert:LocallySignedCert", name);
             assert.deepStrictEqual(preview.reasons.get(name), ["certRequestPem"], name);
         }
