@@ -70,6 +70,18 @@ describe("stack config", () => {
         assert.match(errors.find((e) => e.key === "meshstack:natsServerDownloadUrl")!.message, /allowed: an http\(s\) URL containing \{arch\}/);
     });
 
+    it("takes another nats-server version with that release's checksums, and refuses it with the pinned release's, naming each key left at them", () => {
+        const next = valid({ natsServerVersion: "v2.15.0", natsServerSha256Amd64: "a".repeat(64), natsServerSha256Arm64: "b".repeat(64) });
+        assert.deepStrictEqual(next.nats.serverRelease, { ...NATS_SERVER_RELEASE, version: "v2.15.0", sha256: { amd64: "a".repeat(64), arm64: "b".repeat(64) } });
+        const stale = errorsOf({ natsServerVersion: "v2.15.0", natsServerSha256Amd64: "a".repeat(64) });
+        assert.deepStrictEqual(stale.map((e) => [e.key, e.value]), [["meshstack:natsServerSha256Arm64", NATS_SERVER_RELEASE.sha256.arm64]]);
+        assert.match(stale[0].message, new RegExp(`is ${NATS_SERVER_RELEASE.version}'s checksum, but meshstack:natsServerVersion is v2\\.15\\.0; allowed: the v2\\.15\\.0 tarball's sha256 in meshstack:natsServerSha256Arm64$`));
+        assert.match(errorsOf({ natsServerVersion: "v2.15.0" })[0].message, /in meshstack:natsServerSha256Amd64 and meshstack:natsServerSha256Arm64$/);
+        const notATag = errorsOf({ natsServerVersion: "latest" });
+        assert.deepStrictEqual(notATag.map((e) => e.key), ["meshstack:natsServerVersion"]);
+        assert.match(notATag[0].message, /allowed: a release tag such as v2\.14\.7/);
+    });
+
     it("refuses angle-bracket placeholders", () => {
         const error = onlyError({ region: "<REGION>" });
         assert.strictEqual(error.key, "meshstack:region");
