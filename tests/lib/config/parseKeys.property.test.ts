@@ -43,6 +43,7 @@ const WHERE: Record<string, (c: StackConfig) => unknown> = {
     natsDnsDomain: (c) => c.nats.dnsDomain,
     natsKvBucket: (c) => c.nats.kvBucket,
     natsRejoinTimeoutSeconds: (c) => c.nats.rejoinTimeoutSeconds,
+    natsServerVersion: (c) => c.nats.serverRelease.version,
     natsServerDownloadUrl: (c) => c.nats.serverRelease.urlTemplate,
     natsServerSha256Amd64: (c) => c.nats.serverRelease.sha256.amd64,
     natsServerSha256Arm64: (c) => c.nats.serverRelease.sha256.arm64,
@@ -88,6 +89,7 @@ const EXAMPLES: Record<string, string[]> = {
     natsClientCaKeyPem: [pemBlock("PRIVATE KEY", "a2V5"), pemBlock("EC PRIVATE KEY", "a2V5")],
     natsDnsDomain: ["example.net", "Example.net", "a.b.c.io"],
     natsKvBucket: ["control", "with space"],
+    natsServerVersion: ["v2.14.7", "v2.15.0", "v2.15.0-RC.1", "2.15.0", "v2.15", "v2.15.0;x"],
     natsServerDownloadUrl: ["https://mirror.example.net/nats/{version}/nats-server-{version}-linux-{arch}.tar.gz", "http://10.0.0.1/{arch}.tgz", "https://x/$(id)/{arch}", "https://x/no-arch.tgz"],
     natsServerSha256Amd64: ["e5c20b1cb2c0566b54c544312e91e011f9e130c5c80f16a14f4cf28ef30b8be2", "E5C20B1CB2C0566B54C544312E91E011F9E130C5C80F16A14F4CF28EF30B8BE2"],
     natsServerSha256Arm64: ["50e0258a1b7290f3fe2e4f17506b74a90ffb1dd77867ae3a402eb0c9e2b0d40f", "50e0258a"],
@@ -101,6 +103,7 @@ const COMPANIONS: Record<string, Record<string, string>> = {
     natsClientCaKeyPem: { natsClientCaCertPem: pemBlock("CERTIFICATE", "Y2VydA==") },
     natsKvBucket: { natsClientCidrs: JSON.stringify(["198.51.100.0/24"]) },
     natsRejoinTimeoutSeconds: { natsClientCidrs: JSON.stringify(["198.51.100.0/24"]) },
+    natsServerVersion: { natsServerSha256Amd64: "a".repeat(64), natsServerSha256Arm64: "b".repeat(64) },
 };
 const SECRET_KEYS = new Set(Object.keys(CONFIG_KEYS).filter((k) => CONFIG_KEYS[k].secret).map(qualify));
 
