@@ -292,7 +292,8 @@ install_nats_server() {
 # The one way this script restarts nats-server (${AGENT_NATS_RESTART_ENV}: see cloudinit/agent.ts).
 restart_nats_server() {
   if [ -n "\${${AGENT_NATS_RESTART_ENV}:-}" ]; then
-    "$${AGENT_NATS_RESTART_ENV}"
+    # Without the run's lock: a server it starts would hold it, and every later run would wait.
+    "$${AGENT_NATS_RESTART_ENV}" 9>&-
   else
     systemctl restart ${NATS_UNIT_NAME}
   fi
@@ -321,13 +322,13 @@ wait_nats_healthy() {
   done
 }
 
-# The report the node would send: the version it runs, healthy, or the one that failed and why.
+# The report the node would send: the version it runs ($1), healthy, or with the one that failed ($2) and why ($3).
 nats_report_json() {
   python3 -c 'import json, sys
 node, instance, runs, failed, reason = sys.argv[1:6]
 report = {"version": 1, "node": node, "instanceId": instance, "natsServer": runs}
 report.update({"failed": failed, "reason": reason} if failed else {"healthy": True})
-print(json.dumps(report, separators=(",", ":")))' "$node" "$(instance_id)" "$@"
+print(json.dumps(report, separators=(",", ":")))' "$node" "$(instance_id)" "$1" "\${2:-}" "\${3:-}"
 }
 
 keep_nats_server_report() {
@@ -390,7 +391,7 @@ converge_nats_server() {
     return 0
   fi
   if [ "$installed" = "$want" ]; then
-    [ "$(nats_report_json "$want" "" "")" = "$(cat "$state_dir/nats-server-report.json" 2>/dev/null)" ] && return 0
+    [ "$(nats_report_json "$want")" = "$(cat "$state_dir/nats-server-report.json" 2>/dev/null)" ] && return 0
     if wait_nats_healthy "$want"; then
       keep_nats_server_report "$stage" "$want"
     fi

@@ -18,6 +18,9 @@ esac
 
 readonly MINIO_VERSION="v0.0.0-20260212201848-7aac2a2c5b7c"
 readonly NATS_SERVER_VERSION="v2.14.7"
+# A second, older nats-server, built into its own file only (nothing links
+# it): the agent's upgrade tests move real servers between the two.
+readonly NATS_SERVER_PREVIOUS_VERSION="v2.12.0"
 readonly NATSCLI_VERSION="v0.3.0"
 readonly ACTIONLINT_VERSION="v1.7.12"
 readonly MC_VERSION="v0.0.0-20250313080218-cf909e1063a9"
@@ -53,17 +56,15 @@ install_apt_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# go_tool NAME PACKAGE@VERSION [via-module]: builds into $tools_dir/NAME-VERSION
-# and links $tools_dir/bin/NAME to it, so changing a pin rebuilds and nothing
-# stale runs. `via-module` builds inside a throwaway module instead of
+# go_build NAME PACKAGE@VERSION [via-module]: builds into $tools_dir/NAME-VERSION
+# once. `via-module` builds inside a throwaway module instead of
 # `go install pkg@version`, for modules whose version list the proxy refuses
 # (go install reads it for deprecation notices; go get of an exact version
 # does not).
-go_tool() {
+go_build() {
   local name=$1 spec=$2 mode=${3:-install}
   local version=${spec##*@} package=${spec%@*}
   local target="$tools_dir/$name-$version"
-  mkdir -p "$tools_dir/bin"
   if [ ! -x "$target" ]; then
     log "building $spec (first run only)"
     local work
@@ -77,7 +78,16 @@ go_tool() {
     fi
     rm -rf "$work"
   fi
-  ln -sf "$target" "$tools_dir/bin/$name"
+}
+
+# go_tool NAME PACKAGE@VERSION [via-module]: go_build, then links
+# $tools_dir/bin/NAME to the build, so changing a pin rebuilds and nothing
+# stale runs.
+go_tool() {
+  local name=$1 spec=$2
+  go_build "$@"
+  mkdir -p "$tools_dir/bin"
+  ln -sf "$tools_dir/$name-${spec##*@}" "$tools_dir/bin/$name"
 }
 
 install_npm_packages() {
@@ -99,29 +109,33 @@ install_npm_packages
 
 install_apt_packages
 go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+go_build nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_PREVIOUS_VERSION"
 go_tool nats "github.com/nats-io/natscli/nats@$NATSCLI_VERSION" via-module
 go_tool actionlint "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
 go_tool mc "github.com/minio/mc@$MC_VERSION" via-module
 go_tool wireguard-go "golang.zx2c4.com/wireguard@$WIREGUARD_GO_VERSION"
 
-# nats_release_tarball: the pinned nats-server in its release layout
+# nats_release_tarball VERSION: a nats-server build in its release layout
 # (nats-server-VERSION-linux-amd64/nats-server in a .tar.gz), for the box's
-# mirror: the nodes download and checksum-verify it as from a private mirror.
-# Reproducible bytes (fixed mtime and owner), so its sha256 is stable.
+# mirror and the agent's upgrade tests: nodes download and checksum-verify
+# it as from a private mirror. Reproducible bytes (fixed mtime and owner),
+# so its sha256 is stable.
 nats_release_tarball() {
-  local dir="$tools_dir/mirror/nats-server/$NATS_SERVER_VERSION"
-  local name="nats-server-$NATS_SERVER_VERSION-linux-amd64"
+  local version=$1
+  local dir="$tools_dir/mirror/nats-server/$version"
+  local name="nats-server-$version-linux-amd64"
   [ -s "$dir/$name.tar.gz.sha256" ] && return
   log "packing $name.tar.gz for the box mirror"
   local work
   work=$(mktemp -d)
   mkdir -p "$work/$name" "$dir"
-  cp "$tools_dir/nats-server-$NATS_SERVER_VERSION" "$work/$name/nats-server"
+  cp "$tools_dir/nats-server-$version" "$work/$name/nats-server"
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" -cf - "$name" | gzip -n >"$dir/$name.tar.gz"
   (cd "$dir" && sha256sum "$name.tar.gz" >"$name.tar.gz.sha256")
   rm -rf "$work"
 }
-nats_release_tarball
+nats_release_tarball "$NATS_SERVER_VERSION"
+nats_release_tarball "$NATS_SERVER_PREVIOUS_VERSION"
 
 log "tools in $tools_dir/bin"

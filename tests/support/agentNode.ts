@@ -44,12 +44,16 @@ export class AgentNode {
         });
     }
 
-    /** One agent run (what the timer starts). `prefix` runs it inside a namespace (nsenter ...). */
-    async runOnce(options: { prefix?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<{ stdout: string; stderr: string }> {
+    /**
+     * One agent run (what the timer starts). `prefix` runs it inside a
+     * namespace (nsenter ...); `timeoutMs` is the unit's TimeoutStartSec
+     * here, longer for a run that moves nats-server.
+     */
+    async runOnce(options: { prefix?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
         const command = [...(options.prefix ?? []), path.join(this.root, AGENT_SCRIPT_PATH)];
         return run(command[0], command.slice(1), {
             env: { PATH: process.env.PATH, [AGENT_ROOT_ENV]: this.root, [INSTANCE_ID_ENV]: this.instanceId, ...options.env },
-            timeout: 60_000,
+            timeout: options.timeoutMs ?? 60_000,
         });
     }
 
