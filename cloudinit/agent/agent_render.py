@@ -298,7 +298,7 @@ if ROLE == "nats" and "natsServer" in doc:
         fail("desired state has a natsServer that is not an object")
     version = release.get("version")
     if not isinstance(version, str) or not re.fullmatch(NATS_SERVER_VERSION_PATTERN, version):
-        fail(f"natsServer.version {version!r} is not a nats-server release tag such as v2.14.7")
+        fail(f"natsServer.version {version!r} is not a nats-server release tag (v<major>.<minor>.<patch>, an optional -suffix)")
     url = release.get("url")
     # A mirror's URL may be signed: never echoed. It reaches curl through its config syntax, and $ or ` nowhere.
     if not isinstance(url, str) or not re.fullmatch(r"https?://[\x21-\x7e]+", url) or re.search(r"[\"'\\$`]", url) or "{arch}" not in url:
