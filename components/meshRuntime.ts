@@ -105,7 +105,7 @@ export class MeshRuntime extends pulumi.ComponentResource {
             return pulumi.all([agentKey, currentKeyId, member, reportUrl.url]).apply(([pair, id, me, url]) => ({ id, sealed: sealAgentKey(pair, me.publicKey), reportUrl: url }));
         };
         const hubName = `${name}-hub`;
-        const states: { node: string; state: pulumi.Output<DesiredState>; resourceName: string }[] = [
+        const states: { node: string; state: pulumi.Output<DesiredState>; resourceName: string; natsIndex?: number }[] = [
             {
                 node: args.names.hub,
                 state: pulumi.all([hub, members, offerTo(args.names.hub, hub, hubName)]).apply(([h, all, offer]): DesiredState => ({
@@ -139,26 +139,26 @@ export class MeshRuntime extends pulumi.ComponentResource {
                             natsServer: natsServerOffer(args.natsServer, serverUrl),
                         })),
                     resourceName,
+                    natsIndex: i,
                 };
             }),
         ];
         // Each NATS node's document waits for the previous node's upgrade wait: the roll goes one node at a time.
         const upgradeWaits: NatsServerUpgradeWait[] = [];
-        const documents = states.map(({ node, state, resourceName }, i) => {
+        const documents = states.map(({ node, state, resourceName, natsIndex }) => {
             const content = state.apply((s) => {
                 const problems = desiredStateProblems(s, args.subnet);
                 if (s.node !== node) problems.push(`the desired state for ${node} names ${s.node}`);
                 if (problems.length) throw new pulumi.ResourceError(`MeshRuntime ${name}: ${problems.join("; ")}`, this);
                 return JSON.stringify(s, null, 2) + "\n";
             });
-            const natsIndex = i - 1;
-            const previousWait = natsIndex > 0 ? [upgradeWaits[natsIndex - 1]] : [];
+            const previousWait = natsIndex !== undefined && natsIndex > 0 ? [upgradeWaits[natsIndex - 1]] : [];
             const document = new RuntimeDocument(resourceName, {
                 ...runtime,
                 key: desiredStateKey(args.naming.stack, node),
                 content: pulumi.secret(content),
             }, { parent: this, dependsOn: previousWait });
-            if (natsIndex >= 0) {
+            if (natsIndex !== undefined) {
                 const entry = args.nats[natsIndex];
                 upgradeWaits.push(new NatsServerUpgradeWait(`${entry.name}-server-upgrade`, {
                     ...runtime,
