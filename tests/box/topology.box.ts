@@ -43,9 +43,9 @@ const OPERATOR = (() => {
 export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
     natsKvBucket: "control",
-    // 9 KiB: the hub's cloud-config fits gzipped (about 7.7 KiB), the NATS
-    // nodes' does not (about 10.2 KiB), so one box runs both delivery paths.
-    metadataLimitBytes: "9216",
+    // 11.5 KiB: the hub's cloud-config fits gzipped (about 10.2 KiB), the NATS
+    // nodes' does not (about 13.1 KiB), so one box runs both delivery paths.
+    metadataLimitBytes: "11776",
     gzipUserDataImages: JSON.stringify(["linode/debian12"]),
     // All four VMs boot at once under emulation and each makes its keys before publishing.
     wgPubkeyPollTimeoutSeconds: "1800",
