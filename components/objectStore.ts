@@ -79,9 +79,9 @@ export class ObjectStore extends pulumi.ComponentResource {
         const runtimeBucketName = pulumi.interpolate`${bucketNameBase(args.naming, `${name}-rt`)}-${suffix.result}`;
         // A bucket's name cannot change in place (ForceNew), and the deploy's
         // and agents' keys are replaced for a new label (tooling/replacement.ts):
-        // a new agents' key is in every node's user-data and would replace
-        // every node. So a stack keeps the names its first `up` gave these,
-        // whatever a later meshstack's naming says; new stacks get today's.
+        // a new agents' key is a rotation nobody asked for, which waits for
+        // every node's report. So a stack keeps the names its first `up` gave
+        // these, whatever a later meshstack's naming says; new stacks get today's.
         const keepName = { ignoreChanges: ["label"] };
         const lifecycle = {
             id: "expire-bootstrap-objects",

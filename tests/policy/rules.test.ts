@@ -151,7 +151,9 @@ describe("policy pack rules", () => {
     });
 
     for (const stack of committedStacks()) {
-        it(`accepts every resource the program creates for stack ${stack}`, async () => {
+        it(`accepts every resource the program creates for stack ${stack}`, async function () {
+            // The whole program under mocks: about 10 s alone, over a minute on a loaded 2-core host.
+            this.timeout(180_000);
             const { cloud } = await runStackProgram(stack);
             const checked = policyResources(PROJECT, stack, cloud.resources);
             assert.ok(checked.some((r) => r.type === TYPES.instance) && checked.some((r) => r.type === TYPES.firewall));

@@ -57,11 +57,11 @@ describe("agents' key rollout: the wait for every node's report", () => {
     });
 });
 
-describe("agents' key rollout: when it waits again", () => {
+describe("agents' key rollout: when it waits", () => {
     const OLDS: AgentKeyRolloutOutputs = { ...TARGET, missing: [], waitedMs: 1 };
     const NEWS = { ...TARGET, accessKeyId: "deploy", secretAccessKey: "secret" };
 
-    it("waits again for another key, or another instance of a node", async () => {
+    it("is updated for another key, or another instance of a node", async () => {
         assert.deepStrictEqual(((await agentKeyRolloutProvider.diff!("id", OLDS, { ...NEWS, agentKeyId: "fedcba9876543210" })) as { diffs?: string[] }).diffs, ["agentKeyId"]);
         assert.deepStrictEqual(((await agentKeyRolloutProvider.diff!("id", OLDS, { ...NEWS, nodes: { ...TARGET.nodes, "nats-0": "102" } })) as { diffs?: string[] }).diffs, ["nodes"]);
     });
@@ -69,6 +69,23 @@ describe("agents' key rollout: when it waits again", () => {
     it("leaves an unchanged rollout alone, and never replaces one", async () => {
         assert.strictEqual((await agentKeyRolloutProvider.diff!("id", OLDS, NEWS)).changes, false);
         assert.deepStrictEqual((await agentKeyRolloutProvider.diff!("id", OLDS, { ...NEWS, agentKeyId: "fedcba9876543210" })).replaces, []);
+    });
+
+    it("waits for nothing when it is created or only the nodes changed: every node booted with the current key", async () => {
+        const logs: string[] = [];
+        const log = console.log;
+        console.log = (line: string) => logs.push(line);
+        try {
+            assert.deepStrictEqual((await agentKeyRolloutProvider.create!(NEWS)).outs, { ...TARGET, missing: [], waitedMs: 0 });
+            const moved = { ...NEWS, nodes: { ...TARGET.nodes, "nats-0": "102" } };
+            assert.deepStrictEqual((await agentKeyRolloutProvider.update!("id", OLDS, moved)).outs, { ...TARGET, nodes: moved.nodes, missing: [], waitedMs: 0 });
+        } finally {
+            console.log = log;
+        }
+        assert.deepStrictEqual(logs, [
+            "agents' key 0123456789abcdef: every node booted with it; nothing to wait for",
+            "agents' key 0123456789abcdef: unchanged, and a node made since booted with it; nothing to wait for",
+        ]);
     });
 
     it("refuses a key id that is not 16 hex digits and an empty node set, naming each", async () => {
