@@ -26,7 +26,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, S3Credentials, S3Location, S3NetworkError, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
-import { withSecretCredentials } from "./s3Args";
+import { ObjectStoreAccess, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
 import { agentKeyReportProblems, AGENT_KEY_ID_LENGTH } from "../lib/agentKey";
@@ -199,13 +199,8 @@ export const agentKeyRolloutProvider: pulumi.dynamic.ResourceProvider<AgentKeyRo
     async delete() {},
 };
 
-export interface AgentKeyRolloutArgs {
-    endpoint: pulumi.Input<string>;
-    region: pulumi.Input<string>;
-    bucket: pulumi.Input<string>;
-    /** The deploy's key pair (it reads the reports). */
-    accessKeyId: pulumi.Input<string>;
-    secretAccessKey: pulumi.Input<string>;
+/** The runtime bucket with the deploy's key pair (ObjectStore.runtime), which reads the reports; and what to wait for. */
+export interface AgentKeyRolloutArgs extends ObjectStoreAccess {
     stack: string;
     agentKeyId: pulumi.Input<string>;
     nodes: pulumi.Input<Record<string, pulumi.Input<string>>>;
