@@ -36,6 +36,10 @@ describe("agents' key: sealed to a node's WireGuard key", () => {
         assert.deepStrictEqual(JSON.parse(plain.toString("utf8")), PAIR);
     });
 
+    it("does not open a seal of another scheme, naming it", () => {
+        assert.throws(() => openAgentKey({ ...sealAgentKey(PAIR, NODE.publicKey), scheme: "rot13" as never }, NODE.privateKey), /^Error: sealed with "rot13"; this reads x25519-hkdf-sha256-hmac-ctr-v1$/);
+    });
+
     it("does not open with another node's key", () => {
         assert.throws(() => openAgentKey(sealAgentKey(PAIR, NODE.publicKey), OTHER.privateKey), /^Error: the sealed agents' key does not verify: not sealed to this node's key, or altered$/);
     });
@@ -85,5 +89,6 @@ describe("agents' key: ids and reports", () => {
             'is from node "nats-1", not nats-0', 'is from instance "4710", not 4711', 'names key "fedcba9876543210", not 0123456789abcdef',
         ]);
         assert.deepStrictEqual(agentKeyReportProblems("<html>", expected), ["is not a JSON object"]);
+        assert.deepStrictEqual(agentKeyReportProblems(null, expected), ["is not a JSON object"]);
     });
 });
