@@ -143,11 +143,16 @@ export function agentKeyRolloutInputProblems(inputs: Partial<AgentKeyRolloutInpu
     return problems;
 }
 
+/** The inputs as state keeps them: without the deploy's key pair. */
+function targetOf(inputs: AgentKeyRolloutInputs): AgentKeyRolloutTarget {
+    const { accessKeyId: _id, secretAccessKey: _secret, ...target } = inputs;
+    return target;
+}
+
 /** State for a rollout with nothing to wait for: every node booted with the current key. */
 function noWait(inputs: AgentKeyRolloutInputs, why: string): AgentKeyRolloutOutputs {
     console.log(`agents' key ${inputs.agentKeyId}: ${why}; nothing to wait for`);
-    const { accessKeyId: _id, secretAccessKey: _secret, ...target } = inputs;
-    return { ...target, missing: [], waitedMs: 0 };
+    return { ...targetOf(inputs), missing: [], waitedMs: 0 };
 }
 
 async function rollout(inputs: AgentKeyRolloutInputs, previousKeyId: string): Promise<AgentKeyRolloutOutputs> {
@@ -167,8 +172,7 @@ async function rollout(inputs: AgentKeyRolloutInputs, previousKeyId: string): Pr
             ? `agents' key ${previousKeyId}: no node reads with it any more; it is deleted at the end of this \`up\``
             : `agents' key ${previousKeyId}: no node reads with it any more; revoke it in your object store now`);
     }
-    const { accessKeyId: _id, secretAccessKey: _secret, ...target } = inputs;
-    return { ...target, ...result };
+    return { ...targetOf(inputs), ...result };
 }
 
 /** Where the reports are and whose: kept in state, updated in place. */
