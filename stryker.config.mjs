@@ -29,6 +29,7 @@ const providerPureFunctions = {
     "providers/bootUrlsCheck.ts": ["bootUrlsProblem"],
     "providers/natsRejoin.ts": ["natsRejoinInputProblems"],
     "providers/bootstrapObject.ts": ["waitForPublication", "runCleanup"],
+    "providers/agentKeyRollout.ts": ["waitForAgentKeyReports", "agentKeyRolloutInputProblems", "unreportedConsequence"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -50,6 +51,7 @@ export default {
     timeoutMS: 20000,
     mutate: [
         "cloudinit/**/*.ts",
+        "lib/agentKey.ts",
         "lib/certRequest.ts",
         "lib/config/**/*.ts",
         "lib/ip.ts",
@@ -93,6 +95,8 @@ export default {
             "tests/lib/natsRollout.test.ts",
             "tests/lib/natsStreamLoss.test.ts",
             "tests/lib/rebuild.test.ts",
+            "tests/lib/agentKey.test.ts",
+            "tests/providers/agentKeyRollout.test.ts",
             "tests/providers/bootUrlsCheck.test.ts",
             "tests/providers/bootstrapObject.test.ts",
             "tests/providers/pve/*.test.ts",

@@ -26,7 +26,7 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { InputProblem, S3Credentials, S3Location, S3NetworkError, s3ObjectAccessProblems, signedObjectRequest } from "./s3";
-import { withSecretCredentials } from "./s3Args";
+import { ObjectStoreAccess, withSecretCredentials } from "./s3Args";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
 import { agentKeyReportProblems, AGENT_KEY_ID_LENGTH } from "../lib/agentKey";
@@ -143,11 +143,16 @@ export function agentKeyRolloutInputProblems(inputs: Partial<AgentKeyRolloutInpu
     return problems;
 }
 
+/** The inputs as state keeps them: without the deploy's key pair. */
+function targetOf(inputs: AgentKeyRolloutInputs): AgentKeyRolloutTarget {
+    const { accessKeyId: _id, secretAccessKey: _secret, ...target } = inputs;
+    return target;
+}
+
 /** State for a rollout with nothing to wait for: every node booted with the current key. */
 function noWait(inputs: AgentKeyRolloutInputs, why: string): AgentKeyRolloutOutputs {
     console.log(`agents' key ${inputs.agentKeyId}: ${why}; nothing to wait for`);
-    const { accessKeyId: _id, secretAccessKey: _secret, ...target } = inputs;
-    return { ...target, missing: [], waitedMs: 0 };
+    return { ...targetOf(inputs), missing: [], waitedMs: 0 };
 }
 
 async function rollout(inputs: AgentKeyRolloutInputs, previousKeyId: string): Promise<AgentKeyRolloutOutputs> {
@@ -167,8 +172,7 @@ async function rollout(inputs: AgentKeyRolloutInputs, previousKeyId: string): Pr
             ? `agents' key ${previousKeyId}: no node reads with it any more; it is deleted at the end of this \`up\``
             : `agents' key ${previousKeyId}: no node reads with it any more; revoke it in your object store now`);
     }
-    const { accessKeyId: _id, secretAccessKey: _secret, ...target } = inputs;
-    return { ...target, ...result };
+    return { ...targetOf(inputs), ...result };
 }
 
 /** Where the reports are and whose: kept in state, updated in place. */
@@ -199,13 +203,8 @@ export const agentKeyRolloutProvider: pulumi.dynamic.ResourceProvider<AgentKeyRo
     async delete() {},
 };
 
-export interface AgentKeyRolloutArgs {
-    endpoint: pulumi.Input<string>;
-    region: pulumi.Input<string>;
-    bucket: pulumi.Input<string>;
-    /** The deploy's key pair (it reads the reports). */
-    accessKeyId: pulumi.Input<string>;
-    secretAccessKey: pulumi.Input<string>;
+/** The runtime bucket with the deploy's key pair (ObjectStore.runtime), which reads the reports; and what to wait for. */
+export interface AgentKeyRolloutArgs extends ObjectStoreAccess {
     stack: string;
     agentKeyId: pulumi.Input<string>;
     nodes: pulumi.Input<Record<string, pulumi.Input<string>>>;

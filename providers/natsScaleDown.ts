@@ -63,8 +63,12 @@ export interface NatsScaleDownInputs {
 const POLL_INTERVAL_MS = 2000;
 /** How long one API request may take before the attempt is tried again. */
 const REQUEST_TIMEOUT_MS = 5000;
-/** Errors a later attempt may not meet: no answer in time (a leader election), or a membership change still in flight. */
-const TRANSIENT = /timeout|timed out|no responders|member change is in progress/i;
+/**
+ * Errors a later attempt may not meet: no answer in time, or no meta leader (an election:
+ * "no responders", "JetStream system temporarily unavailable", err_code 10008, which CI met
+ * right after a server's removal), or a membership change still in flight.
+ */
+const TRANSIENT = /timeout|timed out|no responders|temporarily unavailable|member change is in progress/i;
 /** The meta leader's answer for a server it does not hold (removed before). */
 const SERVER_NOT_A_MEMBER = 10044;
 /** A stream leader's answer for a peer it does not hold (moved off before). */
@@ -176,9 +180,15 @@ async function evacuate(session: NatsSession, member: NatsMember, deadline: numb
     }
 }
 
-/** Removes `member` from the JetStream meta group; a member change still in flight is waited out. */
-async function leaveMetaGroup(system: any, member: NatsMember, deadline: number): Promise<void> {
+/**
+ * Removes `member` from the JetStream meta group; a member change still in flight is waited out.
+ * A request whose answer timed out may still have been carried out: the meta leader can apply
+ * the removal and its reply be lost in the election that follows. So "not a member" after such
+ * an attempt is this removal's own success, and only on a first attempt does it mean an earlier `up`.
+ */
+export async function leaveMetaGroup(system: any, member: NatsMember, deadline: number): Promise<void> {
     const who = `${member.name} (${member.node})`;
+    let unanswered = 0;
     for (let attempt = 1; ; attempt++) {
         try {
             await apiRequest(system, "$JS.API.SERVER.REMOVE", { peer: member.node });
@@ -186,10 +196,12 @@ async function leaveMetaGroup(system: any, member: NatsMember, deadline: number)
             return;
         } catch (err) {
             if ((err as any).code === SERVER_NOT_A_MEMBER) {
-                log(`${who}: not in the JetStream meta group (removed before)`);
+                if (unanswered) log(`${who}: attempt ${unanswered}'s answer was lost; the meta group no longer holds it`);
+                log(unanswered ? `${who}: removed from the JetStream meta group` : `${who}: not in the JetStream meta group (removed before)`);
                 return;
             }
             const message = (err as Error).message;
+            if (/timeout|timed out/i.test(message)) unanswered = attempt;
             if (remainingMs(deadline) === 0 || !TRANSIENT.test(message)) {
                 throw new Error(`${who} was evacuated but could not be removed from the JetStream meta group: ${message}. Its instance has not been deleted; run pulumi up again`);
             }

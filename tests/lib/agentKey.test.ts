@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import * as crypto from "crypto";
 import { execFileSync } from "child_process";
 import { agentKeyId, agentKeyReportProblems, openAgentKey, SEAL_SCHEME, sealAgentKey } from "../../lib/agentKey";
 import { agentKeyReportKey } from "../../lib/runtimeChannel";
@@ -16,6 +17,27 @@ const PAIR = { accessKeyId: "MESHAGENTKEY2", secretAccessKey: "c2VjcmV0LWFnZW50L
 describe("agents' key: sealed to a node's WireGuard key", () => {
     it("opens with the node's private key, to the same key pair", () => {
         assert.deepStrictEqual(openAgentKey(sealAgentKey(PAIR, NODE.publicKey), NODE.privateKey), PAIR);
+    });
+
+    it("follows the documented scheme step by step, which the node's Python reads: X25519, HKDF-SHA256 salted with both public keys, an HMAC keystream, an HMAC over ephemeral key and ciphertext", () => {
+        const sealed = sealAgentKey(PAIR, NODE.publicKey);
+        const der = (prefix: string, raw: Buffer) => Buffer.concat([Buffer.from(prefix, "hex"), raw]);
+        const ephemeral = Buffer.from(sealed.ephemeralPublicKey, "base64");
+        const recipient = Buffer.from(NODE.publicKey, "base64");
+        const shared = crypto.diffieHellman({
+            privateKey: crypto.createPrivateKey({ key: der("302e020100300506032b656e04220420", Buffer.from(NODE.privateKey, "base64")), format: "der", type: "pkcs8" }),
+            publicKey: crypto.createPublicKey({ key: der("302a300506032b656e032100", ephemeral), format: "der", type: "spki" }),
+        });
+        const okm = Buffer.from(crypto.hkdfSync("sha256", shared, Buffer.concat([ephemeral, recipient]), "meshstack agent key seal v1", 64));
+        const ciphertext = Buffer.from(sealed.ciphertext, "base64");
+        assert.strictEqual(crypto.createHmac("sha256", okm.subarray(32)).update(Buffer.concat([ephemeral, ciphertext])).digest("base64"), sealed.mac);
+        const stream = Buffer.concat([0, 1, 2, 3].map((block) => crypto.createHmac("sha256", okm.subarray(0, 32)).update(Buffer.from([0, 0, 0, block])).digest()));
+        const plain = Buffer.from(ciphertext.map((byte, i) => byte ^ stream[i]));
+        assert.deepStrictEqual(JSON.parse(plain.toString("utf8")), PAIR);
+    });
+
+    it("does not open a seal of another scheme, naming it", () => {
+        assert.throws(() => openAgentKey({ ...sealAgentKey(PAIR, NODE.publicKey), scheme: "rot13" as never }, NODE.privateKey), /^Error: sealed with "rot13"; this reads x25519-hkdf-sha256-hmac-ctr-v1$/);
     });
 
     it("does not open with another node's key", () => {
@@ -67,5 +89,6 @@ describe("agents' key: ids and reports", () => {
             'is from node "nats-1", not nats-0', 'is from instance "4710", not 4711', 'names key "fedcba9876543210", not 0123456789abcdef',
         ]);
         assert.deepStrictEqual(agentKeyReportProblems("<html>", expected), ["is not a JSON object"]);
+        assert.deepStrictEqual(agentKeyReportProblems(null, expected), ["is not a JSON object"]);
     });
 });

@@ -73,7 +73,9 @@ describe("NatsScaleDown: 5 -> 3 on real nats-server (serialized provider)", func
         const kvm = new Kvm(jetstream(nc, { timeout: 10_000 }));
         for (const triple of TRIPLES) {
             const kv = await kvm.create(bucketOf(triple), { replicas: 3, placement: { cluster: cluster.clusterName, tags: [tagOf(triple)] } });
-            await kv.put("before", "kept");
+            // A new bucket's stream takes writes once its leader is elected and its interest has reached
+            // the server this client is on; until then a put meets "no responders" (CI met it under load).
+            await waitFor(`${bucketOf(triple)} to take its first write`, async () => (await kv.put("before", "kept")) > 0, 20_000, 200);
             assert.deepStrictEqual(await peersOf(`KV_${bucketOf(triple)}`), triple.map(hostname).sort(), `${bucketOf(triple)} is on servers ${triple}`);
             // Let it free: a move may place its replicas anywhere. A placement removed moves nothing now.
             const { placement: _pinned, ...config } = (await jsm.streams.info(`KV_${bucketOf(triple)}`)).config;
