@@ -27,6 +27,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { NATS_SERVER_RELEASE } from "../lib/natsRelease";
+import { previousNatsServerVersion } from "../tests/support/tools";
 import { BoxAptCache } from "./aptCache";
 import { makeBoxCa } from "./ca";
 import { BoxDeployment } from "./deployment";
@@ -82,9 +83,12 @@ export async function up(options: UpOptions): Promise<BoxState> {
         state.aptProxy = aptCache.proxyUrl;
         deployment.log(`apt cache for http://${archive} at ${aptCache.proxyUrl} (files in ${APT_CACHE_DIR})`);
     } else deployment.log("the image's Debian mirror is not plain http: the VMs' apt goes to it directly, over the user-mode NIC");
-    const tarball = natsServerTarball();
-    store.publishToMirror(`nats-server/${NATS_SERVER_RELEASE.version}/${path.basename(tarball)}`, tarball);
-    const config = boxConfig(options.stack, { ...boxMachineConfig(store.url, sshKey.publicKey), ...options.overrides });
+    // Both releases setup built: an update may move the nodes from one to the other.
+    for (const version of [NATS_SERVER_RELEASE.version, previousNatsServerVersion()]) {
+        const tarball = natsServerTarball(version);
+        store.publishToMirror(`nats-server/${version}/${path.basename(tarball)}`, tarball);
+    }
+    const config = boxConfig(options.stack, { ...boxMachineConfig(store.url, sshKey.publicKey, options.overrides.natsServerVersion), ...options.overrides });
     writeState(state);
     await deployment.run(config, new Set());
     return state;
@@ -112,7 +116,7 @@ export async function update(options: UpdateOptions): Promise<{ state: BoxState;
     if (state.aptProxy && archive && (await new BoxAptCache(APT_CACHE_RUN_DIR, UNDERLAY.hostAddress, APT_CACHE_DIR, [archive]).ensureRunning())) {
         deployment.log(`apt cache at ${state.aptProxy} started again`);
     }
-    const config = boxConfig(state.stack, { ...boxMachineConfig(state.minio.url, boxSshKey(BOX_CACHE).publicKey), ...state.overrides });
+    const config = boxConfig(state.stack, { ...boxMachineConfig(state.minio.url, boxSshKey(BOX_CACHE).publicKey, state.overrides.natsServerVersion), ...state.overrides });
     await deployment.run(config, new Set(options.replace));
     return { state, steps: deployment.steps };
 }

@@ -47,13 +47,19 @@ export function boxConfig(stack: string, overrides: Record<string, string>): Box
     return { values, secretKeys: [...raw.secretKeys], project };
 }
 
-/** The config the box sets for every run of a stack: its mirror, its operator (this host) and its slower boots. */
-export function boxMachineConfig(storeUrl: string, sshPublicKey: string): Record<string, string> {
+/**
+ * The config the box sets for every run of a stack: its mirror, its operator (this host) and its slower boots,
+ * and the checksum of the nats-server release the run asks for (`natsServerVersion`), which setup built.
+ */
+export function boxMachineConfig(storeUrl: string, sshPublicKey: string, natsServerVersion = NATS_SERVER_RELEASE.version): Record<string, string> {
     // The nodes download nats-server from the box's mirror and check its own checksum.
-    const tarball = natsServerTarball();
+    const sha256 = fs.readFileSync(`${natsServerTarball(natsServerVersion)}.sha256`, "utf8").split(/\s+/)[0];
     return {
         natsServerDownloadUrl: `${storeUrl}/mirror/nats-server/{version}/nats-server-{version}-linux-{arch}.tar.gz`,
-        natsServerSha256Amd64: fs.readFileSync(`${tarball}.sha256`, "utf8").split(/\s+/)[0],
+        natsServerSha256Amd64: sha256,
+        // The box's VMs are amd64 and setup builds no arm64 release. The config refuses the pinned release's arm64
+        // checksum beside another version, so another version gets the amd64 tarball's: an arm64 node would refuse those bytes.
+        ...(natsServerVersion === NATS_SERVER_RELEASE.version ? {} : { natsServerSha256Arm64: sha256 }),
         // The box's operator is this host: break-glass SSH with the box's key, from the host's underlay address.
         sshAuthorizedKeys: JSON.stringify([sshPublicKey]),
         breakGlassSshCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
@@ -62,10 +68,14 @@ export function boxMachineConfig(storeUrl: string, sshPublicKey: string): Record
     };
 }
 
-/** The nats-server release the setup script put in the tools' mirror, which `up` publishes to the box's own. */
-export function natsServerTarball(): string {
-    const v = NATS_SERVER_RELEASE.version;
-    const tarball = path.join(path.dirname(path.dirname(toolPath("nats-server"))), "mirror", "nats-server", v, `nats-server-${v}-linux-amd64.tar.gz`);
+/** The tools' mirror of nats-server releases: scripts/setup.sh packs the pinned one and the one before it there. */
+function natsServerMirror(): string {
+    return path.join(path.dirname(path.dirname(toolPath("nats-server"))), "mirror", "nats-server");
+}
+
+/** A nats-server release the setup script put in the tools' mirror (the pinned one unless named), as `up` publishes it to the box's own. */
+export function natsServerTarball(version = NATS_SERVER_RELEASE.version): string {
+    const tarball = path.join(natsServerMirror(), version, `nats-server-${version}-linux-amd64.tar.gz`);
     if (!fs.existsSync(`${tarball}.sha256`)) throw new Error(`${tarball} is missing; run scripts/setup.sh`);
     return tarball;
 }

@@ -1,5 +1,8 @@
 import * as assert from "assert";
-import { boxConfig } from "../../box/stackConfig";
+import * as fs from "fs";
+import { boxConfig, boxMachineConfig, natsServerTarball } from "../../box/stackConfig";
+import { NATS_SERVER_RELEASE } from "../../lib/natsRelease";
+import { previousNatsServerVersion } from "../support/tools";
 
 describe("box stack config: the stack file as the CLI reads it, with the box's and the caller's overrides", () => {
     it("runs the dev stack, the one the box tier boots", () => {
@@ -34,5 +37,17 @@ describe("box stack config: the stack file as the CLI reads it, with the box's a
 
     it("refuses a stack with no stack file", () => {
         assert.throws(() => boxConfig("no-such-stack", {}), { message: "no stack file Pulumi.no-such-stack.yaml; create it or pass --stack NAME" });
+    });
+
+    it("runs the release a box run asks for from its mirror: the older one setup builds passes the stack's checksum rule, the pinned one keeps its defaults", () => {
+        const older = previousNatsServerVersion();
+        const machine = boxMachineConfig("https://10.0.2.2:9000", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIampt1CPGT2o63CzgKlGlgfWB2qAls7mW0A69GBG5kl box", older);
+        const sha256 = fs.readFileSync(`${natsServerTarball(older)}.sha256`, "utf8").split(/\s+/)[0];
+        assert.deepStrictEqual([machine.natsServerSha256Amd64, machine.natsServerSha256Arm64], [sha256, sha256]);
+        assert.notStrictEqual(sha256, NATS_SERVER_RELEASE.sha256.amd64);
+        assert.strictEqual(boxConfig("dev", { ...machine, natsServerVersion: older }).values["meshstack:natsServerVersion"], older);
+        const pinned = boxMachineConfig("https://10.0.2.2:9000", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIampt1CPGT2o63CzgKlGlgfWB2qAls7mW0A69GBG5kl box");
+        assert.strictEqual(pinned.natsServerSha256Arm64, undefined, "the pinned release's arm64 checksum is the default");
+        assert.strictEqual(pinned.natsServerSha256Amd64, fs.readFileSync(`${natsServerTarball()}.sha256`, "utf8").split(/\s+/)[0]);
     });
 });

@@ -26,10 +26,11 @@ import { BoxResource, BoxState, BoxVm, readState, STATE_FILE } from "../../box/s
 import { natsClientCertProfile } from "../../cloudinit/natsCerts";
 import { AGENT_CREDENTIALS_PATH, AGENT_LOG_PATH, AGENT_SCRIPT_PATH, AGENT_STATE_DIR, AGENT_UNIT_NAME } from "../../cloudinit/agent/layout";
 import { agentKeyId } from "../../lib/agentKey";
+import { NATS_SERVER_RELEASE } from "../../lib/natsRelease";
 import { NODE_BOOTSTRAP_LOG_PATH } from "../../cloudinit/nodeBootstrap";
 import { assertReadsBack, putWhenAcknowledged } from "../support/kvReads";
 import { waitFor } from "../support/ports";
-import { toolPath } from "../support/tools";
+import { previousNatsServerVersion, toolPath } from "../support/tools";
 
 type NatsConnection = Awaited<ReturnType<typeof connect>>;
 
@@ -55,6 +56,8 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     // without this, its stream guard refuses that whenever nats-1 holds the bucket's one replica.
     natsAcceptStreamLoss: JSON.stringify(["KV_control"]),
     wgOperatorPeers: JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]),
+    // The first up runs the older release setup builds; the Day-2 update upgrades it in place to the pinned one.
+    natsServerVersion: previousNatsServerVersion(),
 };
 const BOX_UP_TIMEOUT_MS = 30 * 60_000;
 const KV_BUCKET = "boxtest";
@@ -341,7 +344,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         });
     });
 
-    describe("Day 2 on the VMs: a second up scales 3 -> 5, rebuilds nats-1, adds an SSH key and rotates the agents' key", () => {
+    describe("Day 2 on the VMs: a second up scales 3 -> 5, rebuilds nats-1, adds an SSH key, rotates the agents' key and upgrades nats-server", () => {
         /** What shows a node was not touched: the kernel's boot id, its address and the WireGuard key it made. */
         interface Identity {
             bootId: string;
@@ -359,6 +362,7 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
         let addedKey: { privateKey: string; publicKey: string };
         /** The agents' key before the update (generation 1), which the update rotates. */
         let firstAgentKey: string;
+        const natsServerVersionOn = async (vm: BoxVm) => (await onVm(vm, "/usr/local/bin/nats-server --version")).trim();
 
         before(async function () {
             this.timeout(BOX_UP_TIMEOUT_MS + 5 * 60_000);
@@ -369,7 +373,8 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
             addedKey = { privateKey, publicKey: fs.readFileSync(`${privateKey}.pub`, "utf8").trim() };
             const sshAuthorizedKeys = JSON.stringify([boxSshKey(BOX_CACHE).publicKey, addedKey.publicKey]);
             firstAgentKey = String(resource("rendezvous-agent-key").outputs.accessKey);
-            await boxUpdate({ natsNodeCount: "5", sshAuthorizedKeys, agentKeyGeneration: "2" }, ["nats-1-label"]);
+            for (const vm of natsVms()) assert.strictEqual(await natsServerVersionOn(vm), `nats-server: ${previousNatsServerVersion()}`, `${vm.name} runs the first up's release`);
+            await boxUpdate({ natsNodeCount: "5", sshAuthorizedKeys, agentKeyGeneration: "2", natsServerVersion: NATS_SERVER_RELEASE.version }, ["nats-1-label"]);
             state = readState()!;
             for (const vm of running()) publicKeys.set(vm.name, (await onVm(vm, "cat /etc/wireguard/publickey")).trim());
         });
@@ -456,6 +461,18 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
                 assert.match(log, new RegExp(`reported agents' key ${id}`), `${vm.name} reported`);
                 assert.strictEqual((await identityOf(vm)).bootId, untouched.get(vm.name)!.bootId, `${vm.name} rebooted`);
             }
+        });
+
+        it("nats-server was upgraded in place: all five run the pinned release, nats-0 and nats-2 on the same boot after their upgrade waits saw it, the new nodes from their first apply", async () => {
+            for (const vm of natsVms()) assert.strictEqual(await natsServerVersionOn(vm), `nats-server: ${NATS_SERVER_RELEASE.version}`, `${vm.name}'s nats-server`);
+            for (const survivor of [0, 2]) {
+                const wait = resource(`nats-${survivor}-server-upgrade`).outputs;
+                assert.strictEqual((wait.release as { version: string }).version, NATS_SERVER_RELEASE.version);
+                assert.ok(Number(wait.waitedMs) > 0, `the update waited for nats-${survivor}'s report: ${JSON.stringify(wait)}`);
+                assert.strictEqual((await identityOf(natsVm(survivor))).bootId, untouched.get(`nats-${survivor}-instance`)!.bootId, `nats-${survivor} rebooted`);
+            }
+            // Made by this update: the first apply installs the release asked for, and there is nothing to wait for.
+            for (const made of [1, 3, 4]) assert.strictEqual(Number(resource(`nats-${made}-server-upgrade`).outputs.waitedMs), 0, `nats-${made}`);
         });
 
         it("the hub peers with the five NATS nodes (nats-1 by its new key) and the operator", async () => {

@@ -47,7 +47,7 @@ import { AgentNode } from "../support/agentNode";
 import { Pem, TestPki } from "../support/natsCluster";
 import { freePort, waitFor } from "../support/ports";
 import { RUNTIME_BUCKET, RuntimeChannel } from "../support/runtimeChannel";
-import { toolPath } from "../support/tools";
+import { previousNatsServerVersion, toolPath } from "../support/tools";
 
 const run = promisify(execFile);
 const STACK = "test";
@@ -55,7 +55,7 @@ const CLUSTER = "upgradetest";
 const PASSWORD = "meshstackTestPassword0123456789";
 const NEWER = NATS_SERVER_RELEASE.version;
 /** The older build scripts/setup.sh makes beside the pinned one. */
-const OLDER = /^readonly NATS_SERVER_PREVIOUS_VERSION="(v[^"]+)"$/m.exec(fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "setup.sh"), "utf8"))![1];
+const OLDER = previousNatsServerVersion();
 /** A release whose binary reports its version and refuses every config, as a release that dropped a setting would. */
 const REFUSING = "v9.9.9";
 const WRITE_INTERVAL_MS = 100;

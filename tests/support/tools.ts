@@ -13,3 +13,10 @@ export function toolPath(name: string): string {
     if (!found) throw new Error(`${name} is not installed; run scripts/setup.sh (looked in ${dir}/bin and PATH)`);
     return found;
 }
+
+/** The older nats-server setup builds beside the pinned one: NATS_SERVER_PREVIOUS_VERSION in scripts/setup.sh, its one home. */
+export function previousNatsServerVersion(): string {
+    const match = /^readonly NATS_SERVER_PREVIOUS_VERSION="(v[^"]+)"$/m.exec(fs.readFileSync(path.join(__dirname, "..", "..", "scripts", "setup.sh"), "utf8"));
+    if (!match) throw new Error("scripts/setup.sh names no NATS_SERVER_PREVIOUS_VERSION");
+    return match[1];
+}
