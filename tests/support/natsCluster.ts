@@ -61,6 +61,8 @@ export interface NatsServerStatus {
     routes: { remoteName: string }[];
     numRoutes: number;
     metaLeader?: string;
+    /** The meta group peers this server sees current and online (a leader's view; a follower's list is empty). */
+    currentMetaPeers: string[];
 }
 
 interface NodeState {
@@ -221,22 +223,28 @@ export class LoopbackNatsCluster {
 
     async status(index: number): Promise<NatsServerStatus> {
         const routez = (await (await this.monitor(index, "/routez")).json()) as { routes?: { remote_name: string }[]; num_routes: number };
-        const jsz = (await (await this.monitor(index, "/jsz")).json()) as { meta_cluster?: { leader?: string } };
+        const jsz = (await (await this.monitor(index, "/jsz")).json()) as { meta_cluster?: { leader?: string; replicas?: { name: string; current?: boolean; offline?: boolean }[] } };
         return {
             routes: (routez.routes ?? []).map((r) => ({ remoteName: r.remote_name })),
             numRoutes: routez.num_routes,
             metaLeader: jsz.meta_cluster?.leader || undefined,
+            currentMetaPeers: (jsz.meta_cluster?.replicas ?? []).filter((r) => r.current && !r.offline).map((r) => r.name),
         };
     }
 
-    /** True when each listed server routes to every other listed one and all agree on a meta leader. */
+    /**
+     * True when each listed server routes to every other listed one, all agree on a meta leader, and
+     * that leader sees the others current. Routes and a leader alone are not enough: a stream placed
+     * on a server the leader still counts offline is refused ("no suitable peers", which CI met).
+     */
     async formed(indexes: number[]): Promise<boolean> {
         const statuses = await Promise.all(indexes.map((i) => this.status(i)));
         const names = indexes.map((i) => this.nodes[i].node.hostname);
-        return statuses.every((s, k) => {
+        const leader = statuses[names.indexOf(statuses[0].metaLeader ?? "")];
+        return !!leader && statuses.every((s, k) => {
             const peers = new Set(s.routes.map((r) => r.remoteName));
-            return names.every((n, j) => j === k || peers.has(n)) && !!s.metaLeader && s.metaLeader === statuses[0].metaLeader;
-        });
+            return names.every((n, j) => j === k || peers.has(n)) && s.metaLeader === statuses[0].metaLeader;
+        }) && names.every((n) => n === statuses[0].metaLeader || leader.currentMetaPeers.includes(n));
     }
 
     async waitFormed(indexes: number[], timeoutMs = 30_000): Promise<void> {
