@@ -30,6 +30,7 @@ const providerPureFunctions = {
     "providers/natsRejoin.ts": ["natsRejoinInputProblems"],
     "providers/bootstrapObject.ts": ["waitForPublication", "runCleanup"],
     "providers/agentKeyRollout.ts": ["waitForAgentKeyReports", "agentKeyRolloutInputProblems", "unreportedConsequence"],
+    "providers/natsScaleDown.ts": ["leaveMetaGroup"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -58,6 +59,7 @@ export default {
         "lib/limits.ts",
         "lib/meshPeers.ts",
         "lib/natsRollout.ts",
+        "lib/natsScaleDown.ts",
         "lib/rebuild.ts",
         "lib/runtimeChannel.ts",
         "lib/topology.ts",
@@ -97,6 +99,8 @@ export default {
             "tests/lib/rebuild.test.ts",
             "tests/lib/agentKey.test.ts",
             "tests/providers/agentKeyRollout.test.ts",
+            "tests/lib/natsScaleDown.test.ts",
+            "tests/providers/natsScaleDown.test.ts",
             "tests/providers/bootUrlsCheck.test.ts",
             "tests/providers/bootstrapObject.test.ts",
             "tests/providers/pve/*.test.ts",

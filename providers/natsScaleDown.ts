@@ -215,8 +215,10 @@ export async function leaveMetaGroup(system: any, member: NatsMember, deadline: 
 export async function scaleDown(olds: NatsScaleDownInputs, news: NatsScaleDownInputs, accepted: string[]): Promise<void> {
     const leaving = leavingMembers(olds.members, news.members);
     if (!leaving.length) return;
-    // Any server answers for the whole cluster; the leaving ones still run.
-    const access: NatsClientAccess = { ...news, servers: [...new Set([...news.servers, ...olds.servers])] };
+    // Only the servers that stay: a server removed from the meta group disables its own JetStream, so a
+    // session on a leaving one is answered "JetStream system temporarily unavailable" from its removal on
+    // (CI met it once nats-4 was removed, until the deadline, while evacuating nats-3).
+    const access: NatsClientAccess = news;
     const system: NatsSystemUser = { user: NATS_SYSTEM_USER, password: news.systemPassword };
     const first = Date.now() + news.timeoutSeconds * 1000;
     let session: NatsSession | undefined;
@@ -224,6 +226,7 @@ export async function scaleDown(olds: NatsScaleDownInputs, news: NatsScaleDownIn
     try {
         session = await openNatsSession(access, first, "meshstack-nats-scale-down", log);
         systemConnection = await openSystemConnection(access, system, first, "meshstack-nats-scale-down-system", log);
+        log(`asking the cluster through ${session.nc.info?.server_name} and, as the system account, ${systemConnection.info?.server_name}`);
         for (let attempt = 1; ; attempt++) {
             const streams = await streamPlacements(session).catch((err: Error) => {
                 if (TRANSIENT.test(err.message) && remainingMs(first) > 0) return [{ stream: "(every stream)", replicas: [], unavailable: `the cluster did not list its streams: ${err.message}` }];

@@ -56,6 +56,19 @@ describe("NATS scale-down decisions", () => {
             assert.match(scaleDownProblem(leaving, 3, wide, ["*", "WIDE"])!, /: WIDE: 5 replicas, and 3 servers would remain\. .*give WIDE at most 3 replicas/);
         });
 
+        it("names the streams in order, whatever order the cluster listed them in, and each way on only when it applies", () => {
+            const wide = (stream: string): StreamPlacement => ({ stream, leader: "mesh-0", replicas: current("mesh-1", "mesh-2", "mesh-3", "mesh-4"), configuredReplicas: 5 });
+            assert.strictEqual(scaleDownProblem(leaving, 3, [wide("ZED"), wide("ALPHA")], []),
+                "refused: this up removes NATS nodes nats-4 (mesh-4), nats-3 (mesh-3) (meshstack:natsNodeCount lowered to 3), and their streams cannot all move to the servers that stay: " +
+                "ALPHA: 5 replicas, and 3 servers would remain; ZED: 5 replicas, and 3 servers would remain. " +
+                "Nothing has been moved or deleted. To go on, give ALPHA, ZED at most 3 replicas (`nats stream edit <stream> --replicas 3`), then run pulumi up again; or set meshstack:natsNodeCount back");
+            const r1 = (stream: string, on: string): StreamPlacement => ({ stream, leader: on, replicas: [], configuredReplicas: 1 });
+            assert.match(scaleDownProblem(leaving, 3, [r1("ZED", "mesh-4"), r1("ALPHA", "mesh-3")], [])!,
+                /stay: ALPHA: the only replica of this stream is on mesh-3; ZED: the only replica of this stream is on mesh-4\. Nothing has been moved or deleted\. To go on, give each R1 stream more replicas/);
+            assert.match(scaleDownProblem(leaving, 3, [{ stream: "DARK", replicas: [], unavailable: "no leader" }], [])!,
+                /\. To go on, give each R1 stream more replicas \(`nats stream edit <stream> --replicas 3`\), or add the streams to lose to meshstack:natsAcceptStreamLoss, then run pulumi up again/);
+        });
+
         it("an R1 stream on a node that stays is no concern", () => {
             assert.strictEqual(scaleDownProblem(leaving, 3, [{ stream: "ORDERS", leader: "mesh-1", replicas: [], configuredReplicas: 1 }], []), undefined);
         });
@@ -89,6 +102,9 @@ describe("NATS scale-down decisions", () => {
             "A > worker: the replica on mesh-1 is not current (2 behind)",
             "B: 2 of 3 replicas placed",
         ]);
+        assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], [r3("A", "mesh-4", ["mesh-0", "mesh-1"])]), ["A: still has a replica on mesh-4"], "its leader is a replica too");
+        assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], [{ stream: "A", leader: "mesh-0", replicas: [{ name: "mesh-1", current: false }, { name: "mesh-2", current: true }] }]),
+            ["A: the replica on mesh-1 is not current"], "no lag reported, none named");
         assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], []), ["A: not listed by the cluster"]);
         assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], [{ stream: "A", replicas: current("mesh-0", "mesh-1") }]), ["A: no leader"]);
     });

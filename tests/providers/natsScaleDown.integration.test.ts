@@ -128,6 +128,9 @@ describe("NatsScaleDown: 5 -> 3 on real nats-server (serialized provider)", func
         const order = progress.filter((line) => / removed from the JetStream meta group$/.test(line));
         assert.deepStrictEqual(order, [4, 3].map((i) => `[nats-scale-down] nats-${i} (${hostname(i)}): removed from the JetStream meta group`), progress.join("\n"));
         assert.ok(progress.some((line) => line.includes(`nats-3 (${hostname(3)}): every replica it held is current on the servers that stay`)), progress.join("\n"));
+        // Never through a leaving server: once removed, it disables its JetStream and answers "temporarily unavailable".
+        const staying = `(${STAYING.map(hostname).join("|")})`;
+        assert.ok(progress.some((line) => new RegExp(`^\\[nats-scale-down\\] asking the cluster through ${staying} and, as the system account, ${staying}$`).test(line)), progress.join("\n"));
         assert.ok(took < 60_000, `scale-down took ${took} ms`);
         await waitFor("the meta group to report 3 peers", async () => (await metaClusterSize(0)) === 3, 10_000);
         for (const stream of [...TRIPLES.map((t) => `KV_${bucketOf(t)}`), WIDE]) {

@@ -18,10 +18,13 @@ const NOT_A_MEMBER = { type: "io.nats.jetstream.api.v1.meta_server_remove_respon
 /** A connection whose requests meet `answers` in turn: an Error is thrown, anything else is the reply's JSON. */
 function connectionAnswering(...answers: (Error | object)[]) {
     const subjects: string[] = [];
+    const bodies: unknown[] = [];
     return {
         subjects,
-        async request(subject: string) {
+        bodies,
+        async request(subject: string, body: string) {
             subjects.push(subject);
+            bodies.push(JSON.parse(body));
             const answer = answers.shift();
             if (answer instanceof Error) throw answer;
             return { string: () => JSON.stringify(answer) };
@@ -44,12 +47,17 @@ async function progressOf(run: () => Promise<void>): Promise<string[]> {
 describe("leaveMetaGroup: a removal during an election, or whose answer was lost", function () {
     this.timeout(20_000);
 
-    it("after a timed-out request, 'not a member' is this removal's own success", async () => {
-        const nc = connectionAnswering(new TimeoutError(), NOT_A_MEMBER);
-        const lines = await progressOf(() => leaveMetaGroup(nc, MEMBER, Date.now() + 10_000));
-        assert.deepStrictEqual(nc.subjects, ["$JS.API.SERVER.REMOVE", "$JS.API.SERVER.REMOVE"]);
-        assert.deepStrictEqual(lines.slice(1), [
-            "[nats-scale-down] nats-3 (meshtest-3): attempt 1's answer was lost; the meta group no longer holds it",
+    it("after timed-out requests, 'not a member' is this removal's own success; each retry comes after the poll interval, not at the deadline", async () => {
+        const nc = connectionAnswering(new TimeoutError(), new TimeoutError(), NOT_A_MEMBER);
+        // A deadline far past the test's timeout: a retry that waited for it would fail the test.
+        const lines = await progressOf(() => leaveMetaGroup(nc, MEMBER, Date.now() + 120_000));
+        assert.deepStrictEqual(nc.subjects, ["$JS.API.SERVER.REMOVE", "$JS.API.SERVER.REMOVE", "$JS.API.SERVER.REMOVE"]);
+        assert.deepStrictEqual(nc.bodies, [{ peer: "meshtest-3" }, { peer: "meshtest-3" }, { peer: "meshtest-3" }], "the server is named by its server_name");
+        // The second attempt's countdown depends on how long the pause took on this host: any 11x s.
+        assert.deepStrictEqual(lines.map((line, i) => (i === 1 ? line.replace(/giving up in 11\ds$/, "giving up in 11Xs") : line)), [
+            "[nats-scale-down] nats-3 (meshtest-3): attempt 1: the meta group is not ready to remove it yet: timeout; giving up in 120s",
+            "[nats-scale-down] nats-3 (meshtest-3): attempt 2: the meta group is not ready to remove it yet: timeout; giving up in 11Xs",
+            "[nats-scale-down] nats-3 (meshtest-3): attempt 2's answer was lost; the meta group no longer holds it",
             "[nats-scale-down] nats-3 (meshtest-3): removed from the JetStream meta group",
         ]);
     });
