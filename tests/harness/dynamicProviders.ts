@@ -109,6 +109,9 @@ export class ProviderHost {
     }
     private seq = 0;
     private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+    /** Answers held until `logs` has the lines the provider printed before it answered (they come on another pipe). */
+    private readonly heldAnswers: { printedLines: number; deliver: () => void }[] = [];
+    private linesRead = 0;
     private exited?: Promise<number | null>;
 
     private constructor(private readonly child: ChildProcess, private readonly tempDir: string) {}
@@ -130,22 +133,36 @@ export class ProviderHost {
         // "close", not "exit": by then stdout and stderr are drained, so `logs` holds every line.
         host.exited = new Promise((resolve) => child.on("close", (code) => resolve(code)));
         for (const stream of [child.stdout!, child.stderr!]) {
-            readline.createInterface({ input: stream }).on("line", (line) => host.logs.push(line));
+            readline.createInterface({ input: stream }).on("line", (line) => {
+                host.logs.push(line);
+                host.linesRead++;
+                host.deliverHeldAnswers();
+            });
         }
         readline.createInterface({ input: child.stdio[3] as NodeJS.ReadableStream }).on("line", (line) => {
             const message = JSON.parse(line);
             const waiter = host.pending.get(message.seq);
             host.pending.delete(message.seq);
             if (!waiter) return;
-            if (message.error) waiter.reject(new ProviderHostError(message.error.message, message.error.stack));
-            else waiter.resolve(message.result);
+            const deliver = () => (message.error ? waiter.reject(new ProviderHostError(message.error.message, message.error.stack)) : waiter.resolve(message.result));
+            host.heldAnswers.push({ printedLines: message.printedLines, deliver });
+            host.deliverHeldAnswers();
         });
         host.exited.then((code) => {
+            // Closed: every line printed has been read, so nothing is held any longer.
+            for (const held of host.heldAnswers.splice(0)) held.deliver();
             for (const waiter of host.pending.values()) waiter.reject(new ProviderHostError(`provider host exited (${code})`));
             host.pending.clear();
         });
         await host.call("configure", { config });
         return host;
+    }
+
+    private deliverHeldAnswers(): void {
+        for (let i = 0; i < this.heldAnswers.length; ) {
+            if (this.heldAnswers[i].printedLines <= this.linesRead) this.heldAnswers.splice(i, 1)[0].deliver();
+            else i++;
+        }
     }
 
     call(method: string, args: Record<string, unknown>): Promise<any> {

@@ -38,6 +38,19 @@ if (process.env.MESHSTACK_MUTATION_TESTING === "1") {
   globalThis.__stryker__ = { activeMutant: process.env.MESHSTACK_ACTIVE_MUTANT || undefined };
 }
 
+// Each answer says how many lines the provider had printed by then, and the
+// harness holds the answer until it has read them: the log and the answers
+// travel on separate pipes, and under load an answer overtook the progress
+// line printed before it (a diff's drift line read as missing).
+let printedLines = 0;
+for (const stream of [process.stdout, process.stderr]) {
+  const write = stream.write.bind(stream);
+  stream.write = (chunk, ...rest) => {
+    printedLines += (String(chunk).match(/\n/g) || []).length;
+    return write(chunk, ...rest);
+  };
+}
+
 const [serializedPath] = process.argv.slice(2);
 const provider = requireFromString(fs.readFileSync(serializedPath, "utf8")).handler();
 const protocolOut = fs.createWriteStream(null, { fd: 3 });
@@ -76,9 +89,9 @@ protocolIn.on("line", async (line) => {
   const { seq, method, args } = JSON.parse(line);
   try {
     const result = await call(method, args);
-    protocolOut.write(JSON.stringify({ seq, result: jsonShaped(result) ?? null }) + "\n");
+    protocolOut.write(JSON.stringify({ seq, printedLines, result: jsonShaped(result) ?? null }) + "\n");
   } catch (err) {
-    protocolOut.write(JSON.stringify({ seq, error: { message: String(err && err.message ? err.message : err), stack: err && err.stack } }) + "\n");
+    protocolOut.write(JSON.stringify({ seq, printedLines, error: { message: String(err && err.message ? err.message : err), stack: err && err.stack } }) + "\n");
   }
 });
 protocolIn.on("close", () => process.exit(0));
