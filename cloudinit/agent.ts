@@ -336,7 +336,7 @@ keep_nats_server_report() {
   shift
   install -m 0600 -o root -g root "$stage/nats-server-report.url" "$state_dir/nats-server-report.url.new"
   mv "$state_dir/nats-server-report.url.new" "$state_dir/nats-server-report.url"
-  # The report last: it is what makes the next send_nats_server_report send.
+  # The report last: it is what makes the next send_report send it.
   nats_report_json "$@" >"$state_dir/nats-server-report.json.new"
   mv "$state_dir/nats-server-report.json.new" "$state_dir/nats-server-report.json"
 }
@@ -404,20 +404,9 @@ converge_nats_server() {
   move_nats_server "$stage" "$installed"
 }
 
-# Every run, like the agents' key report: one that could not be sent is sent later.
-send_nats_server_report() {
-  local pending="$state_dir/nats-server-report.json" sent="$state_dir/nats-server-report.sent.json" response="$state_dir/nats-server-report.response" status
-  [ -f "$pending" ] || return 0
-  cmp -s "$pending" "$sent" && return 0
-  status=$(printf 'url = "%s"\\n' "$(cat "$state_dir/nats-server-report.url")" \\
-    | curl -sS --connect-timeout 5 --max-time 20 --fail-with-body -K - -T "$pending" -o "$response" -w '%{http_code}') || {
-    log "reporting nats-server failed: HTTP \${status:-000} $(head -c 300 "$response" 2>/dev/null | tr -d '\\n')"
-    rm -f "$response"
-    return 1
-  }
-  rm -f "$response"
-  cp "$pending" "$sent"
-  log "reported nats-server: $(cat "$pending")"
+# The nats-server report as its log line names it (send_report, every run).
+describe_nats_server_report() {
+  echo "nats-server: $(cat "$1")"
 }
 
 `;
@@ -559,7 +548,7 @@ switch_agent_key() {
 
 keep_agent_key_report() {
   local stage=$1 name
-  # The report last: it is what makes the next send_agent_key_report send.
+  # The report last: it is what makes the next send_report send it.
   for name in agent-key-report.url agent-key-report.json; do
     [ -f "$stage/$name" ] || return 0
     install -m 0600 -o root -g root "$stage/$name" "$state_dir/$name.new"
@@ -567,23 +556,30 @@ keep_agent_key_report() {
   done
 }
 
-# Every run, the digest unchanged or not: a report that could not be sent is
-# sent by a later run. The URL is a credential, so it reaches curl on stdin
-# and appears in no log line.
-send_agent_key_report() {
-  local pending="$state_dir/agent-key-report.json" sent="$state_dir/agent-key-report.sent.json" response="$state_dir/agent-key-report.response" id status
+# send_report STEM DESCRIBE: PUTs $state_dir/STEM.json through the presigned
+# URL in STEM.url unless that report was sent before, and logs "reported" and
+# what the DESCRIBE function says of it (asked only when it is sent). Every
+# run, the digest unchanged or not: a report that could not be sent is sent
+# by a later run. The URL is a credential, so it reaches curl on stdin and
+# appears in no log line.
+send_report() {
+  local stem=$1 describe=$2
+  local pending="$state_dir/$stem.json" sent="$state_dir/$stem.sent.json" response="$state_dir/$stem.response" what status
   [ -f "$pending" ] || return 0
   cmp -s "$pending" "$sent" && return 0
-  id=$(reported_key_id "$pending")
-  status=$(printf 'url = "%s"\\n' "$(cat "$state_dir/agent-key-report.url")" \\
+  what=$("$describe" "$pending")
+  status=$(printf 'url = "%s"\\n' "$(cat "$state_dir/$stem.url")" \\
     | curl -sS --connect-timeout 5 --max-time 20 --fail-with-body -K - -T "$pending" -o "$response" -w '%{http_code}') || {
-    log "reporting agents' key $id failed: HTTP \${status:-000} $(head -c 300 "$response" 2>/dev/null | tr -d '\\n')"
+    log "reporting $what failed: HTTP \${status:-000} $(head -c 300 "$response" 2>/dev/null | tr -d '\\n')"
     rm -f "$response"
     return 1
   }
   rm -f "$response"
   cp "$pending" "$sent"
-  log "reported agents' key $id"
+  log "reported $what"
+}
+describe_agent_key_report() {
+  echo "agents' key $(reported_key_id "$1")"
 }
 
 run() {
@@ -627,7 +623,7 @@ ${nats ? '  # After the routes and peers: a restarted server finds its cluster.\
 exec 9>"$state_dir/lock"
 flock 9
 run
-${nats ? "send_nats_server_report || true\n" : ""}send_agent_key_report
+${nats ? "send_report nats-server-report describe_nats_server_report || true\n" : ""}send_report agent-key-report describe_agent_key_report
 `;
 }
 
