@@ -1,24 +1,23 @@
 import * as assert from "assert";
 import { AGENT_KEY_POLL_INTERVAL_MS, agentKeyRolloutProvider, AgentKeyRolloutOutputs, ReportResponse, waitForAgentKeyReports } from "../../providers/agentKeyRollout";
+import { fakeClock, NO_REPORT_YET } from "../support/fakeClock";
 
 const KEY = "0123456789abcdef";
 const TARGET = { endpoint: "https://store.invalid", region: "us-east-1", bucket: "rt", stack: "dev", agentKeyId: KEY, nodes: { "nats-0": "101", "wg-cache": "100" }, deadlineSeconds: 60, revokedBy: "stack" as const };
 
-/** A fake clock: sleeping advances it; each node's report appears at the given time (ms), or never. */
+/** A store on a fake clock: each node's report appears at the given time (ms), or never. */
 function fakeStore(reportsAt: Record<string, number | undefined>, report = (node: string) => ({ version: 1, node, instanceId: TARGET.nodes[node as keyof typeof TARGET.nodes], agentKeyId: KEY })) {
-    let now = 0;
-    const lines: string[] = [];
-    const sleeps: number[] = [];
+    const clock = fakeClock();
     const deps = {
-        now: () => now,
-        sleep: async (ms: number) => { sleeps.push(ms); now += ms; },
+        now: clock.now,
+        sleep: clock.sleep,
         get: async (node: string): Promise<ReportResponse> => {
             const at = reportsAt[node];
-            return at !== undefined && now >= at ? { status: 200, body: Buffer.from(JSON.stringify(report(node))) } : { status: 404, body: Buffer.from("<Code>NoSuchKey</Code>") };
+            return at !== undefined && clock.now() >= at ? { status: 200, body: Buffer.from(JSON.stringify(report(node))) } : NO_REPORT_YET;
         },
-        log: (line: string) => lines.push(line),
+        log: clock.log,
     };
-    return { deps, lines, sleeps };
+    return { deps, lines: clock.lines, sleeps: clock.sleeps };
 }
 
 describe("agents' key rollout: the wait for every node's report", () => {

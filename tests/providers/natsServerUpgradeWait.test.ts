@@ -3,27 +3,26 @@ import {
     NATS_SERVER_UPGRADE_POLL_INTERVAL_MS, natsServerUpgradeWaitProvider, NatsServerUpgradeOutputs, ReportResponse, waitForNatsServerUpgrade,
 } from "../../providers/natsServerUpgradeWait";
 import { NATS_SERVER_RELEASE, NatsServerReport } from "../../lib/natsRelease";
+import { fakeClock, NO_REPORT_YET } from "../support/fakeClock";
 
 const NEXT = { ...NATS_SERVER_RELEASE, version: "v2.14.8", sha256: { amd64: "a".repeat(64), arm64: "b".repeat(64) } };
 const TARGET = { endpoint: "https://store.invalid", region: "us-east-1", bucket: "rt", stack: "dev", node: "meshstack-dev-nats-1", instanceId: "101", release: NEXT, deadlineSeconds: 60 };
 const HEALTHY_BEFORE: NatsServerReport = { version: 1, node: TARGET.node, instanceId: "101", natsServer: NATS_SERVER_RELEASE.version, healthy: true };
 
-/** A fake clock and store: sleeping advances the clock; from each time (ms) on, the store holds that report. */
+/** A store on a fake clock: from each time (ms) on, it holds that report. */
 function fakeStore(timeline: [number, NatsServerReport | string | undefined][]) {
-    let now = 0;
-    const lines: string[] = [];
-    const sleeps: number[] = [];
+    const clock = fakeClock();
     const deps = {
-        now: () => now,
-        sleep: async (ms: number) => { sleeps.push(ms); now += ms; },
+        now: clock.now,
+        sleep: clock.sleep,
         get: async (): Promise<ReportResponse> => {
-            const report = timeline.filter(([at]) => now >= at).at(-1)?.[1];
-            if (report === undefined) return { status: 404, body: Buffer.from("<Code>NoSuchKey</Code>") };
+            const report = timeline.filter(([at]) => clock.now() >= at).at(-1)?.[1];
+            if (report === undefined) return NO_REPORT_YET;
             return { status: 200, body: Buffer.from(typeof report === "string" ? report : JSON.stringify(report)) };
         },
-        log: (line: string) => lines.push(line),
+        log: clock.log,
     };
-    return { deps, lines, sleeps };
+    return { deps, lines: clock.lines, sleeps: clock.sleeps };
 }
 
 describe("nats-server upgrade wait: one node's report", () => {
