@@ -27,6 +27,7 @@ import { INSTANCE_ID_ENV, wgInterfaceSection } from "../cloudinit/nodeBootstrap"
 import { desiredStateKey, DesiredState } from "../lib/runtimeChannel";
 import { AgentNode } from "../tests/support/agentNode";
 import { RUNTIME_BUCKET, RuntimeChannel } from "../tests/support/runtimeChannel";
+import { percentile } from "../tests/support/stats";
 import { toolPath } from "../tests/support/tools";
 
 const run = promisify(execFile);
@@ -36,10 +37,8 @@ const INTERVAL_SECONDS = Number(process.argv[4] ?? 2);
 const GOAL_SLACK_MS = 2000;
 
 function summary(label: string, xs: number[]): string {
-    const sorted = [...xs].sort((a, b) => a - b);
-    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
     const ms = (v: number) => `${v.toFixed(0)} ms`.padStart(9);
-    return `${label.padEnd(52)} n=${String(xs.length).padStart(3)}  p50 ${ms(at(50))}  p95 ${ms(at(95))}  max ${ms(sorted[sorted.length - 1])}`;
+    return `${label.padEnd(52)} n=${String(xs.length).padStart(3)}  p50 ${ms(percentile(xs, 50))}  p95 ${ms(percentile(xs, 95))}  max ${ms(Math.max(...xs))}`;
 }
 
 async function main(): Promise<void> {

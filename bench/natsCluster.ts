@@ -18,14 +18,13 @@ import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import { LoopbackNatsCluster } from "../tests/support/natsCluster";
 import { waitFor } from "../tests/support/ports";
+import { percentile } from "../tests/support/stats";
 
 const RUNS = Number(process.argv[2] ?? 3);
 const BUCKET = "bench";
 
 function summary(label: string, samples: number[]): string {
-    const sorted = [...samples].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
-    return `${label.padEnd(44)} runs=${samples.length}  min=${sorted[0].toFixed(0)} ms  median=${median.toFixed(0)} ms  max=${sorted[sorted.length - 1].toFixed(0)} ms`;
+    return `${label.padEnd(44)} runs=${samples.length}  min=${Math.min(...samples).toFixed(0)} ms  median=${percentile(samples, 50).toFixed(0)} ms  max=${Math.max(...samples).toFixed(0)} ms`;
 }
 
 async function formation(): Promise<{ ready: number; formed: number }> {
@@ -125,8 +124,8 @@ async function main(): Promise<void> {
         console.log(summary("baseline: R3 KV put, all servers up", steady));
         console.log(summary("failover: leader SIGTERM -> next put", graceful));
         console.log(summary("failover: leader SIGKILL -> next put", crash));
-        const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-        console.log(`formation / single-server readiness: ${(median(formed) / median(ready)).toFixed(1)}x; crash / graceful failover: ${(median(crash) / median(graceful)).toFixed(1)}x`);
+        const p50 = (xs: number[]) => percentile(xs, 50);
+        console.log(`formation / single-server readiness: ${(p50(formed) / p50(ready)).toFixed(1)}x; crash / graceful failover: ${(p50(crash) / p50(graceful)).toFixed(1)}x`);
     } finally {
         await cluster.destroy();
     }

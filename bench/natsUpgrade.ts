@@ -32,6 +32,7 @@ import * as os from "os";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { NATS_SERVER_MOVE_LIMITS } from "../cloudinit/agent";
 import { waitFor } from "../tests/support/ports";
+import { median } from "../tests/support/stats";
 import { NatsUpgradeRig, NEWER, OLDER, WRITE_INTERVAL_MS, WRITE_TIMEOUT_MS, Writer } from "../tests/support/natsUpgradeRig";
 
 const STREAM = "BENCH";
@@ -46,12 +47,6 @@ interface NodeMove {
     to: number;
     /** Upgrade moves only: when the agent's run ended, before the deploy's wait saw its report. */
     agentDone?: number;
-}
-
-function median(samples: number[]): number {
-    const sorted = [...samples].sort((a, b) => a - b);
-    const middle = Math.floor(sorted.length / 2);
-    return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 const ms = (value: number) => `${value.toFixed(0)} ms`.padStart(9);

@@ -11,6 +11,7 @@
  */
 import { RUNTIME_FORMAT_VERSION } from "../lib/runtimeChannel";
 import { DEFAULT_POLL_POLICY, pollForPublicKey, PollPolicy, PollResponse } from "../providers/wgPubkeyPoll";
+import { percentile } from "../tests/support/stats";
 
 const SEED_POLICY: PollPolicy = {
     initialDelayMs: 5_000, multiplier: 2, maxIntervalMs: 30_000, jitter: 0,
@@ -50,10 +51,6 @@ async function simulate(policy: PollPolicy, publishAtMs: number, random: () => n
         { now: () => now, sleep: async (ms) => void (now += ms), random, get, log: () => undefined },
     );
     return { lagMs: now - publishAtMs, gets: result.attempts };
-}
-
-function percentile(sorted: number[], p: number): number {
-    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 interface Summary {
