@@ -94,6 +94,7 @@ const mesh = new MeshRuntime("mesh", {
     operators: config.wgCache.operatorPeers,
     authorizedKeys: config.access.sshAuthorizedKeys,
     natsServer: config.nats.serverRelease,
+    after: nats.scaleDown ? [nats.scaleDown] : [],
 });
 
 // Off unless meshstack:proxmoxGuests lists guests. Guests hold state: protected where the environment protects state (children inherit protect).

@@ -52,6 +52,16 @@ export interface MeshRuntimeArgs {
     authorizedKeys: string[];
     /** The nats-server release every NATS node runs (meshstack:natsServerVersion, natsServerDownloadUrl and its checksums). */
     natsServer: NatsServerRelease;
+    /**
+     * What every desired state is written after: the NATS scale-down
+     * (NatsCluster.scaleDown). A leaving node must stay every member's
+     * WireGuard peer and route until its replicas have moved and it has left
+     * the meta group. Written beside the scale-down, the survivors dropped
+     * nats-3 and nats-4 mid-evacuation on the box's VMs: the tunnels to them
+     * closed, the meta group of five had no quorum and no leader, and the
+     * evacuation could not go on.
+     */
+    after?: pulumi.Resource[];
 }
 
 /**
@@ -157,7 +167,7 @@ export class MeshRuntime extends pulumi.ComponentResource {
                 ...runtime,
                 key: desiredStateKey(args.naming.stack, node),
                 content: pulumi.secret(content),
-            }, { parent: this, dependsOn: previousWait });
+            }, { parent: this, dependsOn: [...previousWait, ...(args.after ?? [])] });
             if (natsIndex !== undefined) {
                 const entry = args.nats[natsIndex];
                 upgradeWaits.push(new NatsServerUpgradeWait(`${entry.name}-server-upgrade`, {

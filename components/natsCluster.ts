@@ -6,6 +6,7 @@ import { NamingContext } from "../lib/naming";
 import { MeshTopology, NatsNode } from "../lib/topology";
 import { JetStreamKv } from "../providers/jetstreamKv";
 import { NatsRejoin } from "../providers/natsRejoin";
+import { NatsScaleDown } from "../providers/natsScaleDown";
 import { MeshNode } from "./meshNode";
 import type { NatsRuntimeMember } from "./meshRuntime";
 import { natsClientAddresses, natsDnsRecords } from "./nats/addresses";
@@ -142,6 +143,12 @@ export class NatsCluster extends pulumi.ComponentResource {
     public readonly controlPlaneKv?: JetStreamKv;
     /** The opt-in rejoin waits, one per node. */
     public readonly rejoins: NatsRejoin[];
+    /**
+     * The scale-down (on with the rejoin waits): every desired state must be
+     * written after it (MeshRuntimeArgs.after), so a leaving node stays every
+     * member's peer and route until it has left.
+     */
+    public readonly scaleDown?: NatsScaleDown;
     /** What MeshRuntime writes into each node's desired state. */
     public readonly runtimeMembers: NatsRuntimeMember[];
 
@@ -194,7 +201,9 @@ export class NatsCluster extends pulumi.ComponentResource {
         // Where the rejoin wait can reach the client port, so can the guards; elsewhere nothing can ask JetStream before a node goes.
         if (args.rejoinTimeoutSeconds && deployer) {
             natsStreamGuards(this, name, { nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer });
-            natsScaleDown(this, name, { nodes: args.nodes, clientUrls: addresses.clientUrls, deployer, systemPassword: credentials.systemPassword, timeoutSeconds: args.rejoinTimeoutSeconds });
+            this.scaleDown = natsScaleDown(this, name, {
+                nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer, systemPassword: credentials.systemPassword, timeoutSeconds: args.rejoinTimeoutSeconds,
+            });
         }
         if (args.controlPlaneKv && deployer) {
             const after = [...this.nodes, ...this.rejoins];

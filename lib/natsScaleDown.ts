@@ -30,6 +30,35 @@ function who(member: NatsMember): string {
 }
 
 /**
+ * The staying members whose instance this `up` replaces (a new instance id,
+ * or one not known yet: a preview's placeholder differs from every id), by
+ * the ids in the same order as each side's members. Nothing without the last
+ * `up`'s ids (a state from before they were kept).
+ */
+export function replacedMembers(olds: NatsMember[], oldIds: string[] | undefined, news: NatsMember[], newIds: string[]): NatsMember[] {
+    if (!oldIds) return [];
+    const before = new Map(olds.map((m, i) => [m.node, oldIds[i]]));
+    return news.filter((m, i) => before.has(m.node) && newIds[i] !== before.get(m.node));
+}
+
+/**
+ * Why nodes cannot leave in the same `up` that replaces others; undefined
+ * when they can. A leaving node's replicas can only move to servers that are
+ * there, a replaced server is not until its new instance has booted and
+ * joined, and it joins through the desired states, which are written only
+ * once the scale-down is done (MeshRuntimeArgs.after): each would wait for
+ * the other until the deadline.
+ */
+export function replacedWhileLeavingProblem(leaving: NatsMember[], replaced: NatsMember[]): string | undefined {
+    if (!leaving.length || !replaced.length) return undefined;
+    return (
+        `refused: this up removes NATS ${leaving.length === 1 ? "node" : "nodes"} ${leaving.map(who).join(", ")} (meshstack:natsNodeCount lowered) ` +
+        `and replaces ${replaced.map(who).join(", ")}; the leaving nodes' replicas can only move to servers that are there. Nothing has been moved or deleted. ` +
+        "To go on, do one per up: set meshstack:natsNodeCount back for this up, or leave the replaced nodes as they are (their image, or --replace) until the scale-down is done"
+    );
+}
+
+/**
  * Why removing `leaving` from the cluster, `remaining` servers staying, cannot
  * be done without loss; undefined when it can. Refused: a stream with more
  * replicas than servers would remain (JetStream has nowhere to put them), a

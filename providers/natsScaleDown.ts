@@ -36,7 +36,7 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { NATS_SYSTEM_USER } from "../cloudinit/nats";
 import { EVERY_STREAM } from "../lib/natsRollout";
-import { evacuationPending, leavingMembers, NatsMember, notReadyToMove, scaleDownProblem, streamsToMove } from "../lib/natsScaleDown";
+import { evacuationPending, leavingMembers, NatsMember, notReadyToMove, replacedMembers, replacedWhileLeavingProblem, scaleDownProblem, streamsToMove } from "../lib/natsScaleDown";
 import {
     consumerPlacements, NatsClientAccess, NatsSession, NatsSystemUser, openNatsSession, openSystemConnection, pause, remainingMs, streamPlacements,
 } from "./natsSession";
@@ -47,6 +47,8 @@ import { changedFields, knownFailures } from "./unknowns";
 export interface NatsScaleDownInputs {
     /** This up's nodes, in index order. */
     members: NatsMember[];
+    /** Their instance ids, in the same order: a changed one is a replaced node. Absent in a state from before they were kept. */
+    instanceIds?: string[];
     /** Their client URLs, tls://<public IP>:4222, in the same order. */
     servers: string[];
     tlsServerName: string;
@@ -73,13 +75,16 @@ const TRANSIENT = /timeout|timed out|no responders|temporarily unavailable|membe
 const SERVER_NOT_A_MEMBER = 10044;
 /** A stream leader's answer for a peer it does not hold (moved off before). */
 const PEER_NOT_A_MEMBER = 10040;
-const ALL_FIELDS = ["members", "servers", "tlsServerName", "caPem", "certPem", "keyPem", "systemPassword", "timeoutSeconds"] as const;
+const ALL_FIELDS = ["members", "instanceIds", "servers", "tlsServerName", "caPem", "certPem", "keyPem", "systemPassword", "timeoutSeconds"] as const;
 
 function inputProblems(inputs: Partial<NatsScaleDownInputs>): { property: string; reason: string }[] {
     const problems: { property: string; reason: string }[] = [];
     const members = inputs.members;
     if (!Array.isArray(members) || members.length === 0 || !members.every((m, i) => m?.name === `nats-${i}` && typeof m.node === "string" && /^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(m.node))) {
         problems.push({ property: "members", reason: `got ${JSON.stringify(members)}; allowed: { name: "nats-<index>", node: <server name> } for each node, in index order` });
+    }
+    if (!Array.isArray(inputs.instanceIds) || inputs.instanceIds.length !== (members?.length ?? 0) || !inputs.instanceIds.every((id) => typeof id === "string" && id !== "")) {
+        problems.push({ property: "instanceIds", reason: `got ${JSON.stringify(inputs.instanceIds)}; allowed: one instance id for each member, in the same order` });
     }
     if (!Array.isArray(inputs.servers) || inputs.servers.length === 0 || !inputs.servers.every((s) => typeof s === "string" && /^tls:\/\/[^/\s]+:\d+$/.test(s))) {
         problems.push({ property: "servers", reason: `got ${JSON.stringify(inputs.servers)}; allowed: one or more tls://host:port URLs, the nodes' own` });
@@ -258,12 +263,14 @@ const natsScaleDownProvider: pulumi.dynamic.ResourceProvider<NatsScaleDownInputs
         configured.accepted = req.config.get(ACCEPT_KEY);
     },
 
-    // A preview names who leaves and what the up will do; the cluster itself is asked in the up.
+    // A preview names who leaves and what the up will do, and refuses a scale-down beside a replacement; the cluster itself is asked in the up.
     async check(olds: NatsScaleDownInputs, news: NatsScaleDownInputs) {
         const failures = knownFailures(news, inputProblems(news));
         if (!failures.length && Array.isArray(olds?.members)) {
             const leaving = leavingMembers(olds.members, news.members);
-            if (leaving.length) {
+            const problem = replacedWhileLeavingProblem(leaving, replacedMembers(olds.members, olds.instanceIds, news.members, news.instanceIds!));
+            if (problem) failures.push({ property: "instanceIds", reason: problem });
+            else if (leaving.length) {
                 log(`${leaving.map((m) => `${m.name} (${m.node})`).join(", then ")} ${leaving.length === 1 ? "leaves" : "leave"} the cluster in this up: ` +
                     "every stream replica is moved off and current on the servers that stay, then the node leaves the JetStream meta group, then its instance is deleted. " +
                     `The up refuses, before anything moves, a stream with more replicas than ${news.members.length} servers, or one whose only replica is on a leaving node (unless ${ACCEPT_KEY} names it)`);
@@ -295,6 +302,8 @@ const natsScaleDownProvider: pulumi.dynamic.ResourceProvider<NatsScaleDownInputs
 
 export interface NatsScaleDownArgs {
     members: pulumi.Input<pulumi.Input<NatsMember>[]>;
+    /** Each member's instance id, one input each: in a preview only a replaced node's is unknown. */
+    instanceIds: pulumi.Input<pulumi.Input<string>[]>;
     servers: pulumi.Input<pulumi.Input<string>[]>;
     tlsServerName: pulumi.Input<string>;
     caPem: pulumi.Input<string>;

@@ -102,8 +102,9 @@ export function natsStreamGuards(parent: pulumi.Resource, name: string, input: N
 }
 
 export interface NatsScaleDownInput {
-    /** The planned nodes, and each one's own client URL, in the same order. */
+    /** The planned nodes, their MeshNodes and each one's own client URL, in the same order. */
     nodes: NatsNode[];
+    meshNodes: MeshNode[];
     clientUrls: pulumi.Output<string>[];
     deployer: NatsDeployerAccess;
     /** The system account user's password: removing a server from the meta group is the system account's. */
@@ -121,6 +122,7 @@ export interface NatsScaleDownInput {
 export function natsScaleDown(parent: pulumi.Resource, name: string, input: NatsScaleDownInput): NatsScaleDown {
     return new NatsScaleDown(`${name}-scale-down`, {
         members: input.nodes.map((n) => ({ name: natsNodeName(n.index), node: n.hostname })),
+        instanceIds: input.meshNodes.map((meshNode) => meshNode.instance.id),
         servers: pulumi.all(input.clientUrls),
         ...input.deployer,
         systemPassword: input.systemPassword,

@@ -384,6 +384,23 @@ describe("change matrix: what a Day-2 change replaces", function () {
             assert.deepStrictEqual(GUARDS.map((n) => preview.steps.get(n)), ["update", "update", "update"], "the remaining guards only learn the smaller cluster's addresses");
         });
 
+        it("natsNodeCount 5 -> 3: every desired state that stays (the hub's and each staying node's) is written after the scale-down, so nats-3 and nats-4 stay peers and routes until they have left", async () => {
+            const { state: five } = await up(STACK, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
+            const preview = await previewChange(STACK, five, { ...BASE, ...WAIT });
+            assert.deepStrictEqual(preview.failures, []);
+            for (const document of ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]) {
+                assert.strictEqual(preview.steps.get(document), "update", `${document} drops nats-3 and nats-4`);
+                assert.ok(preview.cloud.byName(document).dependencies.has("nats-scale-down"), `${document} waits for the scale-down`);
+            }
+        });
+
+        it("natsNodeCount 5 -> 3 in the same up as nats-1 is replaced: refused in the preview by the scale-down, naming both, before anything is replaced", async () => {
+            const { state: five } = await up(STACK, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
+            const preview = await previewChange(STACK, five, { ...BASE, ...WAIT }, { replace: ["nats-1-label"] });
+            assert.deepStrictEqual(preview.failures.map((f) => [f.resource, f.property]), [["nats-scale-down", "instanceIds"]]);
+            assert.match(preview.failures[0].reason, /^refused: this up removes NATS nodes nats-4 \([a-z0-9-]+\), nats-3 \([a-z0-9-]+\) .* and replaces nats-1 \([a-z0-9-]+\);/);
+        });
+
         it("NATS image rolled one node (natsNodeImages moves nats-2): only nats-2's wait runs again", async () => {
             const preview = await previewChange(STACK, waiting, { ...BASE, ...WAIT, "meshstack:natsNodeImages": JSON.stringify(["nats-2=linode/debian13"]) });
             assert.deepStrictEqual(preview.failures, []);

@@ -5,7 +5,7 @@
  */
 import * as assert from "assert";
 import { StreamPlacement } from "../../lib/natsRollout";
-import { evacuationPending, leavingMembers, notReadyToMove, scaleDownProblem, streamsToMove } from "../../lib/natsScaleDown";
+import { evacuationPending, leavingMembers, notReadyToMove, replacedMembers, replacedWhileLeavingProblem, scaleDownProblem, streamsToMove } from "../../lib/natsScaleDown";
 
 const member = (i: number) => ({ name: `nats-${i}`, node: `mesh-${i}` });
 const members = (n: number) => Array.from({ length: n }, (_, i) => member(i));
@@ -20,6 +20,31 @@ describe("NATS scale-down decisions", () => {
         assert.deepStrictEqual(leavingMembers(members(3), members(5)), []);
         // Index order is numeric, not by text.
         assert.deepStrictEqual(leavingMembers([...members(11)], members(9)).map((m) => m.name), ["nats-10", "nats-9"]);
+    });
+
+    describe("nodes leaving in the same up that replaces another", () => {
+        const ids = (...values: string[]) => values;
+
+        it("a staying member is replaced when its instance id changed or is not known yet; a leaving one never counts", () => {
+            assert.deepStrictEqual(replacedMembers(members(5), ids("a", "b", "c", "d", "e"), members(3), ids("a", "B", "c")), [member(1)]);
+            assert.deepStrictEqual(replacedMembers(members(5), ids("a", "b", "c", "d", "e"), members(3), ids("a", "b", "04da6b54-80e4-46f7-96ec-b56ff0331ba9")), [member(2)]);
+            assert.deepStrictEqual(replacedMembers(members(5), ids("a", "b", "c", "d", "e"), members(3), ids("a", "b", "c")), []);
+            // Matched by server name, not by position.
+            assert.deepStrictEqual(replacedMembers([member(1), member(0)], ids("b", "a"), members(2), ids("a", "b")), []);
+        });
+
+        it("a state from before the ids were kept replaces nothing", () => {
+            assert.deepStrictEqual(replacedMembers(members(5), undefined, members(3), ids("x", "y", "z")), []);
+        });
+
+        it("refused only when some leave and some are replaced, naming both and the way on", () => {
+            assert.strictEqual(replacedWhileLeavingProblem([], [member(1)]), undefined);
+            assert.strictEqual(replacedWhileLeavingProblem([member(4)], []), undefined);
+            const problem = replacedWhileLeavingProblem([member(4), member(3)], [member(1)])!;
+            assert.match(problem, /^refused: this up removes NATS nodes nats-4 \(mesh-4\), nats-3 \(mesh-3\) \(meshstack:natsNodeCount lowered\) and replaces nats-1 \(mesh-1\);/);
+            assert.match(problem, /Nothing has been moved or deleted\. To go on, do one per up/);
+            assert.match(replacedWhileLeavingProblem([member(3)], [member(0), member(2)])!, /^refused: this up removes NATS node nats-3 \(mesh-3\) .* and replaces nats-0 \(mesh-0\), nats-2 \(mesh-2\);/);
+        });
     });
 
     describe("what is refused before anything moves", () => {

@@ -18,6 +18,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { NatsScaleDown, NatsScaleDownInputs } from "../../providers/natsScaleDown";
+import { UNKNOWN } from "../../providers/unknowns";
 import { captureDynamicResource, CapturedDynamicResource, ProviderHost } from "../harness/dynamicProviders";
 import { LoopbackNatsCluster } from "../support/natsCluster";
 import { waitFor } from "../support/ports";
@@ -44,9 +45,11 @@ describe("NatsScaleDown: 5 -> 3 on real nats-server (serialized provider)", func
     const hosts: ProviderHost[] = [];
 
     const hostname = (i: number) => cluster.node(i).hostname;
+    const instanceOf = (i: number) => `4000000${i}`;
     const inputsFor = (indexes: number[]): NatsScaleDownInputs => ({
         ...(captured.inputs as NatsScaleDownInputs),
         members: indexes.map((i) => ({ name: `nats-${i}`, node: hostname(i) })),
+        instanceIds: indexes.map(instanceOf),
         servers: cluster.clientUrls(indexes),
     });
     const hostWith = async (config: Record<string, string> = {}) => {
@@ -85,7 +88,7 @@ describe("NatsScaleDown: 5 -> 3 on real nats-server (serialized provider)", func
         await jsm.streams.add({ name: LOCAL, subjects: ["local.>"], num_replicas: 1, placement: { cluster: cluster.clusterName, tags: ["n4"] } });
         await jsm.streams.add({ name: WIDE, subjects: ["wide.>"], num_replicas: 5 });
         captured = await captureDynamicResource(() => new NatsScaleDown("nats-scale-down", {
-            members: cluster.memberIndexes.map((i) => ({ name: `nats-${i}`, node: hostname(i) })), servers: cluster.clientUrls(),
+            members: cluster.memberIndexes.map((i) => ({ name: `nats-${i}`, node: hostname(i) })), instanceIds: cluster.memberIndexes.map(instanceOf), servers: cluster.clientUrls(),
             tlsServerName: cluster.serviceName, caPem: cluster.clientCa.certPem, certPem: cluster.client.certPem, keyPem: cluster.client.keyPem,
             systemPassword: cluster.systemPassword, timeoutSeconds: 60,
         }));
@@ -105,6 +108,16 @@ describe("NatsScaleDown: 5 -> 3 on real nats-server (serialized provider)", func
         // A preview (check) says who leaves, and asks no server.
         await host.checkedInputs(inputsFor(cluster.memberIndexes), inputsFor(STAYING));
         assert.ok(host.logs.some((line) => line.startsWith(`[nats-scale-down] nats-4 (${hostname(4)}), then nats-3 (${hostname(3)}) leave the cluster in this up`)), host.logs.join("\n"));
+    });
+
+    it("refuses in the preview nodes leaving in the same up that replaces another (its new instance id not known yet), naming both", async () => {
+        const host = await hostWith();
+        const replacingOne = { ...inputsFor(STAYING), instanceIds: [instanceOf(0), UNKNOWN, instanceOf(2)] };
+        await assert.rejects(host.checkedInputs(inputsFor(cluster.memberIndexes), replacingOne), (err: Error) => {
+            assert.match(err.message, new RegExp(`^instanceIds: refused: this up removes NATS nodes nats-4 \\(${hostname(4)}\\), nats-3 \\(${hostname(3)}\\) .* and replaces nats-1 \\(${hostname(1)}\\);`));
+            assert.match(err.message, /do one per up/);
+            return true;
+        });
     });
 
     it("refuses, before anything moves, a stream wider than the servers that stay and an R1 stream on a leaving server, naming both", async () => {
