@@ -206,7 +206,8 @@ export class NatsCluster extends pulumi.ComponentResource {
             });
         }
         if (args.controlPlaneKv && deployer) {
-            const after = [...this.nodes, ...this.rejoins];
+            // After the scale-down too: the bucket is checked on the cluster as this up leaves it, not mid-evacuation.
+            const after = [...this.nodes, ...this.rejoins, ...(this.scaleDown ? [this.scaleDown] : [])];
             this.controlPlaneKv = natsControlPlaneKv(this, name, { kv: args.controlPlaneKv, servers: this.clientUrls, deployer, after, protect: args.protect });
         }
 

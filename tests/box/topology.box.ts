@@ -50,6 +50,9 @@ const OPERATOR = (() => {
 export const BOX_TEST_OVERRIDES: Record<string, string> = {
     natsClientCidrs: JSON.stringify([`${UNDERLAY.hostAddress}/32`]),
     natsKvBucket: "control",
+    // R3, so the scale-down moves it like any stream: an R1 bucket on a leaving node would be a loss to accept,
+    // and the deploy's own bucket, stopped with its only server, fails every later up's check of it.
+    natsKvReplicas: "3",
     natsNodeCount: "5",
     // 11.5 KiB: the hub's cloud-config fits gzipped (about 10.2 KiB), the NATS
     // nodes' does not (about 13.1 KiB), so one box runs both delivery paths.
@@ -59,9 +62,6 @@ export const BOX_TEST_OVERRIDES: Record<string, string> = {
     wgPubkeyPollTimeoutSeconds: "1800",
     // The deploy reaches the client port, so each `up` waits for a created or rebuilt node to be current.
     natsRejoinTimeoutSeconds: "1800",
-    // The dev stack's control-plane KV is R1, and the Day-2 update removes nats-3 and nats-4 on purpose:
-    // without this, the scale-down refuses that when one of them holds the bucket's one replica.
-    natsAcceptStreamLoss: JSON.stringify(["KV_control"]),
     wgOperatorPeers: JSON.stringify([`${OPERATOR.name} ${OPERATOR.publicKey} ${OPERATOR.address}`]),
     // The first up runs the older release setup builds; the Day-2 update upgrades it in place to the pinned one.
     natsServerVersion: previousNatsServerVersion(),

@@ -384,14 +384,16 @@ describe("change matrix: what a Day-2 change replaces", function () {
             assert.deepStrictEqual(GUARDS.map((n) => preview.steps.get(n)), ["update", "update", "update"], "the remaining guards only learn the smaller cluster's addresses");
         });
 
-        it("natsNodeCount 5 -> 3: every desired state that stays (the hub's and each staying node's) is written after the scale-down, so nats-3 and nats-4 stay peers and routes until they have left", async () => {
-            const { state: five } = await up(STACK, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
-            const preview = await previewChange(STACK, five, { ...BASE, ...WAIT });
+        it("natsNodeCount 5 -> 3: every desired state that stays (the hub's and each staying node's) and the deploy's bucket come after the scale-down, so nats-3 and nats-4 stay peers and routes until they have left", async () => {
+            const KV = { "meshstack:natsKvBucket": "control", "meshstack:natsKvReplicas": "3" };
+            const { state: five } = await up(STACK, { ...BASE, ...WAIT, ...KV, "meshstack:natsNodeCount": "5" });
+            const preview = await previewChange(STACK, five, { ...BASE, ...WAIT, ...KV });
             assert.deepStrictEqual(preview.failures, []);
             for (const document of ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2"]) {
                 assert.strictEqual(preview.steps.get(document), "update", `${document} drops nats-3 and nats-4`);
                 assert.ok(preview.cloud.byName(document).dependencies.has("nats-scale-down"), `${document} waits for the scale-down`);
             }
+            assert.ok(preview.cloud.byName("nats-kv").dependencies.has("nats-scale-down"), "the deploy's bucket is checked on the cluster the scale-down leaves");
         });
 
         it("natsNodeCount 5 -> 3 in the same up as nats-1 is replaced: refused in the preview by the scale-down, naming both, before anything is replaced", async () => {
