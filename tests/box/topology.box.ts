@@ -210,11 +210,11 @@ describe("box: the dev topology on real Debian 12 VMs, from the program's own us
 
     it("an operator configured from wgCachePeerSection reaches a NATS node's client port through the hub", async function () {
         this.timeout(5 * 60_000);
-        // Userspace WireGuard on this machine, the operator's end, in the host's namespace beside the underlay.
-        // In the foreground (-f) as a child of this test: the daemon mode re-executes itself.
         // A run killed before its after() hook leaves its interface (and its wireguard-go) behind, and the address
         // below would already be assigned: remove it first (deleting the device ends that wireguard-go).
         spawnSync("ip", ["link", "delete", OPERATOR.interface], { stdio: "ignore" });
+        // Userspace WireGuard on this machine, the operator's end, in the host's namespace beside the underlay.
+        // In the foreground (-f) as a child of this test: the daemon mode re-executes itself.
         operatorWg = spawn(toolPath("wireguard-go"), ["-f", OPERATOR.interface], { stdio: "ignore" });
         await waitFor("wireguard-go to make the operator's interface", async () => execFileSync("ip", ["-o", "link"], { encoding: "utf8" }).includes(OPERATOR.interface), 10_000, 100);
         const conf = path.join(RUN_DIR, "operator.conf");
