@@ -97,6 +97,9 @@ const mesh = new MeshRuntime("mesh", {
     after: nats.scaleDown ? [nats.scaleDown] : [],
 });
 
+// Last: once no member can reach a node a lower natsNodeCount removed, the JetStream meta group is the members alone.
+nats.settleMetaGroup(mesh.written);
+
 // Off unless meshstack:proxmoxGuests lists guests. Guests hold state: protected where the environment protects state (children inherit protect).
 const goldenGuests = config.proxmox ? new GoldenGuests("pve", { proxmox: config.proxmox }, { protect: environment.protectState }) : undefined;
 

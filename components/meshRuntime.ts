@@ -89,6 +89,8 @@ export class MeshRuntime extends pulumi.ComponentResource {
     public readonly desiredStateDigests: pulumi.Output<Record<string, string>>;
     /** Members that had not reported the agents' current key by the rollout's deadline (none when all did). */
     public readonly agentKeyMissing: pulumi.Output<string[]>;
+    /** Every desired state and every nats-server upgrade wait: what a step that needs the mesh as this `up` leaves it comes after. */
+    public readonly written: pulumi.Resource[];
 
     constructor(name: string, args: MeshRuntimeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:MeshRuntime", name, {}, opts);
@@ -181,6 +183,7 @@ export class MeshRuntime extends pulumi.ComponentResource {
             }
             return document;
         });
+        this.written = [...documents, ...upgradeWaits];
         this.desiredStateDigests = pulumi.all(documents.map((document, i) => document.contentSha256.apply((digest): [string, string] => [states[i].node, digest])))
             .apply((pairs) => Object.fromEntries(pairs));
         const instances = pulumi.all([hub, members]).apply(([h, all]) => Object.fromEntries([h, ...all].map((m) => [m.name, m.instanceId])));

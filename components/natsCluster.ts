@@ -6,7 +6,8 @@ import { NamingContext } from "../lib/naming";
 import { MeshTopology, NatsNode } from "../lib/topology";
 import { JetStreamKv } from "../providers/jetstreamKv";
 import { NatsRejoin } from "../providers/natsRejoin";
-import { NatsScaleDown } from "../providers/natsScaleDown";
+import { NatsMetaGroup } from "../providers/natsMetaGroup";
+import { NatsMembershipArgs, NatsScaleDown } from "../providers/natsScaleDown";
 import { MeshNode } from "./meshNode";
 import type { NatsRuntimeMember } from "./meshRuntime";
 import { natsClientAddresses, natsDnsRecords } from "./nats/addresses";
@@ -14,7 +15,7 @@ import { natsClusterCredentials, natsDeployerAccess } from "./nats/certificates"
 import { natsControlPlaneKv, NatsControlPlaneKvArgs } from "./nats/controlPlaneKv";
 import { natsFirewall } from "./nats/firewall";
 import { natsMembers } from "./nats/members";
-import { natsImageRolloutGuard, natsRejoinWaits, natsScaleDown, natsStreamGuards } from "./nats/rollout";
+import { natsImageRolloutGuard, natsMembershipArgs, natsMetaGroup, natsRejoinWaits, natsScaleDown, natsStreamGuards } from "./nats/rollout";
 import { ObjectStore } from "./objectStore";
 
 export interface NatsClusterArgs {
@@ -151,9 +152,13 @@ export class NatsCluster extends pulumi.ComponentResource {
     public readonly scaleDown?: NatsScaleDown;
     /** What MeshRuntime writes into each node's desired state. */
     public readonly runtimeMembers: NatsRuntimeMember[];
+    private readonly componentName: string;
+    /** What the meta group's settling needs (settleMetaGroup); set with the scale-down. */
+    private readonly membership?: NatsMembershipArgs;
 
     constructor(name: string, args: NatsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
         super("meshstack:index:NatsCluster", name, {}, opts);
+        this.componentName = name;
         const problem = NatsCluster.argsProblem(args);
         if (problem) throw new pulumi.ResourceError(problem, this);
         const { clusterName, subnet, natsServiceName } = args.topology;
@@ -201,9 +206,11 @@ export class NatsCluster extends pulumi.ComponentResource {
         // Where the rejoin wait can reach the client port, so can the guards; elsewhere nothing can ask JetStream before a node goes.
         if (args.rejoinTimeoutSeconds && deployer) {
             natsStreamGuards(this, name, { nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer });
-            this.scaleDown = natsScaleDown(this, name, {
+            const scaleDownInput = {
                 nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer, systemPassword: credentials.systemPassword, timeoutSeconds: args.rejoinTimeoutSeconds,
-            });
+            };
+            this.scaleDown = natsScaleDown(this, name, scaleDownInput);
+            this.membership = natsMembershipArgs(scaleDownInput);
         }
         if (args.controlPlaneKv && deployer) {
             // After the scale-down too: the bucket is checked on the cluster as this up leaves it, not mid-evacuation.
@@ -215,6 +222,17 @@ export class NatsCluster extends pulumi.ComponentResource {
             hostnames: this.hostnames, wgAddresses: this.wgAddresses, serviceName: this.serviceName, publicIpv4s: this.publicIpv4s, clientUrls: this.clientUrls,
             firewallId: this.firewallId, routeCaCertPem: this.routeCaCertPem, clientCaCertPem: this.clientCaCertPem, clientCaKeyPem: this.clientCaKeyPem,
         });
+    }
+
+    /**
+     * The last step of an `up` that lowers natsNodeCount: after `after` (the
+     * mesh's desired states and upgrade waits, MeshRuntime.written), it waits
+     * until no member routes to a leaving node and makes the JetStream meta
+     * group the members alone (providers/natsMetaGroup.ts). Undefined where
+     * the cluster has no scale-down (no rejoin waits).
+     */
+    public settleMetaGroup(after: pulumi.Resource[]): NatsMetaGroup | undefined {
+        return this.membership ? natsMetaGroup(this, this.componentName, this.membership, after) : undefined;
     }
 
     /** Why these args cannot make a cluster; undefined when they can. Each problem names the config key behind it. */

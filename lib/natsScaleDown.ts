@@ -138,3 +138,70 @@ export function evacuationPending(node: string, moved: string[], placements: Str
     }
     return pending;
 }
+
+/**
+ * The last word of a scale-down, once every desired state is written: the
+ * JetStream meta group holds the members and nothing else. A server removed
+ * from the meta group is taken back by its leader when it is still heard
+ * from once nats-server's removal timeout (five minutes) has passed; on the
+ * box's VMs an upgrade roll held the leader's new desired state (its routes
+ * and WireGuard peers without the leaving nodes) for longer than that, and
+ * the meta group ended the `up` with 4 peers for 3 members. So the meta group
+ * is settled only after no server that stays has a route to a server that
+ * does not: from then on nothing can bring a removed one back.
+ */
+
+/** A meta group peer as its leader reports it: the server's name (or what the leader says for one it does not know) and its peer id. */
+export interface MetaGroupPeer {
+    name: string;
+    peer: string;
+    current?: boolean;
+    offline?: boolean;
+}
+
+/** The meta group as its leader reports it ($SYS.REQ.SERVER.PING.JSZ, leader_only), the leader among the peers; no leader while an election runs. */
+export interface MetaGroupView {
+    leader?: string;
+    peers: MetaGroupPeer[];
+}
+
+/**
+ * Why a removed server could still come back, one reason per route that a
+ * member holds to a server that is not a member, and per member whose routes
+ * could not be read (`undefined`); empty once no member routes to anyone
+ * else. `routes` lists each member's routes by the remote server's name.
+ */
+export function routesToNonMembers(members: NatsMember[], routes: Map<string, string[] | undefined>): string[] {
+    const names = new Set(members.map((m) => m.node));
+    return members.flatMap((m) => {
+        const remotes = routes.get(m.node);
+        if (remotes === undefined) return [`${m.node} did not report its routes`];
+        // A route still in its handshake has no remote name yet: it counts until it has one.
+        return [...new Set(remotes.filter((remote) => !names.has(remote)))].sort().map((remote) => `${m.node} still has a route to ${remote || "a server not named yet"}`);
+    });
+}
+
+/** The meta group's peers that are not members, to be removed by peer id (the leader may know a peer by its id alone). */
+export function strayMetaPeers(members: NatsMember[], view: MetaGroupView): MetaGroupPeer[] {
+    const names = new Set(members.map((m) => m.node));
+    return view.peers.filter((p) => !names.has(p.name));
+}
+
+/**
+ * Why the meta group is not the members yet, one reason each: no leader, a
+ * member it does not hold, a member not current, a peer that is no member;
+ * empty when its peers are exactly the members, every one current.
+ */
+export function metaGroupPending(members: NatsMember[], view: MetaGroupView): string[] {
+    if (!view.leader) return ["the meta group has no leader"];
+    const byName = new Map(view.peers.map((p) => [p.name, p]));
+    return [
+        ...members.flatMap((m) => {
+            const peer = byName.get(m.node);
+            if (!peer) return [`${m.node} is not in the meta group`];
+            if (peer.offline || !peer.current) return [`${m.node} is ${peer.offline ? "offline" : "not current"} in the meta group`];
+            return [];
+        }),
+        ...strayMetaPeers(members, view).map((p) => `${p.name} (peer ${p.peer}) is in the meta group and is no member`),
+    ];
+}

@@ -44,11 +44,10 @@ import { ACCEPT_KEY, acceptedStreams } from "./natsStreamGuard";
 import { readFromState } from "./stateOnly";
 import { changedFields, knownFailures } from "./unknowns";
 
-export interface NatsScaleDownInputs {
+/** What a provider that changes the cluster's membership needs: the members, where to reach them, and as whom. */
+export interface NatsMembershipInputs {
     /** This up's nodes, in index order. */
     members: NatsMember[];
-    /** Their instance ids, in the same order: a changed one is a replaced node. Absent in a state from before they were kept. */
-    instanceIds?: string[];
     /** Their client URLs, tls://<public IP>:4222, in the same order. */
     servers: string[];
     tlsServerName: string;
@@ -58,11 +57,16 @@ export interface NatsScaleDownInputs {
     keyPem: string;
     /** The system account user's password; secret in inputs and state. */
     systemPassword: string;
-    /** How long one node's evacuation may take (meshstack:natsRejoinTimeoutSeconds). */
+    /** How long one node's evacuation, or the meta group's settling, may take (meshstack:natsRejoinTimeoutSeconds). */
     timeoutSeconds: number;
 }
 
-const POLL_INTERVAL_MS = 2000;
+export interface NatsScaleDownInputs extends NatsMembershipInputs {
+    /** Their instance ids, in the same order: a changed one is a replaced node. Absent in a state from before they were kept. */
+    instanceIds?: string[];
+}
+
+export const POLL_INTERVAL_MS = 2000;
 /** How long one API request may take before the attempt is tried again. */
 const REQUEST_TIMEOUT_MS = 5000;
 /**
@@ -70,21 +74,19 @@ const REQUEST_TIMEOUT_MS = 5000;
  * "no responders", "JetStream system temporarily unavailable", err_code 10008, which CI met
  * right after a server's removal), or a membership change still in flight.
  */
-const TRANSIENT = /timeout|timed out|no responders|temporarily unavailable|member change is in progress/i;
+export const TRANSIENT = /timeout|timed out|no responders|temporarily unavailable|member change is in progress/i;
 /** The meta leader's answer for a server it does not hold (removed before). */
-const SERVER_NOT_A_MEMBER = 10044;
+export const SERVER_NOT_A_MEMBER = 10044;
 /** A stream leader's answer for a peer it does not hold (moved off before). */
 const PEER_NOT_A_MEMBER = 10040;
 const ALL_FIELDS = ["members", "instanceIds", "servers", "tlsServerName", "caPem", "certPem", "keyPem", "systemPassword", "timeoutSeconds"] as const;
 
-function inputProblems(inputs: Partial<NatsScaleDownInputs>): { property: string; reason: string }[] {
+/** Every problem with a membership provider's inputs at once, each naming its property, the value and what is allowed. */
+export function membershipInputProblems(inputs: Partial<NatsMembershipInputs>): { property: string; reason: string }[] {
     const problems: { property: string; reason: string }[] = [];
     const members = inputs.members;
     if (!Array.isArray(members) || members.length === 0 || !members.every((m, i) => m?.name === `nats-${i}` && typeof m.node === "string" && /^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(m.node))) {
         problems.push({ property: "members", reason: `got ${JSON.stringify(members)}; allowed: { name: "nats-<index>", node: <server name> } for each node, in index order` });
-    }
-    if (!Array.isArray(inputs.instanceIds) || inputs.instanceIds.length !== (members?.length ?? 0) || !inputs.instanceIds.every((id) => typeof id === "string" && id !== "")) {
-        problems.push({ property: "instanceIds", reason: `got ${JSON.stringify(inputs.instanceIds)}; allowed: one instance id for each member, in the same order` });
     }
     if (!Array.isArray(inputs.servers) || inputs.servers.length === 0 || !inputs.servers.every((s) => typeof s === "string" && /^tls:\/\/[^/\s]+:\d+$/.test(s))) {
         problems.push({ property: "servers", reason: `got ${JSON.stringify(inputs.servers)}; allowed: one or more tls://host:port URLs, the nodes' own` });
@@ -98,6 +100,14 @@ function inputProblems(inputs: Partial<NatsScaleDownInputs>): { property: string
     return problems;
 }
 
+function inputProblems(inputs: Partial<NatsScaleDownInputs>): { property: string; reason: string }[] {
+    const problems = membershipInputProblems(inputs);
+    if (!Array.isArray(inputs.instanceIds) || inputs.instanceIds.length !== (inputs.members?.length ?? 0) || !inputs.instanceIds.every((id) => typeof id === "string" && id !== "")) {
+        problems.push({ property: "instanceIds", reason: `got ${JSON.stringify(inputs.instanceIds)}; allowed: one instance id for each member, in the same order` });
+    }
+    return problems;
+}
+
 function log(message: string): void {
     console.log(`[nats-scale-down] ${message}`);
 }
@@ -106,7 +116,7 @@ function log(message: string): void {
 const configured: { accepted?: unknown } = {};
 
 /** A JetStream API request; its JSON answer, or an error naming the subject and what the server said. */
-async function apiRequest(nc: any, subject: string, body: object): Promise<any> {
+export async function apiRequest(nc: any, subject: string, body: object): Promise<any> {
     const reply = JSON.parse((await nc.request(subject, JSON.stringify(body), { timeout: REQUEST_TIMEOUT_MS })).string());
     if (reply.error) {
         const err = new Error(`${subject}: ${reply.error.description} (${reply.error.err_code})`);
@@ -300,10 +310,9 @@ const natsScaleDownProvider: pulumi.dynamic.ResourceProvider<NatsScaleDownInputs
     },
 };
 
-export interface NatsScaleDownArgs {
+/** A membership provider's arguments: the members, where to reach them, and as whom. */
+export interface NatsMembershipArgs {
     members: pulumi.Input<pulumi.Input<NatsMember>[]>;
-    /** Each member's instance id, one input each: in a preview only a replaced node's is unknown. */
-    instanceIds: pulumi.Input<pulumi.Input<string>[]>;
     servers: pulumi.Input<pulumi.Input<string>[]>;
     tlsServerName: pulumi.Input<string>;
     caPem: pulumi.Input<string>;
@@ -313,10 +322,19 @@ export interface NatsScaleDownArgs {
     timeoutSeconds: pulumi.Input<number>;
 }
 
+/** The deployer's key and the system password, secret in inputs and in state. */
+export function secretMembershipArgs<T extends NatsMembershipArgs>(args: T, opts?: pulumi.CustomResourceOptions): [T, pulumi.CustomResourceOptions] {
+    return [{ ...args, keyPem: pulumi.secret(args.keyPem), systemPassword: pulumi.secret(args.systemPassword) }, pulumi.mergeOptions(opts, { additionalSecretOutputs: ["keyPem", "systemPassword"] })];
+}
+
+export interface NatsScaleDownArgs extends NatsMembershipArgs {
+    /** Each member's instance id, one input each: in a preview only a replaced node's is unknown. */
+    instanceIds: pulumi.Input<pulumi.Input<string>[]>;
+}
+
 /** Moves every replica off the nodes a lower natsNodeCount removes, and removes them from the meta group, before their instances are deleted. */
 export class NatsScaleDown extends pulumi.dynamic.Resource {
     constructor(name: string, args: NatsScaleDownArgs, opts?: pulumi.CustomResourceOptions) {
-        super(natsScaleDownProvider, name, { ...args, keyPem: pulumi.secret(args.keyPem), systemPassword: pulumi.secret(args.systemPassword) },
-            pulumi.mergeOptions(opts, { additionalSecretOutputs: ["keyPem", "systemPassword"] }), "meshstack", "NatsScaleDown");
+        super(natsScaleDownProvider, name, ...secretMembershipArgs(args, opts), "meshstack", "NatsScaleDown");
     }
 }

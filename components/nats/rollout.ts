@@ -4,7 +4,8 @@ import { rejoinPendingKey } from "../../lib/runtimeChannel";
 import { NatsNode } from "../../lib/topology";
 import { NatsImageRollout } from "../../providers/natsImageRollout";
 import { NatsRejoin } from "../../providers/natsRejoin";
-import { NatsScaleDown } from "../../providers/natsScaleDown";
+import { NatsMetaGroup } from "../../providers/natsMetaGroup";
+import { NatsMembershipArgs, NatsScaleDown } from "../../providers/natsScaleDown";
 import { NatsStreamGuard } from "../../providers/natsStreamGuard";
 import { MeshNode } from "../meshNode";
 import { ObjectStoreAccessOutputs } from "../objectStore";
@@ -113,6 +114,17 @@ export interface NatsScaleDownInput {
     timeoutSeconds: number;
 }
 
+/** The members, where the deploy reaches them and as whom: what the scale-down and the meta group's settling share. */
+export function natsMembershipArgs(input: NatsScaleDownInput): NatsMembershipArgs {
+    return {
+        members: input.nodes.map((n) => ({ name: natsNodeName(n.index), node: n.hostname })),
+        servers: pulumi.all(input.clientUrls),
+        ...input.deployer,
+        systemPassword: input.systemPassword,
+        timeoutSeconds: input.timeoutSeconds,
+    };
+}
+
 /**
  * The cluster's scale-down: holds the members, and when an `up` declares
  * fewer, its update evacuates the leaving nodes and removes them from the
@@ -121,11 +133,17 @@ export interface NatsScaleDownInput {
  */
 export function natsScaleDown(parent: pulumi.Resource, name: string, input: NatsScaleDownInput): NatsScaleDown {
     return new NatsScaleDown(`${name}-scale-down`, {
-        members: input.nodes.map((n) => ({ name: natsNodeName(n.index), node: n.hostname })),
+        ...natsMembershipArgs(input),
         instanceIds: input.meshNodes.map((meshNode) => meshNode.instance.id),
-        servers: pulumi.all(input.clientUrls),
-        ...input.deployer,
-        systemPassword: input.systemPassword,
-        timeoutSeconds: input.timeoutSeconds,
     }, { parent });
+}
+
+/**
+ * The meta group settled to the members after `after` (every desired state
+ * and upgrade wait): when an `up` declares fewer members, no member routes
+ * to a leaving node any more, and no leaving node is a peer
+ * (providers/natsMetaGroup.ts).
+ */
+export function natsMetaGroup(parent: pulumi.Resource, name: string, membership: NatsMembershipArgs, after: pulumi.Resource[]): NatsMetaGroup {
+    return new NatsMetaGroup(`${name}-meta-group`, membership, { parent, dependsOn: after });
 }

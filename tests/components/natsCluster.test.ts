@@ -19,9 +19,11 @@ const topology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCou
 const dnsTopology = meshTopology({ hubInterfaceAddress: "10.44.0.1/24", natsNodeCount: 3, clusterName: "meshstack-test", dnsDomain: "example.net" });
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
-async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud: MockCloud; cluster: NatsCluster }> {
+/** `settleMetaGroup` adds the meta group's settling after the object store, as index.ts adds it after the mesh's desired states. */
+async function build(overrides: Partial<NatsClusterArgs> = {}, settleMetaGroup = false): Promise<{ cloud: MockCloud; cluster: NatsCluster; metaGroup?: unknown }> {
     const cloud = await startMockCloud({ project: "meshstack", stack: "test" });
     let cluster: NatsCluster | undefined;
+    let metaGroup: unknown;
     await cloud.runProgram(() => {
         const objectStore = new ObjectStore("store", { naming, kind: "linode", region: "us-east", bootstrapPrefix: "bootstrap/", bootstrapObjectExpiryDays: 1 });
         cluster = new NatsCluster("nats", {
@@ -30,9 +32,10 @@ async function build(overrides: Partial<NatsClusterArgs> = {}): Promise<{ cloud:
             objectStore, bootstrap: { metadataLimitBytes: LINODE_METADATA_SAFE_LIMIT_BYTES, gzipUserDataImages: [], urlExpirySeconds: 900 },
             ...overrides,
         });
+        if (settleMetaGroup) metaGroup = cluster.settleMetaGroup([objectStore]);
         return {};
     });
-    return { cloud, cluster: cluster! };
+    return { cloud, cluster: cluster!, metaGroup };
 }
 
 /** The node's cloud-config as its user-data delivers it (inline or behind the pointer), as text. */
@@ -291,8 +294,22 @@ describe("NatsCluster with rejoin waits and the control-plane KV (mocks)", () =>
         assert.ok(isRpcSecret(scaleDown.inputs.keyPem) && isRpcSecret(scaleDown.inputs.systemPassword));
     });
 
-    it("without rejoin waits, has the image guard read no marks, and no scale-down", async () => {
-        const { cloud: plain } = await build();
+    it("settles the meta group after what it is given, holding what the scale-down holds but the instance ids, its secrets secret", async () => {
+        const { cloud: settled } = await build({ rejoinTimeoutSeconds: 600 }, true);
+        const metaGroup = settled.byName("nats-meta-group");
+        // Each its own provider (__provider, the serialized code).
+        const { instanceIds, __provider: _scaleDownCode, ...scaleDownHolds } = unwrapSecrets(settled.byName("nats-scale-down").inputs);
+        const { __provider: _metaGroupCode, ...metaGroupHolds } = unwrapSecrets(metaGroup.inputs);
+        assert.strictEqual(instanceIds.length, 3);
+        assert.deepStrictEqual(metaGroupHolds, scaleDownHolds);
+        assert.ok(isRpcSecret(metaGroup.inputs.keyPem) && isRpcSecret(metaGroup.inputs.systemPassword));
+        assert.ok(metaGroup.dependencies.has("store"), [...metaGroup.dependencies].join(", "));
+    });
+
+    it("without rejoin waits, has the image guard read no marks, no scale-down and no meta group to settle", async () => {
+        const { cloud: plain, metaGroup } = await build({}, true);
+        assert.strictEqual(metaGroup, undefined);
+        assert.strictEqual(plain.ofType("pulumi-nodejs:dynamic/meshstack:NatsMetaGroup").length, 0);
         assert.strictEqual(plain.byName("nats-image-rollout").inputs.rejoinMarks, undefined);
         assert.strictEqual(plain.ofType("pulumi-nodejs:dynamic/meshstack:NatsRejoin").length, 0);
         assert.strictEqual(plain.ofType("pulumi-nodejs:dynamic/meshstack:NatsScaleDown").length, 0);

@@ -324,12 +324,12 @@ describe("change matrix: what a Day-2 change replaces", function () {
             ({ state: waiting } = await up(STACK, { ...BASE, ...WAIT }));
         });
 
-        it("turning it on replaces nothing: one wait and one stream guard per node, and the cluster's scale-down, are created, each wait after its node's key poll (not its bootstrap cleanup)", async () => {
+        it("turning it on replaces nothing: one wait and one stream guard per node, and the cluster's scale-down and meta group, are created, each wait after its node's key poll (not its bootstrap cleanup)", async () => {
             const preview = await change(WAIT);
             assertInstances(preview, []);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-rejoin")), REJOINS);
             assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-stream-guard")), GUARDS);
-            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-scale-down")), ["nats-scale-down"]);
+            assert.deepStrictEqual(withStep(preview, "create").filter((n) => n.endsWith("-scale-down") || n.endsWith("-meta-group")), ["nats-meta-group", "nats-scale-down"]);
             for (const [i, rejoin] of REJOINS.entries()) {
                 const after = preview.cloud.byName(rejoin).dependencies;
                 assert.ok(after.has(NATS[i]) && after.has(`nats-${i}-published`), `${rejoin} waits for ${NATS[i]} and its key poll`);
@@ -394,6 +394,17 @@ describe("change matrix: what a Day-2 change replaces", function () {
                 assert.ok(preview.cloud.byName(document).dependencies.has("nats-scale-down"), `${document} waits for the scale-down`);
             }
             assert.ok(preview.cloud.byName("nats-kv").dependencies.has("nats-scale-down"), "the deploy's bucket is checked on the cluster the scale-down leaves");
+        });
+
+        it("natsNodeCount 5 -> 3: the meta group is settled last, after every desired state and every upgrade wait, so no member can still reach nats-3 or nats-4 and take them back", async () => {
+            const { state: five } = await up(STACK, { ...BASE, ...WAIT, "meshstack:natsNodeCount": "5" });
+            const preview = await previewChange(STACK, five, { ...BASE, ...WAIT });
+            assert.deepStrictEqual(preview.failures, []);
+            assert.strictEqual(preview.steps.get("nats-meta-group"), "update");
+            assert.ok(preview.reasons.get("nats-meta-group")!.includes("members"), JSON.stringify(preview.reasons.get("nats-meta-group")));
+            const after = preview.cloud.byName("nats-meta-group").dependencies;
+            for (const step of ["mesh-hub", "mesh-nats-0", "mesh-nats-1", "mesh-nats-2", ...UPGRADE_WAITS]) assert.ok(after.has(step), `the meta group is settled after ${step}: ${[...after].join(", ")}`);
+            assert.deepStrictEqual(preview.networkAttempts, [], "the preview asks no server");
         });
 
         it("natsNodeCount 5 -> 3 in the same up as nats-1 is replaced: refused in the preview by the scale-down, naming both, before anything is replaced", async () => {

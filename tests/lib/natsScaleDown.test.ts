@@ -5,7 +5,9 @@
  */
 import * as assert from "assert";
 import { StreamPlacement } from "../../lib/natsRollout";
-import { evacuationPending, leavingMembers, notReadyToMove, replacedMembers, replacedWhileLeavingProblem, scaleDownProblem, streamsToMove } from "../../lib/natsScaleDown";
+import {
+    evacuationPending, leavingMembers, metaGroupPending, notReadyToMove, replacedMembers, replacedWhileLeavingProblem, routesToNonMembers, scaleDownProblem, strayMetaPeers, streamsToMove,
+} from "../../lib/natsScaleDown";
 
 const member = (i: number) => ({ name: `nats-${i}`, node: `mesh-${i}` });
 const members = (n: number) => Array.from({ length: n }, (_, i) => member(i));
@@ -132,5 +134,50 @@ describe("NATS scale-down decisions", () => {
             ["A: the replica on mesh-1 is not current"], "no lag reported, none named");
         assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], []), ["A: not listed by the cluster"]);
         assert.deepStrictEqual(evacuationPending("mesh-4", ["A"], [{ stream: "A", replicas: current("mesh-0", "mesh-1") }]), ["A: no leader"]);
+    });
+
+    describe("the meta group settled after the desired states", () => {
+        const routes = (entries: [string, string[] | undefined][]) => new Map(entries);
+        const peer = (name: string, extra: object = {}) => ({ name, peer: `id-${name}`, current: true, ...extra });
+        const unknownPeer = { name: "Server name unknown at this time (peerID: DWwl2ZJQ)", peer: "DWwl2ZJQ", current: false, offline: true };
+
+        it("a member's route to a server that is no member keeps it pending, once per remote, and so does a member that did not report", () => {
+            assert.deepStrictEqual(routesToNonMembers(members(3), routes([
+                ["mesh-0", ["mesh-1", "mesh-2", "mesh-4", "mesh-4", "mesh-3"]],
+                ["mesh-1", ["mesh-0", "mesh-2"]],
+                ["mesh-2", undefined],
+            ])), ["mesh-0 still has a route to mesh-3", "mesh-0 still has a route to mesh-4", "mesh-2 did not report its routes"]);
+            assert.deepStrictEqual(routesToNonMembers(members(3), routes([["mesh-0", ["mesh-1"]], ["mesh-1", ["mesh-0", ""]]])), [
+                "mesh-1 still has a route to a server not named yet", "mesh-2 did not report its routes",
+            ]);
+        });
+
+        it("routes among members alone, or none at all, leave nothing pending", () => {
+            assert.deepStrictEqual(routesToNonMembers(members(3), routes([["mesh-0", ["mesh-1", "mesh-2"]], ["mesh-1", ["mesh-0", "mesh-2"]], ["mesh-2", []]])), []);
+        });
+
+        it("the peers to remove are those no member is named by, a peer known only by its id among them", () => {
+            const view = { leader: "mesh-2", peers: [peer("mesh-2"), peer("mesh-0"), peer("mesh-4", { offline: true }), peer("mesh-1"), unknownPeer] };
+            assert.deepStrictEqual(strayMetaPeers(members(3), view), [peer("mesh-4", { offline: true }), unknownPeer]);
+            assert.deepStrictEqual(strayMetaPeers(members(3), { leader: "mesh-0", peers: [peer("mesh-0"), peer("mesh-1"), peer("mesh-2")] }), []);
+        });
+
+        it("settled when its peers are exactly the members, each current, under a leader", () => {
+            assert.deepStrictEqual(metaGroupPending(members(3), { leader: "mesh-1", peers: [peer("mesh-1"), peer("mesh-0"), peer("mesh-2")] }), []);
+        });
+
+        it("pending without a leader, for a member missing, offline or not current, and for every stray, each named", () => {
+            assert.deepStrictEqual(metaGroupPending(members(3), { peers: [] }), ["the meta group has no leader"]);
+            assert.deepStrictEqual(metaGroupPending(members(3), {
+                leader: "mesh-0",
+                peers: [peer("mesh-0"), peer("mesh-1", { current: false }), peer("mesh-3", { offline: true }), unknownPeer],
+            }), [
+                "mesh-1 is not current in the meta group",
+                "mesh-2 is not in the meta group",
+                "mesh-3 (peer id-mesh-3) is in the meta group and is no member",
+                `${unknownPeer.name} (peer DWwl2ZJQ) is in the meta group and is no member`,
+            ]);
+            assert.deepStrictEqual(metaGroupPending(members(2), { leader: "mesh-0", peers: [peer("mesh-0"), peer("mesh-1", { offline: true, current: true })] }), ["mesh-1 is offline in the meta group"]);
+        });
     });
 });
