@@ -31,6 +31,7 @@ const providerPureFunctions = {
     "providers/bootstrapObject.ts": ["waitForPublication", "runCleanup"],
     "providers/agentKeyRollout.ts": ["waitForAgentKeyReports", "agentKeyRolloutInputProblems", "unreportedConsequence"],
     "providers/natsScaleDown.ts": ["leaveMetaGroup"],
+    "providers/natsMetaGroup.ts": ["settleMetaGroup"],
 };
 
 /** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
@@ -101,6 +102,7 @@ export default {
             "tests/providers/agentKeyRollout.test.ts",
             "tests/lib/natsScaleDown.test.ts",
             "tests/providers/natsScaleDown.test.ts",
+            "tests/providers/natsMetaGroup.test.ts",
             "tests/providers/bootUrlsCheck.test.ts",
             "tests/providers/bootstrapObject.test.ts",
             "tests/providers/pve/*.test.ts",

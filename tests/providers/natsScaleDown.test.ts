@@ -9,6 +9,7 @@
 import * as assert from "assert";
 import { NoRespondersError, RequestError, TimeoutError } from "@nats-io/nats-core";
 import { leaveMetaGroup } from "../../providers/natsScaleDown";
+import { captureConsoleLog } from "../support/consoleLog";
 
 const MEMBER = { name: "nats-3", node: "meshtest-3" };
 /** What request() throws when no server listens on the subject (the meta leader is being elected). */
@@ -32,25 +33,15 @@ function connectionAnswering(...answers: (Error | object)[]) {
     };
 }
 
-async function progressOf(run: () => Promise<void>): Promise<string[]> {
-    const lines: string[] = [];
-    const original = console.log;
-    console.log = (line: string) => lines.push(line);
-    try {
-        await run();
-    } finally {
-        console.log = original;
-    }
-    return lines;
-}
-
 describe("leaveMetaGroup: a removal during an election, or whose answer was lost", function () {
     this.timeout(20_000);
+    const logged = captureConsoleLog();
 
     it("after timed-out requests, 'not a member' is this removal's own success; each retry comes after the poll interval, not at the deadline", async () => {
         const nc = connectionAnswering(new TimeoutError(), new TimeoutError(), NOT_A_MEMBER);
         // A deadline far past the test's timeout: a retry that waited for it would fail the test.
-        const lines = await progressOf(() => leaveMetaGroup(nc, MEMBER, Date.now() + 120_000));
+        await leaveMetaGroup(nc, MEMBER, Date.now() + 120_000);
+        const lines = logged.lines;
         assert.deepStrictEqual(nc.subjects, ["$JS.API.SERVER.REMOVE", "$JS.API.SERVER.REMOVE", "$JS.API.SERVER.REMOVE"]);
         assert.deepStrictEqual(nc.bodies, [{ peer: "meshtest-3" }, { peer: "meshtest-3" }, { peer: "meshtest-3" }], "the server is named by its server_name");
         // The second attempt's countdown depends on how long the pause took on this host: any 11x s.
@@ -63,25 +54,28 @@ describe("leaveMetaGroup: a removal during an election, or whose answer was lost
     });
 
     it("on a first request, 'not a member' means an earlier up removed it", async () => {
-        const lines = await progressOf(() => leaveMetaGroup(connectionAnswering(NOT_A_MEMBER), MEMBER, Date.now() + 10_000));
+        await leaveMetaGroup(connectionAnswering(NOT_A_MEMBER), MEMBER, Date.now() + 10_000);
+        const lines = logged.lines;
         assert.deepStrictEqual(lines, ["[nats-scale-down] nats-3 (meshtest-3): not in the JetStream meta group (removed before)"]);
     });
 
     it("after 'no responders' (the request reached no leader), 'not a member' still means an earlier up", async () => {
-        const lines = await progressOf(() => leaveMetaGroup(connectionAnswering(NO_RESPONDERS, NOT_A_MEMBER), MEMBER, Date.now() + 10_000));
+        await leaveMetaGroup(connectionAnswering(NO_RESPONDERS, NOT_A_MEMBER), MEMBER, Date.now() + 10_000);
+        const lines = logged.lines;
         assert.deepStrictEqual(lines.at(-1), "[nats-scale-down] nats-3 (meshtest-3): not in the JetStream meta group (removed before)");
     });
 
     it("while the meta group elects a leader ('temporarily unavailable'), it asks again", async () => {
         const electing = { error: { code: 503, err_code: 10008, description: "JetStream system temporarily unavailable" } };
         const nc = connectionAnswering(electing, { success: true });
-        const lines = await progressOf(() => leaveMetaGroup(nc, MEMBER, Date.now() + 10_000));
+        await leaveMetaGroup(nc, MEMBER, Date.now() + 10_000);
+        const lines = logged.lines;
         assert.strictEqual(nc.subjects.length, 2);
         assert.deepStrictEqual(lines.at(-1), "[nats-scale-down] nats-3 (meshtest-3): removed from the JetStream meta group");
     });
 
     it("a timed-out request past the deadline fails naming the member, and says its instance was kept", async () => {
-        await assert.rejects(progressOf(() => leaveMetaGroup(connectionAnswering(new TimeoutError()), MEMBER, Date.now())),
+        await assert.rejects(leaveMetaGroup(connectionAnswering(new TimeoutError()), MEMBER, Date.now()),
             /^Error: nats-3 \(meshtest-3\) was evacuated but could not be removed from the JetStream meta group: timeout\. Its instance has not been deleted; run pulumi up again$/);
     });
 });
