@@ -20,10 +20,18 @@ export function boxSshKey(cacheDir: string): { privateKey: string; publicKey: st
     return { privateKey, publicKey: fs.readFileSync(`${privateKey}.pub`, "utf8").trim() };
 }
 
+/**
+ * How long ssh may take to connect and exchange banners. Under TCG on a busy
+ * 2-core host a VM just powered on again took more than 10 s to send its
+ * banner ("Connection timed out during banner exchange"), and the box's
+ * Day-2 hook failed on it; a VM that is down still fails within this.
+ */
+const SSH_CONNECT_TIMEOUT_SECONDS = 30;
+
 function sshArgs(privateKey: string, address: string, timeoutSeconds: number): string[] {
     return [
         "-i", privateKey, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "LogLevel=ERROR", "-o", `ConnectTimeout=${Math.min(timeoutSeconds, 10)}`, `root@${address}`,
+        "-o", "LogLevel=ERROR", "-o", `ConnectTimeout=${Math.min(timeoutSeconds, SSH_CONNECT_TIMEOUT_SECONDS)}`, `root@${address}`,
     ];
 }
 
