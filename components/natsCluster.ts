@@ -206,11 +206,10 @@ export class NatsCluster extends pulumi.ComponentResource {
         // Where the rejoin wait can reach the client port, so can the guards; elsewhere nothing can ask JetStream before a node goes.
         if (args.rejoinTimeoutSeconds && deployer) {
             natsStreamGuards(this, name, { nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer });
-            const scaleDownInput = {
-                nodes: args.nodes, meshNodes: this.nodes, clientUrls: addresses.clientUrls, deployer, systemPassword: credentials.systemPassword, timeoutSeconds: args.rejoinTimeoutSeconds,
-            };
-            this.scaleDown = natsScaleDown(this, name, scaleDownInput);
-            this.membership = natsMembershipArgs(scaleDownInput);
+            this.membership = natsMembershipArgs({
+                nodes: args.nodes, clientUrls: addresses.clientUrls, deployer, systemPassword: credentials.systemPassword, timeoutSeconds: args.rejoinTimeoutSeconds,
+            });
+            this.scaleDown = natsScaleDown(this, name, this.membership, this.nodes);
         }
         if (args.controlPlaneKv && deployer) {
             // After the scale-down too: the bucket is checked on the cluster as this up leaves it, not mid-evacuation.

@@ -102,20 +102,19 @@ export function natsStreamGuards(parent: pulumi.Resource, name: string, input: N
     }, { parent }));
 }
 
-export interface NatsScaleDownInput {
-    /** The planned nodes, their MeshNodes and each one's own client URL, in the same order. */
+export interface NatsMembershipInput {
+    /** The planned nodes and each one's own client URL, in the same order. */
     nodes: NatsNode[];
-    meshNodes: MeshNode[];
     clientUrls: pulumi.Output<string>[];
     deployer: NatsDeployerAccess;
     /** The system account user's password: removing a server from the meta group is the system account's. */
     systemPassword: pulumi.Output<string>;
-    /** How long one leaving node's evacuation may take: the rejoin wait's deadline, for the same catching up. */
+    /** How long one leaving node's evacuation, or the meta group's settling, may take: the rejoin wait's deadline, for the same catching up. */
     timeoutSeconds: number;
 }
 
 /** The members, where the deploy reaches them and as whom: what the scale-down and the meta group's settling share. */
-export function natsMembershipArgs(input: NatsScaleDownInput): NatsMembershipArgs {
+export function natsMembershipArgs(input: NatsMembershipInput): NatsMembershipArgs {
     return {
         members: input.nodes.map((n) => ({ name: natsNodeName(n.index), node: n.hostname })),
         servers: pulumi.all(input.clientUrls),
@@ -131,10 +130,10 @@ export function natsMembershipArgs(input: NatsScaleDownInput): NatsMembershipArg
  * meta group, before the engine deletes anything the program no longer
  * declares (providers/natsScaleDown.ts).
  */
-export function natsScaleDown(parent: pulumi.Resource, name: string, input: NatsScaleDownInput): NatsScaleDown {
+export function natsScaleDown(parent: pulumi.Resource, name: string, membership: NatsMembershipArgs, meshNodes: MeshNode[]): NatsScaleDown {
     return new NatsScaleDown(`${name}-scale-down`, {
-        ...natsMembershipArgs(input),
-        instanceIds: input.meshNodes.map((meshNode) => meshNode.instance.id),
+        ...membership,
+        instanceIds: meshNodes.map((meshNode) => meshNode.instance.id),
     }, { parent });
 }
 
