@@ -37,8 +37,6 @@ import { changedFields, knownFailures } from "./unknowns";
 
 export type NatsMetaGroupInputs = NatsMembershipInputs;
 
-/** How long one server's answer to a monitoring request may take before it counts as not reported. */
-const REPORT_TIMEOUT_MS = 3000;
 const ALL_FIELDS = ["members", "servers", "tlsServerName", "caPem", "certPem", "keyPem", "systemPassword", "timeoutSeconds"] as const;
 
 function log(message: string): void {
@@ -48,23 +46,17 @@ function log(message: string): void {
 /** One server's monitoring answer ($SYS.REQ.SERVER.PING.<what>, that server's alone); its data, or undefined when it does not answer in time. */
 async function serverReport(system: any, what: string, options: object): Promise<any | undefined> {
     try {
-        const reply = JSON.parse((await system.request(`$SYS.REQ.SERVER.PING.${what}`, JSON.stringify(options), { timeout: REPORT_TIMEOUT_MS })).string());
-        if (reply.error) throw new Error(`$SYS.REQ.SERVER.PING.${what}: ${reply.error.description ?? JSON.stringify(reply.error)}`);
-        return reply.data;
+        return (await apiRequest(system, `$SYS.REQ.SERVER.PING.${what}`, options)).data;
     } catch (err) {
         if (TRANSIENT.test((err as Error).message)) return undefined;
         throw err;
     }
 }
 
-/** Each member's routes, by the remote server's name; undefined for a member that did not answer. */
+/** Each member's routes, by the remote server's name; undefined for a member that did not answer. Asked at once: a silent member costs one request's timeout, not one each. */
 async function memberRoutes(system: any, members: NatsMember[]): Promise<Map<string, string[] | undefined>> {
-    const routes = new Map<string, string[] | undefined>();
-    for (const member of members) {
-        const routez = await serverReport(system, "ROUTEZ", { server_name: member.node, exact_match: true });
-        routes.set(member.node, routez ? (routez.routes ?? []).map((r: { remote_name: string }) => r.remote_name) : undefined);
-    }
-    return routes;
+    const reports = await Promise.all(members.map((member) => serverReport(system, "ROUTEZ", { server_name: member.node, exact_match: true })));
+    return new Map(members.map((member, i) => [member.node, reports[i] ? (reports[i].routes ?? []).map((r: { remote_name: string }) => r.remote_name) : undefined]));
 }
 
 /** The meta group as its leader reports it, the leader among the peers; no leader when none answers. */

@@ -119,8 +119,10 @@ const configured: { accepted?: unknown } = {};
 export async function apiRequest(nc: any, subject: string, body: object): Promise<any> {
     const reply = JSON.parse((await nc.request(subject, JSON.stringify(body), { timeout: REQUEST_TIMEOUT_MS })).string());
     if (reply.error) {
-        const err = new Error(`${subject}: ${reply.error.description} (${reply.error.err_code})`);
-        (err as any).code = reply.error.err_code;
+        // JetStream API errors carry err_code; the system account's monitoring replies only an HTTP-like code.
+        const code = reply.error.err_code ?? reply.error.code;
+        const err = new Error(`${subject}: ${reply.error.description} (${code})`);
+        (err as any).code = code;
         throw err;
     }
     return reply;
